@@ -1,0 +1,45 @@
+/* Streaming FASTA reader: plain, gzip, zstd or lz4 input (by magic bytes) or stdin.
+ * Validates as it reads; errors name the file and line. */
+#ifndef TALARIA_FASTA_H
+#define TALARIA_FASTA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tal_fasta_reader tal_fasta_reader_t;
+
+typedef struct {
+    const char *header; /* without '>' and line end; not NUL-terminated */
+    size_t header_len;
+    const char *seq; /* residues without line breaks, case kept */
+    size_t seq_len;
+    uint64_t line;  /* 1-based line of the header */
+    uint64_t index; /* 0-based record number */
+} tal_fasta_record_t;
+
+typedef struct {
+    int read_ahead; /* decompress/read in a background thread */
+} tal_fasta_opt_t;
+
+void tal_fasta_opt_init(tal_fasta_opt_t *opt);
+
+/* path "-" is stdin. */
+int tal_fasta_open(tal_fasta_reader_t **out, const char *path, const tal_fasta_opt_t *opt);
+/* Returns 1 and fills rec (valid until the next call), 0 at the end, <0 on error
+ * (already logged with file and line). */
+int tal_fasta_next(tal_fasta_reader_t *r, tal_fasta_record_t *rec);
+const char *tal_fasta_path(const tal_fasta_reader_t *r);
+const char *tal_fasta_format(const tal_fasta_reader_t *r);
+uint64_t tal_fasta_stored_size(const tal_fasta_reader_t *r);
+/* XXH3-64 of the bytes of the file as stored; complete once tal_fasta_next returned 0. */
+uint64_t tal_fasta_stored_hash(tal_fasta_reader_t *r);
+void tal_fasta_close(tal_fasta_reader_t *r);
+
+/* 1 if c may appear in a sequence: letters, '*' and '-'. */
+static inline int tal_is_residue(unsigned char c)
+{
+    unsigned char l = (unsigned char)(c | 0x20);
+    return (l >= 'a' && l <= 'z') || c == '*' || c == '-';
+}
+
+#endif

@@ -1,0 +1,70 @@
+/* The talaria store: build one from FASTA, open it read-only (mmap), look records up,
+ * and verify it. Many processes may open the same store at once. */
+#ifndef TALARIA_STORE_H
+#define TALARIA_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tal_store tal_store_t;
+
+typedef struct {
+    int threads;          /* worker threads, >= 1 */
+    int force;            /* replace an existing store at the output path */
+    int allow_duplicates; /* keep the first record of a duplicated accession */
+    int catalog_index;    /* build an SQL index on the catalog's accession column */
+    int progress;         /* show progress on stderr */
+} tal_index_opt_t;
+
+typedef struct {
+    uint64_t records;
+    uint64_t residues;
+    uint64_t duplicates_skipped;
+    uint64_t input_bytes;
+    double seconds;
+} tal_build_stats_t;
+
+void tal_index_opt_init(tal_index_opt_t *opt);
+/* Builds a store at out_path from a FASTA file (plain/gz/zst/lz4, "-" for stdin).
+ * Nothing is left at out_path on failure. */
+int tal_store_build(const char *fasta_path, const char *out_path, const tal_index_opt_t *opt,
+                    tal_build_stats_t *stats);
+
+typedef enum { TAL_ALPHABET_PROTEIN = 1, TAL_ALPHABET_NUCLEOTIDE = 2 } tal_alphabet_t;
+
+typedef struct {
+    uint64_t records;
+    uint64_t residues;
+    uint64_t header_bytes;
+    uint64_t min_length, max_length;
+    uint64_t duplicates_skipped;
+    int alphabet;
+    const uint64_t *composition; /* [256] */
+    uint64_t stored_residue_bytes;
+    const char *codec;
+} tal_store_info_t;
+
+typedef struct {
+    const char *header;
+    size_t header_len;
+    const char *seq;
+    size_t seq_len;
+} tal_record_t;
+
+/* Opens with bounds checks on every count and size; a damaged store is TAL_EINPUT. */
+int tal_store_open(tal_store_t **out, const char *path);
+void tal_store_close(tal_store_t *store);
+const char *tal_store_path(const tal_store_t *store);
+void tal_store_info(const tal_store_t *store, tal_store_info_t *info);
+
+/* Finds the record whose first header word (or the ACC of "db|ACC|NAME") is acc. */
+int tal_store_find(const tal_store_t *store, const char *acc, size_t acc_len, uint64_t *id);
+/* Gives record id with its checksum checked (TAL_EINPUT if it fails). Zero copy. */
+int tal_store_record(const tal_store_t *store, uint64_t id, tal_record_t *rec);
+/* The lengths array, checked against the residue total (TAL_EINPUT if inconsistent). */
+int tal_store_lengths(const tal_store_t *store, const uint64_t **lengths);
+
+/* Recomputes every checksum and checks every offset; logs the first broken section. */
+int tal_store_verify(const char *path, int quiet);
+
+#endif

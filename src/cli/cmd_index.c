@@ -1,0 +1,87 @@
+/* talaria index: FASTA -> store. */
+#include "cli.h"
+#include "talaria/error.h"
+#include "talaria/log.h"
+#include "talaria/store.h"
+#include "talaria/util.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char help[] =
+    "Usage: talaria index -i FASTA -o DB.tal [OPTIONS]\n"
+    "\n"
+    "Build a memory-mapped store from FASTA. The input may be plain, gzip, zstd or lz4\n"
+    "(recognised by its magic bytes) or '-' for stdin. The store is built beside the\n"
+    "output path and renamed into place only when complete.\n"
+    "\n"
+    "  -i, --input FASTA        input file, or - for stdin\n"
+    "  -o, --output DB.tal      store directory to create\n"
+    "  -t, --threads N          threads (default 2; 1 = no background threads)\n"
+    "  -j N                     same as --threads\n"
+    "      --allow-duplicates   keep the first record of a repeated accession, skip the rest\n"
+    "      --no-catalog-index   do not build the SQL index on catalog accessions\n"
+    "  -f, --force              replace an existing store at the output path\n"
+    "  -q, --quiet              only errors on stderr\n"
+    "  -v, --verbose            more messages\n"
+    "  -h, --help               this help\n"
+    "\n"
+    "Exit codes: 0 ok, 1 I/O error, 2 usage, 3 invalid input (message names file and line).\n";
+
+int cmd_index(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"input", required_argument, NULL, 'i'},  {"output", required_argument, NULL, 'o'},
+        {"threads", required_argument, NULL, 't'}, {"allow-duplicates", no_argument, NULL, 'D'},
+        {"no-catalog-index", no_argument, NULL, 'N'}, {"force", no_argument, NULL, 'f'},
+        {"quiet", no_argument, NULL, 'q'},        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    const char *in = NULL, *out = NULL;
+    tal_index_opt_t opt;
+    tal_build_stats_t st;
+    int c, rc, quiet = 0;
+    tal_index_opt_init(&opt);
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "i:o:t:j:fqvh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'i': in = optarg; break;
+        case 'o': out = optarg; break;
+        case 't':
+        case 'j':
+            if (cli_parse_threads("index", optarg, &opt.threads) < 0) return 2;
+            break;
+        case 'D': opt.allow_duplicates = 1; break;
+        case 'N': opt.catalog_index = 0; break;
+        case 'f': opt.force = 1; break;
+        case 'q': quiet = 1; cli_quieter(); break;
+        case 'v': cli_louder(); break;
+        case 'h': fputs(help, stdout); return 0;
+        default:
+            return cli_usage_error("index", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("index", "unexpected argument '%s'", argv[optind]);
+    if (!in) return cli_usage_error("index", "missing -i FASTA");
+    if (!out) return cli_usage_error("index", "missing -o DB.tal");
+    opt.progress = !quiet && isatty(2);
+    rc = tal_store_build(in, out, &opt, &st);
+    if (rc < 0) {
+        if (rc == TAL_ENOMEM) tal_log_error("out of memory while indexing %s", in);
+        return tal_exit_code(rc);
+    }
+    if (!quiet) {
+        char size[32];
+        fprintf(stderr, "talaria: indexed %llu records, %s of residues into %s in %.2f s",
+                (unsigned long long)st.records, tal_format_size(st.residues, size, sizeof size),
+                out, st.seconds);
+        if (st.duplicates_skipped)
+            fprintf(stderr, " (%llu duplicate accessions skipped)",
+                    (unsigned long long)st.duplicates_skipped);
+        fprintf(stderr, "; peak RSS %s\n",
+                tal_format_size(tal_peak_rss_bytes(), size, sizeof size));
+    }
+    return 0;
+}

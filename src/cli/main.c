@@ -1,0 +1,80 @@
+/* The talaria program: dispatches to one command per file. */
+#include "cli.h"
+#include "talaria/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+static const char usage_text[] =
+    "Usage: talaria COMMAND [OPTIONS]\n"
+    "\n"
+    "Index, query and verify large protein and nucleotide sequence databases.\n"
+    "\n"
+    "Commands:\n"
+    "  index    build a store from FASTA (plain, gzip, zstd, lz4 or stdin)\n"
+    "  get      print records or regions of a store as FASTA\n"
+    "  stats    summarise a FASTA file or a store\n"
+    "  verify   recompute every checksum of a store and check its offsets\n"
+    "\n"
+    "Run 'talaria COMMAND --help' for a command's options.\n"
+    "Exit codes: 0 success, 1 runtime or I/O failure, 2 usage error, 3 invalid input,\n"
+    "4 memory cap too small.\n";
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "talaria %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'talaria %s --help'.\n", cmd);
+    return 2;
+}
+
+int cli_parse_threads(const char *cmd, const char *text, int *threads)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (*text == '\0' || *end || v < 1 || v > 1024) {
+        cli_usage_error(cmd, "--threads must be a whole number from 1 to 1024, not '%s'", text);
+        return -1;
+    }
+    *threads = (int)v;
+    return 0;
+}
+
+void cli_quieter(void) { tal_log_set_level(TAL_LOG_ERROR); }
+void cli_louder(void)
+{
+    tal_log_level_t l = tal_log_get_level();
+    tal_log_set_level(l < TAL_LOG_INFO ? TAL_LOG_INFO : TAL_LOG_DEBUG);
+}
+
+int main(int argc, char **argv)
+{
+    const char *cmd;
+    tal_log_set_prog("talaria");
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+        printf("talaria %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "index")) return cmd_index(argc - 1, argv + 1);
+    if (!strcmp(cmd, "get")) return cmd_get(argc - 1, argv + 1);
+    if (!strcmp(cmd, "stats")) return cmd_stats(argc - 1, argv + 1);
+    if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
+    fprintf(stderr, "talaria: unknown command '%s'\n\n%s", cmd, usage_text);
+    return 2;
+}

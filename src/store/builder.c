@@ -1,0 +1,495 @@
+/* `talaria index`: FASTA in, store out. One pass over the input; residues, headers and
+ * per-record arrays stream to files in a temporary directory, which is renamed into place
+ * only once everything is written and fsynced. */
+#include "config.h"
+#include "catalog_internal.h"
+#include "format_internal.h"
+#include "talaria/error.h"
+#include "talaria/fasta.h"
+#include "talaria/log.h"
+#include "talaria/seqstats.h"
+#include "talaria/store.h"
+#include "talaria/util.h"
+#include "util/files_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WBUF (1u << 20)
+
+typedef struct {
+    uint64_t hash;
+    uint64_t id_plus1; /* 0 marks an empty slot */
+} ht_slot_t;
+
+typedef struct {
+    const tal_index_opt_t *opt;
+    const char *in_path;
+    tal_fasta_reader_t *fa;
+    tal_atomic_dir_t dir;
+    tal_wfile_t headers, residues, seq_offsets, lengths, checksums;
+    int files_open;
+    uint64_t *hdr_offsets;
+    size_t hdr_offsets_cap;
+    ht_slot_t *ht;
+    size_t ht_cap, ht_used;
+    tal_key_disk_t *keys;
+    size_t n_keys, keys_cap;
+    tal_catalog_writer_t *cat;
+    uint64_t n, residue_total, header_total, min_len, max_len, dups;
+    uint64_t composition[4][256];
+    char *dup_buf;
+    size_t dup_buf_cap;
+    double started, last_progress;
+} builder_t;
+
+void tal_index_opt_init(tal_index_opt_t *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->threads = 2;
+    opt->catalog_index = 1;
+}
+
+static int ht_grow(builder_t *b)
+{
+    size_t cap = b->ht_cap ? b->ht_cap * 2 : 1u << 16;
+    ht_slot_t *slots = calloc(cap, sizeof *slots);
+    if (!slots) return TAL_ENOMEM;
+    for (size_t i = 0; i < b->ht_cap; i++) {
+        ht_slot_t s = b->ht[i];
+        size_t j;
+        if (!s.id_plus1) continue;
+        j = (size_t)s.hash & (cap - 1);
+        while (slots[j].id_plus1) j = (j + 1) & (cap - 1);
+        slots[j] = s;
+    }
+    free(b->ht);
+    b->ht = slots;
+    b->ht_cap = cap;
+    return 0;
+}
+
+/* The primary key of an earlier record, read back from the headers file. */
+static int earlier_key(builder_t *b, uint64_t id, tal_keys_t *keys)
+{
+    uint64_t off = b->hdr_offsets[id], len = b->hdr_offsets[id + 1] - off;
+    int rc;
+    if (len > b->dup_buf_cap) {
+        char *p = realloc(b->dup_buf, len);
+        if (!p) return TAL_ENOMEM;
+        b->dup_buf = p;
+        b->dup_buf_cap = len;
+    }
+    if ((rc = tal_wfile_pread(&b->headers, off, b->dup_buf, len)) < 0) return rc;
+    tal_header_keys(b->dup_buf, len, keys);
+    return 0;
+}
+
+/* Inserts the record's primary key; *dup_of is the earlier record with the same key, or
+ * UINT64_MAX. Hash collisions between different keys are resolved by comparing bytes. */
+static int ht_insert(builder_t *b, uint64_t hash, const char *key, size_t len, uint64_t id,
+                     uint64_t *dup_of)
+{
+    size_t j;
+    int rc;
+    *dup_of = UINT64_MAX;
+    if ((b->ht_used + 1) * 2 > b->ht_cap && (rc = ht_grow(b)) < 0) return rc;
+    j = (size_t)hash & (b->ht_cap - 1);
+    while (b->ht[j].id_plus1) {
+        if (b->ht[j].hash == hash) {
+            tal_keys_t k;
+            uint64_t other = b->ht[j].id_plus1 - 1;
+            if ((rc = earlier_key(b, other, &k)) < 0) return rc;
+            if (k.primary_len == len && !memcmp(k.primary, key, len)) {
+                *dup_of = other;
+                return 0;
+            }
+        }
+        j = (j + 1) & (b->ht_cap - 1);
+    }
+    b->ht[j].hash = hash;
+    b->ht[j].id_plus1 = id + 1;
+    b->ht_used++;
+    return 0;
+}
+
+static int push_key(builder_t *b, uint64_t hash, uint64_t id)
+{
+    if (b->n_keys == b->keys_cap) {
+        size_t cap = b->keys_cap ? b->keys_cap * 2 : 1u << 16;
+        tal_key_disk_t *k = realloc(b->keys, cap * sizeof *k);
+        if (!k) return TAL_ENOMEM;
+        b->keys = k;
+        b->keys_cap = cap;
+    }
+    b->keys[b->n_keys].hash = hash;
+    b->keys[b->n_keys].id = id;
+    b->n_keys++;
+    return 0;
+}
+
+static int push_hdr_offset(builder_t *b, uint64_t off)
+{
+    if (b->n + 1 >= b->hdr_offsets_cap) {
+        size_t cap = b->hdr_offsets_cap ? b->hdr_offsets_cap * 2 : 1u << 16;
+        uint64_t *p = realloc(b->hdr_offsets, cap * sizeof *p);
+        if (!p) return TAL_ENOMEM;
+        b->hdr_offsets = p;
+        b->hdr_offsets_cap = cap;
+    }
+    b->hdr_offsets[b->n + 1] = off;
+    return 0;
+}
+
+static void count_composition(builder_t *b, const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        b->composition[0][s[i]]++;
+        b->composition[1][s[i + 1]]++;
+        b->composition[2][s[i + 2]]++;
+        b->composition[3][s[i + 3]]++;
+    }
+    for (; i < n; i++) b->composition[0][s[i]]++;
+}
+
+static void show_progress(builder_t *b, int final)
+{
+    double now = tal_now_seconds();
+    char size[32];
+    if (!b->opt->progress) return;
+    if (!final && now - b->last_progress < 0.5) return;
+    b->last_progress = now;
+    fprintf(stderr, "\rindexing: %llu records, %s of residues, %.1f s%s",
+            (unsigned long long)b->n, tal_format_size(b->residue_total, size, sizeof size),
+            now - b->started, final ? "\n" : "");
+    fflush(stderr);
+}
+
+static int add_record(builder_t *b, const tal_fasta_record_t *rec)
+{
+    tal_keys_t keys;
+    uint64_t hash, dup_of, id = b->n, checksum;
+    int64_t taxid;
+    const char *organism;
+    size_t organism_len;
+    int rc;
+
+    tal_header_keys(rec->header, rec->header_len, &keys);
+    if (keys.primary_len == 0) {
+        tal_log_error("%s: line %llu: the header has no accession (it starts with a space)",
+                      tal_fasta_path(b->fa), (unsigned long long)rec->line);
+        return TAL_EINPUT;
+    }
+    hash = tal_key_hash(keys.primary, keys.primary_len);
+    if ((rc = ht_insert(b, hash, keys.primary, keys.primary_len, id, &dup_of)) < 0) return rc;
+    if (dup_of != UINT64_MAX) {
+        if (b->opt->allow_duplicates) {
+            b->dups++;
+            return 0;
+        }
+        tal_log_error("%s: line %llu: duplicate accession '%.*s' (first seen in record %llu); "
+                      "use --allow-duplicates to keep the first and skip the rest",
+                      tal_fasta_path(b->fa), (unsigned long long)rec->line, (int)keys.primary_len,
+                      keys.primary, (unsigned long long)dup_of + 1);
+        return TAL_EINPUT;
+    }
+    if ((rc = push_key(b, hash, id)) < 0) return rc;
+    if (keys.alias && (rc = push_key(b, tal_key_hash(keys.alias, keys.alias_len), id)) < 0)
+        return rc;
+
+    if ((rc = tal_wfile_write(&b->headers, rec->header, rec->header_len)) < 0) return rc;
+    b->header_total += rec->header_len;
+    if ((rc = push_hdr_offset(b, b->header_total)) < 0) return rc;
+    if ((rc = tal_wfile_write(&b->residues, rec->seq, rec->seq_len)) < 0) return rc;
+    b->residue_total += rec->seq_len;
+    if ((rc = tal_wfile_write(&b->seq_offsets, &b->residue_total, 8)) < 0) return rc;
+    {
+        uint64_t len = rec->seq_len;
+        if ((rc = tal_wfile_write(&b->lengths, &len, 8)) < 0) return rc;
+    }
+    checksum = tal_record_checksum(rec->header, rec->header_len, rec->seq, rec->seq_len);
+    if ((rc = tal_wfile_write(&b->checksums, &checksum, 8)) < 0) return rc;
+    count_composition(b, (const unsigned char *)rec->seq, rec->seq_len);
+    if (b->n == 0 || rec->seq_len < b->min_len) b->min_len = rec->seq_len;
+    if (rec->seq_len > b->max_len) b->max_len = rec->seq_len;
+
+    tal_header_taxon(rec->header, rec->header_len, &taxid, &organism, &organism_len);
+    rc = tal_catalog_add(b->cat, id, keys.primary, keys.primary_len, keys.alias, keys.alias_len,
+                         taxid, organism, organism_len, rec->seq_len);
+    if (rc < 0) return rc;
+    b->n++;
+    show_progress(b, 0);
+    return 0;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    const tal_key_disk_t *x = a, *y = b;
+    if (x->hash != y->hash) return x->hash < y->hash ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Hashes are uniform, so one scatter pass on the top 16 bits leaves buckets of a few
+ * dozen keys that insertion sort finishes. */
+static int sort_keys(tal_key_disk_t *keys, size_t n)
+{
+    enum { BITS = 16, BUCKETS = 1 << BITS };
+    size_t *start;
+    tal_key_disk_t *tmp;
+    if (n < 4096) {
+        qsort(keys, n, sizeof *keys, key_cmp);
+        return 0;
+    }
+    start = calloc(BUCKETS + 1, sizeof *start);
+    tmp = malloc(n * sizeof *tmp);
+    if (!start || !tmp) {
+        free(start);
+        free(tmp);
+        return TAL_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) start[(keys[i].hash >> (64 - BITS)) + 1]++;
+    for (size_t i = 1; i <= BUCKETS; i++) start[i] += start[i - 1];
+    for (size_t i = 0; i < n; i++) tmp[start[keys[i].hash >> (64 - BITS)]++] = keys[i];
+    /* start[k] now holds the end of bucket k */
+    for (size_t k = 0, lo = 0; k < BUCKETS; lo = start[k], k++) {
+        size_t hi = start[k];
+        if (hi - lo > 64) {
+            qsort(tmp + lo, hi - lo, sizeof *tmp, key_cmp);
+            continue;
+        }
+        for (size_t i = lo + 1; i < hi; i++) {
+            tal_key_disk_t v = tmp[i];
+            size_t j = i;
+            while (j > lo && key_cmp(&tmp[j - 1], &v) > 0) {
+                tmp[j] = tmp[j - 1];
+                j--;
+            }
+            tmp[j] = v;
+        }
+    }
+    memcpy(keys, tmp, n * sizeof *keys);
+    free(tmp);
+    free(start);
+    return 0;
+}
+
+static int write_array_file(builder_t *b, const char *name, const void *data, size_t bytes,
+                            tal_section_disk_t *sec)
+{
+    tal_wfile_t w;
+    int rc = tal_wfile_open(&w, &b->dir, name, WBUF);
+    if (rc) return rc;
+    if ((rc = tal_wfile_write(&w, data, bytes)) < 0) {
+        tal_wfile_abort(&w);
+        return rc;
+    }
+    return tal_wfile_finish(&w, &sec->checksum, &sec->size);
+}
+
+static void section_init(tal_section_disk_t *sec, uint32_t id, const char *file)
+{
+    memset(sec, 0, sizeof *sec);
+    sec->id = id;
+    sec->codec = TAL_CODEC_NONE;
+    snprintf(sec->file, sizeof sec->file, "%s", file);
+}
+
+static int record_provenance(builder_t *b, const tal_build_stats_t *st)
+{
+    char buf[PATH_MAX + 64], *abs = NULL;
+    time_t now = time(NULL);
+    struct tm tm;
+    int rc = 0;
+    abs = strcmp(b->in_path, "-") ? realpath(b->in_path, NULL) : NULL;
+    rc |= tal_catalog_set(b->cat, "input", abs ? abs : b->in_path);
+    free(abs);
+    rc |= tal_catalog_set(b->cat, "input_format", tal_fasta_format(b->fa));
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)st->input_bytes);
+    rc |= tal_catalog_set(b->cat, "input_bytes", buf);
+    snprintf(buf, sizeof buf, "xxh3-64:%016llx", (unsigned long long)tal_fasta_stored_hash(b->fa));
+    rc |= tal_catalog_set(b->cat, "input_hash", buf);
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)b->n);
+    rc |= tal_catalog_set(b->cat, "records", buf);
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)b->dups);
+    rc |= tal_catalog_set(b->cat, "duplicates_skipped", buf);
+    snprintf(buf, sizeof buf, "threads=%d allow_duplicates=%d compress=none", b->opt->threads,
+             b->opt->allow_duplicates);
+    rc |= tal_catalog_set(b->cat, "parameters", buf);
+    rc |= tal_catalog_set(b->cat, "talaria_version", PACKAGE_VERSION);
+    snprintf(buf, sizeof buf, "%u.%u", TAL_FORMAT_MAJOR, TAL_FORMAT_MINOR);
+    rc |= tal_catalog_set(b->cat, "format_version", buf);
+    gmtime_r(&now, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    rc |= tal_catalog_set(b->cat, "created", buf);
+    return rc ? TAL_EIO : 0;
+}
+
+static int finish_store(builder_t *b, tal_build_stats_t *st)
+{
+    tal_section_disk_t secs[8];
+    tal_meta_disk_t meta;
+    tal_wfile_t mw;
+    char cat_path[PATH_MAX];
+    int rc;
+
+    section_init(&secs[0], TAL_SEC_HEADERS, "headers");
+    section_init(&secs[1], TAL_SEC_RESIDUES, "residues");
+    section_init(&secs[2], TAL_SEC_SEQ_OFFSETS, "seq_offsets");
+    section_init(&secs[3], TAL_SEC_LENGTHS, "lengths");
+    section_init(&secs[4], TAL_SEC_RECORD_CHECKSUMS, "checksums");
+    section_init(&secs[5], TAL_SEC_HDR_OFFSETS, "hdr_offsets");
+    section_init(&secs[6], TAL_SEC_KEYS, "keys");
+    section_init(&secs[7], TAL_SEC_CATALOG, "catalog.sqlite");
+
+    /* the catalog thread may still be inserting; the rest is done meanwhile */
+    b->files_open = 0;
+    if ((rc = tal_wfile_finish(&b->headers, &secs[0].checksum, &secs[0].size)) < 0) goto fail_rest;
+    if ((rc = tal_wfile_finish(&b->residues, &secs[1].checksum, &secs[1].size)) < 0) goto fail_rest;
+    if ((rc = tal_wfile_finish(&b->seq_offsets, &secs[2].checksum, &secs[2].size)) < 0) goto fail_rest;
+    if ((rc = tal_wfile_finish(&b->lengths, &secs[3].checksum, &secs[3].size)) < 0) goto fail_rest;
+    if ((rc = tal_wfile_finish(&b->checksums, &secs[4].checksum, &secs[4].size)) < 0) goto fail_rest;
+    free(b->ht);
+    b->ht = NULL;
+    if ((rc = write_array_file(b, "hdr_offsets", b->hdr_offsets, (b->n + 1) * 8, &secs[5])) < 0)
+        return rc;
+    if ((rc = sort_keys(b->keys, b->n_keys)) < 0) return rc;
+    if ((rc = write_array_file(b, "keys", b->keys, b->n_keys * sizeof *b->keys, &secs[6])) < 0)
+        return rc;
+
+    if ((rc = tal_catalog_finish(b->cat, b->opt->catalog_index)) < 0) return rc;
+    st->records = b->n;
+    st->residues = b->residue_total;
+    st->duplicates_skipped = b->dups;
+    st->input_bytes = tal_fasta_stored_size(b->fa);
+    if ((rc = record_provenance(b, st)) < 0) return rc;
+    rc = tal_catalog_close(b->cat);
+    b->cat = NULL;
+    if (rc < 0) return rc;
+    snprintf(cat_path, sizeof cat_path, "%s/catalog.sqlite", b->dir.tmp_path);
+    if ((rc = tal_hash_file(cat_path, &secs[7].checksum, &secs[7].size)) < 0) return rc;
+    {
+        int fd = open(cat_path, O_RDONLY);
+        if (fd < 0 || fsync(fd) != 0) {
+            tal_log_error("cannot fsync %s: %s", cat_path, strerror(errno));
+            if (fd >= 0) close(fd);
+            return TAL_EIO;
+        }
+        close(fd);
+    }
+
+    memset(&meta, 0, sizeof meta);
+    memcpy(meta.magic, TAL_STORE_MAGIC, 8);
+    meta.version_major = TAL_FORMAT_MAJOR;
+    meta.version_minor = TAL_FORMAT_MINOR;
+    meta.kind = TAL_KIND_SEQUENCES;
+    meta.record_count = b->n;
+    meta.residue_count = b->residue_total;
+    meta.header_bytes = b->header_total;
+    meta.min_length = b->min_len;
+    meta.max_length = b->max_len;
+    meta.key_count = b->n_keys;
+    meta.duplicates_skipped = b->dups;
+    meta.section_count = 8;
+    for (int c = 0; c < 256; c++)
+        meta.composition[c] = b->composition[0][c] + b->composition[1][c] +
+                              b->composition[2][c] + b->composition[3][c];
+    meta.alphabet = (uint32_t)tal_guess_alphabet(meta.composition, b->residue_total);
+    if ((rc = tal_wfile_open(&mw, &b->dir, TAL_META_FILE, 64 * 1024)) < 0) return rc;
+    rc = tal_wfile_write(&mw, &meta, sizeof meta);
+    if (!rc) rc = tal_wfile_write(&mw, secs, sizeof secs);
+    if (!rc) {
+        uint64_t self = XXH3_64bits_digest(mw.hash);
+        rc = tal_wfile_write(&mw, &self, 8);
+    }
+    if (rc) {
+        tal_wfile_abort(&mw);
+        return rc;
+    }
+    if ((rc = tal_wfile_finish(&mw, NULL, NULL)) < 0) return rc;
+    return tal_atomic_dir_commit(&b->dir);
+fail_rest:
+    tal_wfile_abort(&b->headers);
+    tal_wfile_abort(&b->residues);
+    tal_wfile_abort(&b->seq_offsets);
+    tal_wfile_abort(&b->lengths);
+    tal_wfile_abort(&b->checksums);
+    return rc;
+}
+
+static int open_outputs(builder_t *b)
+{
+    char cat_path[PATH_MAX];
+    int rc;
+    if ((rc = tal_wfile_open(&b->headers, &b->dir, "headers", 4 * WBUF)) < 0) return rc;
+    if ((rc = tal_wfile_open(&b->residues, &b->dir, "residues", 4 * WBUF)) < 0) return rc;
+    if ((rc = tal_wfile_open(&b->seq_offsets, &b->dir, "seq_offsets", WBUF)) < 0) return rc;
+    if ((rc = tal_wfile_open(&b->lengths, &b->dir, "lengths", WBUF)) < 0) return rc;
+    if ((rc = tal_wfile_open(&b->checksums, &b->dir, "checksums", WBUF)) < 0) return rc;
+    b->files_open = 1;
+    {
+        uint64_t zero = 0;
+        if ((rc = tal_wfile_write(&b->seq_offsets, &zero, 8)) < 0) return rc;
+    }
+    snprintf(cat_path, sizeof cat_path, "%s/catalog.sqlite", b->dir.tmp_path);
+    tal_cleanup_add_file(&b->dir, "catalog.sqlite");
+    return tal_catalog_create(&b->cat, cat_path, b->opt->threads > 1);
+}
+
+int tal_store_build(const char *fasta_path, const char *out_path, const tal_index_opt_t *opt,
+                    tal_build_stats_t *stats)
+{
+    builder_t *b = calloc(1, sizeof *b);
+    tal_build_stats_t local;
+    tal_fasta_opt_t fopt;
+    tal_fasta_record_t rec;
+    int rc;
+    if (!stats) stats = &local;
+    memset(stats, 0, sizeof *stats);
+    if (!b) return TAL_ENOMEM;
+    b->opt = opt;
+    b->in_path = fasta_path;
+    b->dir.dir_fd = -1;
+    b->started = tal_now_seconds();
+    tal_fasta_opt_init(&fopt);
+    fopt.read_ahead = opt->threads > 1;
+    if ((rc = tal_fasta_open(&b->fa, fasta_path, &fopt)) < 0) goto out;
+    if ((rc = tal_atomic_dir_begin(&b->dir, out_path, opt->force, TAL_META_FILE)) < 0) goto out;
+    if ((rc = open_outputs(b)) < 0) goto out;
+    if ((rc = push_hdr_offset(b, 0)) < 0) goto out;
+    b->hdr_offsets[0] = 0;
+    while ((rc = tal_fasta_next(b->fa, &rec)) > 0)
+        if ((rc = add_record(b, &rec)) < 0) goto out;
+    if (rc < 0) goto out;
+    if (b->n == 0) {
+        tal_log_error("%s: no FASTA records found", tal_fasta_path(b->fa));
+        rc = TAL_EINPUT;
+        goto out;
+    }
+    show_progress(b, 1);
+    rc = finish_store(b, stats);
+    stats->seconds = tal_now_seconds() - b->started;
+out:
+    if (b->files_open) {
+        tal_wfile_abort(&b->headers);
+        tal_wfile_abort(&b->residues);
+        tal_wfile_abort(&b->seq_offsets);
+        tal_wfile_abort(&b->lengths);
+        tal_wfile_abort(&b->checksums);
+    }
+    if (b->cat) tal_catalog_abort(b->cat);
+    if (rc < 0) tal_atomic_dir_abort(&b->dir);
+    tal_fasta_close(b->fa);
+    free(b->hdr_offsets);
+    free(b->ht);
+    free(b->keys);
+    free(b->dup_buf);
+    free(b);
+    return rc < 0 ? rc : 0;
+}

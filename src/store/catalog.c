@@ -1,0 +1,354 @@
+/* The SQLite catalog. Rows go in by rowid order inside one transaction with a prepared
+ * statement; with threads, a background thread does the inserts from queued batches. */
+#include "catalog_internal.h"
+#include "talaria/error.h"
+#include "talaria/log.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH_ROWS 16384
+#define QUEUE_DEPTH 4
+
+typedef struct {
+    uint64_t id, length;
+    int64_t taxid;
+    size_t acc_off, acc_len, alias_off, alias_len, org_off, org_len;
+    int has_alias, has_org;
+} row_t;
+
+typedef struct {
+    row_t rows[BATCH_ROWS];
+    size_t n;
+    char *text;
+    size_t text_len, text_cap;
+} batch_t;
+
+struct tal_catalog_writer {
+    sqlite3 *db;
+    sqlite3_stmt *insert;
+    char *path;
+    int threaded;
+    batch_t *current;
+    /* queue of full batches and a free list, both bounded */
+    batch_t *queue[QUEUE_DEPTH];
+    int q_head, q_count;
+    batch_t *free_list[QUEUE_DEPTH + 1];
+    int n_free;
+    int closing;
+    int error;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static int exec_sql(tal_catalog_writer_t *w, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(w->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        tal_log_error("%s: %s", w->path, msg ? msg : "SQLite error");
+        sqlite3_free(msg);
+        return TAL_EIO;
+    }
+    return 0;
+}
+
+static int insert_batch(tal_catalog_writer_t *w, batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const row_t *r = &b->rows[i];
+        sqlite3_stmt *st = w->insert;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)r->id);
+        sqlite3_bind_text(st, 2, b->text + r->acc_off, (int)r->acc_len, SQLITE_STATIC);
+        if (r->has_alias)
+            sqlite3_bind_text(st, 3, b->text + r->alias_off, (int)r->alias_len, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 3);
+        if (r->taxid >= 0)
+            sqlite3_bind_int64(st, 4, r->taxid);
+        else
+            sqlite3_bind_null(st, 4);
+        if (r->has_org)
+            sqlite3_bind_text(st, 5, b->text + r->org_off, (int)r->org_len, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 5);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)r->length);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            tal_log_error("%s: insert failed: %s", w->path, sqlite3_errmsg(w->db));
+            sqlite3_reset(st);
+            return TAL_EIO;
+        }
+        sqlite3_reset(st);
+    }
+    b->n = 0;
+    b->text_len = 0;
+    return 0;
+}
+
+static void *catalog_main(void *arg)
+{
+    tal_catalog_writer_t *w = arg;
+    for (;;) {
+        batch_t *b;
+        int rc;
+        pthread_mutex_lock(&w->mu);
+        while (w->q_count == 0 && !w->closing) pthread_cond_wait(&w->cv, &w->mu);
+        if (w->q_count == 0) {
+            pthread_mutex_unlock(&w->mu);
+            break;
+        }
+        b = w->queue[w->q_head];
+        w->q_head = (w->q_head + 1) % QUEUE_DEPTH;
+        w->q_count--;
+        pthread_mutex_unlock(&w->mu);
+        rc = w->error ? 0 : insert_batch(w, b);
+        b->n = 0;
+        b->text_len = 0;
+        pthread_mutex_lock(&w->mu);
+        if (rc) w->error = rc;
+        w->free_list[w->n_free++] = b;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+    return NULL;
+}
+
+static batch_t *batch_new(void)
+{
+    batch_t *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->text_cap = 1u << 20;
+    b->text = malloc(b->text_cap);
+    if (!b->text) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+static void batch_free(batch_t *b)
+{
+    if (!b) return;
+    free(b->text);
+    free(b);
+}
+
+int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threaded)
+{
+    tal_catalog_writer_t *w = calloc(1, sizeof *w);
+    int rc = TAL_ENOMEM;
+    *out = NULL;
+    if (!w) return TAL_ENOMEM;
+    w->path = strdup(path);
+    w->current = batch_new();
+    if (!w->path || !w->current) goto fail;
+    if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        tal_log_error("cannot create %s: %s", path, w->db ? sqlite3_errmsg(w->db) : "SQLite error");
+        rc = TAL_EIO;
+        goto fail;
+    }
+    /* The file is fsynced by the builder; a crash mid-build leaves only the temp dir. */
+    rc = exec_sql(w, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA page_size=8192;"
+                     "PRAGMA cache_size=-16384;"
+                     "CREATE TABLE records(id INTEGER PRIMARY KEY, accession TEXT NOT NULL,"
+                     " alias TEXT, taxid INTEGER, organism TEXT, length INTEGER NOT NULL);"
+                     "CREATE TABLE provenance(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                     "CREATE TABLE reductions(id INTEGER PRIMARY KEY, started TEXT NOT NULL,"
+                     " command TEXT NOT NULL, parameters TEXT, summary TEXT);"
+                     "BEGIN;");
+    if (rc) goto fail;
+    if (sqlite3_prepare_v2(w->db,
+                           "INSERT INTO records(id,accession,alias,taxid,organism,length)"
+                           " VALUES(?,?,?,?,?,?)",
+                           -1, &w->insert, NULL) != SQLITE_OK) {
+        tal_log_error("%s: %s", path, sqlite3_errmsg(w->db));
+        rc = TAL_EIO;
+        goto fail;
+    }
+    if (threaded) {
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        w->threaded = 1;
+        if (pthread_create(&w->thread, NULL, catalog_main, w) != 0) {
+            w->threaded = 0;
+            pthread_mutex_destroy(&w->mu);
+            pthread_cond_destroy(&w->cv);
+        }
+    }
+    *out = w;
+    return 0;
+fail:
+    tal_catalog_abort(w);
+    return rc;
+}
+
+static int stash(batch_t *b, const char *s, size_t len, size_t *off)
+{
+    if (b->text_len + len > b->text_cap) {
+        size_t cap = b->text_cap;
+        char *p;
+        while (cap < b->text_len + len) cap *= 2;
+        p = realloc(b->text, cap);
+        if (!p) return TAL_ENOMEM;
+        b->text = p;
+        b->text_cap = cap;
+    }
+    memcpy(b->text + b->text_len, s, len);
+    *off = b->text_len;
+    b->text_len += len;
+    return 0;
+}
+
+static int submit(tal_catalog_writer_t *w)
+{
+    batch_t *next;
+    int rc;
+    if (!w->threaded) return insert_batch(w, w->current);
+    pthread_mutex_lock(&w->mu);
+    while (w->q_count == QUEUE_DEPTH) pthread_cond_wait(&w->cv, &w->mu);
+    w->queue[(w->q_head + w->q_count) % QUEUE_DEPTH] = w->current;
+    w->q_count++;
+    next = w->n_free ? w->free_list[--w->n_free] : NULL;
+    rc = w->error;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (!next) next = batch_new();
+    w->current = next;
+    if (!next) return TAL_ENOMEM;
+    return rc;
+}
+
+int tal_catalog_add(tal_catalog_writer_t *w, uint64_t id, const char *acc, size_t acc_len,
+                    const char *alias, size_t alias_len, int64_t taxid, const char *organism,
+                    size_t organism_len, uint64_t length)
+{
+    batch_t *b = w->current;
+    row_t *r = &b->rows[b->n];
+    int rc;
+    r->id = id;
+    r->length = length;
+    r->taxid = taxid;
+    r->has_alias = alias != NULL;
+    r->has_org = organism != NULL;
+    r->acc_len = acc_len;
+    r->alias_len = alias_len;
+    r->org_len = organism_len;
+    if ((rc = stash(b, acc, acc_len, &r->acc_off)) < 0) return rc;
+    if (alias && (rc = stash(b, alias, alias_len, &r->alias_off)) < 0) return rc;
+    if (organism && (rc = stash(b, organism, organism_len, &r->org_off)) < 0) return rc;
+    if (++b->n == BATCH_ROWS) return submit(w);
+    return 0;
+}
+
+int tal_catalog_set(tal_catalog_writer_t *w, const char *key, const char *value)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (w->threaded) return TAL_EUSAGE; /* provenance goes in after finish's join */
+    if (sqlite3_prepare_v2(w->db, "INSERT OR REPLACE INTO provenance(key,value) VALUES(?,?)", -1,
+                           &st, NULL) != SQLITE_OK)
+        rc = TAL_EIO;
+    if (!rc) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = TAL_EIO;
+    }
+    if (rc) tal_log_error("%s: cannot record provenance: %s", w->path, sqlite3_errmsg(w->db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void stop_thread(tal_catalog_writer_t *w)
+{
+    if (!w->threaded) return;
+    pthread_mutex_lock(&w->mu);
+    w->closing = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    w->threaded = 0;
+}
+
+int tal_catalog_finish(tal_catalog_writer_t *w, int make_index)
+{
+    int rc = 0;
+    if (w->current && w->current->n) rc = submit(w);
+    stop_thread(w);
+    if (!rc) rc = w->error;
+    if (!rc && make_index)
+        rc = exec_sql(w, "CREATE INDEX records_accession ON records(accession);"
+                         "CREATE INDEX records_alias ON records(alias) WHERE alias IS NOT NULL;");
+    return rc;
+}
+
+int tal_catalog_close(tal_catalog_writer_t *w)
+{
+    int rc = exec_sql(w, "COMMIT;");
+    sqlite3_finalize(w->insert);
+    w->insert = NULL;
+    if (sqlite3_close(w->db) != SQLITE_OK && !rc) {
+        tal_log_error("%s: cannot close the catalog", w->path);
+        rc = TAL_EIO;
+    }
+    w->db = NULL;
+    tal_catalog_abort(w);
+    return rc;
+}
+
+void tal_catalog_abort(tal_catalog_writer_t *w)
+{
+    if (!w) return;
+    stop_thread(w);
+    if (w->insert) sqlite3_finalize(w->insert);
+    if (w->db) sqlite3_close(w->db);
+    batch_free(w->current);
+    for (int i = 0; i < w->n_free; i++) batch_free(w->free_list[i]);
+    for (int i = 0; i < w->q_count; i++) batch_free(w->queue[(w->q_head + i) % QUEUE_DEPTH]);
+    free(w->path);
+    free(w);
+}
+
+static const char *find_tag(const char *h, size_t len, const char *tag, size_t tag_len)
+{
+    for (size_t i = 0; i + tag_len <= len; i++) {
+        if ((i == 0 || h[i - 1] == ' ') && !memcmp(h + i, tag, tag_len)) return h + i + tag_len;
+    }
+    return NULL;
+}
+
+void tal_header_taxon(const char *header, size_t len, int64_t *taxid, const char **organism,
+                      size_t *organism_len)
+{
+    const char *end = header + len, *p;
+    *taxid = -1;
+    *organism = NULL;
+    *organism_len = 0;
+    p = find_tag(header, len, "OX=", 3);
+    if (!p) p = find_tag(header, len, "TaxID=", 6);
+    if (p && p < end && *p >= '0' && *p <= '9') {
+        int64_t v = 0;
+        while (p < end && *p >= '0' && *p <= '9' && v < (INT64_MAX - 9) / 10) v = v * 10 + (*p++ - '0');
+        *taxid = v;
+    }
+    p = find_tag(header, len, "OS=", 3);
+    if (!p) p = find_tag(header, len, "Tax=", 4);
+    if (p) {
+        /* the organism runs to the next " XX=" tag */
+        const char *q = p;
+        while (q < end) {
+            if (*q == ' ') {
+                const char *t = q + 1;
+                while (t < end && ((*t >= 'A' && *t <= 'Z') || (*t >= 'a' && *t <= 'z'))) t++;
+                if (t < end && *t == '=' && t > q + 1) break;
+            }
+            q++;
+        }
+        *organism = p;
+        *organism_len = (size_t)(q - p);
+    }
+}

@@ -1,0 +1,88 @@
+/* The on-disk layout of a store (normative text: doc/format.md). Little-endian;
+ * every integer a fixed-width field; the meta file ends with its own checksum. */
+#ifndef TAL_FORMAT_INTERNAL_H
+#define TAL_FORMAT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "talaria stores are little-endian; big-endian hosts are not supported yet"
+#endif
+
+#define TAL_STORE_MAGIC "TALSTOR\x1a"
+#define TAL_FORMAT_MAJOR 1u
+#define TAL_FORMAT_MINOR 0u
+#define TAL_META_FILE "meta"
+#define TAL_MAX_SECTIONS 64u
+
+typedef enum {
+    TAL_KIND_SEQUENCES = 0, /* records hold headers and residues */
+    TAL_KIND_DELTAS = 1     /* reserved for the reduction's delta store */
+} tal_store_kind_t;
+
+typedef enum {
+    TAL_SEC_HEADERS = 1,     /* header bytes, no '>' or newline */
+    TAL_SEC_HDR_OFFSETS,     /* u64[N+1] into HEADERS */
+    TAL_SEC_SEQ_OFFSETS,     /* u64[N+1] into the raw residue space */
+    TAL_SEC_LENGTHS,         /* u64[N] */
+    TAL_SEC_RESIDUES,        /* residue bytes, no newlines (codec none) */
+    TAL_SEC_RECORD_CHECKSUMS,/* u64[N]: XXH3-64 of residues seeded by XXH3-64 of header */
+    TAL_SEC_KEYS,            /* tal_key_disk_t[K] sorted by hash, then id */
+    TAL_SEC_CATALOG,         /* catalog.sqlite, checksummed as a whole */
+    TAL_SEC_CHUNKS           /* reserved: chunk table of compressed residues */
+} tal_section_id_t;
+
+typedef enum { TAL_CODEC_NONE = 0, TAL_CODEC_LZ4 = 1, TAL_CODEC_ZSTD = 2 } tal_codec_t;
+
+typedef struct {
+    uint32_t id;
+    uint32_t codec;
+    char file[32]; /* NUL-terminated plain file name inside the store directory */
+    uint64_t size;
+    uint64_t checksum; /* XXH3-64 of the file's bytes */
+    uint64_t reserved;
+} tal_section_disk_t; /* 64 bytes */
+
+typedef struct {
+    char magic[8];
+    uint32_t version_major;
+    uint32_t version_minor;
+    uint32_t kind;
+    uint32_t alphabet; /* 1 protein, 2 nucleotide */
+    uint64_t record_count;
+    uint64_t residue_count;
+    uint64_t header_bytes;
+    uint64_t min_length;
+    uint64_t max_length;
+    uint64_t key_count;
+    uint64_t duplicates_skipped;
+    uint32_t flags;
+    uint32_t section_count;
+    uint64_t composition[256]; /* residue byte counts, case kept */
+    uint64_t reserved[8];
+} tal_meta_disk_t;
+
+typedef struct {
+    uint64_t hash; /* XXH3-64 of the key bytes */
+    uint64_t id;
+} tal_key_disk_t;
+
+_Static_assert(sizeof(tal_section_disk_t) == 64, "section entry layout");
+_Static_assert(sizeof(tal_meta_disk_t) == 2200, "meta layout");
+_Static_assert(sizeof(tal_key_disk_t) == 16, "key layout");
+
+/* The accession keys of a header: the first word, and for "db|ACC|..." also ACC. */
+typedef struct {
+    const char *primary;
+    size_t primary_len;
+    const char *alias; /* NULL if none */
+    size_t alias_len;
+} tal_keys_t;
+
+void tal_header_keys(const char *header, size_t len, tal_keys_t *keys);
+uint64_t tal_key_hash(const char *key, size_t len);
+uint64_t tal_record_checksum(const char *header, size_t header_len, const char *seq, size_t seq_len);
+const char *tal_section_name(uint32_t id);
+
+#endif

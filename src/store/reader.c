@@ -1,0 +1,327 @@
+/* Opening a store read-only. Every count, size and offset read from disk is checked
+ * before it is used; record access checks the record's own checksum. */
+#include "format_internal.h"
+#include "store_internal.h"
+#include "talaria/error.h"
+#include "talaria/log.h"
+#include "talaria/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+typedef struct {
+    const tal_section_disk_t *disk;
+    const unsigned char *data;
+    size_t size;
+} section_map_t;
+
+struct tal_store {
+    char *path;
+    unsigned char *meta_buf;
+    const tal_meta_disk_t *meta;
+    const tal_section_disk_t *sections;
+    section_map_t maps[TAL_SEC_CHUNKS + 1];
+    const char *headers;
+    const uint64_t *hdr_offsets, *seq_offsets, *lengths, *checksums;
+    const char *residues;
+    const tal_key_disk_t *keys;
+    int lengths_checked;
+};
+
+static int corrupt(const tal_store_t *s, const char *what)
+{
+    tal_log_error("%s: %s; the store is damaged (run 'talaria verify %s' and rebuild it)",
+                  s->path, what, s->path);
+    return TAL_EINPUT;
+}
+
+static int read_meta(tal_store_t *s)
+{
+    char path[4096];
+    struct stat st;
+    int fd, rc = 0;
+    size_t want;
+    uint64_t self;
+    snprintf(path, sizeof path, "%s/%s", s->path, TAL_META_FILE);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            tal_log_error("%s is not a talaria store (no %s file)", s->path, TAL_META_FILE);
+        else
+            tal_log_error("cannot open %s: %s", path, strerror(errno));
+        return errno == ENOENT || errno == ENOTDIR ? TAL_EINPUT : TAL_EIO;
+    }
+    if (fstat(fd, &st) != 0 || st.st_size < (off_t)(sizeof(tal_meta_disk_t) + 8) ||
+        st.st_size > (off_t)(sizeof(tal_meta_disk_t) + TAL_MAX_SECTIONS * 64 + 8)) {
+        close(fd);
+        return corrupt(s, "the meta section has an impossible size");
+    }
+    s->meta_buf = malloc((size_t)st.st_size);
+    if (!s->meta_buf) {
+        close(fd);
+        return TAL_ENOMEM;
+    }
+    if (pread(fd, s->meta_buf, (size_t)st.st_size, 0) != st.st_size) {
+        close(fd);
+        return corrupt(s, "the meta section cannot be read in full");
+    }
+    close(fd);
+    s->meta = (const tal_meta_disk_t *)s->meta_buf;
+    if (memcmp(s->meta->magic, TAL_STORE_MAGIC, 8) != 0) {
+        tal_log_error("%s is not a talaria store (bad magic number in %s)", s->path, TAL_META_FILE);
+        return TAL_EINPUT;
+    }
+    if (s->meta->section_count > TAL_MAX_SECTIONS) return corrupt(s, "the meta section is damaged");
+    want = sizeof(tal_meta_disk_t) + s->meta->section_count * 64u + 8;
+    if ((size_t)st.st_size != want) return corrupt(s, "the meta section has the wrong size");
+    memcpy(&self, s->meta_buf + want - 8, 8);
+    if (XXH3_64bits(s->meta_buf, want - 8) != self)
+        return corrupt(s, "the meta section fails its checksum");
+    if (s->meta->version_major != TAL_FORMAT_MAJOR) {
+        tal_log_error("%s: store format %u.%u is not supported by this talaria (reads %u.x)",
+                      s->path, s->meta->version_major, s->meta->version_minor, TAL_FORMAT_MAJOR);
+        return TAL_EINPUT;
+    }
+    if (s->meta->kind != TAL_KIND_SEQUENCES)
+        return corrupt(s, "the store kind is not one this version reads");
+    s->sections = (const tal_section_disk_t *)(s->meta_buf + sizeof(tal_meta_disk_t));
+    return rc;
+}
+
+static int map_section(tal_store_t *s, const tal_section_disk_t *sec)
+{
+    char path[4096];
+    struct stat st;
+    section_map_t *m;
+    int fd;
+    if (sec->id == 0 || sec->id > TAL_SEC_CHUNKS) return 0; /* newer minor version: skip */
+    m = &s->maps[sec->id];
+    if (m->disk) return corrupt(s, "a section is listed twice");
+    if (memchr(sec->file, '\0', sizeof sec->file) == NULL || strchr(sec->file, '/') ||
+        sec->file[0] == '.' || sec->file[0] == '\0')
+        return corrupt(s, "a section names an invalid file");
+    m->disk = sec;
+    if (sec->codec != TAL_CODEC_NONE) return corrupt(s, "a section uses an unknown codec");
+    if (sec->id == TAL_SEC_CATALOG) return 0; /* opened by SQLite, not mapped */
+    snprintf(path, sizeof path, "%s/%s", s->path, sec->file);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        tal_log_error("%s: the %s section (%s) is missing: %s", s->path, tal_section_name(sec->id),
+                      sec->file, strerror(errno));
+        return TAL_EINPUT;
+    }
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != sec->size) {
+        close(fd);
+        tal_log_error("%s: the %s section (%s) has size %lld, expected %llu (truncated?); the store "
+                      "is damaged",
+                      s->path, tal_section_name(sec->id), sec->file, (long long)st.st_size,
+                      (unsigned long long)sec->size);
+        return TAL_EINPUT;
+    }
+    m->size = (size_t)sec->size;
+    if (m->size) {
+        void *p = mmap(NULL, m->size, PROT_READ, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            tal_log_error("%s: cannot map %s: %s", s->path, sec->file, strerror(errno));
+            return TAL_EIO;
+        }
+        m->data = p;
+    }
+    close(fd);
+    return 0;
+}
+
+static int need(tal_store_t *s, uint32_t id, uint64_t size)
+{
+    if (!s->maps[id].disk) {
+        tal_log_error("%s: the %s section is missing from the meta table; the store is damaged",
+                      s->path, tal_section_name(id));
+        return TAL_EINPUT;
+    }
+    if (s->maps[id].size != size) {
+        tal_log_error("%s: the %s section has %zu bytes, expected %llu; the store is damaged",
+                      s->path, tal_section_name(id), s->maps[id].size, (unsigned long long)size);
+        return TAL_EINPUT;
+    }
+    return 0;
+}
+
+static int check_layout(tal_store_t *s)
+{
+    const tal_meta_disk_t *m = s->meta;
+    uint64_t n = m->record_count;
+    int rc;
+    if (n > (UINT64_MAX / 8) - 1 || m->key_count > UINT64_MAX / 16)
+        return corrupt(s, "the record count is impossible");
+    if ((rc = need(s, TAL_SEC_HEADERS, m->header_bytes)) < 0) return rc;
+    if ((rc = need(s, TAL_SEC_RESIDUES, m->residue_count)) < 0) return rc;
+    if ((rc = need(s, TAL_SEC_HDR_OFFSETS, (n + 1) * 8)) < 0) return rc;
+    if ((rc = need(s, TAL_SEC_SEQ_OFFSETS, (n + 1) * 8)) < 0) return rc;
+    if ((rc = need(s, TAL_SEC_LENGTHS, n * 8)) < 0) return rc;
+    if ((rc = need(s, TAL_SEC_RECORD_CHECKSUMS, n * 8)) < 0) return rc;
+    if ((rc = need(s, TAL_SEC_KEYS, m->key_count * 16)) < 0) return rc;
+    if (!s->maps[TAL_SEC_CATALOG].disk) return corrupt(s, "the catalog section is missing");
+    s->headers = (const char *)s->maps[TAL_SEC_HEADERS].data;
+    s->residues = (const char *)s->maps[TAL_SEC_RESIDUES].data;
+    s->hdr_offsets = (const uint64_t *)s->maps[TAL_SEC_HDR_OFFSETS].data;
+    s->seq_offsets = (const uint64_t *)s->maps[TAL_SEC_SEQ_OFFSETS].data;
+    s->lengths = (const uint64_t *)s->maps[TAL_SEC_LENGTHS].data;
+    s->checksums = (const uint64_t *)s->maps[TAL_SEC_RECORD_CHECKSUMS].data;
+    s->keys = (const tal_key_disk_t *)s->maps[TAL_SEC_KEYS].data;
+    if (s->hdr_offsets[0] != 0 || s->hdr_offsets[n] != m->header_bytes)
+        return corrupt(s, "the header offsets do not span the headers section");
+    if (s->seq_offsets[0] != 0 || s->seq_offsets[n] != m->residue_count)
+        return corrupt(s, "the sequence offsets do not span the residues section");
+    return 0;
+}
+
+int tal_store_open(tal_store_t **out, const char *path)
+{
+    tal_store_t *s = calloc(1, sizeof *s);
+    int rc;
+    *out = NULL;
+    if (!s) return TAL_ENOMEM;
+    s->path = strdup(path);
+    if (!s->path) {
+        free(s);
+        return TAL_ENOMEM;
+    }
+    if ((rc = read_meta(s)) < 0) goto fail;
+    for (uint32_t i = 0; i < s->meta->section_count; i++)
+        if ((rc = map_section(s, &s->sections[i])) < 0) goto fail;
+    if ((rc = check_layout(s)) < 0) goto fail;
+    *out = s;
+    return 0;
+fail:
+    tal_store_close(s);
+    return rc;
+}
+
+void tal_store_close(tal_store_t *s)
+{
+    if (!s) return;
+    for (size_t i = 0; i <= TAL_SEC_CHUNKS; i++)
+        if (s->maps[i].data) munmap((void *)s->maps[i].data, s->maps[i].size);
+    free(s->meta_buf);
+    free(s->path);
+    free(s);
+}
+
+const char *tal_store_path(const tal_store_t *s) { return s->path; }
+
+void tal_store_info(const tal_store_t *s, tal_store_info_t *info)
+{
+    memset(info, 0, sizeof *info);
+    info->records = s->meta->record_count;
+    info->residues = s->meta->residue_count;
+    info->header_bytes = s->meta->header_bytes;
+    info->min_length = s->meta->min_length;
+    info->max_length = s->meta->max_length;
+    info->duplicates_skipped = s->meta->duplicates_skipped;
+    info->alphabet = (int)s->meta->alphabet;
+    info->composition = s->meta->composition;
+    info->stored_residue_bytes = s->maps[TAL_SEC_RESIDUES].size;
+    info->codec = "none";
+}
+
+/* Header bytes of record id, bounds-checked; no checksum. */
+static int record_header(const tal_store_t *s, uint64_t id, const char **h, size_t *len)
+{
+    uint64_t a, b;
+    if (id >= s->meta->record_count) return TAL_EINPUT;
+    a = s->hdr_offsets[id];
+    b = s->hdr_offsets[id + 1];
+    if (a > b || b > s->meta->header_bytes) return TAL_EINPUT;
+    *h = s->headers + a;
+    *len = (size_t)(b - a);
+    return 0;
+}
+
+int tal_store_record(const tal_store_t *s, uint64_t id, tal_record_t *rec)
+{
+    uint64_t a, b;
+    char what[128];
+    if (record_header(s, id, &rec->header, &rec->header_len) < 0) goto bad;
+    a = s->seq_offsets[id];
+    b = s->seq_offsets[id + 1];
+    if (a > b || b > s->meta->residue_count || s->lengths[id] != b - a) goto bad;
+    rec->seq = s->residues + a;
+    rec->seq_len = (size_t)(b - a);
+    if (tal_record_checksum(rec->header, rec->header_len, rec->seq, rec->seq_len) !=
+        s->checksums[id])
+        goto bad;
+    return 0;
+bad:
+    snprintf(what, sizeof what, "record %llu fails its bounds or checksum check",
+             (unsigned long long)id + 1);
+    return corrupt(s, what);
+}
+
+int tal_store_find(const tal_store_t *s, const char *acc, size_t acc_len, uint64_t *id)
+{
+    uint64_t hash = tal_key_hash(acc, acc_len);
+    size_t lo = 0, hi = (size_t)s->meta->key_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->keys[mid].hash < hash)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* Equal hashes are ordered by id. A record whose first word is acc wins over an
+     * earlier one that only has acc as its "db|ACC|" alias. */
+    int alias_found = 0;
+    uint64_t alias_id = 0;
+    for (; lo < s->meta->key_count && s->keys[lo].hash == hash; lo++) {
+        const char *h;
+        size_t len;
+        tal_keys_t k;
+        if (record_header(s, s->keys[lo].id, &h, &len) < 0) continue;
+        tal_header_keys(h, len, &k);
+        if (k.primary_len == acc_len && !memcmp(k.primary, acc, acc_len)) {
+            *id = s->keys[lo].id;
+            return 0;
+        }
+        if (!alias_found && k.alias && k.alias_len == acc_len && !memcmp(k.alias, acc, acc_len)) {
+            alias_found = 1;
+            alias_id = s->keys[lo].id;
+        }
+    }
+    if (alias_found) {
+        *id = alias_id;
+        return 0;
+    }
+    return TAL_ENOTFOUND;
+}
+
+int tal_store_lengths(const tal_store_t *s, const uint64_t **lengths)
+{
+    if (!s->lengths_checked) {
+        uint64_t sum = 0;
+        for (uint64_t i = 0; i < s->meta->record_count; i++) sum += s->lengths[i];
+        if (sum != s->meta->residue_count)
+            return corrupt(s, "the lengths section does not add up to the residue count");
+        ((tal_store_t *)s)->lengths_checked = 1;
+    }
+    *lengths = s->lengths;
+    return 0;
+}
+
+const tal_section_disk_t *tal_store_section_(const tal_store_t *s, uint32_t id, const void **data,
+                                             size_t *size)
+{
+    if (id > TAL_SEC_CHUNKS) return NULL;
+    *data = s->maps[id].data;
+    *size = s->maps[id].size;
+    return s->maps[id].disk;
+}

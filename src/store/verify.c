@@ -1,0 +1,156 @@
+/* `talaria verify`: every checksum recomputed, every offset and key checked, the
+ * catalog checked by SQLite. Reports the first broken section by name. */
+#include "format_internal.h"
+#include "store_internal.h"
+#include "talaria/error.h"
+#include "talaria/log.h"
+#include "talaria/store.h"
+#include "util/files_internal.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+static int broken(const tal_store_t *s, uint32_t id, const char *what)
+{
+    tal_log_error("%s: the %s section is broken: %s", tal_store_path(s), tal_section_name(id), what);
+    return TAL_EINPUT;
+}
+
+static int check_checksums(const tal_store_t *s)
+{
+    for (uint32_t id = 1; id <= TAL_SEC_CHUNKS; id++) {
+        const void *data;
+        size_t size;
+        const tal_section_disk_t *sec = tal_store_section_(s, id, &data, &size);
+        uint64_t sum, fsize;
+        if (!sec) continue;
+        if (id == TAL_SEC_CATALOG) {
+            char path[4096];
+            int rc;
+            snprintf(path, sizeof path, "%s/%s", tal_store_path(s), sec->file);
+            if ((rc = tal_hash_file(path, &sum, &fsize)) < 0) return rc;
+            if (fsize != sec->size) return broken(s, id, "its size differs from the meta table");
+        } else {
+            sum = XXH3_64bits(data, size);
+        }
+        if (sum != sec->checksum) return broken(s, id, "checksum mismatch");
+    }
+    return 0;
+}
+
+static int check_records(const tal_store_t *s, const tal_store_info_t *info)
+{
+    const void *p;
+    size_t size;
+    const uint64_t *hdr_off, *seq_off, *lengths;
+    uint64_t n = info->records;
+    tal_store_section_(s, TAL_SEC_HDR_OFFSETS, &p, &size);
+    hdr_off = p;
+    tal_store_section_(s, TAL_SEC_SEQ_OFFSETS, &p, &size);
+    seq_off = p;
+    tal_store_section_(s, TAL_SEC_LENGTHS, &p, &size);
+    lengths = p;
+    for (uint64_t i = 0; i < n; i++) {
+        tal_record_t rec;
+        if (hdr_off[i] > hdr_off[i + 1]) return broken(s, TAL_SEC_HDR_OFFSETS, "offsets decrease");
+        if (seq_off[i] > seq_off[i + 1]) return broken(s, TAL_SEC_SEQ_OFFSETS, "offsets decrease");
+        if (lengths[i] != seq_off[i + 1] - seq_off[i])
+            return broken(s, TAL_SEC_LENGTHS, "a length disagrees with the offsets");
+        if (hdr_off[i + 1] == hdr_off[i]) return broken(s, TAL_SEC_HEADERS, "an empty header");
+        if (tal_store_record(s, i, &rec) < 0) {
+            char what[96];
+            snprintf(what, sizeof what, "record %llu does not match its checksum",
+                     (unsigned long long)i + 1);
+            return broken(s, TAL_SEC_RECORD_CHECKSUMS, what);
+        }
+    }
+    return 0;
+}
+
+static int check_keys(const tal_store_t *s, const tal_store_info_t *info)
+{
+    const void *p;
+    size_t size;
+    const tal_key_disk_t *keys;
+    uint64_t count, expected = 0;
+    tal_store_section_(s, TAL_SEC_KEYS, &p, &size);
+    keys = p;
+    count = size / sizeof *keys;
+    for (uint64_t i = 0; i < info->records; i++) {
+        tal_record_t rec;
+        tal_keys_t k;
+        tal_store_record(s, i, &rec);
+        tal_header_keys(rec.header, rec.header_len, &k);
+        expected += k.alias ? 2 : 1;
+    }
+    if (count != expected) return broken(s, TAL_SEC_KEYS, "wrong number of keys");
+    for (uint64_t i = 0; i < count; i++) {
+        tal_record_t rec;
+        tal_keys_t k;
+        if (i && (keys[i - 1].hash > keys[i].hash ||
+                  (keys[i - 1].hash == keys[i].hash && keys[i - 1].id >= keys[i].id)))
+            return broken(s, TAL_SEC_KEYS, "keys are not sorted");
+        if (keys[i].id >= info->records) return broken(s, TAL_SEC_KEYS, "a key names no record");
+        tal_store_record(s, keys[i].id, &rec);
+        tal_header_keys(rec.header, rec.header_len, &k);
+        if (tal_key_hash(k.primary, k.primary_len) != keys[i].hash &&
+            !(k.alias && tal_key_hash(k.alias, k.alias_len) == keys[i].hash))
+            return broken(s, TAL_SEC_KEYS, "a key does not match its record");
+    }
+    return 0;
+}
+
+static int check_catalog(const tal_store_t *s, const tal_store_info_t *info)
+{
+    char uri[4200];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    const void *p;
+    size_t size;
+    const tal_section_disk_t *sec = tal_store_section_(s, TAL_SEC_CATALOG, &p, &size);
+    char *escaped = sqlite3_mprintf("%s/%s", tal_store_path(s), sec->file);
+    snprintf(uri, sizeof uri, "file:%s?immutable=1", escaped);
+    sqlite3_free(escaped);
+    if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
+        rc = broken(s, TAL_SEC_CATALOG, "SQLite cannot open it");
+        goto out;
+    }
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "ok")) {
+        rc = broken(s, TAL_SEC_CATALOG, "SQLite's quick_check fails");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT count(*), coalesce(max(id),-1) FROM records", -1, &st,
+                           NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW ||
+        (uint64_t)sqlite3_column_int64(st, 0) != info->records ||
+        sqlite3_column_int64(st, 1) != (sqlite3_int64)info->records - 1)
+        rc = broken(s, TAL_SEC_CATALOG, "its record count differs from the store's");
+out:
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
+}
+
+int tal_store_verify(const char *path, int quiet)
+{
+    tal_store_t *s = NULL;
+    tal_store_info_t info;
+    int rc = tal_store_open(&s, path);
+    if (rc < 0) return rc;
+    tal_store_info(s, &info);
+    if ((rc = check_checksums(s)) < 0) goto out;
+    if ((rc = check_records(s, &info)) < 0) goto out;
+    if ((rc = check_keys(s, &info)) < 0) goto out;
+    if ((rc = check_catalog(s, &info)) < 0) goto out;
+    if (!quiet)
+        printf("%s: ok (%llu records, %llu residues, all checksums match)\n", path,
+               (unsigned long long)info.records, (unsigned long long)info.residues);
+out:
+    tal_store_close(s);
+    return rc;
+}

@@ -1,0 +1,370 @@
+/* Atomic output directories and checksummed writers. A killed build leaves only a
+ * NAME.tmp-XXXXXX directory, which never opens as a store. */
+#define _GNU_SOURCE
+#include "files_internal.h"
+#include "talaria/error.h"
+#include "talaria/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The signal handler needs to know what to remove, so this one registry is global.
+ * It holds fixed-size strings so that the handler only calls unlink and rmdir,
+ * which are async-signal-safe. */
+#define CLEANUP_MAX_FILES 64
+#define CLEANUP_PATH_MAX 4096
+static char cleanup_dir[CLEANUP_PATH_MAX];
+static char cleanup_files[CLEANUP_MAX_FILES][CLEANUP_PATH_MAX];
+static volatile sig_atomic_t cleanup_count;
+static volatile sig_atomic_t cleanup_armed;
+
+static void cleanup_on_signal(int sig)
+{
+    if (cleanup_armed) {
+        for (int i = 0; i < cleanup_count; i++) unlink(cleanup_files[i]);
+        rmdir(cleanup_dir);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void cleanup_arm(const char *dir)
+{
+    struct sigaction sa;
+    cleanup_armed = 0;
+    snprintf(cleanup_dir, sizeof cleanup_dir, "%s", dir);
+    cleanup_count = 0;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = cleanup_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    cleanup_armed = 1;
+}
+
+static void cleanup_disarm(void) { cleanup_armed = 0; }
+
+void tal_cleanup_add_file(const tal_atomic_dir_t *dir, const char *name)
+{
+    if (cleanup_count >= CLEANUP_MAX_FILES) return;
+    snprintf(cleanup_files[cleanup_count], CLEANUP_PATH_MAX, "%s/%s", dir->tmp_path, name);
+    cleanup_count = cleanup_count + 1;
+}
+
+static int remove_tree_contents(int dir_fd)
+{
+    DIR *d;
+    struct dirent *e;
+    int fd = dup(dir_fd);
+    if (fd < 0) return -1;
+    d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -1;
+    }
+    rewinddir(d);
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        unlinkat(dir_fd, e->d_name, 0);
+    }
+    closedir(d);
+    return 0;
+}
+
+static int remove_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    remove_tree_contents(fd);
+    close(fd);
+    return rmdir(path);
+}
+
+static int fsync_parent(const char *path)
+{
+    char *copy = strdup(path);
+    char *slash;
+    int fd, rc = 0;
+    if (!copy) return -1;
+    slash = strrchr(copy, '/');
+    if (slash == copy)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        strcpy(copy, ".");
+    fd = open(copy, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        rc = fsync(fd);
+        close(fd);
+    }
+    free(copy);
+    return rc;
+}
+
+int tal_atomic_dir_begin(tal_atomic_dir_t *dir, const char *final_path, int force,
+                         const char *marker_file)
+{
+    struct stat st;
+    size_t len;
+    memset(dir, 0, sizeof *dir);
+    dir->dir_fd = -1;
+    len = strlen(final_path);
+    while (len > 1 && final_path[len - 1] == '/') len--;
+    dir->final_path = strndup(final_path, len);
+    if (!dir->final_path) return TAL_ENOMEM;
+    if (lstat(dir->final_path, &st) == 0) {
+        char marker[CLEANUP_PATH_MAX];
+        if (!force) {
+            tal_log_error("%s already exists; use --force to replace it", dir->final_path);
+            goto exists;
+        }
+        snprintf(marker, sizeof marker, "%s/%s", dir->final_path, marker_file);
+        if (!S_ISDIR(st.st_mode) || access(marker, F_OK) != 0) {
+            tal_log_error("%s exists and is not a talaria store; refusing to replace it even "
+                          "with --force",
+                          dir->final_path);
+            goto exists;
+        }
+        dir->replace = 1;
+    }
+    dir->tmp_path = malloc(len + 16);
+    if (!dir->tmp_path) return TAL_ENOMEM;
+    snprintf(dir->tmp_path, len + 16, "%s.tmp-XXXXXX", dir->final_path);
+    if (!mkdtemp(dir->tmp_path)) {
+        tal_log_error("cannot create a temporary directory beside %s: %s", dir->final_path,
+                      strerror(errno));
+        free(dir->tmp_path);
+        dir->tmp_path = NULL;
+        return TAL_EIO;
+    }
+    dir->dir_fd = open(dir->tmp_path, O_RDONLY | O_DIRECTORY);
+    if (dir->dir_fd < 0) {
+        tal_log_error("cannot open %s: %s", dir->tmp_path, strerror(errno));
+        rmdir(dir->tmp_path);
+        return TAL_EIO;
+    }
+    {
+        /* mkdtemp makes the directory private; a store is meant to be shared */
+        mode_t mask = umask(0);
+        umask(mask);
+        fchmod(dir->dir_fd, 0777 & ~mask);
+    }
+    cleanup_arm(dir->tmp_path);
+    return 0;
+exists:
+    free(dir->final_path);
+    dir->final_path = NULL;
+    return TAL_EEXIST;
+}
+
+int tal_atomic_dir_commit(tal_atomic_dir_t *dir)
+{
+    if (fsync(dir->dir_fd) != 0) {
+        tal_log_error("fsync %s: %s", dir->tmp_path, strerror(errno));
+        return TAL_EIO;
+    }
+    if (dir->replace) {
+        /* Swap atomically so a reader sees either the old or the new store. */
+        if (renameat2(AT_FDCWD, dir->tmp_path, AT_FDCWD, dir->final_path, RENAME_EXCHANGE) != 0) {
+            tal_log_error("cannot replace %s: %s", dir->final_path, strerror(errno));
+            return TAL_EIO;
+        }
+        cleanup_disarm();
+        remove_dir(dir->tmp_path); /* now the old store */
+    } else {
+        if (renameat2(AT_FDCWD, dir->tmp_path, AT_FDCWD, dir->final_path, RENAME_NOREPLACE) !=
+            0) {
+            tal_log_error("cannot rename %s to %s: %s", dir->tmp_path, dir->final_path,
+                          strerror(errno));
+            return errno == EEXIST ? TAL_EEXIST : TAL_EIO;
+        }
+        cleanup_disarm();
+    }
+    fsync_parent(dir->final_path);
+    close(dir->dir_fd);
+    dir->dir_fd = -1;
+    free(dir->tmp_path);
+    free(dir->final_path);
+    dir->tmp_path = dir->final_path = NULL;
+    return 0;
+}
+
+void tal_atomic_dir_abort(tal_atomic_dir_t *dir)
+{
+    if (dir->tmp_path) {
+        cleanup_disarm();
+        remove_dir(dir->tmp_path);
+    }
+    if (dir->dir_fd >= 0) close(dir->dir_fd);
+    free(dir->tmp_path);
+    free(dir->final_path);
+    memset(dir, 0, sizeof *dir);
+    dir->dir_fd = -1;
+}
+
+/* Ask the kernel to start writing back every WRITEBACK_STEP bytes so that the
+ * fsync at the end overlaps with the build instead of following it. */
+#define WRITEBACK_STEP (32u << 20)
+
+int tal_wfile_open(tal_wfile_t *w, tal_atomic_dir_t *dir, const char *name, size_t buf_size)
+{
+    size_t dlen = strlen(dir->final_path) + strlen(name) + 2;
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    w->display = malloc(dlen);
+    w->buf = malloc(buf_size);
+    w->hash = XXH3_createState();
+    if (!w->display || !w->buf || !w->hash) goto nomem;
+    snprintf(w->display, dlen, "%s/%s", dir->final_path, name);
+    w->cap = buf_size;
+    XXH3_64bits_reset(w->hash);
+    tal_cleanup_add_file(dir, name);
+    w->fd = openat(dir->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (w->fd < 0) {
+        tal_log_error("cannot create %s: %s", w->display, strerror(errno));
+        tal_wfile_abort(w);
+        return TAL_EIO;
+    }
+    return 0;
+nomem:
+    tal_wfile_abort(w);
+    return TAL_ENOMEM;
+}
+
+static int wfile_write_fd(tal_wfile_t *w, const char *data, size_t len)
+{
+    while (len) {
+        ssize_t n = write(w->fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            tal_log_error("cannot write %s: %s", w->display, strerror(errno));
+            return TAL_EIO;
+        }
+        data += n;
+        len -= (size_t)n;
+        w->written += (uint64_t)n;
+    }
+    if (w->written - w->synced_upto >= WRITEBACK_STEP) {
+        sync_file_range(w->fd, (off64_t)w->synced_upto, (off64_t)(w->written - w->synced_upto),
+                        SYNC_FILE_RANGE_WRITE);
+        w->synced_upto = w->written;
+    }
+    return 0;
+}
+
+int tal_wfile_write(tal_wfile_t *w, const void *data, size_t len)
+{
+    int rc;
+    XXH3_64bits_update(w->hash, data, len);
+    if (w->used + len <= w->cap) {
+        memcpy(w->buf + w->used, data, len);
+        w->used += len;
+        return 0;
+    }
+    if (w->used) {
+        rc = wfile_write_fd(w, w->buf, w->used);
+        w->used = 0;
+        if (rc) return rc;
+    }
+    if (len >= w->cap) return wfile_write_fd(w, data, len);
+    memcpy(w->buf, data, len);
+    w->used = len;
+    return 0;
+}
+
+int tal_wfile_pread(tal_wfile_t *w, uint64_t offset, void *out, size_t len)
+{
+    char *dst = out;
+    if (offset + len > w->written + w->used) return TAL_EUSAGE;
+    while (len && offset < w->written) {
+        size_t n = len;
+        ssize_t got;
+        if (offset + n > w->written) n = (size_t)(w->written - offset);
+        got = pread(w->fd, dst, n, (off_t)offset);
+        if (got <= 0) {
+            if (got < 0 && errno == EINTR) continue;
+            tal_log_error("cannot read back %s: %s", w->display, got < 0 ? strerror(errno) : "short read");
+            return TAL_EIO;
+        }
+        dst += got;
+        offset += (uint64_t)got;
+        len -= (size_t)got;
+    }
+    if (len) memcpy(dst, w->buf + (offset - w->written), len);
+    return 0;
+}
+
+int tal_wfile_finish(tal_wfile_t *w, uint64_t *checksum, uint64_t *size)
+{
+    int rc = 0;
+    if (w->used) rc = wfile_write_fd(w, w->buf, w->used);
+    w->used = 0;
+    if (!rc && fsync(w->fd) != 0) {
+        tal_log_error("cannot fsync %s: %s", w->display, strerror(errno));
+        rc = TAL_EIO;
+    }
+    if (!rc) {
+        if (checksum) *checksum = XXH3_64bits_digest(w->hash);
+        if (size) *size = w->written;
+    }
+    tal_wfile_abort(w);
+    return rc;
+}
+
+void tal_wfile_abort(tal_wfile_t *w)
+{
+    if (w->fd >= 0) close(w->fd);
+    if (w->hash) XXH3_freeState(w->hash);
+    free(w->buf);
+    free(w->display);
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+}
+
+int tal_hash_file(const char *path, uint64_t *checksum, uint64_t *size)
+{
+    enum { BUF = 1 << 20 };
+    char *buf = malloc(BUF);
+    XXH3_state_t *st = XXH3_createState();
+    uint64_t total = 0;
+    int fd = -1, rc = 0;
+    if (!buf || !st) {
+        rc = TAL_ENOMEM;
+        goto out;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        tal_log_error("cannot open %s: %s", path, strerror(errno));
+        rc = errno == ENOENT ? TAL_EINPUT : TAL_EIO;
+        goto out;
+    }
+    XXH3_64bits_reset(st);
+    for (;;) {
+        ssize_t n = read(fd, buf, BUF);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            tal_log_error("cannot read %s: %s", path, strerror(errno));
+            rc = TAL_EIO;
+            goto out;
+        }
+        if (n == 0) break;
+        XXH3_64bits_update(st, buf, (size_t)n);
+        total += (uint64_t)n;
+    }
+    *checksum = XXH3_64bits_digest(st);
+    if (size) *size = total;
+out:
+    if (fd >= 0) close(fd);
+    if (st) XXH3_freeState(st);
+    free(buf);
+    return rc;
+}

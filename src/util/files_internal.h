@@ -1,0 +1,52 @@
+/* Atomic output directories (temp dir + fsync + rename) and checksummed buffered
+ * writers for the files inside them. Private to libtalaria. */
+#ifndef TAL_FILES_INTERNAL_H
+#define TAL_FILES_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+/* A directory built as NAME.tmp-XXXXXX beside NAME and renamed into place on commit.
+ * Until commit, SIGINT/SIGTERM remove it (the files written through tal_wfile). */
+typedef struct {
+    char *final_path;
+    char *tmp_path;
+    int dir_fd;
+    int replace; /* final_path exists and is a store we may replace (--force) */
+} tal_atomic_dir_t;
+
+/* marker_file names a file that proves an existing directory is ours to replace. */
+int tal_atomic_dir_begin(tal_atomic_dir_t *dir, const char *final_path, int force,
+                         const char *marker_file);
+int tal_atomic_dir_commit(tal_atomic_dir_t *dir);
+void tal_atomic_dir_abort(tal_atomic_dir_t *dir);
+
+/* A buffered writer that hashes (XXH3-64) what it writes and starts writeback early so
+ * the final fsync has little left to do. */
+typedef struct {
+    int fd;
+    char *buf;
+    size_t cap, used;
+    uint64_t written, synced_upto;
+    XXH3_state_t *hash;
+    char *display; /* path for messages */
+} tal_wfile_t;
+
+int tal_wfile_open(tal_wfile_t *w, tal_atomic_dir_t *dir, const char *name, size_t buf_size);
+int tal_wfile_write(tal_wfile_t *w, const void *data, size_t len);
+/* Reads back bytes already given to tal_wfile_write (flushed or still buffered). */
+int tal_wfile_pread(tal_wfile_t *w, uint64_t offset, void *out, size_t len);
+/* Flushes, fsyncs and closes; returns the checksum and size of everything written. */
+int tal_wfile_finish(tal_wfile_t *w, uint64_t *checksum, uint64_t *size);
+void tal_wfile_abort(tal_wfile_t *w);
+
+/* Registers a file inside dir so an interrupting signal unlinks it. */
+void tal_cleanup_add_file(const tal_atomic_dir_t *dir, const char *name);
+
+/* Hashes a whole file with XXH3-64 (used for the catalog and by verify). */
+int tal_hash_file(const char *path, uint64_t *checksum, uint64_t *size);
+
+#endif
