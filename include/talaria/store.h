@@ -38,6 +38,7 @@ typedef struct {
     uint64_t header_bytes;
     uint64_t min_length, max_length;
     uint64_t duplicates_skipped;
+    uint64_t key_count;
     int alphabet;
     const uint64_t *composition; /* [256] */
     uint64_t stored_residue_bytes;

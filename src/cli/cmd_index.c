@@ -22,7 +22,8 @@ static const char help[] =
     "  -t, --threads N          threads (default 2; 1 = no background threads)\n"
     "  -j N                     same as --threads\n"
     "      --allow-duplicates   keep the first record of a repeated accession, skip the rest\n"
-    "      --no-catalog-index   do not build the SQL index on catalog accessions\n"
+    "      --catalog-index      also index catalog.sqlite by accession for SQL queries\n"
+    "                           (talaria's own lookups use the store's key table)\n"
     "  -f, --force              replace an existing store at the output path\n"
     "  -q, --quiet              only errors on stderr\n"
     "  -v, --verbose            more messages\n"
@@ -35,7 +36,7 @@ int cmd_index(int argc, char **argv)
     static const struct option longopts[] = {
         {"input", required_argument, NULL, 'i'},  {"output", required_argument, NULL, 'o'},
         {"threads", required_argument, NULL, 't'}, {"allow-duplicates", no_argument, NULL, 'D'},
-        {"no-catalog-index", no_argument, NULL, 'N'}, {"force", no_argument, NULL, 'f'},
+        {"catalog-index", no_argument, NULL, 'N'}, {"force", no_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},        {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *in = NULL, *out = NULL;
@@ -54,7 +55,7 @@ int cmd_index(int argc, char **argv)
             if (cli_parse_threads("index", optarg, &opt.threads) < 0) return 2;
             break;
         case 'D': opt.allow_duplicates = 1; break;
-        case 'N': opt.catalog_index = 0; break;
+        case 'N': opt.catalog_index = 1; break;
         case 'f': opt.force = 1; break;
         case 'q': quiet = 1; cli_quieter(); break;
         case 'v': cli_louder(); break;

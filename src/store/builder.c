@@ -7,6 +7,7 @@
 #include "talaria/error.h"
 #include "talaria/fasta.h"
 #include "talaria/log.h"
+#include "talaria/mem.h"
 #include "talaria/seqstats.h"
 #include "talaria/store.h"
 #include "talaria/util.h"
@@ -24,23 +25,15 @@
 #define WBUF (1u << 20)
 
 typedef struct {
-    uint64_t hash;
-    uint64_t id_plus1; /* 0 marks an empty slot */
-} ht_slot_t;
-
-typedef struct {
     const tal_index_opt_t *opt;
     const char *in_path;
     tal_fasta_reader_t *fa;
     tal_atomic_dir_t dir;
-    tal_wfile_t headers, residues, seq_offsets, lengths, checksums;
+    tal_wfile_t headers, residues, hdr_offsets, seq_offsets, lengths, checksums;
     int files_open;
-    uint64_t *hdr_offsets;
-    size_t hdr_offsets_cap;
-    ht_slot_t *ht;
-    size_t ht_cap, ht_used;
-    tal_key_disk_t *keys;
-    size_t n_keys, keys_cap;
+    tal_key_slot_t *slots; /* the accession table, written as the keys section */
+    size_t n_slots, n_keys;
+    unsigned slot_bits;
     tal_catalog_writer_t *cat;
     uint64_t n, residue_total, header_total, min_len, max_len, dups;
     uint64_t composition[4][256];
@@ -53,97 +46,76 @@ void tal_index_opt_init(tal_index_opt_t *opt)
 {
     memset(opt, 0, sizeof *opt);
     opt->threads = 2;
-    opt->catalog_index = 1;
 }
 
-static int ht_grow(builder_t *b)
+static int keys_grow(builder_t *b)
 {
-    size_t cap = b->ht_cap ? b->ht_cap * 2 : 1u << 16;
-    ht_slot_t *slots = calloc(cap, sizeof *slots);
+    unsigned bits = b->n_slots ? b->slot_bits + 1 : 16;
+    size_t cap = (size_t)1 << bits;
+    tal_key_slot_t *slots;
+    if (bits > 32) return TAL_ENOMEM;
+    slots = tal_huge_alloc(cap * sizeof *slots);
     if (!slots) return TAL_ENOMEM;
-    for (size_t i = 0; i < b->ht_cap; i++) {
-        ht_slot_t s = b->ht[i];
+    for (size_t i = 0; i < b->n_slots; i++) {
+        tal_key_slot_t k = b->slots[i];
         size_t j;
-        if (!s.id_plus1) continue;
-        j = (size_t)s.hash & (cap - 1);
-        while (slots[j].id_plus1) j = (j + 1) & (cap - 1);
-        slots[j] = s;
+        if (!k.ref) continue;
+        j = (size_t)tal_key_home(k.tag, bits);
+        while (slots[j].ref) j = (j + 1) & (cap - 1);
+        slots[j] = k;
     }
-    free(b->ht);
-    b->ht = slots;
-    b->ht_cap = cap;
+    tal_huge_free(b->slots, b->n_slots * sizeof *b->slots);
+    b->slots = slots;
+    b->n_slots = cap;
+    b->slot_bits = bits;
     return 0;
 }
 
-/* The primary key of an earlier record, read back from the headers file. */
-static int earlier_key(builder_t *b, uint64_t id, tal_keys_t *keys)
+/* The keys of an earlier record, read back from what was written so far. */
+static int earlier_keys(builder_t *b, uint64_t id, tal_keys_t *keys)
 {
-    uint64_t off = b->hdr_offsets[id], len = b->hdr_offsets[id + 1] - off;
+    uint64_t off[2], len;
     int rc;
+    if ((rc = tal_wfile_pread(&b->hdr_offsets, id * 8, off, sizeof off)) < 0) return rc;
+    len = off[1] - off[0];
     if (len > b->dup_buf_cap) {
         char *p = realloc(b->dup_buf, len);
         if (!p) return TAL_ENOMEM;
         b->dup_buf = p;
         b->dup_buf_cap = len;
     }
-    if ((rc = tal_wfile_pread(&b->headers, off, b->dup_buf, len)) < 0) return rc;
+    if ((rc = tal_wfile_pread(&b->headers, off[0], b->dup_buf, len)) < 0) return rc;
     tal_header_keys(b->dup_buf, len, keys);
     return 0;
 }
 
-/* Inserts the record's primary key; *dup_of is the earlier record with the same key, or
- * UINT64_MAX. Hash collisions between different keys are resolved by comparing bytes. */
-static int ht_insert(builder_t *b, uint64_t hash, const char *key, size_t len, uint64_t id,
-                     uint64_t *dup_of)
+/* Adds a key for record id. For a first word, *dup_of is set to an earlier record with
+ * the same first word (UINT64_MAX if none) and nothing is added in that case. */
+static int keys_add(builder_t *b, const char *key, size_t len, uint64_t id, int alias,
+                    uint64_t *dup_of)
 {
+    uint32_t tag = tal_key_tag(tal_key_hash(key, len));
     size_t j;
     int rc;
     *dup_of = UINT64_MAX;
-    if ((b->ht_used + 1) * 2 > b->ht_cap && (rc = ht_grow(b)) < 0) return rc;
-    j = (size_t)hash & (b->ht_cap - 1);
-    while (b->ht[j].id_plus1) {
-        if (b->ht[j].hash == hash) {
-            tal_keys_t k;
-            uint64_t other = b->ht[j].id_plus1 - 1;
-            if ((rc = earlier_key(b, other, &k)) < 0) return rc;
-            if (k.primary_len == len && !memcmp(k.primary, key, len)) {
-                *dup_of = other;
+    if ((b->n_keys + 1) * 4 > b->n_slots * 3 && (rc = keys_grow(b)) < 0) return rc;
+    j = (size_t)tal_key_home(tag, b->slot_bits);
+    while (b->slots[j].ref) {
+        tal_key_slot_t k = b->slots[j];
+        if (!alias && k.tag == tag && !(k.ref & TAL_KEY_ALIAS)) {
+            tal_keys_t other;
+            uint64_t other_id = (k.ref & ~TAL_KEY_ALIAS) - 1;
+            if ((rc = earlier_keys(b, other_id, &other)) < 0) return rc;
+            if (other.primary_len == len && !memcmp(other.primary, key, len)) {
+                *dup_of = other_id;
                 return 0;
             }
         }
-        j = (j + 1) & (b->ht_cap - 1);
+        j = (j + 1) & (b->n_slots - 1);
     }
-    b->ht[j].hash = hash;
-    b->ht[j].id_plus1 = id + 1;
-    b->ht_used++;
-    return 0;
-}
-
-static int push_key(builder_t *b, uint64_t hash, uint64_t id)
-{
-    if (b->n_keys == b->keys_cap) {
-        size_t cap = b->keys_cap ? b->keys_cap * 2 : 1u << 16;
-        tal_key_disk_t *k = realloc(b->keys, cap * sizeof *k);
-        if (!k) return TAL_ENOMEM;
-        b->keys = k;
-        b->keys_cap = cap;
-    }
-    b->keys[b->n_keys].hash = hash;
-    b->keys[b->n_keys].id = id;
+    b->slots[j].tag = tag;
+    b->slots[j].ref = (uint32_t)(id + 1) | (alias ? TAL_KEY_ALIAS : 0);
     b->n_keys++;
-    return 0;
-}
-
-static int push_hdr_offset(builder_t *b, uint64_t off)
-{
-    if (b->n + 1 >= b->hdr_offsets_cap) {
-        size_t cap = b->hdr_offsets_cap ? b->hdr_offsets_cap * 2 : 1u << 16;
-        uint64_t *p = realloc(b->hdr_offsets, cap * sizeof *p);
-        if (!p) return TAL_ENOMEM;
-        b->hdr_offsets = p;
-        b->hdr_offsets_cap = cap;
-    }
-    b->hdr_offsets[b->n + 1] = off;
     return 0;
 }
 
@@ -175,10 +147,7 @@ static void show_progress(builder_t *b, int final)
 static int add_record(builder_t *b, const tal_fasta_record_t *rec)
 {
     tal_keys_t keys;
-    uint64_t hash, dup_of, id = b->n, checksum;
-    int64_t taxid;
-    const char *organism;
-    size_t organism_len;
+    uint64_t dup_of, id = b->n, checksum;
     int rc;
 
     tal_header_keys(rec->header, rec->header_len, &keys);
@@ -187,8 +156,13 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
                       tal_fasta_path(b->fa), (unsigned long long)rec->line);
         return TAL_EINPUT;
     }
-    hash = tal_key_hash(keys.primary, keys.primary_len);
-    if ((rc = ht_insert(b, hash, keys.primary, keys.primary_len, id, &dup_of)) < 0) return rc;
+    if (id >= TAL_MAX_RECORDS) {
+        tal_log_error("%s: line %llu: more than %llu records; split the input",
+                      tal_fasta_path(b->fa), (unsigned long long)rec->line,
+                      (unsigned long long)TAL_MAX_RECORDS);
+        return TAL_EINPUT;
+    }
+    if ((rc = keys_add(b, keys.primary, keys.primary_len, id, 0, &dup_of)) < 0) return rc;
     if (dup_of != UINT64_MAX) {
         if (b->opt->allow_duplicates) {
             b->dups++;
@@ -200,13 +174,12 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
                       keys.primary, (unsigned long long)dup_of + 1);
         return TAL_EINPUT;
     }
-    if ((rc = push_key(b, hash, id)) < 0) return rc;
-    if (keys.alias && (rc = push_key(b, tal_key_hash(keys.alias, keys.alias_len), id)) < 0)
+    if (keys.alias && (rc = keys_add(b, keys.alias, keys.alias_len, id, 1, &dup_of)) < 0)
         return rc;
 
     if ((rc = tal_wfile_write(&b->headers, rec->header, rec->header_len)) < 0) return rc;
     b->header_total += rec->header_len;
-    if ((rc = push_hdr_offset(b, b->header_total)) < 0) return rc;
+    if ((rc = tal_wfile_write(&b->hdr_offsets, &b->header_total, 8)) < 0) return rc;
     if ((rc = tal_wfile_write(&b->residues, rec->seq, rec->seq_len)) < 0) return rc;
     b->residue_total += rec->seq_len;
     if ((rc = tal_wfile_write(&b->seq_offsets, &b->residue_total, 8)) < 0) return rc;
@@ -220,63 +193,10 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
     if (b->n == 0 || rec->seq_len < b->min_len) b->min_len = rec->seq_len;
     if (rec->seq_len > b->max_len) b->max_len = rec->seq_len;
 
-    tal_header_taxon(rec->header, rec->header_len, &taxid, &organism, &organism_len);
-    rc = tal_catalog_add(b->cat, id, keys.primary, keys.primary_len, keys.alias, keys.alias_len,
-                         taxid, organism, organism_len, rec->seq_len);
+    rc = tal_catalog_add(b->cat, id, rec->header, rec->header_len, rec->seq_len);
     if (rc < 0) return rc;
     b->n++;
     show_progress(b, 0);
-    return 0;
-}
-
-static int key_cmp(const void *a, const void *b)
-{
-    const tal_key_disk_t *x = a, *y = b;
-    if (x->hash != y->hash) return x->hash < y->hash ? -1 : 1;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-/* Hashes are uniform, so one scatter pass on the top 16 bits leaves buckets of a few
- * dozen keys that insertion sort finishes. */
-static int sort_keys(tal_key_disk_t *keys, size_t n)
-{
-    enum { BITS = 16, BUCKETS = 1 << BITS };
-    size_t *start;
-    tal_key_disk_t *tmp;
-    if (n < 4096) {
-        qsort(keys, n, sizeof *keys, key_cmp);
-        return 0;
-    }
-    start = calloc(BUCKETS + 1, sizeof *start);
-    tmp = malloc(n * sizeof *tmp);
-    if (!start || !tmp) {
-        free(start);
-        free(tmp);
-        return TAL_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) start[(keys[i].hash >> (64 - BITS)) + 1]++;
-    for (size_t i = 1; i <= BUCKETS; i++) start[i] += start[i - 1];
-    for (size_t i = 0; i < n; i++) tmp[start[keys[i].hash >> (64 - BITS)]++] = keys[i];
-    /* start[k] now holds the end of bucket k */
-    for (size_t k = 0, lo = 0; k < BUCKETS; lo = start[k], k++) {
-        size_t hi = start[k];
-        if (hi - lo > 64) {
-            qsort(tmp + lo, hi - lo, sizeof *tmp, key_cmp);
-            continue;
-        }
-        for (size_t i = lo + 1; i < hi; i++) {
-            tal_key_disk_t v = tmp[i];
-            size_t j = i;
-            while (j > lo && key_cmp(&tmp[j - 1], &v) > 0) {
-                tmp[j] = tmp[j - 1];
-                j--;
-            }
-            tmp[j] = v;
-        }
-    }
-    memcpy(keys, tmp, n * sizeof *keys);
-    free(tmp);
-    free(start);
     return 0;
 }
 
@@ -355,12 +275,8 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     if ((rc = tal_wfile_finish(&b->seq_offsets, &secs[2].checksum, &secs[2].size)) < 0) goto fail_rest;
     if ((rc = tal_wfile_finish(&b->lengths, &secs[3].checksum, &secs[3].size)) < 0) goto fail_rest;
     if ((rc = tal_wfile_finish(&b->checksums, &secs[4].checksum, &secs[4].size)) < 0) goto fail_rest;
-    free(b->ht);
-    b->ht = NULL;
-    if ((rc = write_array_file(b, "hdr_offsets", b->hdr_offsets, (b->n + 1) * 8, &secs[5])) < 0)
-        return rc;
-    if ((rc = sort_keys(b->keys, b->n_keys)) < 0) return rc;
-    if ((rc = write_array_file(b, "keys", b->keys, b->n_keys * sizeof *b->keys, &secs[6])) < 0)
+    if ((rc = tal_wfile_finish(&b->hdr_offsets, &secs[5].checksum, &secs[5].size)) < 0) goto fail_rest;
+    if ((rc = write_array_file(b, "keys", b->slots, b->n_slots * sizeof *b->slots, &secs[6])) < 0)
         return rc;
 
     if ((rc = tal_catalog_finish(b->cat, b->opt->catalog_index)) < 0) return rc;
@@ -395,6 +311,7 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     meta.min_length = b->min_len;
     meta.max_length = b->max_len;
     meta.key_count = b->n_keys;
+    meta.key_slots = b->n_slots;
     meta.duplicates_skipped = b->dups;
     meta.section_count = 8;
     for (int c = 0; c < 256; c++)
@@ -420,6 +337,7 @@ fail_rest:
     tal_wfile_abort(&b->seq_offsets);
     tal_wfile_abort(&b->lengths);
     tal_wfile_abort(&b->checksums);
+    tal_wfile_abort(&b->hdr_offsets);
     return rc;
 }
 
@@ -432,11 +350,14 @@ static int open_outputs(builder_t *b)
     if ((rc = tal_wfile_open(&b->seq_offsets, &b->dir, "seq_offsets", WBUF)) < 0) return rc;
     if ((rc = tal_wfile_open(&b->lengths, &b->dir, "lengths", WBUF)) < 0) return rc;
     if ((rc = tal_wfile_open(&b->checksums, &b->dir, "checksums", WBUF)) < 0) return rc;
+    if ((rc = tal_wfile_open(&b->hdr_offsets, &b->dir, "hdr_offsets", WBUF)) < 0) return rc;
     b->files_open = 1;
     {
         uint64_t zero = 0;
         if ((rc = tal_wfile_write(&b->seq_offsets, &zero, 8)) < 0) return rc;
+        if ((rc = tal_wfile_write(&b->hdr_offsets, &zero, 8)) < 0) return rc;
     }
+    if ((rc = keys_grow(b)) < 0) return rc;
     snprintf(cat_path, sizeof cat_path, "%s/catalog.sqlite", b->dir.tmp_path);
     tal_cleanup_add_file(&b->dir, "catalog.sqlite");
     return tal_catalog_create(&b->cat, cat_path, b->opt->threads > 1);
@@ -462,8 +383,6 @@ int tal_store_build(const char *fasta_path, const char *out_path, const tal_inde
     if ((rc = tal_fasta_open(&b->fa, fasta_path, &fopt)) < 0) goto out;
     if ((rc = tal_atomic_dir_begin(&b->dir, out_path, opt->force, TAL_META_FILE)) < 0) goto out;
     if ((rc = open_outputs(b)) < 0) goto out;
-    if ((rc = push_hdr_offset(b, 0)) < 0) goto out;
-    b->hdr_offsets[0] = 0;
     while ((rc = tal_fasta_next(b->fa, &rec)) > 0)
         if ((rc = add_record(b, &rec)) < 0) goto out;
     if (rc < 0) goto out;
@@ -482,13 +401,12 @@ out:
         tal_wfile_abort(&b->seq_offsets);
         tal_wfile_abort(&b->lengths);
         tal_wfile_abort(&b->checksums);
+        tal_wfile_abort(&b->hdr_offsets);
     }
     if (b->cat) tal_catalog_abort(b->cat);
     if (rc < 0) tal_atomic_dir_abort(&b->dir);
     tal_fasta_close(b->fa);
-    free(b->hdr_offsets);
-    free(b->ht);
-    free(b->keys);
+    tal_huge_free(b->slots, b->n_slots * sizeof *b->slots);
     free(b->dup_buf);
     free(b);
     return rc < 0 ? rc : 0;

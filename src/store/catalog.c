@@ -1,6 +1,8 @@
 /* The SQLite catalog. Rows go in by rowid order inside one transaction with a prepared
  * statement; with threads, a background thread does the inserts from queued batches. */
+#define _GNU_SOURCE
 #include "catalog_internal.h"
+#include "format_internal.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
 
@@ -14,9 +16,7 @@
 
 typedef struct {
     uint64_t id, length;
-    int64_t taxid;
-    size_t acc_off, acc_len, alias_off, alias_len, org_off, org_len;
-    int has_alias, has_org;
+    size_t header_off, header_len;
 } row_t;
 
 typedef struct {
@@ -59,19 +59,25 @@ static int insert_batch(tal_catalog_writer_t *w, batch_t *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         const row_t *r = &b->rows[i];
+        const char *header = b->text + r->header_off, *organism;
         sqlite3_stmt *st = w->insert;
+        tal_keys_t keys;
+        int64_t taxid;
+        size_t organism_len;
+        tal_header_keys(header, r->header_len, &keys);
+        tal_header_taxon(header, r->header_len, &taxid, &organism, &organism_len);
         sqlite3_bind_int64(st, 1, (sqlite3_int64)r->id);
-        sqlite3_bind_text(st, 2, b->text + r->acc_off, (int)r->acc_len, SQLITE_STATIC);
-        if (r->has_alias)
-            sqlite3_bind_text(st, 3, b->text + r->alias_off, (int)r->alias_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, keys.primary, (int)keys.primary_len, SQLITE_STATIC);
+        if (keys.alias)
+            sqlite3_bind_text(st, 3, keys.alias, (int)keys.alias_len, SQLITE_STATIC);
         else
             sqlite3_bind_null(st, 3);
-        if (r->taxid >= 0)
-            sqlite3_bind_int64(st, 4, r->taxid);
+        if (taxid >= 0)
+            sqlite3_bind_int64(st, 4, taxid);
         else
             sqlite3_bind_null(st, 4);
-        if (r->has_org)
-            sqlite3_bind_text(st, 5, b->text + r->org_off, (int)r->org_len, SQLITE_STATIC);
+        if (organism)
+            sqlite3_bind_text(st, 5, organism, (int)organism_len, SQLITE_STATIC);
         else
             sqlite3_bind_null(st, 5);
         sqlite3_bind_int64(st, 6, (sqlite3_int64)r->length);
@@ -144,7 +150,7 @@ int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threade
     w->path = strdup(path);
     w->current = batch_new();
     if (!w->path || !w->current) goto fail;
-    if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+    if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         tal_log_error("cannot create %s: %s", path, w->db ? sqlite3_errmsg(w->db) : "SQLite error");
         rc = TAL_EIO;
@@ -221,24 +227,16 @@ static int submit(tal_catalog_writer_t *w)
     return rc;
 }
 
-int tal_catalog_add(tal_catalog_writer_t *w, uint64_t id, const char *acc, size_t acc_len,
-                    const char *alias, size_t alias_len, int64_t taxid, const char *organism,
-                    size_t organism_len, uint64_t length)
+int tal_catalog_add(tal_catalog_writer_t *w, uint64_t id, const char *header, size_t header_len,
+                    uint64_t length)
 {
     batch_t *b = w->current;
     row_t *r = &b->rows[b->n];
     int rc;
     r->id = id;
     r->length = length;
-    r->taxid = taxid;
-    r->has_alias = alias != NULL;
-    r->has_org = organism != NULL;
-    r->acc_len = acc_len;
-    r->alias_len = alias_len;
-    r->org_len = organism_len;
-    if ((rc = stash(b, acc, acc_len, &r->acc_off)) < 0) return rc;
-    if (alias && (rc = stash(b, alias, alias_len, &r->alias_off)) < 0) return rc;
-    if (organism && (rc = stash(b, organism, organism_len, &r->org_off)) < 0) return rc;
+    r->header_len = header_len;
+    if ((rc = stash(b, header, header_len, &r->header_off)) < 0) return rc;
     if (++b->n == BATCH_ROWS) return submit(w);
     return 0;
 }
@@ -313,33 +311,39 @@ void tal_catalog_abort(tal_catalog_writer_t *w)
     free(w);
 }
 
-static const char *find_tag(const char *h, size_t len, const char *tag, size_t tag_len)
+/* One pass over the header's '=' signs finds the UniProt (OX=, OS=) and UniRef
+ * (TaxID=, Tax=) tags; a tag counts only at the start or after a space. */
+static const char *tag_value(const char *h, const char *eq, const char *tag, size_t tag_len)
 {
-    for (size_t i = 0; i + tag_len <= len; i++) {
-        if ((i == 0 || h[i - 1] == ' ') && !memcmp(h + i, tag, tag_len)) return h + i + tag_len;
-    }
-    return NULL;
+    const char *start = eq - tag_len;
+    if (start < h || memcmp(start, tag, tag_len)) return NULL;
+    if (start > h && start[-1] != ' ') return NULL;
+    return eq + 1;
 }
 
 void tal_header_taxon(const char *header, size_t len, int64_t *taxid, const char **organism,
                       size_t *organism_len)
 {
-    const char *end = header + len, *p;
+    const char *end = header + len, *p = header, *eq, *ox = NULL, *os = NULL, *v;
     *taxid = -1;
     *organism = NULL;
     *organism_len = 0;
-    p = find_tag(header, len, "OX=", 3);
-    if (!p) p = find_tag(header, len, "TaxID=", 6);
-    if (p && p < end && *p >= '0' && *p <= '9') {
-        int64_t v = 0;
-        while (p < end && *p >= '0' && *p <= '9' && v < (INT64_MAX - 9) / 10) v = v * 10 + (*p++ - '0');
-        *taxid = v;
+    while ((eq = memchr(p, '=', (size_t)(end - p))) != NULL) {
+        if (!ox && ((v = tag_value(header, eq, "OX", 2)) || (v = tag_value(header, eq, "TaxID", 5))))
+            ox = v;
+        else if (!os && ((v = tag_value(header, eq, "OS", 2)) || (v = tag_value(header, eq, "Tax", 3))))
+            os = v;
+        p = eq + 1;
     }
-    p = find_tag(header, len, "OS=", 3);
-    if (!p) p = find_tag(header, len, "Tax=", 4);
-    if (p) {
+    if (ox && ox < end && *ox >= '0' && *ox <= '9') {
+        int64_t value = 0;
+        while (ox < end && *ox >= '0' && *ox <= '9' && value < (INT64_MAX - 9) / 10)
+            value = value * 10 + (*ox++ - '0');
+        *taxid = value;
+    }
+    if (os) {
         /* the organism runs to the next " XX=" tag */
-        const char *q = p;
+        const char *q = os;
         while (q < end) {
             if (*q == ' ') {
                 const char *t = q + 1;
@@ -348,7 +352,7 @@ void tal_header_taxon(const char *header, size_t len, int64_t *taxid, const char
             }
             q++;
         }
-        *organism = p;
-        *organism_len = (size_t)(q - p);
+        *organism = os;
+        *organism_len = (size_t)(q - os);
     }
 }

@@ -9,10 +9,10 @@
 typedef struct tal_catalog_writer tal_catalog_writer_t;
 
 int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threaded);
-/* taxid < 0: none. alias and organism may be NULL. */
-int tal_catalog_add(tal_catalog_writer_t *w, uint64_t id, const char *acc, size_t acc_len,
-                    const char *alias, size_t alias_len, int64_t taxid, const char *organism,
-                    size_t organism_len, uint64_t length);
+/* Queues a record; accession, alias, taxid and organism are parsed from the header by
+ * the catalog's thread. */
+int tal_catalog_add(tal_catalog_writer_t *w, uint64_t id, const char *header, size_t header_len,
+                    uint64_t length);
 int tal_catalog_set(tal_catalog_writer_t *w, const char *key, const char *value);
 /* Waits for the writer, commits and closes; with make_index, indexes accession and alias. */
 int tal_catalog_finish(tal_catalog_writer_t *w, int make_index);

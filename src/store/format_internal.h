@@ -28,7 +28,7 @@ typedef enum {
     TAL_SEC_LENGTHS,         /* u64[N] */
     TAL_SEC_RESIDUES,        /* residue bytes, no newlines (codec none) */
     TAL_SEC_RECORD_CHECKSUMS,/* u64[N]: XXH3-64 of residues seeded by XXH3-64 of header */
-    TAL_SEC_KEYS,            /* tal_key_disk_t[K] sorted by hash, then id */
+    TAL_SEC_KEYS,            /* tal_key_slot_t[key_slots]: open-addressing hash table */
     TAL_SEC_CATALOG,         /* catalog.sqlite, checksummed as a whole */
     TAL_SEC_CHUNKS           /* reserved: chunk table of compressed residues */
 } tal_section_id_t;
@@ -60,17 +60,34 @@ typedef struct {
     uint32_t flags;
     uint32_t section_count;
     uint64_t composition[256]; /* residue byte counts, case kept */
-    uint64_t reserved[8];
+    uint64_t key_slots; /* power of two */
+    uint64_t reserved[7];
 } tal_meta_disk_t;
 
+/* Accession lookup: key_slots = 2^k slots; a key starts at slot (hash >> (64 - k)), linear
+ * probing, an empty slot ends the search. tag is the hash's high 32 bits, so the table
+ * can double while building without the keys; a tag match is confirmed by comparing the
+ * record's key. ref is 0 for empty, else (id + 1), with TAL_KEY_ALIAS set when the key
+ * is the "db|ACC|" alias rather than the first word. */
 typedef struct {
-    uint64_t hash; /* XXH3-64 of the key bytes */
-    uint64_t id;
-} tal_key_disk_t;
+    uint32_t tag;
+    uint32_t ref;
+} tal_key_slot_t;
+
+#define TAL_KEY_ALIAS 0x80000000u
+#define TAL_MAX_RECORDS 0x7ffffffeull
+
+static inline uint32_t tal_key_tag(uint64_t hash) { return (uint32_t)(hash >> 32); }
+
+/* Home slot of a tag in a table of 2^bits slots (bits <= 32). */
+static inline uint64_t tal_key_home(uint32_t tag, unsigned bits)
+{
+    return bits ? (uint64_t)(tag >> (32 - bits)) : 0;
+}
 
 _Static_assert(sizeof(tal_section_disk_t) == 64, "section entry layout");
 _Static_assert(sizeof(tal_meta_disk_t) == 2200, "meta layout");
-_Static_assert(sizeof(tal_key_disk_t) == 16, "key layout");
+_Static_assert(sizeof(tal_key_slot_t) == 8, "key slot layout");
 
 /* The accession keys of a header: the first word, and for "db|ACC|..." also ACC. */
 typedef struct {

@@ -33,7 +33,8 @@ struct tal_store {
     const char *headers;
     const uint64_t *hdr_offsets, *seq_offsets, *lengths, *checksums;
     const char *residues;
-    const tal_key_disk_t *keys;
+    const tal_key_slot_t *slots;
+    unsigned slot_bits;
     int lengths_checked;
 };
 
@@ -161,15 +162,18 @@ static int check_layout(tal_store_t *s)
     const tal_meta_disk_t *m = s->meta;
     uint64_t n = m->record_count;
     int rc;
-    if (n > (UINT64_MAX / 8) - 1 || m->key_count > UINT64_MAX / 16)
-        return corrupt(s, "the record count is impossible");
+    if (n > TAL_MAX_RECORDS) return corrupt(s, "the record count is impossible");
+    if (m->key_slots == 0 || (m->key_slots & (m->key_slots - 1)) || m->key_slots > (1ull << 32) ||
+        m->key_count >= m->key_slots)
+        return corrupt(s, "the accession table size is impossible");
+    while ((1ull << s->slot_bits) < m->key_slots) s->slot_bits++;
     if ((rc = need(s, TAL_SEC_HEADERS, m->header_bytes)) < 0) return rc;
     if ((rc = need(s, TAL_SEC_RESIDUES, m->residue_count)) < 0) return rc;
     if ((rc = need(s, TAL_SEC_HDR_OFFSETS, (n + 1) * 8)) < 0) return rc;
     if ((rc = need(s, TAL_SEC_SEQ_OFFSETS, (n + 1) * 8)) < 0) return rc;
     if ((rc = need(s, TAL_SEC_LENGTHS, n * 8)) < 0) return rc;
     if ((rc = need(s, TAL_SEC_RECORD_CHECKSUMS, n * 8)) < 0) return rc;
-    if ((rc = need(s, TAL_SEC_KEYS, m->key_count * 16)) < 0) return rc;
+    if ((rc = need(s, TAL_SEC_KEYS, m->key_slots * sizeof(tal_key_slot_t))) < 0) return rc;
     if (!s->maps[TAL_SEC_CATALOG].disk) return corrupt(s, "the catalog section is missing");
     s->headers = (const char *)s->maps[TAL_SEC_HEADERS].data;
     s->residues = (const char *)s->maps[TAL_SEC_RESIDUES].data;
@@ -177,7 +181,7 @@ static int check_layout(tal_store_t *s)
     s->seq_offsets = (const uint64_t *)s->maps[TAL_SEC_SEQ_OFFSETS].data;
     s->lengths = (const uint64_t *)s->maps[TAL_SEC_LENGTHS].data;
     s->checksums = (const uint64_t *)s->maps[TAL_SEC_RECORD_CHECKSUMS].data;
-    s->keys = (const tal_key_disk_t *)s->maps[TAL_SEC_KEYS].data;
+    s->slots = (const tal_key_slot_t *)s->maps[TAL_SEC_KEYS].data;
     if (s->hdr_offsets[0] != 0 || s->hdr_offsets[n] != m->header_bytes)
         return corrupt(s, "the header offsets do not span the headers section");
     if (s->seq_offsets[0] != 0 || s->seq_offsets[n] != m->residue_count)
@@ -228,6 +232,7 @@ void tal_store_info(const tal_store_t *s, tal_store_info_t *info)
     info->min_length = s->meta->min_length;
     info->max_length = s->meta->max_length;
     info->duplicates_skipped = s->meta->duplicates_skipped;
+    info->key_count = s->meta->key_count;
     info->alphabet = (int)s->meta->alphabet;
     info->composition = s->meta->composition;
     info->stored_residue_bytes = s->maps[TAL_SEC_RESIDUES].size;
@@ -269,35 +274,34 @@ bad:
 
 int tal_store_find(const tal_store_t *s, const char *acc, size_t acc_len, uint64_t *id)
 {
-    uint64_t hash = tal_key_hash(acc, acc_len);
-    size_t lo = 0, hi = (size_t)s->meta->key_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (s->keys[mid].hash < hash)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    /* Equal hashes are ordered by id. A record whose first word is acc wins over an
-     * earlier one that only has acc as its "db|ACC|" alias. */
-    int alias_found = 0;
-    uint64_t alias_id = 0;
-    for (; lo < s->meta->key_count && s->keys[lo].hash == hash; lo++) {
+    uint32_t tag = tal_key_tag(tal_key_hash(acc, acc_len));
+    uint64_t mask = s->meta->key_slots - 1, j = tal_key_home(tag, s->slot_bits);
+    uint64_t alias_id = UINT64_MAX;
+    /* A record whose first word is acc wins over one that only has acc as its
+     * "db|ACC|" alias; among aliases the earliest record wins. The probe is bounded so
+     * that a damaged table without empty slots cannot loop. */
+    for (uint64_t step = 0; step <= mask; step++, j = (j + 1) & mask) {
+        tal_key_slot_t k = s->slots[j];
         const char *h;
         size_t len;
-        tal_keys_t k;
-        if (record_header(s, s->keys[lo].id, &h, &len) < 0) continue;
-        tal_header_keys(h, len, &k);
-        if (k.primary_len == acc_len && !memcmp(k.primary, acc, acc_len)) {
-            *id = s->keys[lo].id;
+        tal_keys_t keys;
+        uint64_t rid;
+        int alias;
+        if (!k.ref) break;
+        if (k.tag != tag) continue;
+        alias = (k.ref & TAL_KEY_ALIAS) != 0;
+        rid = (k.ref & ~TAL_KEY_ALIAS) - 1;
+        if (record_header(s, rid, &h, &len) < 0) continue;
+        tal_header_keys(h, len, &keys);
+        if (!alias && keys.primary_len == acc_len && !memcmp(keys.primary, acc, acc_len)) {
+            *id = rid;
             return 0;
         }
-        if (!alias_found && k.alias && k.alias_len == acc_len && !memcmp(k.alias, acc, acc_len)) {
-            alias_found = 1;
-            alias_id = s->keys[lo].id;
-        }
+        if (alias && rid < alias_id && keys.alias && keys.alias_len == acc_len &&
+            !memcmp(keys.alias, acc, acc_len))
+            alias_id = rid;
     }
-    if (alias_found) {
+    if (alias_id != UINT64_MAX) {
         *id = alias_id;
         return 0;
     }

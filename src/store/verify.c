@@ -72,32 +72,39 @@ static int check_keys(const tal_store_t *s, const tal_store_info_t *info)
 {
     const void *p;
     size_t size;
-    const tal_key_disk_t *keys;
-    uint64_t count, expected = 0;
+    const tal_key_slot_t *slots;
+    uint64_t n_slots, used = 0, expected = 0;
     tal_store_section_(s, TAL_SEC_KEYS, &p, &size);
-    keys = p;
-    count = size / sizeof *keys;
+    slots = p;
+    n_slots = size / sizeof *slots;
+    for (uint64_t i = 0; i < n_slots; i++) {
+        if (!slots[i].ref) continue;
+        used++;
+        if ((slots[i].ref & ~TAL_KEY_ALIAS) > info->records)
+            return broken(s, TAL_SEC_KEYS, "a key names no record");
+    }
+    /* every record must be found under its first word, and its alias must lead to a
+     * record carrying that alias */
     for (uint64_t i = 0; i < info->records; i++) {
-        tal_record_t rec;
-        tal_keys_t k;
+        tal_record_t rec, other;
+        tal_keys_t k, ok;
+        uint64_t found;
         tal_store_record(s, i, &rec);
         tal_header_keys(rec.header, rec.header_len, &k);
         expected += k.alias ? 2 : 1;
+        if (tal_store_find(s, k.primary, k.primary_len, &found) < 0 || found != i)
+            return broken(s, TAL_SEC_KEYS, "a record cannot be found by its accession");
+        if (!k.alias) continue;
+        if (tal_store_find(s, k.alias, k.alias_len, &found) < 0 ||
+            tal_store_record(s, found, &other) < 0)
+            return broken(s, TAL_SEC_KEYS, "a record cannot be found by its alias");
+        tal_header_keys(other.header, other.header_len, &ok);
+        if (!((ok.primary_len == k.alias_len && !memcmp(ok.primary, k.alias, k.alias_len)) ||
+              (ok.alias && ok.alias_len == k.alias_len && !memcmp(ok.alias, k.alias, k.alias_len))))
+            return broken(s, TAL_SEC_KEYS, "an alias leads to the wrong record");
     }
-    if (count != expected) return broken(s, TAL_SEC_KEYS, "wrong number of keys");
-    for (uint64_t i = 0; i < count; i++) {
-        tal_record_t rec;
-        tal_keys_t k;
-        if (i && (keys[i - 1].hash > keys[i].hash ||
-                  (keys[i - 1].hash == keys[i].hash && keys[i - 1].id >= keys[i].id)))
-            return broken(s, TAL_SEC_KEYS, "keys are not sorted");
-        if (keys[i].id >= info->records) return broken(s, TAL_SEC_KEYS, "a key names no record");
-        tal_store_record(s, keys[i].id, &rec);
-        tal_header_keys(rec.header, rec.header_len, &k);
-        if (tal_key_hash(k.primary, k.primary_len) != keys[i].hash &&
-            !(k.alias && tal_key_hash(k.alias, k.alias_len) == keys[i].hash))
-            return broken(s, TAL_SEC_KEYS, "a key does not match its record");
-    }
+    if (used != expected || used != info->key_count)
+        return broken(s, TAL_SEC_KEYS, "wrong number of keys");
     return 0;
 }
 

@@ -228,7 +228,7 @@ int tal_wfile_open(tal_wfile_t *w, tal_atomic_dir_t *dir, const char *name, size
     w->cap = buf_size;
     XXH3_64bits_reset(w->hash);
     tal_cleanup_add_file(dir, name);
-    w->fd = openat(dir->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    w->fd = openat(dir->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (w->fd < 0) {
         tal_log_error("cannot create %s: %s", w->display, strerror(errno));
         tal_wfile_abort(w);
