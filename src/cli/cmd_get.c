@@ -34,6 +34,7 @@ typedef struct {
 
 static void put_wrapped(const char *seq, size_t len, size_t width)
 {
+    if (len == 0) return;
     if (width == 0 || len <= width) {
         fwrite_unlocked(seq, 1, len, stdout);
         putc_unlocked('\n', stdout);
