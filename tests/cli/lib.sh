@@ -34,7 +34,7 @@ expect_stderr() {
 
 # unwrap FASTA : one line per header and per sequence, as talaria get -w 0 prints
 unwrap() {
-    awk '/^>/ { if (seq != "") print seq; print; seq = ""; next } { sub(/\r$/, ""); seq = seq $0 } END { if (seq != "") print seq }' "$1"
+    awk '{ sub(/\r$/, "") } /^>/ { if (seq != "") print seq; print; seq = ""; next } { seq = seq $0 } END { if (seq != "") print seq }' "$1"
 }
 
 finish() {
