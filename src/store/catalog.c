@@ -28,7 +28,9 @@ typedef struct {
 
 struct tal_catalog_writer {
     sqlite3 *db;
-    sqlite3_stmt *insert;
+    sqlite3_stmt *insert, *insert_taxon;
+    int64_t *taxa_seen; /* open-addressing set of taxids already in the taxa table */
+    size_t taxa_cap, taxa_n;
     char *path;
     int threaded;
     batch_t *current;
@@ -55,6 +57,35 @@ static int exec_sql(tal_catalog_writer_t *w, const char *sql)
     return 0;
 }
 
+/* 1 the first time a taxid is seen; the organism of its first record is kept. */
+static int taxon_is_new(tal_catalog_writer_t *w, int64_t taxid)
+{
+    size_t j;
+    if ((w->taxa_n + 1) * 2 > w->taxa_cap) {
+        size_t cap = w->taxa_cap ? w->taxa_cap * 2 : 1024;
+        int64_t *set = malloc(cap * sizeof *set);
+        if (!set) return 1; /* INSERT OR IGNORE keeps the table right anyway */
+        for (size_t i = 0; i < cap; i++) set[i] = -1;
+        for (size_t i = 0; i < w->taxa_cap; i++) {
+            if (w->taxa_seen[i] < 0) continue;
+            j = (size_t)((uint64_t)w->taxa_seen[i] * 0x9E3779B97F4A7C15ull >> 20) & (cap - 1);
+            while (set[j] >= 0) j = (j + 1) & (cap - 1);
+            set[j] = w->taxa_seen[i];
+        }
+        free(w->taxa_seen);
+        w->taxa_seen = set;
+        w->taxa_cap = cap;
+    }
+    j = (size_t)((uint64_t)taxid * 0x9E3779B97F4A7C15ull >> 20) & (w->taxa_cap - 1);
+    while (w->taxa_seen[j] >= 0) {
+        if (w->taxa_seen[j] == taxid) return 0;
+        j = (j + 1) & (w->taxa_cap - 1);
+    }
+    w->taxa_seen[j] = taxid;
+    w->taxa_n++;
+    return 1;
+}
+
 static int insert_batch(tal_catalog_writer_t *w, batch_t *b)
 {
     for (size_t i = 0; i < b->n; i++) {
@@ -76,11 +107,22 @@ static int insert_batch(tal_catalog_writer_t *w, batch_t *b)
             sqlite3_bind_int64(st, 4, taxid);
         else
             sqlite3_bind_null(st, 4);
-        if (organism)
-            sqlite3_bind_text(st, 5, organism, (int)organism_len, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(st, 5);
-        sqlite3_bind_int64(st, 6, (sqlite3_int64)r->length);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)r->length);
+        if (taxid >= 0 && taxon_is_new(w, taxid)) {
+            sqlite3_stmt *tx = w->insert_taxon;
+            int ok;
+            sqlite3_bind_int64(tx, 1, taxid);
+            if (organism)
+                sqlite3_bind_text(tx, 2, organism, (int)organism_len, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(tx, 2);
+            ok = sqlite3_step(tx) == SQLITE_DONE;
+            sqlite3_reset(tx);
+            if (!ok) {
+                tal_log_error("%s: insert failed: %s", w->path, sqlite3_errmsg(w->db));
+                return TAL_EIO;
+            }
+        }
         if (sqlite3_step(st) != SQLITE_DONE) {
             tal_log_error("%s: insert failed: %s", w->path, sqlite3_errmsg(w->db));
             sqlite3_reset(st);
@@ -160,16 +202,18 @@ int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threade
     rc = exec_sql(w, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA page_size=8192;"
                      "PRAGMA cache_size=-16384;"
                      "CREATE TABLE records(id INTEGER PRIMARY KEY, accession TEXT NOT NULL,"
-                     " alias TEXT, taxid INTEGER, organism TEXT, length INTEGER NOT NULL);"
+                     " alias TEXT, taxid INTEGER, length INTEGER NOT NULL);"
+                     "CREATE TABLE taxa(taxid INTEGER PRIMARY KEY, organism TEXT);"
                      "CREATE TABLE provenance(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
                      "CREATE TABLE reductions(id INTEGER PRIMARY KEY, started TEXT NOT NULL,"
                      " command TEXT NOT NULL, parameters TEXT, summary TEXT);"
                      "BEGIN;");
     if (rc) goto fail;
     if (sqlite3_prepare_v2(w->db,
-                           "INSERT INTO records(id,accession,alias,taxid,organism,length)"
-                           " VALUES(?,?,?,?,?,?)",
-                           -1, &w->insert, NULL) != SQLITE_OK) {
+                           "INSERT INTO records(id,accession,alias,taxid,length) VALUES(?,?,?,?,?)",
+                           -1, &w->insert, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(w->db, "INSERT OR IGNORE INTO taxa(taxid,organism) VALUES(?,?)", -1,
+                           &w->insert_taxon, NULL) != SQLITE_OK) {
         tal_log_error("%s: %s", path, sqlite3_errmsg(w->db));
         rc = TAL_EIO;
         goto fail;
@@ -288,7 +332,8 @@ int tal_catalog_close(tal_catalog_writer_t *w)
 {
     int rc = exec_sql(w, "COMMIT;");
     sqlite3_finalize(w->insert);
-    w->insert = NULL;
+    sqlite3_finalize(w->insert_taxon);
+    w->insert = w->insert_taxon = NULL;
     if (sqlite3_close(w->db) != SQLITE_OK && !rc) {
         tal_log_error("%s: cannot close the catalog", w->path);
         rc = TAL_EIO;
@@ -303,6 +348,8 @@ void tal_catalog_abort(tal_catalog_writer_t *w)
     if (!w) return;
     stop_thread(w);
     if (w->insert) sqlite3_finalize(w->insert);
+    if (w->insert_taxon) sqlite3_finalize(w->insert_taxon);
+    free(w->taxa_seen);
     if (w->db) sqlite3_close(w->db);
     batch_free(w->current);
     for (int i = 0; i < w->n_free; i++) batch_free(w->free_list[i]);
