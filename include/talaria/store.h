@@ -62,7 +62,8 @@ void tal_store_info(const tal_store_t *store, tal_store_info_t *info);
 int tal_store_find(const tal_store_t *store, const char *acc, size_t acc_len, uint64_t *id);
 /* Gives record id with its checksum checked (TAL_EINPUT if it fails). Zero copy. */
 int tal_store_record(const tal_store_t *store, uint64_t id, tal_record_t *rec);
-/* The lengths array, checked against the residue total (TAL_EINPUT if inconsistent). */
+/* The lengths array (record_count values). Mapped bytes: the caller must compare what it
+ * derives (sum, min, max) with tal_store_info before trusting it. */
 int tal_store_lengths(const tal_store_t *store, const uint64_t **lengths);
 
 /* Recomputes every checksum and checks every offset; logs the first broken section. */

@@ -153,6 +153,11 @@ static int get_from_file(get_ctx_t *g, const char *path)
         get_one(g, line);
     }
     free(line);
+    if (ferror(f)) {
+        tal_log_error("cannot read %s: %s", path, strerror(errno));
+        if (f != stdin) fclose(f);
+        return TAL_EIO;
+    }
     if (f != stdin) fclose(f);
     return 0;
 }

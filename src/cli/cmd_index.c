@@ -19,17 +19,19 @@ static const char help[] =
     "\n"
     "  -i, --input FASTA        input file, or - for stdin\n"
     "  -o, --output DB.tal      store directory to create\n"
-    "  -t, --threads N          threads (default 2; 1 = no background threads)\n"
+    "  -t, --threads N          1: everything in one thread; 2 or more (default 2): a\n"
+    "                           read-ahead thread and a catalog thread besides the parser\n"
     "  -j N                     same as --threads\n"
     "      --allow-duplicates   keep the first record of a repeated accession, skip the rest\n"
     "      --catalog-index      also index catalog.sqlite by accession for SQL queries\n"
     "                           (talaria's own lookups use the store's key table)\n"
     "  -f, --force              replace an existing store at the output path\n"
     "  -q, --quiet              only errors on stderr\n"
-    "  -v, --verbose            more messages\n"
+    "  -v, --verbose            timings of the build's phases\n"
     "  -h, --help               this help\n"
     "\n"
-    "Exit codes: 0 ok, 1 I/O error, 2 usage, 3 invalid input (message names file and line).\n";
+    "Exit codes: 0 ok, 1 I/O error or the output exists, 2 usage, 3 invalid input (the\n"
+    "message names file and line).\n";
 
 int cmd_index(int argc, char **argv)
 {

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 static const char help[] =
-    "Usage: talaria stats -i FASTA|DB.tal [--format text|json|tsv]\n"
+    "Usage: talaria stats [-i] FASTA|DB.tal [--format text|json|tsv]\n"
     "\n"
     "Count records and residues; min, max, mean and median length; N50; alphabet\n"
     "(protein or nucleotide) and residue composition. On a store only the lengths\n"
@@ -20,7 +20,9 @@ static const char help[] =
     "\n"
     "  -i, --input PATH     FASTA file (plain, gzip, zstd, lz4, '-' for stdin) or store\n"
     "      --format FMT     text (default), json or tsv\n"
-    "  -t, --threads N      threads for reading FASTA (default 2)\n"
+    "  -t, --threads N      1 reads FASTA in this thread; 2 or more add a read-ahead\n"
+    "                       (decompression) thread (default 2); -j N is the same\n"
+    "  -q, --quiet          only errors on stderr\n"
     "  -h, --help           this help\n";
 
 typedef enum { FMT_TEXT, FMT_JSON, FMT_TSV } out_format_t;
@@ -110,7 +112,8 @@ static int store_stats(const char *path, tal_seqstats_t *st)
     if (rc == 0) {
         memcpy(st->composition, info.composition, sizeof st->composition);
         st->alphabet = info.alphabet;
-        if (st->min_length != info.min_length || st->max_length != info.max_length) {
+        if (st->residues != info.residues || st->min_length != info.min_length ||
+            st->max_length != info.max_length) {
             tal_log_error("%s: the lengths section disagrees with the meta section; the store is "
                           "damaged",
                           path);

@@ -39,10 +39,65 @@ static int radix_sort(uint64_t *v, uint64_t n, uint64_t max)
     return 0;
 }
 
+/* Median and N50 from a histogram of lengths: one pass, no copy of the array. Used
+ * when the longest sequence is short enough for the histogram to stay small. */
+static int stats_by_histogram(const uint64_t *lengths, uint64_t n, tal_seqstats_t *st)
+{
+    uint64_t *hist = calloc(st->max_length + 1, sizeof *hist);
+    uint64_t seen = 0, cum = 0, lo_rank = (n - 1) / 2, hi_rank = n / 2;
+    int have_lo = 0;
+    if (!hist) return TAL_ENOMEM;
+    for (uint64_t i = 0; i < n; i++) hist[lengths[i]]++;
+    for (uint64_t len = 0; len <= st->max_length; len++) {
+        uint64_t c = hist[len];
+        if (!c) continue;
+        if (!have_lo && seen + c > lo_rank) {
+            st->median_length = (double)len;
+            have_lo = 1;
+        }
+        if (seen + c > hi_rank) {
+            st->median_length = (st->median_length + (double)len) / 2.0;
+            break;
+        }
+        seen += c;
+    }
+    for (uint64_t len = st->max_length + 1; len-- > 0;) {
+        cum += hist[len] * len;
+        if (hist[len] && cum * 2 >= st->residues) {
+            st->n50 = len;
+            break;
+        }
+    }
+    free(hist);
+    return 0;
+}
+
+static int stats_by_sorting(const uint64_t *lengths, uint64_t n, tal_seqstats_t *st)
+{
+    uint64_t *sorted = malloc(n * sizeof *sorted), cum = 0;
+    int rc;
+    if (!sorted) return TAL_ENOMEM;
+    memcpy(sorted, lengths, n * sizeof *sorted);
+    if ((rc = radix_sort(sorted, n, st->max_length)) < 0) {
+        free(sorted);
+        return rc;
+    }
+    st->median_length = n % 2 ? (double)sorted[n / 2]
+                              : ((double)sorted[n / 2 - 1] + (double)sorted[n / 2]) / 2.0;
+    for (uint64_t i = n; i-- > 0;) {
+        cum += sorted[i];
+        if (cum * 2 >= st->residues) {
+            st->n50 = sorted[i];
+            break;
+        }
+    }
+    free(sorted);
+    return 0;
+}
+
 int tal_seqstats_from_lengths(const uint64_t *lengths, uint64_t n, tal_seqstats_t *st)
 {
-    uint64_t *sorted, total = 0, max = 0, min = UINT64_MAX, cum = 0;
-    int rc;
+    uint64_t total = 0, max = 0, min = UINT64_MAX;
     st->records = n;
     st->residues = st->min_length = st->max_length = st->n50 = 0;
     st->mean_length = st->median_length = 0;
@@ -52,28 +107,12 @@ int tal_seqstats_from_lengths(const uint64_t *lengths, uint64_t n, tal_seqstats_
         if (lengths[i] > max) max = lengths[i];
         if (lengths[i] < min) min = lengths[i];
     }
-    sorted = malloc(n * sizeof *sorted);
-    if (!sorted) return TAL_ENOMEM;
-    memcpy(sorted, lengths, n * sizeof *sorted);
-    if ((rc = radix_sort(sorted, n, max)) < 0) {
-        free(sorted);
-        return rc;
-    }
     st->residues = total;
     st->min_length = min;
     st->max_length = max;
     st->mean_length = (double)total / (double)n;
-    st->median_length = n % 2 ? (double)sorted[n / 2]
-                              : ((double)sorted[n / 2 - 1] + (double)sorted[n / 2]) / 2.0;
-    for (uint64_t i = n; i-- > 0;) {
-        cum += sorted[i];
-        if (cum * 2 >= total) {
-            st->n50 = sorted[i];
-            break;
-        }
-    }
-    free(sorted);
-    return 0;
+    if (max < (n > (1u << 20) ? n : (1u << 20))) return stats_by_histogram(lengths, n, st);
+    return stats_by_sorting(lengths, n, st);
 }
 
 int tal_seqstats_fasta(const char *path, int read_ahead, tal_seqstats_t *st)

@@ -279,9 +279,9 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     if ((rc = write_array_file(b, "keys", b->slots, b->n_slots * sizeof *b->slots, &secs[6])) < 0)
         return rc;
 
-    tal_log_debug("records and arrays written and fsynced at %.2f s", tal_now_seconds() - b->started);
+    tal_log_info("records and arrays written and fsynced at %.2f s", tal_now_seconds() - b->started);
     if ((rc = tal_catalog_finish(b->cat, b->opt->catalog_index)) < 0) return rc;
-    tal_log_debug("catalog filled at %.2f s", tal_now_seconds() - b->started);
+    tal_log_info("catalog filled at %.2f s", tal_now_seconds() - b->started);
     st->records = b->n;
     st->residues = b->residue_total;
     st->duplicates_skipped = b->dups;
@@ -394,7 +394,7 @@ int tal_store_build(const char *fasta_path, const char *out_path, const tal_inde
         goto out;
     }
     show_progress(b, 1);
-    tal_log_debug("input parsed at %.2f s", tal_now_seconds() - b->started);
+    tal_log_info("input parsed at %.2f s", tal_now_seconds() - b->started);
     rc = finish_store(b, stats);
     stats->seconds = tal_now_seconds() - b->started;
 out:

@@ -80,7 +80,7 @@ static int check_keys(const tal_store_t *s, const tal_store_info_t *info)
     for (uint64_t i = 0; i < n_slots; i++) {
         if (!slots[i].ref) continue;
         used++;
-        if ((slots[i].ref & ~TAL_KEY_ALIAS) > info->records)
+        if ((slots[i].ref & ~TAL_KEY_ALIAS) == 0 || (slots[i].ref & ~TAL_KEY_ALIAS) > info->records)
             return broken(s, TAL_SEC_KEYS, "a key names no record");
     }
     /* every record must be found under its first word, and its alias must lead to a
