@@ -35,6 +35,7 @@ typedef struct {
     size_t n_slots, n_keys;
     unsigned slot_bits;
     tal_catalog_writer_t *cat;
+    tal_writer_t *writer; /* background writes when threads > 1 */
     uint64_t n, residue_total, header_total, min_len, max_len, dups;
     uint64_t composition[4][256];
     char *dup_buf;
@@ -321,11 +322,14 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
                               b->composition[2][c] + b->composition[3][c];
     meta.alphabet = (uint32_t)tal_guess_alphabet(meta.composition, b->residue_total);
     if ((rc = tal_wfile_open(&mw, &b->dir, TAL_META_FILE, 64 * 1024)) < 0) return rc;
-    rc = tal_wfile_write(&mw, &meta, sizeof meta);
-    if (!rc) rc = tal_wfile_write(&mw, secs, sizeof secs);
-    if (!rc) {
-        uint64_t self = XXH3_64bits_digest(mw.hash);
-        rc = tal_wfile_write(&mw, &self, 8);
+    {
+        unsigned char image[sizeof meta + sizeof secs + 8];
+        uint64_t self;
+        memcpy(image, &meta, sizeof meta);
+        memcpy(image + sizeof meta, secs, sizeof secs);
+        self = XXH3_64bits(image, sizeof meta + sizeof secs);
+        memcpy(image + sizeof meta + sizeof secs, &self, 8);
+        rc = tal_wfile_write(&mw, image, sizeof image);
     }
     if (rc) {
         tal_wfile_abort(&mw);
@@ -354,6 +358,16 @@ static int open_outputs(builder_t *b)
     if ((rc = tal_wfile_open(&b->checksums, &b->dir, "checksums", WBUF)) < 0) return rc;
     if ((rc = tal_wfile_open(&b->hdr_offsets, &b->dir, "hdr_offsets", WBUF)) < 0) return rc;
     b->files_open = 1;
+    if (b->opt->threads > 1) {
+        if ((rc = tal_writer_start(&b->writer)) < 0) return rc;
+        if ((rc = tal_wfile_use_writer(&b->headers, b->writer)) < 0 ||
+            (rc = tal_wfile_use_writer(&b->residues, b->writer)) < 0 ||
+            (rc = tal_wfile_use_writer(&b->seq_offsets, b->writer)) < 0 ||
+            (rc = tal_wfile_use_writer(&b->lengths, b->writer)) < 0 ||
+            (rc = tal_wfile_use_writer(&b->checksums, b->writer)) < 0 ||
+            (rc = tal_wfile_use_writer(&b->hdr_offsets, b->writer)) < 0)
+            return rc;
+    }
     {
         uint64_t zero = 0;
         if ((rc = tal_wfile_write(&b->seq_offsets, &zero, 8)) < 0) return rc;
@@ -406,6 +420,7 @@ out:
         tal_wfile_abort(&b->checksums);
         tal_wfile_abort(&b->hdr_offsets);
     }
+    tal_writer_stop(b->writer);
     if (b->cat) tal_catalog_abort(b->cat);
     if (rc < 0) tal_atomic_dir_abort(&b->dir);
     tal_fasta_close(b->fa);

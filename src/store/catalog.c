@@ -8,11 +8,13 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define BATCH_ROWS 16384
 #define QUEUE_DEPTH 4
+#define ROWS_PER_INSERT 32
 
 typedef struct {
     uint64_t id, length;
@@ -28,7 +30,8 @@ typedef struct {
 
 struct tal_catalog_writer {
     sqlite3 *db;
-    sqlite3_stmt *insert, *insert_taxon;
+    sqlite3_stmt *insert, *insert_many, *insert_taxon;
+    int taxon_failed;
     int64_t *taxa_seen; /* open-addressing set of taxids already in the taxa table */
     size_t taxa_cap, taxa_n;
     char *path;
@@ -86,49 +89,64 @@ static int taxon_is_new(tal_catalog_writer_t *w, int64_t taxid)
     return 1;
 }
 
+/* Binds one record's five columns at parameter offset base. */
+static void bind_row(tal_catalog_writer_t *w, sqlite3_stmt *st, int base, const batch_t *b,
+                     const row_t *r)
+{
+    const char *header = b->text + r->header_off, *organism;
+    tal_keys_t keys;
+    int64_t taxid;
+    size_t organism_len;
+    tal_header_keys(header, r->header_len, &keys);
+    tal_header_taxon(header, r->header_len, &taxid, &organism, &organism_len);
+    sqlite3_bind_int64(st, base + 1, (sqlite3_int64)r->id);
+    sqlite3_bind_text(st, base + 2, keys.primary, (int)keys.primary_len, SQLITE_STATIC);
+    if (keys.alias)
+        sqlite3_bind_text(st, base + 3, keys.alias, (int)keys.alias_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, base + 3);
+    if (taxid >= 0)
+        sqlite3_bind_int64(st, base + 4, taxid);
+    else
+        sqlite3_bind_null(st, base + 4);
+    sqlite3_bind_int64(st, base + 5, (sqlite3_int64)r->length);
+    if (taxid >= 0 && taxon_is_new(w, taxid)) {
+        /* rare (once per taxid): organism names go in their own table */
+        sqlite3_stmt *tx = w->insert_taxon;
+        sqlite3_bind_int64(tx, 1, taxid);
+        if (organism)
+            sqlite3_bind_text(tx, 2, organism, (int)organism_len, SQLITE_TRANSIENT);
+        else
+            sqlite3_bind_null(tx, 2);
+        if (sqlite3_step(tx) != SQLITE_DONE) w->taxon_failed = 1;
+        sqlite3_reset(tx);
+    }
+}
+
+static int step_insert(tal_catalog_writer_t *w, sqlite3_stmt *st)
+{
+    int ok = sqlite3_step(st) == SQLITE_DONE && !w->taxon_failed;
+    sqlite3_reset(st);
+    if (!ok) {
+        tal_log_error("%s: insert failed: %s", w->path, sqlite3_errmsg(w->db));
+        return TAL_EIO;
+    }
+    return 0;
+}
+
+/* Rows go in ROWS_PER_INSERT at a time: one statement execution per group is much
+ * cheaper than one per row. */
 static int insert_batch(tal_catalog_writer_t *w, batch_t *b)
 {
-    for (size_t i = 0; i < b->n; i++) {
-        const row_t *r = &b->rows[i];
-        const char *header = b->text + r->header_off, *organism;
-        sqlite3_stmt *st = w->insert;
-        tal_keys_t keys;
-        int64_t taxid;
-        size_t organism_len;
-        tal_header_keys(header, r->header_len, &keys);
-        tal_header_taxon(header, r->header_len, &taxid, &organism, &organism_len);
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)r->id);
-        sqlite3_bind_text(st, 2, keys.primary, (int)keys.primary_len, SQLITE_STATIC);
-        if (keys.alias)
-            sqlite3_bind_text(st, 3, keys.alias, (int)keys.alias_len, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(st, 3);
-        if (taxid >= 0)
-            sqlite3_bind_int64(st, 4, taxid);
-        else
-            sqlite3_bind_null(st, 4);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)r->length);
-        if (taxid >= 0 && taxon_is_new(w, taxid)) {
-            sqlite3_stmt *tx = w->insert_taxon;
-            int ok;
-            sqlite3_bind_int64(tx, 1, taxid);
-            if (organism)
-                sqlite3_bind_text(tx, 2, organism, (int)organism_len, SQLITE_STATIC);
-            else
-                sqlite3_bind_null(tx, 2);
-            ok = sqlite3_step(tx) == SQLITE_DONE;
-            sqlite3_reset(tx);
-            if (!ok) {
-                tal_log_error("%s: insert failed: %s", w->path, sqlite3_errmsg(w->db));
-                return TAL_EIO;
-            }
-        }
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            tal_log_error("%s: insert failed: %s", w->path, sqlite3_errmsg(w->db));
-            sqlite3_reset(st);
-            return TAL_EIO;
-        }
-        sqlite3_reset(st);
+    size_t i = 0;
+    int rc;
+    for (; i + ROWS_PER_INSERT <= b->n; i += ROWS_PER_INSERT) {
+        for (int k = 0; k < ROWS_PER_INSERT; k++) bind_row(w, w->insert_many, k * 5, b, &b->rows[i + (size_t)k]);
+        if ((rc = step_insert(w, w->insert_many)) < 0) return rc;
+    }
+    for (; i < b->n; i++) {
+        bind_row(w, w->insert, 0, b, &b->rows[i]);
+        if ((rc = step_insert(w, w->insert)) < 0) return rc;
     }
     b->n = 0;
     b->text_len = 0;
@@ -183,6 +201,16 @@ static void batch_free(batch_t *b)
     free(b);
 }
 
+static int prepare_many(tal_catalog_writer_t *w)
+{
+    char sql[64 + ROWS_PER_INSERT * 12];
+    size_t n = (size_t)snprintf(sql, sizeof sql,
+                                "INSERT INTO records(id,accession,alias,taxid,length) VALUES");
+    for (int k = 0; k < ROWS_PER_INSERT; k++)
+        n += (size_t)snprintf(sql + n, sizeof sql - n, "%s(?,?,?,?,?)", k ? "," : "");
+    return sqlite3_prepare_v2(w->db, sql, -1, &w->insert_many, NULL) == SQLITE_OK ? 0 : -1;
+}
+
 int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threaded)
 {
     tal_catalog_writer_t *w = calloc(1, sizeof *w);
@@ -213,7 +241,8 @@ int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threade
                            "INSERT INTO records(id,accession,alias,taxid,length) VALUES(?,?,?,?,?)",
                            -1, &w->insert, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(w->db, "INSERT OR IGNORE INTO taxa(taxid,organism) VALUES(?,?)", -1,
-                           &w->insert_taxon, NULL) != SQLITE_OK) {
+                           &w->insert_taxon, NULL) != SQLITE_OK ||
+        prepare_many(w) != 0) {
         tal_log_error("%s: %s", path, sqlite3_errmsg(w->db));
         rc = TAL_EIO;
         goto fail;
@@ -333,7 +362,8 @@ int tal_catalog_close(tal_catalog_writer_t *w)
     int rc = exec_sql(w, "COMMIT;");
     sqlite3_finalize(w->insert);
     sqlite3_finalize(w->insert_taxon);
-    w->insert = w->insert_taxon = NULL;
+    sqlite3_finalize(w->insert_many);
+    w->insert = w->insert_taxon = w->insert_many = NULL;
     if (sqlite3_close(w->db) != SQLITE_OK && !rc) {
         tal_log_error("%s: cannot close the catalog", w->path);
         rc = TAL_EIO;
@@ -349,6 +379,7 @@ void tal_catalog_abort(tal_catalog_writer_t *w)
     stop_thread(w);
     if (w->insert) sqlite3_finalize(w->insert);
     if (w->insert_taxon) sqlite3_finalize(w->insert_taxon);
+    if (w->insert_many) sqlite3_finalize(w->insert_many);
     free(w->taxa_seen);
     if (w->db) sqlite3_close(w->db);
     batch_free(w->current);

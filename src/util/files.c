@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,6 +216,22 @@ void tal_atomic_dir_abort(tal_atomic_dir_t *dir)
  * fsync at the end overlaps with the build instead of following it. */
 #define WRITEBACK_STEP (32u << 20)
 
+#define WRITER_QUEUE 64
+
+typedef struct {
+    tal_wfile_t *file;
+    const char *data;
+    size_t len;
+} write_job_t;
+
+struct tal_writer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    write_job_t jobs[WRITER_QUEUE];
+    int head, count, stop;
+};
+
 int tal_wfile_open(tal_wfile_t *w, tal_atomic_dir_t *dir, const char *name, size_t buf_size)
 {
     size_t dlen = strlen(dir->final_path) + strlen(name) + 2;
@@ -240,8 +257,19 @@ nomem:
     return TAL_ENOMEM;
 }
 
-static int wfile_write_fd(tal_wfile_t *w, const char *data, size_t len)
+int tal_wfile_use_writer(tal_wfile_t *w, tal_writer_t *writer)
 {
+    if (!writer) return 0;
+    w->spare = malloc(w->cap);
+    if (!w->spare) return TAL_ENOMEM;
+    w->writer = writer;
+    return 0;
+}
+
+/* Hashes and writes bytes in file order; runs in the writer thread or the caller's. */
+static int wfile_emit(tal_wfile_t *w, const char *data, size_t len)
+{
+    XXH3_64bits_update(w->hash, data, len);
     while (len) {
         ssize_t n = write(w->fd, data, len);
         if (n < 0) {
@@ -261,21 +289,109 @@ static int wfile_write_fd(tal_wfile_t *w, const char *data, size_t len)
     return 0;
 }
 
+static void *writer_main(void *arg)
+{
+    tal_writer_t *wr = arg;
+    pthread_mutex_lock(&wr->mu);
+    for (;;) {
+        write_job_t job;
+        int rc;
+        while (wr->count == 0 && !wr->stop) pthread_cond_wait(&wr->cv, &wr->mu);
+        if (wr->count == 0) break;
+        job = wr->jobs[wr->head];
+        wr->head = (wr->head + 1) % WRITER_QUEUE;
+        wr->count--;
+        pthread_mutex_unlock(&wr->mu);
+        rc = job.file->error ? 0 : wfile_emit(job.file, job.data, job.len);
+        pthread_mutex_lock(&wr->mu);
+        if (rc) job.file->error = rc;
+        job.file->inflight = 0;
+        pthread_cond_broadcast(&wr->cv);
+    }
+    pthread_mutex_unlock(&wr->mu);
+    return NULL;
+}
+
+int tal_writer_start(tal_writer_t **out)
+{
+    tal_writer_t *wr = calloc(1, sizeof *wr);
+    *out = NULL;
+    if (!wr) return TAL_ENOMEM;
+    pthread_mutex_init(&wr->mu, NULL);
+    pthread_cond_init(&wr->cv, NULL);
+    if (pthread_create(&wr->thread, NULL, writer_main, wr) != 0) {
+        pthread_mutex_destroy(&wr->mu);
+        pthread_cond_destroy(&wr->cv);
+        free(wr);
+        return TAL_ENOMEM;
+    }
+    *out = wr;
+    return 0;
+}
+
+void tal_writer_stop(tal_writer_t *wr)
+{
+    if (!wr) return;
+    pthread_mutex_lock(&wr->mu);
+    wr->stop = 1;
+    pthread_cond_broadcast(&wr->cv);
+    pthread_mutex_unlock(&wr->mu);
+    pthread_join(wr->thread, NULL);
+    pthread_mutex_destroy(&wr->mu);
+    pthread_cond_destroy(&wr->cv);
+    free(wr);
+}
+
+/* Waits until the writer is done with this file's spare buffer; returns its error. */
+static int wfile_settle(tal_wfile_t *w)
+{
+    tal_writer_t *wr = w->writer;
+    int rc;
+    if (!wr) return w->error;
+    pthread_mutex_lock(&wr->mu);
+    while (w->inflight) pthread_cond_wait(&wr->cv, &wr->mu);
+    rc = w->error;
+    pthread_mutex_unlock(&wr->mu);
+    return rc;
+}
+
+/* Writes out the filled buffer: queued to the writer, or right here without one. */
+static int wfile_flush(tal_wfile_t *w)
+{
+    tal_writer_t *wr = w->writer;
+    char *full = w->buf;
+    size_t len = w->used;
+    int rc;
+    if (!len) return w->error;
+    w->used = 0;
+    if (!wr) return wfile_emit(w, full, len);
+    if ((rc = wfile_settle(w)) < 0) return rc;
+    w->buf = w->spare;
+    w->spare = full;
+    pthread_mutex_lock(&wr->mu);
+    while (wr->count == WRITER_QUEUE) pthread_cond_wait(&wr->cv, &wr->mu);
+    wr->jobs[(wr->head + wr->count) % WRITER_QUEUE] = (write_job_t){w, full, len};
+    wr->count++;
+    w->inflight = 1;
+    pthread_cond_broadcast(&wr->cv);
+    pthread_mutex_unlock(&wr->mu);
+    return 0;
+}
+
 int tal_wfile_write(tal_wfile_t *w, const void *data, size_t len)
 {
     int rc;
-    XXH3_64bits_update(w->hash, data, len);
     if (w->used + len <= w->cap) {
         memcpy(w->buf + w->used, data, len);
         w->used += len;
         return 0;
     }
-    if (w->used) {
-        rc = wfile_write_fd(w, w->buf, w->used);
-        w->used = 0;
-        if (rc) return rc;
+    if ((rc = wfile_flush(w)) < 0) return rc;
+    if (len >= w->cap) {
+        /* too big to buffer: write it from the caller's memory, after what is queued */
+        if ((rc = wfile_settle(w)) < 0) return rc;
+        return wfile_emit(w, data, len);
     }
-    if (len >= w->cap) return wfile_write_fd(w, data, len);
     memcpy(w->buf, data, len);
     w->used = len;
     return 0;
@@ -284,6 +400,8 @@ int tal_wfile_write(tal_wfile_t *w, const void *data, size_t len)
 int tal_wfile_pread(tal_wfile_t *w, uint64_t offset, void *out, size_t len)
 {
     char *dst = out;
+    int rc;
+    if ((rc = wfile_settle(w)) < 0) return rc;
     if (offset + len > w->written + w->used) return TAL_EUSAGE;
     while (len && offset < w->written) {
         size_t n = len;
@@ -305,9 +423,8 @@ int tal_wfile_pread(tal_wfile_t *w, uint64_t offset, void *out, size_t len)
 
 int tal_wfile_finish(tal_wfile_t *w, uint64_t *checksum, uint64_t *size)
 {
-    int rc = 0;
-    if (w->used) rc = wfile_write_fd(w, w->buf, w->used);
-    w->used = 0;
+    int rc = wfile_flush(w);
+    if (!rc) rc = wfile_settle(w);
     if (!rc && fsync(w->fd) != 0) {
         tal_log_error("cannot fsync %s: %s", w->display, strerror(errno));
         rc = TAL_EIO;
@@ -322,9 +439,11 @@ int tal_wfile_finish(tal_wfile_t *w, uint64_t *checksum, uint64_t *size)
 
 void tal_wfile_abort(tal_wfile_t *w)
 {
+    wfile_settle(w); /* the writer may still hold the spare buffer */
     if (w->fd >= 0) close(w->fd);
     if (w->hash) XXH3_freeState(w->hash);
     free(w->buf);
+    free(w->spare);
     free(w->display);
     memset(w, 0, sizeof *w);
     w->fd = -1;

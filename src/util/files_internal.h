@@ -24,6 +24,12 @@ int tal_atomic_dir_begin(tal_atomic_dir_t *dir, const char *final_path, int forc
 int tal_atomic_dir_commit(tal_atomic_dir_t *dir);
 void tal_atomic_dir_abort(tal_atomic_dir_t *dir);
 
+/* A thread that writes (and hashes) full buffers for any number of tal_wfile_t, so the
+ * kernel's copy into the page cache runs beside the caller's work. */
+typedef struct tal_writer tal_writer_t;
+int tal_writer_start(tal_writer_t **out);
+void tal_writer_stop(tal_writer_t *writer);
+
 /* A buffered writer that hashes (XXH3-64) what it writes and starts writeback early so
  * the final fsync has little left to do. */
 typedef struct {
@@ -33,9 +39,15 @@ typedef struct {
     uint64_t written, synced_upto;
     XXH3_state_t *hash;
     char *display; /* path for messages */
+    tal_writer_t *writer; /* NULL: writes happen in the caller's thread */
+    char *spare;          /* with a writer: the buffer being written while buf fills */
+    int inflight;         /* with a writer: spare is queued or being written */
+    int error;            /* the writer's error for this file */
 } tal_wfile_t;
 
 int tal_wfile_open(tal_wfile_t *w, tal_atomic_dir_t *dir, const char *name, size_t buf_size);
+/* Hands full buffers to writer from now on (call right after open). */
+int tal_wfile_use_writer(tal_wfile_t *w, tal_writer_t *writer);
 int tal_wfile_write(tal_wfile_t *w, const void *data, size_t len);
 /* Reads back bytes already given to tal_wfile_write (flushed or still buffered). */
 int tal_wfile_pread(tal_wfile_t *w, uint64_t offset, void *out, size_t len);
