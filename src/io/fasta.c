@@ -20,6 +20,7 @@ struct tal_fasta_reader {
     uint64_t line; /* line number at pos */
     uint64_t index;
     int at_line_start;
+    int pending_cr; /* a '\r' ended the last block; the next byte must be '\n' */
     int started;
     int failed;
     char *hdr;
@@ -152,6 +153,10 @@ static int read_residues(tal_fasta_reader_t *r)
         const unsigned char *start = (const unsigned char *)r->blk + r->pos;
         size_t avail = r->blk_len - r->pos, n, ok;
         const unsigned char *nl;
+        if (r->pending_cr) {
+            r->pending_cr = 0;
+            if (start[0] != '\n') return bad_input(r, "sequence contains", '\r');
+        }
         if (r->at_line_start && start[0] == '>') break;
         nl = memchr(start, '\n', avail);
         n = nl ? (size_t)(nl - start) : avail;
@@ -160,9 +165,10 @@ static int read_residues(tal_fasta_reader_t *r)
             /* '\r' is allowed only as the last byte before '\n' (CRLF files) */
             int crlf = start[ok] == '\r' && (ok + 1 == n) && (nl || ok + 1 == avail);
             if (!crlf) return bad_input(r, "sequence contains", start[ok]);
+            if (!nl) r->pending_cr = 1; /* confirmed by the next block */
         }
         if ((rc = grow(&r->seq, &r->seq_cap, r->seq_len + ok)) < 0) return fail(r, rc);
-        memcpy(r->seq + r->seq_len, start, ok);
+        if (ok) memcpy(r->seq + r->seq_len, start, ok);
         r->seq_len += ok;
         r->pos += n;
         if (nl) {

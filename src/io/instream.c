@@ -8,9 +8,11 @@
 #include <fcntl.h>
 #include <lz4frame.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -26,7 +28,8 @@
 typedef enum { FMT_PLAIN, FMT_GZIP, FMT_ZSTD, FMT_LZ4 } stream_format_t;
 
 typedef struct {
-    char *data;
+    char *data;       /* owned buffer (decoding modes) */
+    const char *view; /* what the consumer reads: data, or a window of the mapping */
     size_t len;
     int status; /* 1 data, 0 end, <0 error */
 } block_t;
@@ -49,6 +52,9 @@ struct tal_instream {
     LZ4F_dctx *lz4;
     size_t lz4_last;
     int finished;
+    /* plain regular files are mapped rather than copied; windows are dropped once read */
+    const char *map;
+    size_t map_size, map_pos;
     char error[256];
     /* buffers: without read-ahead only blocks[0] is used */
     block_t blocks[N_BUFS];
@@ -211,9 +217,31 @@ static long decode(tal_instream_t *s, char *out, size_t cap)
 
 static void fill_block(tal_instream_t *s, block_t *b)
 {
-    long n = decode(s, b->data, OUT_BUF_SIZE);
+    long n;
+    if (s->map) {
+        size_t len = s->map_size - s->map_pos;
+        if (len > OUT_BUF_SIZE) len = OUT_BUF_SIZE;
+        b->view = s->map + s->map_pos;
+        b->len = len;
+        b->status = len ? 1 : 0;
+        s->map_pos += len;
+        /* hashing touches every page, so the thread that fills also faults them in */
+        XXH3_64bits_update(s->stored_hash, b->view, len);
+        return;
+    }
+    n = decode(s, b->data, OUT_BUF_SIZE);
+    b->view = b->data;
     b->len = n > 0 ? (size_t)n : 0;
     b->status = n > 0 ? 1 : (int)n;
+}
+
+/* The consumer is done with a block: a mapped window's pages leave our RSS. */
+static void release_block(tal_instream_t *s, block_t *b)
+{
+    if (s->map && b->len) {
+        size_t off = (size_t)(b->view - s->map), start = off & ~(size_t)4095;
+        madvise((void *)(s->map + start), off + b->len - start, MADV_DONTNEED);
+    }
 }
 
 static void *read_ahead_main(void *arg)
@@ -247,10 +275,12 @@ int tal_instream_next(tal_instream_t *s, const char **data, size_t *len)
     block_t *b;
     if (!s->read_ahead) {
         b = &s->blocks[0];
+        if (b->status > 0) release_block(s, b);
         fill_block(s, b);
     } else {
         pthread_mutex_lock(&s->mu);
         if (s->consumer_holds >= 0) {
+            release_block(s, &s->blocks[s->head]);
             s->head = (s->head + 1) % N_BUFS;
             s->count--;
             s->consumer_holds = -1;
@@ -262,7 +292,7 @@ int tal_instream_next(tal_instream_t *s, const char **data, size_t *len)
         pthread_mutex_unlock(&s->mu);
     }
     if (b->status <= 0) return b->status;
-    *data = b->data;
+    *data = b->view;
     *len = b->len;
     return 1;
 }
@@ -342,6 +372,15 @@ int tal_instream_open(tal_instream_t **out, const char *path, int read_ahead)
         if (rc == TAL_EIO) tal_log_error("%s: %s", path, s->error);
         goto fail;
     }
+    if (s->format == FMT_PLAIN && s->stored_size > 0 && s->stored_size <= SIZE_MAX) {
+        void *m = mmap(NULL, (size_t)s->stored_size, PROT_READ, MAP_PRIVATE, s->fd, 0);
+        if (m != MAP_FAILED) {
+            madvise(m, (size_t)s->stored_size, MADV_SEQUENTIAL);
+            s->map = m;
+            s->map_size = (size_t)s->stored_size;
+            XXH3_64bits_reset(s->stored_hash); /* rehashed from the mapping */
+        }
+    }
     if (read_ahead) {
         s->read_ahead = 1;
         pthread_mutex_init(&s->mu, NULL);
@@ -385,6 +424,7 @@ void tal_instream_close(tal_instream_t *s)
     if (s->zs_ready) inflateEnd(&s->zs);
     if (s->zds) ZSTD_freeDStream(s->zds);
     if (s->lz4) LZ4F_freeDecompressionContext(s->lz4);
+    if (s->map) munmap((void *)s->map, s->map_size);
     if (s->own_fd && s->fd >= 0) close(s->fd);
     for (int i = 0; i < N_BUFS; i++) free(s->blocks[i].data);
     if (s->stored_hash) XXH3_freeState(s->stored_hash);

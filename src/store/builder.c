@@ -92,10 +92,9 @@ static int earlier_keys(builder_t *b, uint64_t id, tal_keys_t *keys)
 
 /* Adds a key for record id. For a first word, *dup_of is set to an earlier record with
  * the same first word (UINT64_MAX if none) and nothing is added in that case. */
-static int keys_add(builder_t *b, const char *key, size_t len, uint64_t id, int alias,
-                    uint64_t *dup_of)
+static int keys_add(builder_t *b, uint32_t tag, const char *key, size_t len, uint64_t id,
+                    int alias, uint64_t *dup_of)
 {
-    uint32_t tag = tal_key_tag(tal_key_hash(key, len));
     size_t j;
     int rc;
     *dup_of = UINT64_MAX;
@@ -149,6 +148,7 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
 {
     tal_keys_t keys;
     uint64_t dup_of, id = b->n, checksum;
+    uint32_t tag, alias_tag = 0;
     int rc;
 
     tal_header_keys(rec->header, rec->header_len, &keys);
@@ -163,7 +163,17 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
                       (unsigned long long)TAL_MAX_RECORDS);
         return TAL_EINPUT;
     }
-    if ((rc = keys_add(b, keys.primary, keys.primary_len, id, 0, &dup_of)) < 0) return rc;
+    /* The table is far bigger than the caches: start loading the key slots now and
+     * checksum the record while they arrive. */
+    if ((b->n_keys + 2) * 4 > b->n_slots * 3 && (rc = keys_grow(b)) < 0) return rc;
+    tag = tal_key_tag(tal_key_hash(keys.primary, keys.primary_len));
+    __builtin_prefetch(&b->slots[tal_key_home(tag, b->slot_bits)], 1);
+    if (keys.alias) {
+        alias_tag = tal_key_tag(tal_key_hash(keys.alias, keys.alias_len));
+        __builtin_prefetch(&b->slots[tal_key_home(alias_tag, b->slot_bits)], 1);
+    }
+    checksum = tal_record_checksum(rec->header, rec->header_len, rec->seq, rec->seq_len);
+    if ((rc = keys_add(b, tag, keys.primary, keys.primary_len, id, 0, &dup_of)) < 0) return rc;
     if (dup_of != UINT64_MAX) {
         if (b->opt->allow_duplicates) {
             b->dups++;
@@ -175,7 +185,8 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
                       keys.primary, (unsigned long long)dup_of + 1);
         return TAL_EINPUT;
     }
-    if (keys.alias && (rc = keys_add(b, keys.alias, keys.alias_len, id, 1, &dup_of)) < 0)
+    if (keys.alias &&
+        (rc = keys_add(b, alias_tag, keys.alias, keys.alias_len, id, 1, &dup_of)) < 0)
         return rc;
 
     if ((rc = tal_wfile_write(&b->headers, rec->header, rec->header_len)) < 0) return rc;
@@ -188,7 +199,6 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
         uint64_t len = rec->seq_len;
         if ((rc = tal_wfile_write(&b->lengths, &len, 8)) < 0) return rc;
     }
-    checksum = tal_record_checksum(rec->header, rec->header_len, rec->seq, rec->seq_len);
     if ((rc = tal_wfile_write(&b->checksums, &checksum, 8)) < 0) return rc;
     count_composition(b, (const unsigned char *)rec->seq, rec->seq_len);
     if (b->n == 0 || rec->seq_len < b->min_len) b->min_len = rec->seq_len;

@@ -259,7 +259,7 @@ int tal_store_record(const tal_store_t *s, uint64_t id, tal_record_t *rec)
     a = s->seq_offsets[id];
     b = s->seq_offsets[id + 1];
     if (a > b || b > s->meta->residue_count || s->lengths[id] != b - a) goto bad;
-    rec->seq = s->residues + a;
+    rec->seq = s->residues ? s->residues + a : ""; /* nothing is mapped when all are empty */
     rec->seq_len = (size_t)(b - a);
     if (tal_record_checksum(rec->header, rec->header_len, rec->seq, rec->seq_len) !=
         s->checksums[id])

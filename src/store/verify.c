@@ -117,9 +117,20 @@ static int check_catalog(const tal_store_t *s, const tal_store_info_t *info)
     const void *p;
     size_t size;
     const tal_section_disk_t *sec = tal_store_section_(s, TAL_SEC_CATALOG, &p, &size);
-    char *escaped = sqlite3_mprintf("%s/%s", tal_store_path(s), sec->file);
-    snprintf(uri, sizeof uri, "file:%s?immutable=1", escaped);
-    sqlite3_free(escaped);
+    char path[4096];
+    size_t n = 0;
+    snprintf(path, sizeof path, "%s/%s", tal_store_path(s), sec->file);
+    /* immutable=1 needs a URI: escape everything but unreserved characters */
+    n = (size_t)snprintf(uri, sizeof uri, "file:");
+    for (const char *c = path; *c && n + 4 < sizeof uri; c++) {
+        unsigned char ch = (unsigned char)*c;
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            ch == '/' || ch == '.' || ch == '_' || ch == '-' || ch == '~')
+            uri[n++] = (char)ch;
+        else
+            n += (size_t)snprintf(uri + n, sizeof uri - n, "%%%02X", ch);
+    }
+    snprintf(uri + n, sizeof uri - n, "?immutable=1");
     if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
         rc = broken(s, TAL_SEC_CATALOG, "SQLite cannot open it");
         goto out;

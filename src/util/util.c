@@ -3,7 +3,6 @@
 #include "talaria/error.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,26 +11,39 @@
 
 int tal_parse_size(const char *text, uint64_t *bytes)
 {
-    char *end = NULL;
-    double value, scale = 1.0;
-    if (!text || !*text || (!isdigit((unsigned char)text[0]) && text[0] != '.')) return TAL_EUSAGE;
-    errno = 0;
-    value = strtod(text, &end);
-    if (errno || end == text || !(value > 0)) return TAL_EUSAGE;
-    switch (toupper((unsigned char)*end)) {
+    const char *p = text;
+    uint64_t whole = 0, scale = 1, result;
+    double fraction = 0, place = 0.1;
+    int digits = 0;
+    if (!text) return TAL_EUSAGE;
+    /* plain decimals only; integer arithmetic keeps whole numbers exact up to 2^64 - 1 */
+    for (; *p >= '0' && *p <= '9'; p++, digits++) {
+        if (whole > (UINT64_MAX - 9) / 10) return TAL_EUSAGE;
+        whole = whole * 10 + (uint64_t)(*p - '0');
+    }
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++, place /= 10) fraction += (*p - '0') * place;
+    if (!digits) return TAL_EUSAGE;
+    switch (toupper((unsigned char)*p)) {
     case '\0': break;
-    case 'K': scale = 1024.0; end++; break;
-    case 'M': scale = 1024.0 * 1024; end++; break;
-    case 'G': scale = 1024.0 * 1024 * 1024; end++; break;
-    case 'T': scale = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    case 'K': scale = 1ull << 10; p++; break;
+    case 'M': scale = 1ull << 20; p++; break;
+    case 'G': scale = 1ull << 30; p++; break;
+    case 'T': scale = 1ull << 40; p++; break;
     default: return TAL_EUSAGE;
     }
-    if (*end == 'i' || *end == 'I') end++;
-    if (*end == 'B' || *end == 'b') end++;
-    if (*end) return TAL_EUSAGE;
-    value *= scale;
-    if (value < 1.0 || value >= 18446744073709551615.0) return TAL_EUSAGE;
-    *bytes = (uint64_t)llround(value);
+    if (scale > 1 && (*p == 'i' || *p == 'I')) p++;
+    if (*p == 'B' || *p == 'b') p++;
+    if (*p) return TAL_EUSAGE;
+    if (whole > UINT64_MAX / scale) return TAL_EUSAGE;
+    result = whole * scale;
+    if (fraction > 0) {
+        double extra = fraction * (double)scale;
+        if ((double)(UINT64_MAX - result) < extra) return TAL_EUSAGE;
+        result += (uint64_t)llround(extra);
+    }
+    if (result == 0) return TAL_EUSAGE;
+    *bytes = result;
     return 0;
 }
 
