@@ -21,11 +21,14 @@ measure() {
     : >"times.$name"
     for i in $(seq "$runs"); do
         eval "$prep"
-        /usr/bin/time -f "%e %M" -o t.out bash -c "$cmd" >/dev/null 2>"err.$name" ||
+        start=$EPOCHREALTIME
+        /usr/bin/time -f "%M" -o t.out bash -c "$cmd" >/dev/null 2>"err.$name" ||
             { echo "$name failed: $(tail -3 "err.$name")" >&2; exit 1; }
-        cat t.out >>"times.$name"
+        end=$EPOCHREALTIME
+        # wall time at microsecond resolution (time -v rounds to 10 ms); RSS from time
+        echo "$(echo "$end - $start" | bc -l) $(cat t.out)" >>"times.$name"
     done
-    t=$(sort -n "times.$name" | awk '{ w[NR] = $1; if ($2 > m) m = $2 } END { printf "%.2f %d", w[int((NR + 1) / 2)], m / 1024 }')
+    t=$(sort -g "times.$name" | awk '{ w[NR] = $1; if ($2 > m) m = $2 } END { printf "%.3f %d", w[int((NR + 1) / 2)], m / 1024 }')
     echo "$name $t" | tee -a results.txt
 }
 : >results.txt
