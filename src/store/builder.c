@@ -119,17 +119,6 @@ static int keys_add(builder_t *b, uint32_t tag, const char *key, size_t len, uin
     return 0;
 }
 
-static void count_composition(builder_t *b, const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        b->composition[0][s[i]]++;
-        b->composition[1][s[i + 1]]++;
-        b->composition[2][s[i + 2]]++;
-        b->composition[3][s[i + 3]]++;
-    }
-    for (; i < n; i++) b->composition[0][s[i]]++;
-}
 
 static void show_progress(builder_t *b, int final)
 {
@@ -200,7 +189,6 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
         if ((rc = tal_wfile_write(&b->lengths, &len, 8)) < 0) return rc;
     }
     if ((rc = tal_wfile_write(&b->checksums, &checksum, 8)) < 0) return rc;
-    count_composition(b, (const unsigned char *)rec->seq, rec->seq_len);
     if (b->n == 0 || rec->seq_len < b->min_len) b->min_len = rec->seq_len;
     if (rec->seq_len > b->max_len) b->max_len = rec->seq_len;
 
@@ -363,6 +351,7 @@ static int open_outputs(builder_t *b)
     int rc;
     if ((rc = tal_wfile_open(&b->headers, &b->dir, "headers", 4 * WBUF)) < 0) return rc;
     if ((rc = tal_wfile_open(&b->residues, &b->dir, "residues", 4 * WBUF)) < 0) return rc;
+    b->residues.byte_counts = &b->composition[0][0]; /* counted where the bytes are written */
     if ((rc = tal_wfile_open(&b->seq_offsets, &b->dir, "seq_offsets", WBUF)) < 0) return rc;
     if ((rc = tal_wfile_open(&b->lengths, &b->dir, "lengths", WBUF)) < 0) return rc;
     if ((rc = tal_wfile_open(&b->checksums, &b->dir, "checksums", WBUF)) < 0) return rc;

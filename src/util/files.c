@@ -267,9 +267,23 @@ int tal_wfile_use_writer(tal_wfile_t *w, tal_writer_t *writer)
 }
 
 /* Hashes and writes bytes in file order; runs in the writer thread or the caller's. */
+static void count_bytes(uint64_t *counts, const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    /* four tables so that runs of one residue do not serialise on one counter */
+    for (; i + 4 <= n; i += 4) {
+        counts[p[i]]++;
+        counts[256 + p[i + 1]]++;
+        counts[512 + p[i + 2]]++;
+        counts[768 + p[i + 3]]++;
+    }
+    for (; i < n; i++) counts[p[i]]++;
+}
+
 static int wfile_emit(tal_wfile_t *w, const char *data, size_t len)
 {
     XXH3_64bits_update(w->hash, data, len);
+    if (w->byte_counts) count_bytes(w->byte_counts, (const unsigned char *)data, len);
     while (len) {
         ssize_t n = write(w->fd, data, len);
         if (n < 0) {

@@ -43,6 +43,7 @@ typedef struct {
     char *spare;          /* with a writer: the buffer being written while buf fills */
     int inflight;         /* with a writer: spare is queued or being written */
     int error;            /* the writer's error for this file */
+    uint64_t *byte_counts; /* if set: [4][256] counts of the bytes written (composition) */
 } tal_wfile_t;
 
 int tal_wfile_open(tal_wfile_t *w, tal_atomic_dir_t *dir, const char *name, size_t buf_size);
