@@ -16,6 +16,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "replay.h"
+#include "test_support.h"
 #include "talaria/error.h"
 #include "talaria/fasta.h"
 #include "talaria/log.h"
@@ -36,11 +38,8 @@ static void cleanup(void)
 
 static void init(void)
 {
-    const char *tmp;
     if (g_ready) return;
-    tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/talaria-fuzz-fasta-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) {
+    if (tal_test_mkdtemp(g_dir, sizeof g_dir, "fuzz-fasta") < 0) {
         perror("mkdtemp");
         abort();
     }
@@ -368,62 +367,6 @@ static int run_builtin(void)
     return count;
 }
 
-static int run_file(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    if (!fp) {
-        fprintf(stderr, "fuzz_fasta: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 65536;
-            buf = realloc(buf, cap);
-            if (!buf) abort();
-        }
-        n = fread(buf + len, 1, cap - len, fp);
-        if (n == 0) break;
-        len += n;
-    }
-    fclose(fp);
-    LLVMFuzzerTestOneInput(buf, len);
-    free(buf);
-    return 0;
-}
-
-static int run_path(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        int rc = 0;
-        if (!d) return -1;
-        while ((e = readdir(d)) != NULL) {
-            char sub[PATH_MAX];
-            if (e->d_name[0] == '.') continue;
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            if (run_file(sub) < 0) rc = -1;
-        }
-        closedir(d);
-        return rc;
-    }
-    return run_file(path);
-}
-
-int main(int argc, char **argv)
-{
-    int rc = 0;
-    if (argc < 2) {
-        int n = run_builtin();
-        printf("fuzz_fasta: %d built-in inputs ok\n", n);
-        return 0;
-    }
-    for (int i = 1; i < argc; i++)
-        if (run_path(argv[i]) < 0) rc = 1;
-    return rc;
-}
+int main(int argc, char **argv) { return replay_main("fuzz_fasta", argc, argv, run_builtin); }
 
 #endif

@@ -18,6 +18,8 @@
 #include <xxhash.h>
 
 #include "store/format_internal.h"
+#include "replay.h"
+#include "test_support.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
 #include "talaria/store.h"
@@ -63,18 +65,10 @@ static char g_dir[PATH_MAX], g_work[PATH_MAX + 16];
 static file_t g_base[N_FILES];
 static int g_ready;
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void cleanup(void)
 {
     if (!g_ready) return;
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tal_test_rm_rf(g_dir);
     for (size_t i = 0; i < N_FILES; i++) free(g_base[i].data);
     g_ready = 0;
 }
@@ -111,14 +105,11 @@ static void write_whole(const char *path, const uint8_t *p, size_t n)
 /* Builds the reference store once. */
 static void init(void)
 {
-    const char *tmp;
     char path[PATH_MAX + 64], base[PATH_MAX + 16];
     tal_index_opt_t opt;
     if (g_ready) return;
     tal_log_set_level(TAL_LOG_QUIET);
-    tmp = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/talaria-fuzz-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_dir)) fail("mkdtemp failed");
+    if (tal_test_mkdtemp(g_dir, sizeof g_dir, "fuzz-store") < 0) fail("mkdtemp failed");
     g_ready = 1;
     atexit(cleanup);
     snprintf(path, sizeof path, "%s/in.fa", g_dir);
@@ -406,62 +397,6 @@ static int run_builtin(void)
     return count;
 }
 
-static int run_file(const char *path)
-{
-    FILE *fp = fopen(path, "rb");
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    if (!fp) {
-        fprintf(stderr, "fuzz_store: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 65536;
-            buf = realloc(buf, cap);
-            if (!buf) abort();
-        }
-        n = fread(buf + len, 1, cap - len, fp);
-        if (n == 0) break;
-        len += n;
-    }
-    fclose(fp);
-    LLVMFuzzerTestOneInput(buf, len);
-    free(buf);
-    return 0;
-}
-
-static int run_path(const char *path)
-{
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        int rc = 0;
-        if (!d) return -1;
-        while ((e = readdir(d)) != NULL) {
-            char sub[PATH_MAX];
-            if (e->d_name[0] == '.') continue;
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            if (run_file(sub) < 0) rc = -1;
-        }
-        closedir(d);
-        return rc;
-    }
-    return run_file(path);
-}
-
-int main(int argc, char **argv)
-{
-    int rc = 0;
-    if (argc < 2) {
-        int n = run_builtin();
-        printf("fuzz_store: %d built-in inputs ok\n", n);
-        return 0;
-    }
-    for (int i = 1; i < argc; i++)
-        if (run_path(argv[i]) < 0) rc = 1;
-    return rc;
-}
+int main(int argc, char **argv) { return replay_main("fuzz_store", argc, argv, run_builtin); }
 
 #endif

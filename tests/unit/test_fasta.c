@@ -24,6 +24,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "test_support.h"
 #include "talaria/error.h"
 #include "talaria/fasta.h"
 #include "talaria/log.h"
@@ -38,23 +39,11 @@ typedef struct {
     char dir[PATH_MAX];
 } fixture_t;
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_rf(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
 static int setup_dir(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
-    const char *tmp = getenv("TMPDIR");
     if (!f) return -1;
-    snprintf(f->dir, sizeof f->dir, "%s/talaria-test-fasta-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(f->dir)) {
+    if (tal_test_mkdtemp(f->dir, sizeof f->dir, "test-fasta") < 0) {
         free(f);
         return -1;
     }
@@ -65,7 +54,7 @@ static int setup_dir(void **state)
 static int teardown_dir(void **state)
 {
     fixture_t *f = *state;
-    rm_rf(f->dir);
+    tal_test_rm_rf(f->dir);
     free(f);
     tal_log_set_level(TAL_LOG_WARN);
     return 0;

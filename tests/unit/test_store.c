@@ -21,6 +21,7 @@
 #include <dlfcn.h>
 #include <sqlite3.h>
 
+#include "test_support.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
 #include "talaria/store.h"
@@ -33,23 +34,11 @@ typedef struct {
     char dir[PATH_MAX];
 } fixture_t;
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_rf(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-
 static int setup_dir(void **state)
 {
     fixture_t *f = calloc(1, sizeof *f);
-    const char *tmp = getenv("TMPDIR");
     if (!f) return -1;
-    snprintf(f->dir, sizeof f->dir, "%s/talaria-test-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(f->dir)) {
+    if (tal_test_mkdtemp(f->dir, sizeof f->dir, "test-store") < 0) {
         free(f);
         return -1;
     }
@@ -62,7 +51,7 @@ static int setup_dir(void **state)
 static int teardown_dir(void **state)
 {
     fixture_t *f = *state;
-    rm_rf(f->dir);
+    tal_test_rm_rf(f->dir);
     free(f);
     tal_log_set_level(TAL_LOG_WARN);
     return 0;
@@ -771,7 +760,7 @@ static void test_allow_duplicates(void **state)
     tal_store_info_t info;
     write_text(fa, text, sizeof text - 1);
     for (int threads = 1; threads <= 2; threads++) {
-        rm_rf(st);
+        tal_test_rm_rf(st);
         memset(&stats, 0, sizeof stats);
         assert_int_equal(build(fa, st, threads, 0, 1, &stats), 0);
         assert_true(stats.duplicates_skipped == 1);
