@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@ typedef struct {
     tal_catalog_writer_t *cat;
     tal_writer_t *writer; /* background writes when threads > 1 */
     uint64_t n, residue_total, header_total, min_len, max_len, dups;
+    uint64_t input_size; /* of a regular input file, for sizing the accession table */
     uint64_t composition[4][256];
     char *dup_buf;
     size_t dup_buf_cap;
@@ -49,9 +51,8 @@ void tal_index_opt_init(tal_index_opt_t *opt)
     opt->threads = 2;
 }
 
-static int keys_grow(builder_t *b)
+static int keys_grow_to(builder_t *b, unsigned bits)
 {
-    unsigned bits = b->n_slots ? b->slot_bits + 1 : 16;
     size_t cap = (size_t)1 << bits;
     tal_key_slot_t *slots;
     if (bits > 32) return TAL_ENOMEM;
@@ -70,6 +71,24 @@ static int keys_grow(builder_t *b)
     b->n_slots = cap;
     b->slot_bits = bits;
     return 0;
+}
+
+static int keys_grow(builder_t *b)
+{
+    return keys_grow_to(b, b->n_slots ? b->slot_bits + 1 : 16);
+}
+
+/* Once the first records show the average record size, the table is sized for the
+ * whole input at once: growing it step by step rehashes every key several times and
+ * zeroes twice the memory. Compressed input underestimates; growth covers that. */
+static int keys_presize(builder_t *b)
+{
+    double per_record = (double)(b->header_total + b->residue_total) / (double)b->n;
+    double expected = (double)b->input_size / (per_record + 2.0) * 1.05;
+    unsigned bits = b->slot_bits;
+    if (b->input_size == 0) return 0;
+    while (bits < 31 && (double)((size_t)1 << bits) * 0.70 < expected) bits++;
+    return bits > b->slot_bits ? keys_grow_to(b, bits) : 0;
 }
 
 /* The keys of an earlier record, read back from what was written so far. */
@@ -122,9 +141,10 @@ static int keys_add(builder_t *b, uint32_t tag, const char *key, size_t len, uin
 
 static void show_progress(builder_t *b, int final)
 {
-    double now = tal_now_seconds();
+    double now;
     char size[32];
-    if (!b->opt->progress) return;
+    if (!b->opt->progress || (!final && (b->n & 1023))) return;
+    now = tal_now_seconds();
     if (!final && now - b->last_progress < 0.5) return;
     b->last_progress = now;
     fprintf(stderr, "\rindexing: %llu records, %s of residues, %.1f s%s",
@@ -195,6 +215,7 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
     rc = tal_catalog_add(b->cat, id, rec->header, rec->header_len, rec->seq_len);
     if (rc < 0) return rc;
     b->n++;
+    if (b->n == 4096 && (rc = keys_presize(b)) < 0) return rc;
     show_progress(b, 0);
     return 0;
 }
@@ -205,6 +226,7 @@ static int write_array_file(builder_t *b, const char *name, const void *data, si
     tal_wfile_t w;
     int rc = tal_wfile_open(&w, &b->dir, name, WBUF);
     if (rc) return rc;
+    tal_wfile_direct(&w);
     if ((rc = tal_wfile_write(&w, data, bytes)) < 0) {
         tal_wfile_abort(&w);
         return rc;
@@ -359,12 +381,12 @@ static int open_outputs(builder_t *b)
     b->files_open = 1;
     if (b->opt->threads > 1) {
         if ((rc = tal_writer_start(&b->writer)) < 0) return rc;
-        if ((rc = tal_wfile_use_writer(&b->headers, b->writer)) < 0 ||
-            (rc = tal_wfile_use_writer(&b->residues, b->writer)) < 0 ||
-            (rc = tal_wfile_use_writer(&b->seq_offsets, b->writer)) < 0 ||
-            (rc = tal_wfile_use_writer(&b->lengths, b->writer)) < 0 ||
-            (rc = tal_wfile_use_writer(&b->checksums, b->writer)) < 0 ||
-            (rc = tal_wfile_use_writer(&b->hdr_offsets, b->writer)) < 0)
+        if ((rc = tal_wfile_use_writer(&b->headers, b->writer, 1)) < 0 ||
+            (rc = tal_wfile_use_writer(&b->residues, b->writer, 1)) < 0 ||
+            (rc = tal_wfile_use_writer(&b->seq_offsets, b->writer, 0)) < 0 ||
+            (rc = tal_wfile_use_writer(&b->lengths, b->writer, 0)) < 0 ||
+            (rc = tal_wfile_use_writer(&b->checksums, b->writer, 0)) < 0 ||
+            (rc = tal_wfile_use_writer(&b->hdr_offsets, b->writer, 0)) < 0)
             return rc;
     }
     {
@@ -396,6 +418,11 @@ int tal_store_build(const char *fasta_path, const char *out_path, const tal_inde
     tal_fasta_opt_init(&fopt);
     fopt.read_ahead = opt->threads > 1;
     if ((rc = tal_fasta_open(&b->fa, fasta_path, &fopt)) < 0) goto out;
+    {
+        struct stat st;
+        if (strcmp(fasta_path, "-") && stat(fasta_path, &st) == 0 && S_ISREG(st.st_mode))
+            b->input_size = (uint64_t)st.st_size;
+    }
     if ((rc = tal_atomic_dir_begin(&b->dir, out_path, opt->force, TAL_META_FILE)) < 0) goto out;
     if ((rc = open_outputs(b)) < 0) goto out;
     while ((rc = tal_fasta_next(b->fa, &rec)) > 0)

@@ -232,13 +232,24 @@ struct tal_writer {
     int head, count, stop;
 };
 
+/* O_DIRECT wants buffer addresses, sizes and file offsets aligned to the device's
+ * logical block; 4096 covers every device in use. */
+#define DIRECT_ALIGN 4096u
+
+static char *buffer_alloc(size_t size)
+{
+    void *p = NULL;
+    return posix_memalign(&p, DIRECT_ALIGN, size) == 0 ? p : NULL;
+}
+
 int tal_wfile_open(tal_wfile_t *w, tal_atomic_dir_t *dir, const char *name, size_t buf_size)
 {
     size_t dlen = strlen(dir->final_path) + strlen(name) + 2;
     memset(w, 0, sizeof *w);
-    w->fd = -1;
+    w->fd = w->read_fd = -1;
+    buf_size = (buf_size + DIRECT_ALIGN - 1) / DIRECT_ALIGN * DIRECT_ALIGN;
     w->display = malloc(dlen);
-    w->buf = malloc(buf_size);
+    w->buf = buffer_alloc(buf_size);
     w->hash = XXH3_createState();
     if (!w->display || !w->buf || !w->hash) goto nomem;
     snprintf(w->display, dlen, "%s/%s", dir->final_path, name);
@@ -251,19 +262,34 @@ int tal_wfile_open(tal_wfile_t *w, tal_atomic_dir_t *dir, const char *name, size
         tal_wfile_abort(w);
         return TAL_EIO;
     }
+    w->read_fd = openat(dir->dir_fd, name, O_RDONLY | O_CLOEXEC);
+    if (w->read_fd < 0) {
+        tal_log_error("cannot open %s: %s", w->display, strerror(errno));
+        tal_wfile_abort(w);
+        return TAL_EIO;
+    }
     return 0;
 nomem:
     tal_wfile_abort(w);
     return TAL_ENOMEM;
 }
 
-int tal_wfile_use_writer(tal_wfile_t *w, tal_writer_t *writer)
+int tal_wfile_use_writer(tal_wfile_t *w, tal_writer_t *writer, int direct)
 {
     if (!writer) return 0;
-    w->spare = malloc(w->cap);
+    w->spare = buffer_alloc(w->cap);
     if (!w->spare) return TAL_ENOMEM;
     w->writer = writer;
+    if (direct) tal_wfile_direct(w);
     return 0;
+}
+
+void tal_wfile_direct(tal_wfile_t *w)
+{
+    int flags;
+    if (w->written || w->used) return;
+    flags = fcntl(w->fd, F_GETFL);
+    if (flags >= 0 && fcntl(w->fd, F_SETFL, flags | O_DIRECT) == 0) w->direct = w->fd_direct = 1;
 }
 
 /* Hashes and writes bytes in file order; runs in the writer thread or the caller's. */
@@ -280,22 +306,50 @@ static void count_bytes(uint64_t *counts, const unsigned char *p, size_t n)
     for (; i < n; i++) counts[p[i]]++;
 }
 
+/* Leaves O_DIRECT: for the unaligned tail, or when the file system turns it down. */
+static int leave_direct(tal_wfile_t *w)
+{
+    int flags = fcntl(w->fd, F_GETFL);
+    if (flags < 0 || fcntl(w->fd, F_SETFL, flags & ~O_DIRECT) != 0) {
+        tal_log_error("cannot write %s: %s", w->display, strerror(errno));
+        return TAL_EIO;
+    }
+    w->fd_direct = 0;
+    return 0;
+}
+
 static int wfile_emit(tal_wfile_t *w, const char *data, size_t len)
 {
     XXH3_64bits_update(w->hash, data, len);
     if (w->byte_counts) count_bytes(w->byte_counts, (const unsigned char *)data, len);
+    if (w->fd_direct && len % DIRECT_ALIGN) {
+        int rc = leave_direct(w);
+        if (rc) return rc;
+    }
     while (len) {
         ssize_t n = write(w->fd, data, len);
         if (n < 0) {
             if (errno == EINTR) continue;
+            if (errno == EINVAL && w->fd_direct) {
+                /* accepted at fcntl time but refused on write (some FUSE and network
+                 * file systems): carry on through the page cache */
+                int rc = leave_direct(w);
+                if (rc) return rc;
+                continue;
+            }
             tal_log_error("cannot write %s: %s", w->display, strerror(errno));
             return TAL_EIO;
         }
         data += n;
         len -= (size_t)n;
         w->written += (uint64_t)n;
+        if (w->fd_direct && (size_t)n % DIRECT_ALIGN && len) {
+            /* a short direct write left the offset unaligned */
+            int rc = leave_direct(w);
+            if (rc) return rc;
+        }
     }
-    if (w->written - w->synced_upto >= WRITEBACK_STEP) {
+    if (!w->fd_direct && w->written - w->synced_upto >= WRITEBACK_STEP) {
         sync_file_range(w->fd, (off64_t)w->synced_upto, (off64_t)(w->written - w->synced_upto),
                         SYNC_FILE_RANGE_WRITE);
         w->synced_upto = w->written;
@@ -394,20 +448,30 @@ static int wfile_flush(tal_wfile_t *w)
 
 int tal_wfile_write(tal_wfile_t *w, const void *data, size_t len)
 {
+    const char *p = data;
     int rc;
     if (w->used + len <= w->cap) {
         memcpy(w->buf + w->used, data, len);
         w->used += len;
         return 0;
     }
-    if ((rc = wfile_flush(w)) < 0) return rc;
-    if (len >= w->cap) {
+    if (w->used == 0 && len >= w->cap &&
+        (!w->direct || ((uintptr_t)data % DIRECT_ALIGN == 0 && w->written % DIRECT_ALIGN == 0))) {
         /* too big to buffer: write it from the caller's memory, after what is queued */
         if ((rc = wfile_settle(w)) < 0) return rc;
         return wfile_emit(w, data, len);
     }
-    memcpy(w->buf, data, len);
-    w->used = len;
+    /* Buffers go out full, so that every write but the last is a whole number of
+     * aligned blocks (O_DIRECT needs that). */
+    while (len) {
+        size_t n = w->cap - w->used;
+        if (n > len) n = len;
+        memcpy(w->buf + w->used, p, n);
+        w->used += n;
+        p += n;
+        len -= n;
+        if (w->used == w->cap && (rc = wfile_flush(w)) < 0) return rc;
+    }
     return 0;
 }
 
@@ -421,7 +485,7 @@ int tal_wfile_pread(tal_wfile_t *w, uint64_t offset, void *out, size_t len)
         size_t n = len;
         ssize_t got;
         if (offset + n > w->written) n = (size_t)(w->written - offset);
-        got = pread(w->fd, dst, n, (off_t)offset);
+        got = pread(w->read_fd, dst, n, (off_t)offset);
         if (got <= 0) {
             if (got < 0 && errno == EINTR) continue;
             tal_log_error("cannot read back %s: %s", w->display, got < 0 ? strerror(errno) : "short read");
@@ -455,12 +519,13 @@ void tal_wfile_abort(tal_wfile_t *w)
 {
     wfile_settle(w); /* the writer may still hold the spare buffer */
     if (w->fd >= 0) close(w->fd);
+    if (w->read_fd >= 0) close(w->read_fd);
     if (w->hash) XXH3_freeState(w->hash);
     free(w->buf);
     free(w->spare);
     free(w->display);
     memset(w, 0, sizeof *w);
-    w->fd = -1;
+    w->fd = w->read_fd = -1;
 }
 
 int tal_hash_file(const char *path, uint64_t *checksum, uint64_t *size)

@@ -44,11 +44,20 @@ typedef struct {
     int inflight;         /* with a writer: spare is queued or being written */
     int error;            /* the writer's error for this file */
     uint64_t *byte_counts; /* if set: [4][256] counts of the bytes written (composition) */
+    int direct;           /* O_DIRECT asked for: buffers go out whole (set once, at start) */
+    int fd_direct;        /* fd has O_DIRECT now (the writing thread's business) */
+    int read_fd;          /* with direct: a plain descriptor for tal_wfile_pread */
 } tal_wfile_t;
 
 int tal_wfile_open(tal_wfile_t *w, tal_atomic_dir_t *dir, const char *name, size_t buf_size);
-/* Hands full buffers to writer from now on (call right after open). */
-int tal_wfile_use_writer(tal_wfile_t *w, tal_writer_t *writer);
+/* Hands full buffers to writer from now on (call right after open). With direct set and
+ * a file system that supports it, the writer bypasses the page cache (O_DIRECT): bulk
+ * output then costs no kernel copy and does not push other jobs' data out of the cache.
+ * Falls back to buffered writes silently where O_DIRECT is refused (tmpfs, some network
+ * file systems). */
+int tal_wfile_use_writer(tal_wfile_t *w, tal_writer_t *writer, int direct);
+/* The same bypass for a file written from the caller's thread (call right after open). */
+void tal_wfile_direct(tal_wfile_t *w);
 int tal_wfile_write(tal_wfile_t *w, const void *data, size_t len);
 /* Reads back bytes already given to tal_wfile_write (flushed or still buffered). */
 int tal_wfile_pread(tal_wfile_t *w, uint64_t offset, void *out, size_t len);

@@ -1,5 +1,6 @@
 /* Unit tests for the small shared helpers: tal_parse_size, tal_format_size,
  * tal_strerror/tal_exit_code, and the monotonic clock / peak-RSS helpers. */
+#define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +14,11 @@
 #include "talaria/error.h"
 #include "talaria/log.h"
 #include "talaria/util.h"
+#include "test_support.h"
+#include "util/files_internal.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
 
 #define KIB 1024ull
 #define MIB (1024ull * KIB)
@@ -285,6 +291,85 @@ static void test_log_level(void **state)
     assert_int_equal(tal_log_get_level(), old);
 }
 
+/* Writes sizes that straddle buffers in every way through a writer thread, with and
+ * without O_DIRECT, and checks the file's bytes, the returned checksum and size, and
+ * reading back both flushed and still-buffered bytes. */
+static void wfile_round_trip(int use_writer, int direct)
+{
+    enum { TOTAL = 3 * 1024 * 1024 + 123 };
+    char dir[4096], path[4200];
+    unsigned char *data = malloc(TOTAL), *back = malloc(TOTAL), probe[300];
+    tal_atomic_dir_t ad;
+    tal_wfile_t w;
+    tal_writer_t *writer = NULL;
+    uint64_t sum = 0, size = 0;
+    size_t off = 0, step = 1;
+    FILE *f;
+    assert_non_null(data);
+    assert_non_null(back);
+    for (size_t i = 0; i < TOTAL; i++) data[i] = (unsigned char)(i * 2654435761u >> 13);
+    assert_int_equal(tal_test_mkdtemp(dir, sizeof dir, "wfile"), 0);
+    snprintf(path, sizeof path, "%s/out", dir);
+    assert_int_equal(tal_atomic_dir_begin(&ad, path, 0, "meta"), 0);
+    assert_int_equal(tal_wfile_open(&w, &ad, "data", 64 * 1024 + 5), 0);
+    if (use_writer) {
+        assert_int_equal(tal_writer_start(&writer), 0);
+        assert_int_equal(tal_wfile_use_writer(&w, writer, direct), 0);
+    } else if (direct) {
+        tal_wfile_direct(&w);
+    }
+    while (off < TOTAL) {
+        size_t n = step;
+        if (n > TOTAL - off) n = TOTAL - off;
+        assert_int_equal(tal_wfile_write(&w, data + off, n), 0);
+        off += n;
+        /* 1, 3, 9, ... bytes, then one write bigger than the buffer */
+        step = step > 200000 ? 7 : step * 3;
+        if (off > 1000 && off < 1100) {
+            assert_int_equal(tal_wfile_pread(&w, 10, probe, sizeof probe), 0);
+            assert_memory_equal(probe, data + 10, sizeof probe);
+        }
+    }
+    assert_int_equal(tal_wfile_pread(&w, 70000, probe, sizeof probe), 0);
+    assert_memory_equal(probe, data + 70000, sizeof probe);
+    assert_int_equal(tal_wfile_pread(&w, TOTAL - sizeof probe, probe, sizeof probe), 0);
+    assert_memory_equal(probe, data + TOTAL - sizeof probe, sizeof probe);
+    assert_int_equal(tal_wfile_finish(&w, &sum, &size), 0);
+    tal_writer_stop(writer);
+    assert_true(size == TOTAL);
+    assert_true(sum == XXH3_64bits(data, TOTAL));
+    snprintf(path, sizeof path, "%s/data", ad.tmp_path);
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(back, 1, TOTAL, f), TOTAL);
+    assert_int_equal(fgetc(f), EOF);
+    fclose(f);
+    assert_memory_equal(back, data, TOTAL);
+    tal_atomic_dir_abort(&ad);
+    tal_test_rm_rf(dir);
+    free(data);
+    free(back);
+}
+
+static void test_wfile_buffered(void **state)
+{
+    (void)state;
+    wfile_round_trip(0, 0);
+}
+
+static void test_wfile_writer_thread(void **state)
+{
+    (void)state;
+    wfile_round_trip(1, 0);
+}
+
+static void test_wfile_direct_io(void **state)
+{
+    (void)state;
+    wfile_round_trip(1, 1);
+    wfile_round_trip(0, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +389,9 @@ int main(void)
         cmocka_unit_test(test_now_seconds_monotonic),
         cmocka_unit_test(test_peak_rss),
         cmocka_unit_test(test_log_level),
+        cmocka_unit_test(test_wfile_buffered),
+        cmocka_unit_test(test_wfile_writer_thread),
+        cmocka_unit_test(test_wfile_direct_io),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
