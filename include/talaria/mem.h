@@ -1,12 +1,119 @@
-/* Large buffers mapped by talaria itself: 2 MiB-aligned anonymous mappings with
- * transparent huge pages requested before first touch, returned to the OS on free. */
+/* Memory that talaria maps itself, and the one budget per run that every large
+ * allocation is reserved from.
+ *
+ * - Huge-page buffers: 2 MiB-aligned anonymous mappings with transparent huge pages
+ *   requested before first touch (or explicit hugetlbfs pages when asked, falling back
+ *   to THP when none are reserved), bound to a NUMA node when the machine has more
+ *   than one, returned to the OS on free.
+ * - A budget: a byte cap shared by all threads, with the bytes in use per component,
+ *   so that what talaria believes it holds can be set beside what the kernel measures.
+ * - A pool of equal-sized buffers (chunk buffers), reserved from a budget.
+ * - A report of what the kernel actually did with a range: AnonHugePages from
+ *   /proc/self/smaps and the NUMA policy from get_mempolicy. */
 #ifndef TALARIA_MEM_H
 #define TALARIA_MEM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-/* Zero-filled; NULL on failure. */
+/* ---- huge-page buffers ---- */
+
+typedef enum {
+    TAL_HUGE_THP = 0,     /* madvise(MADV_HUGEPAGE) before first touch (the default) */
+    TAL_HUGE_HUGETLB = 1, /* MAP_HUGETLB 2 MiB pages; THP when none are reserved */
+    TAL_HUGE_NONE = 2     /* plain 4 KiB pages */
+} tal_huge_mode_t;
+
+/* Zero-filled THP mapping; NULL on failure. */
 void *tal_huge_alloc(size_t size);
 void tal_huge_free(void *p, size_t size);
+
+/* As tal_huge_alloc with a mode and a NUMA node: node >= 0 binds the range to that node
+ * (mbind, MPOL_BIND) before first touch; node == TAL_NODE_LOCAL binds to the calling
+ * thread's node when libnuma reports more than one configured node and does nothing
+ * otherwise (first touch), silently. *hugetlb (may be NULL) is set to 1 when the range
+ * is backed by hugetlbfs pages. Free with tal_huge_free(p, size). */
+#define TAL_NODE_LOCAL (-1)
+void *tal_huge_alloc_ex(size_t size, tal_huge_mode_t mode, int node, int *hugetlb);
+
+/* Configured NUMA nodes per libnuma; 1 when NUMA is unavailable. */
+int tal_numa_nodes(void);
+
+/* What the kernel reports for the pages of [p, p + size). */
+typedef struct {
+    uint64_t rss_bytes;        /* Rss of the overlapping mappings, from smaps */
+    uint64_t anon_huge_bytes;  /* AnonHugePages of the overlapping mappings */
+    uint64_t hugetlb_bytes;    /* Private_Hugetlb + Shared_Hugetlb */
+    int policy;                /* MPOL_DEFAULT, MPOL_BIND, ... for p (get_mempolicy) */
+    int bound_node;            /* the lowest node in the policy's mask, -1 if none */
+} tal_mem_report_t;
+
+/* 0, or TAL_EIO when /proc/self/smaps cannot be read (the policy fields are still
+ * filled when get_mempolicy works). */
+int tal_mem_inspect(const void *p, size_t size, tal_mem_report_t *report);
+
+/* ---- the budget ---- */
+
+typedef enum {
+    TAL_MEM_INPUT = 0, /* input and mapping windows */
+    TAL_MEM_CHUNKS,    /* chunk buffers, compressor and decompressor contexts */
+    TAL_MEM_KMERS,     /* k-mer tables */
+    TAL_MEM_SORT,      /* sort runs and merge buffers */
+    TAL_MEM_ALIGN,     /* alignment matrices */
+    TAL_MEM_CATALOG,   /* SQLite page cache */
+    TAL_MEM_OTHER,
+    TAL_MEM_COMPONENTS
+} tal_mem_component_t;
+
+typedef struct tal_budget tal_budget_t;
+
+/* cap 0 means no cap (bytes are still counted). */
+int tal_budget_create(tal_budget_t **out, uint64_t cap);
+void tal_budget_destroy(tal_budget_t *budget);
+/* Reserves bytes for a component: 0, or TAL_EMEMCAP (nothing reserved) when the cap
+ * would be exceeded. A NULL budget accepts everything. Thread-safe. */
+int tal_budget_reserve(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
+void tal_budget_release(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
+uint64_t tal_budget_cap(const tal_budget_t *budget);
+/* Bytes held now by one component, or by all when component is TAL_MEM_COMPONENTS. */
+uint64_t tal_budget_used(const tal_budget_t *budget, tal_mem_component_t component);
+/* The highest total ever held. */
+uint64_t tal_budget_peak(const tal_budget_t *budget);
+const char *tal_mem_component_name(tal_mem_component_t component);
+
+/* ---- a pool of chunk buffers ---- */
+
+typedef struct tal_pool tal_pool_t;
+
+typedef struct {
+    size_t buffer_size;       /* bytes per pooled buffer (rounded up to 2 MiB) */
+    unsigned max_buffers;     /* pooled buffers that may exist at once; 0 = no limit */
+    tal_huge_mode_t mode;
+    int node;                 /* TAL_NODE_LOCAL or a node number */
+    tal_budget_t *budget;     /* may be NULL */
+    tal_mem_component_t component;
+} tal_pool_opt_t;
+
+void tal_pool_opt_init(tal_pool_opt_t *opt); /* 4 MiB, no limit, THP, local, no budget */
+int tal_pool_create(tal_pool_t **out, const tal_pool_opt_t *opt);
+/* Frees every buffer; all must have been put back. */
+void tal_pool_destroy(tal_pool_t *pool);
+
+/* A buffer of at least size bytes: a pooled one (reused or newly mapped) when size <=
+ * buffer_size, else a one-off mapping of its own. Reserved from the budget when newly
+ * mapped. Returns 0, TAL_EMEMCAP (budget refused, or max_buffers reached) or
+ * TAL_ENOMEM. *cap receives the buffer's usable size. Thread-safe. */
+int tal_pool_get(tal_pool_t *pool, size_t size, void **buf, size_t *cap);
+/* Gives a buffer back: pooled ones are kept for reuse, one-off ones unmapped and their
+ * bytes released. */
+void tal_pool_put(tal_pool_t *pool, void *buf, size_t cap);
+
+typedef struct {
+    unsigned buffers;        /* pooled buffers mapped now */
+    uint64_t bytes;          /* bytes mapped now, pooled and one-off */
+    int hugetlb;             /* 1 if any buffer came from hugetlbfs */
+    int numa_bound;          /* 1 if buffers were bound to a node */
+} tal_pool_stats_t;
+void tal_pool_stats(tal_pool_t *pool, tal_pool_stats_t *stats);
 
 #endif

@@ -6,10 +6,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "talaria/mem.h"
+
 typedef struct tal_store tal_store_t;
+
+typedef enum { TAL_COMPRESS_NONE = 0, TAL_COMPRESS_LZ4 = 1, TAL_COMPRESS_ZSTD = 2 } tal_compress_t;
 
 typedef struct {
     int threads;          /* worker threads, >= 1 */
+    int compress;         /* tal_compress_t: raw residues, or chunks compressed with it */
+    int level;            /* compression level; 0 = the codec's default (lz4 1, zstd 3) */
+    uint64_t chunk_size;  /* raw residue bytes per chunk (default 4 MiB) */
     int force;            /* replace an existing store at the output path */
     int allow_duplicates; /* keep the first record of a duplicated accession */
     int catalog_index;    /* build an SQL index on the catalog's accession column */
@@ -42,7 +49,9 @@ typedef struct {
     int alphabet;
     const uint64_t *composition; /* [256] */
     uint64_t stored_residue_bytes;
-    const char *codec;
+    const char *codec;     /* "none", "lz4" or "zstd" */
+    uint64_t chunk_count;  /* compressed stores */
+    uint64_t chunk_size;   /* compressed stores: raw bytes a chunk aims at */
 } tal_store_info_t;
 
 typedef struct {
@@ -60,8 +69,18 @@ void tal_store_info(const tal_store_t *store, tal_store_info_t *info);
 
 /* Finds the record whose first header word (or the ACC of "db|ACC|NAME") is acc. */
 int tal_store_find(const tal_store_t *store, const char *acc, size_t acc_len, uint64_t *id);
-/* Gives record id with its checksum checked (TAL_EINPUT if it fails). Zero copy. */
+/* Gives record id with its checksum checked (TAL_EINPUT if it fails). Raw stores: zero
+ * copy, valid until close. Compressed stores: the residues point into a decoded chunk
+ * in the store's cache and stay valid until the next call on the same store; such a
+ * store is not safe for concurrent tal_store_record calls (open it once per thread, or
+ * use tal_scan). */
 int tal_store_record(const tal_store_t *store, uint64_t id, tal_record_t *rec);
+/* Bytes of decoded chunks a compressed store keeps for random access (default 32 MiB,
+ * at least one chunk). */
+int tal_store_set_cache(tal_store_t *store, size_t bytes);
+/* What the kernel reports for a decoded chunk buffer (huge pages, NUMA policy);
+ * TAL_ENOTFOUND for raw stores, which are read in place. */
+int tal_store_buffer_report(tal_store_t *store, tal_mem_report_t *report);
 /* The lengths array (record_count values). Mapped bytes: the caller must compare what it
  * derives (sum, min, max) with tal_store_info before trusting it. */
 int tal_store_lengths(const tal_store_t *store, const uint64_t **lengths);

@@ -1,4 +1,5 @@
 /* talaria get: records or regions of a store as FASTA on stdout. */
+#define _GNU_SOURCE
 #include "cli.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
@@ -23,13 +24,38 @@ static const char help[] =
     "  -q, --quiet        only errors on stderr\n"
     "  -h, --help         this help\n";
 
+/* A compressed store is read in batches: the records asked for are fetched in store
+ * order (each chunk decompressed once per batch) into an arena, then printed in the
+ * order asked. A batch ends at BATCH_QUERIES queries or BATCH_BYTES of output. */
+#define BATCH_QUERIES 16384
+#define BATCH_BYTES (64u << 20)
+
+typedef struct {
+    char *text;         /* the query as given */
+    size_t acc_len;     /* region: the accession part of text */
+    uint64_t id, start, end; /* region: 1-based, end clamped later */
+    int region;
+    int found;          /* 0: missing, 1: fetched, -1: damaged */
+    const char *header; /* into the store's mapping */
+    size_t header_len;
+    size_t out_off, out_len; /* residues in the arena */
+} query_t;
+
 typedef struct {
     tal_store_t *store;
+    int batched;
+    const uint64_t *lengths;
+    uint64_t n_records;
+    query_t *batch;
+    size_t n_batch, batch_bytes;
+    char *arena;
+    size_t arena_cap;
     size_t width;
     uint64_t missing;
     char **missing_names;
     size_t missing_cap;
     int corrupt;
+    int failed; /* out of memory */
 } get_ctx_t;
 
 static void put_wrapped(const char *seq, size_t len, size_t width)
@@ -136,6 +162,143 @@ static void get_one(get_ctx_t *g, const char *q)
     put_wrapped(rec.seq + start - 1, (size_t)(end - start + 1), g->width);
 }
 
+static int by_id(const void *a, const void *b, void *arg)
+{
+    const query_t *q = arg;
+    uint64_t x = q[*(const size_t *)a].id, y = q[*(const size_t *)b].id;
+    return x < y ? -1 : x > y;
+}
+
+static void flush_batch(get_ctx_t *g)
+{
+    size_t *order, total = 0;
+    if (!g->n_batch) return;
+    order = malloc(g->n_batch * sizeof *order);
+    for (size_t i = 0; i < g->n_batch; i++) {
+        query_t *q = &g->batch[i];
+        if (order) order[i] = i;
+        if (q->found) {
+            q->out_off = total;
+            total += q->out_len;
+        }
+    }
+    if (total > g->arena_cap) {
+        char *a = realloc(g->arena, total);
+        if (a) {
+            g->arena = a;
+            g->arena_cap = total;
+        }
+    }
+    if (!order || total > g->arena_cap) {
+        tal_log_error("out of memory for a batch of %zu records", g->n_batch);
+        g->failed = 1;
+        for (size_t i = 0; i < g->n_batch; i++) free(g->batch[i].text);
+        g->n_batch = g->batch_bytes = 0;
+        free(order);
+        return;
+    }
+    qsort_r(order, g->n_batch, sizeof *order, by_id, g->batch);
+    for (size_t k = 0; k < g->n_batch; k++) {
+        query_t *q = &g->batch[order[k]];
+        tal_record_t rec;
+        if (!q->found) continue;
+        if (tal_store_record(g->store, q->id, &rec) < 0) {
+            q->found = -1;
+            g->corrupt = 1;
+            continue;
+        }
+        q->header = rec.header;
+        q->header_len = rec.header_len;
+        if (q->region) {
+            uint64_t end = q->end > rec.seq_len ? rec.seq_len : q->end;
+            q->end = end;
+            if (q->start > end || end - q->start + 1 != q->out_len) {
+                q->found = -1; /* the lengths array disagreed with the record */
+                g->corrupt = 1;
+                continue;
+            }
+            memcpy(g->arena + q->out_off, rec.seq + q->start - 1, q->out_len);
+        } else {
+            if (rec.seq_len != q->out_len) {
+                q->found = -1;
+                g->corrupt = 1;
+                continue;
+            }
+            memcpy(g->arena + q->out_off, rec.seq, q->out_len);
+        }
+    }
+    for (size_t i = 0; i < g->n_batch; i++) {
+        query_t *q = &g->batch[i];
+        if (q->found == 0) note_missing(g, q->text);
+        if (q->found == 1) {
+            if (q->region) {
+                fprintf(stdout, ">%.*s:%llu-%llu\n", (int)q->acc_len, q->text,
+                        (unsigned long long)q->start, (unsigned long long)q->end);
+            } else {
+                putc_unlocked('>', stdout);
+                fwrite_unlocked(q->header, 1, q->header_len, stdout);
+                putc_unlocked('\n', stdout);
+            }
+            put_wrapped(g->arena + q->out_off, q->out_len, g->width);
+        }
+        free(q->text);
+    }
+    free(order);
+    g->n_batch = g->batch_bytes = 0;
+}
+
+/* Resolves a query now (so an unknown accession costs nothing later) and queues it. */
+static void queue_one(get_ctx_t *g, const char *text)
+{
+    query_t *q;
+    uint64_t len;
+    if (!*text) return;
+    if (!g->batch && !(g->batch = malloc(BATCH_QUERIES * sizeof *g->batch))) {
+        tal_log_error("out of memory");
+        g->failed = 1;
+        return;
+    }
+    q = &g->batch[g->n_batch];
+    memset(q, 0, sizeof *q);
+    if (!(q->text = strdup(text))) {
+        g->failed = 1;
+        return;
+    }
+    if (tal_store_find(g->store, text, strlen(text), &q->id) == 0) {
+        q->found = 1;
+    } else if (parse_region(text, &q->acc_len, &q->start, &q->end) == 0 &&
+               tal_store_find(g->store, text, q->acc_len, &q->id) == 0) {
+        q->found = 1;
+        q->region = 1;
+    }
+    if (q->found) {
+        len = q->id < g->n_records ? g->lengths[q->id] : 0;
+        if (q->region) {
+            uint64_t end = q->end > len ? len : q->end;
+            if (q->start > end) {
+                tal_log_error("%s: region %s is outside the sequence (length %llu)",
+                              tal_store_path(g->store), text, (unsigned long long)len);
+                q->found = 0;
+            } else {
+                q->out_len = (size_t)(end - q->start + 1);
+            }
+        } else {
+            q->out_len = (size_t)len;
+        }
+    }
+    g->batch_bytes += q->out_len;
+    g->n_batch++;
+    if (g->n_batch == BATCH_QUERIES || g->batch_bytes >= BATCH_BYTES) flush_batch(g);
+}
+
+static void ask(get_ctx_t *g, const char *text)
+{
+    if (g->batched)
+        queue_one(g, text);
+    else
+        get_one(g, text);
+}
+
 static int get_from_file(get_ctx_t *g, const char *path)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
@@ -150,7 +313,7 @@ static int get_from_file(get_ctx_t *g, const char *path)
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
                          line[n - 1] == '\t'))
             line[--n] = '\0';
-        get_one(g, line);
+        ask(g, line);
     }
     free(line);
     if (ferror(f)) {
@@ -198,8 +361,19 @@ int cmd_get(int argc, char **argv)
         return cli_usage_error("get", "give accessions as arguments or with -f FILE");
     if ((rc = tal_store_open(&g.store, argv[optind])) < 0) return tal_exit_code(rc);
     setvbuf(stdout, NULL, _IOFBF, 1 << 20);
-    for (int i = optind + 1; i < argc; i++) get_one(&g, argv[i]);
+    {
+        tal_store_info_t info;
+        tal_store_info(g.store, &info);
+        g.batched = info.chunk_count > 0;
+        g.n_records = info.records;
+        tal_store_lengths(g.store, &g.lengths);
+    }
+    for (int i = optind + 1; i < argc; i++) ask(&g, argv[i]);
     if (id_file) rc = get_from_file(&g, id_file);
+    flush_batch(&g);
+    free(g.batch);
+    free(g.arena);
+    if (g.failed && !rc) rc = TAL_ENOMEM;
     if (fflush(stdout) != 0) {
         tal_log_error("cannot write to stdout: %s", strerror(errno));
         rc = TAL_EIO;

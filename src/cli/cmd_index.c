@@ -7,6 +7,7 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,8 +21,15 @@ static const char help[] =
     "  -i, --input FASTA        input file, or - for stdin\n"
     "  -o, --output DB.tal      store directory to create\n"
     "  -t, --threads N          1: everything in one thread; 2 or more (default 2): a\n"
-    "                           read-ahead thread and a catalog thread besides the parser\n"
+    "                           read-ahead thread and a catalog thread besides the parser,\n"
+    "                           and N threads compressing chunks\n"
     "  -j N                     same as --threads\n"
+    "      --compress CODEC     none (default: raw residues, read in place), lz4 or zstd:\n"
+    "                           residues in chunks compressed one by one\n"
+    "      --level N            compression level (lz4 1-12, default 1, 3+ is HC; zstd\n"
+    "                           1-22, default 3)\n"
+    "      --chunk-size SIZE    raw residues per chunk (default 4M, 64K to 1G); a longer\n"
+    "                           sequence gets a chunk of its own\n"
     "      --allow-duplicates   keep the first record of a repeated accession, skip the rest\n"
     "      --catalog-index      also index catalog.sqlite by accession for SQL queries\n"
     "                           (talaria's own lookups use the store's key table)\n"
@@ -40,7 +48,10 @@ int cmd_index(int argc, char **argv)
         {"threads", required_argument, NULL, 't'}, {"allow-duplicates", no_argument, NULL, 'D'},
         {"catalog-index", no_argument, NULL, 'N'}, {"force", no_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},        {"verbose", no_argument, NULL, 'v'},
+        {"compress", required_argument, NULL, 'C'}, {"level", required_argument, NULL, 'L'},
+        {"chunk-size", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    const char *level_arg = NULL;
     const char *in = NULL, *out = NULL;
     tal_index_opt_t opt;
     tal_build_stats_t st;
@@ -56,6 +67,26 @@ int cmd_index(int argc, char **argv)
         case 'j':
             if (cli_parse_threads("index", optarg, &opt.threads) < 0) return 2;
             break;
+        case 'C':
+            if (!strcmp(optarg, "none"))
+                opt.compress = TAL_COMPRESS_NONE;
+            else if (!strcmp(optarg, "lz4"))
+                opt.compress = TAL_COMPRESS_LZ4;
+            else if (!strcmp(optarg, "zstd"))
+                opt.compress = TAL_COMPRESS_ZSTD;
+            else
+                return cli_usage_error("index", "--compress must be none, lz4 or zstd, not '%s'",
+                                       optarg);
+            break;
+        case 'L': level_arg = optarg; break;
+        case 'S': {
+            uint64_t size;
+            if (tal_parse_size(optarg, &size) < 0 || size < (64u << 10) || size > (1u << 30))
+                return cli_usage_error("index", "--chunk-size must be a size from 64K to 1G, not '%s'",
+                                       optarg);
+            opt.chunk_size = size;
+            break;
+        }
         case 'D': opt.allow_duplicates = 1; break;
         case 'N': opt.catalog_index = 1; break;
         case 'f': opt.force = 1; break;
@@ -69,6 +100,18 @@ int cmd_index(int argc, char **argv)
     if (optind < argc) return cli_usage_error("index", "unexpected argument '%s'", argv[optind]);
     if (!in) return cli_usage_error("index", "missing -i FASTA");
     if (!out) return cli_usage_error("index", "missing -o DB.tal");
+    if (level_arg) {
+        int lo = 1, hi = opt.compress == TAL_COMPRESS_ZSTD ? 22 : 12;
+        char *end;
+        long level = strtol(level_arg, &end, 10);
+        if (opt.compress == TAL_COMPRESS_NONE)
+            return cli_usage_error("index", "--level needs --compress lz4 or zstd");
+        if (!*level_arg || *end || level < lo || level > hi)
+            return cli_usage_error("index", "--level for %s must be %d to %d, not '%s'",
+                                   opt.compress == TAL_COMPRESS_ZSTD ? "zstd" : "lz4", lo, hi,
+                                   level_arg);
+        opt.level = (int)level;
+    }
     opt.progress = !quiet && isatty(2);
     rc = tal_store_build(in, out, &opt, &st);
     if (rc < 0) {

@@ -3,10 +3,14 @@
 #include "cli.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
+#include "talaria/mem.h"
+#include "talaria/scan.h"
 #include "talaria/seqstats.h"
 #include "talaria/store.h"
+#include "talaria/util.h"
 
 #include <getopt.h>
+#include <numaif.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,9 +20,14 @@ static const char help[] =
     "\n"
     "Count records and residues; min, max, mean and median length; N50; alphabet\n"
     "(protein or nucleotide) and residue composition. On a store only the lengths\n"
-    "array is read, so it takes milliseconds.\n"
+    "array is read, so it takes milliseconds; the store's codec, chunk count and\n"
+    "compression ratio are shown, and for a compressed store whether its chunk buffers\n"
+    "got huge pages and a NUMA binding, as the kernel reports them.\n"
     "\n"
     "  -i, --input PATH     FASTA file (plain, gzip, zstd, lz4, '-' for stdin) or store\n"
+    "      --full           on a store: read every residue (a streaming scan that\n"
+    "                       decompresses every chunk) and check the composition and the\n"
+    "                       totals against the store's meta section\n"
     "      --format FMT     text (default), json or tsv\n"
     "  -t, --threads N      1 reads FASTA in this thread; 2 or more add a read-ahead\n"
     "                       (decompression) thread (default 2); -j N is the same\n"
@@ -26,6 +35,17 @@ static const char help[] =
     "  -h, --help           this help\n";
 
 typedef enum { FMT_TEXT, FMT_JSON, FMT_TSV } out_format_t;
+
+/* What a store adds to the statistics. */
+typedef struct {
+    int is_store;
+    const char *codec;
+    uint64_t chunks, chunk_size, stored_bytes;
+    double ratio;
+    char huge_pages[96], numa[96];
+    double scan_seconds; /* --full: the scan's wall time */
+    int full;
+} store_extra_t;
 
 static void json_string(const char *s)
 {
@@ -42,8 +62,37 @@ static void json_string(const char *s)
     putchar('"');
 }
 
+static void print_extra(const store_extra_t *x, out_format_t fmt)
+{
+    if (!x->is_store) {
+        if (fmt == FMT_JSON) printf("}\n");
+        return;
+    }
+    switch (fmt) {
+    case FMT_TEXT:
+        printf("codec\t%s\nchunks\t%llu\nchunk_size\t%llu\nstored_residue_bytes\t%llu\n"
+               "compression_ratio\t%.3f\nhuge_pages\t%s\nnuma\t%s\n",
+               x->codec, (unsigned long long)x->chunks, (unsigned long long)x->chunk_size,
+               (unsigned long long)x->stored_bytes, x->ratio, x->huge_pages, x->numa);
+        if (x->full) printf("scan_seconds\t%.3f\n", x->scan_seconds);
+        break;
+    case FMT_JSON:
+        printf(",\"codec\":\"%s\",\"chunks\":%llu,\"chunk_size\":%llu,\"stored_residue_bytes\":%llu,"
+               "\"compression_ratio\":%.3f,\"huge_pages\":",
+               x->codec, (unsigned long long)x->chunks, (unsigned long long)x->chunk_size,
+               (unsigned long long)x->stored_bytes, x->ratio);
+        json_string(x->huge_pages);
+        printf(",\"numa\":");
+        json_string(x->numa);
+        if (x->full) printf(",\"scan_seconds\":%.3f", x->scan_seconds);
+        printf("}\n");
+        break;
+    case FMT_TSV: break; /* in the same row, by print_stats */
+    }
+}
+
 static void print_stats(const char *path, const char *kind, const tal_seqstats_t *st,
-                        out_format_t fmt)
+                        out_format_t fmt, const store_extra_t *x)
 {
     int first = 1;
     switch (fmt) {
@@ -79,11 +128,15 @@ static void print_stats(const char *path, const char *kind, const tal_seqstats_t
             printf("%s\"%c\":%llu", first ? "" : ",", c, (unsigned long long)st->composition[c]);
             first = 0;
         }
-        printf("}}\n");
+        printf("}"); /* the object is closed by print_extra */
         break;
     case FMT_TSV:
         printf("file\tkind\trecords\tresidues\tmin_length\tmax_length\tmean_length\tmedian_length"
-               "\tn50\talphabet\tcomposition\n");
+               "\tn50\talphabet\tcomposition%s%s\n",
+               x->is_store ? "\tcodec\tchunks\tchunk_size\tstored_residue_bytes\tcompression_ratio"
+                             "\thuge_pages\tnuma"
+                           : "",
+               x->is_store && x->full ? "\tscan_seconds" : "");
         printf("%s\t%s\t%llu\t%llu\t%llu\t%llu\t%.2f\t%.1f\t%llu\t%s\t", path, kind,
                (unsigned long long)st->records, (unsigned long long)st->residues,
                (unsigned long long)st->min_length, (unsigned long long)st->max_length,
@@ -94,19 +147,115 @@ static void print_stats(const char *path, const char *kind, const tal_seqstats_t
             printf("%s%c:%llu", first ? "" : ",", c, (unsigned long long)st->composition[c]);
             first = 0;
         }
+        if (x->is_store) {
+            printf("\t%s\t%llu\t%llu\t%llu\t%.3f\t%s\t%s", x->codec, (unsigned long long)x->chunks,
+                   (unsigned long long)x->chunk_size, (unsigned long long)x->stored_bytes, x->ratio,
+                   x->huge_pages, x->numa);
+            if (x->full) printf("\t%.3f", x->scan_seconds);
+        }
         putchar('\n');
         break;
     }
 }
 
-static int store_stats(const char *path, tal_seqstats_t *st)
+/* Reads what the kernel did with a chunk buffer into words for the report. */
+static void describe_buffer(const tal_mem_report_t *r, store_extra_t *x)
+{
+    char a[32];
+    if (r->hugetlb_bytes)
+        snprintf(x->huge_pages, sizeof x->huge_pages, "hugetlbfs (%s)",
+                 tal_format_size(r->hugetlb_bytes, a, sizeof a));
+    else if (r->anon_huge_bytes)
+        snprintf(x->huge_pages, sizeof x->huge_pages, "transparent (AnonHugePages %s)",
+                 tal_format_size(r->anon_huge_bytes, a, sizeof a));
+    else
+        snprintf(x->huge_pages, sizeof x->huge_pages, "none (4 KiB pages)");
+    if (r->policy == MPOL_BIND && r->bound_node >= 0)
+        snprintf(x->numa, sizeof x->numa, "bound to node %d", r->bound_node);
+    else if (tal_numa_nodes() <= 1)
+        snprintf(x->numa, sizeof x->numa, "single node (first touch)");
+    else
+        snprintf(x->numa, sizeof x->numa, "not bound");
+}
+
+/* Four tables so runs of one residue do not serialise on one counter. */
+static void count_block(uint64_t *counts, const unsigned char *p, size_t n)
+{
+    uint32_t c[4][256];
+    size_t i = 0;
+    while (i < n) {
+        size_t end = n - i > (1u << 30) ? i + (1u << 30) : n; /* no u32 overflow */
+        memset(c, 0, sizeof c);
+        for (; i + 4 <= end; i += 4) {
+            c[0][p[i]]++;
+            c[1][p[i + 1]]++;
+            c[2][p[i + 2]]++;
+            c[3][p[i + 3]]++;
+        }
+        for (; i < end; i++) c[0][p[i]]++;
+        for (int k = 0; k < 256; k++) counts[k] += (uint64_t)c[0][k] + c[1][k] + c[2][k] + c[3][k];
+    }
+}
+
+/* --full: every residue through the streaming scan; the composition and totals must
+ * agree with the meta section. */
+static int full_scan(tal_store_t *s, const char *path, int threads, const tal_store_info_t *info,
+                     store_extra_t *x)
+{
+    tal_scan_opt_t so;
+    tal_scan_t *scan;
+    tal_scan_block_t block;
+    uint64_t counts[256], residues = 0, records = 0;
+    tal_mem_report_t report;
+    int rc, reported = 0;
+    double t0 = tal_now_seconds();
+    memset(counts, 0, sizeof counts);
+    tal_scan_opt_init(&so);
+    so.threads = threads;
+    if ((rc = tal_scan_open(&scan, s, &so)) < 0) return rc;
+    while ((rc = tal_scan_next(scan, &block)) > 0) {
+        count_block(counts, (const unsigned char *)block.residues, block.len);
+        residues += block.len;
+        records += block.record_count;
+        if (!reported && info->chunk_count && block.len >= (2u << 20) &&
+            tal_mem_inspect(block.residues, block.len, &report) == 0) {
+            describe_buffer(&report, x);
+            reported = 1;
+        }
+        tal_scan_release(scan, &block);
+    }
+    tal_scan_close(scan);
+    if (rc < 0) return rc;
+    x->scan_seconds = tal_now_seconds() - t0;
+    if (records != info->records || residues != info->residues ||
+        memcmp(counts, info->composition, sizeof counts)) {
+        tal_log_error("%s: the residues disagree with the meta section's counts; the store is "
+                      "damaged",
+                      path);
+        return TAL_EINPUT;
+    }
+    return 0;
+}
+
+static int store_stats(const char *path, int full, int threads, tal_seqstats_t *st,
+                       store_extra_t *x)
 {
     tal_store_t *s;
     tal_store_info_t info;
     const uint64_t *lengths;
+    tal_mem_report_t report;
     int rc = tal_store_open(&s, path);
     if (rc < 0) return rc;
     tal_store_info(s, &info);
+    x->is_store = 1;
+    x->full = full;
+    x->codec = info.codec;
+    x->chunks = info.chunk_count;
+    x->chunk_size = info.chunk_size;
+    x->stored_bytes = info.stored_residue_bytes;
+    x->ratio = info.stored_residue_bytes ? (double)info.residues / (double)info.stored_residue_bytes : 1.0;
+    snprintf(x->huge_pages, sizeof x->huge_pages, "n/a (raw residues are read in place)");
+    snprintf(x->numa, sizeof x->numa, "n/a (raw residues are read in place)");
     if ((rc = tal_store_lengths(s, &lengths)) == 0)
         rc = tal_seqstats_from_lengths(lengths, info.records, st);
     if (rc == 0) {
@@ -120,6 +269,13 @@ static int store_stats(const char *path, tal_seqstats_t *st)
             rc = TAL_EINPUT;
         }
     }
+    /* a compressed store: decode its first chunk into a buffer and ask the kernel */
+    if (rc == 0 && !full && info.chunk_count) {
+        rc = tal_store_buffer_report(s, &report);
+        if (rc == 0) describe_buffer(&report, x);
+        if (rc == TAL_EIO || rc == TAL_ENOTFOUND) rc = 0; /* smaps unreadable: say nothing */
+    }
+    if (rc == 0 && full) rc = full_scan(s, path, threads, &info, x);
     tal_store_close(s);
     return rc;
 }
@@ -129,14 +285,16 @@ int cmd_stats(int argc, char **argv)
     static const struct option longopts[] = {{"input", required_argument, NULL, 'i'},
                                              {"format", required_argument, NULL, 'F'},
                                              {"threads", required_argument, NULL, 't'},
+                                             {"full", no_argument, NULL, 'U'},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *in = NULL, *kind;
     out_format_t fmt = FMT_TEXT;
     tal_seqstats_t st;
+    store_extra_t extra;
     struct stat sb;
-    int c, rc, threads = 2;
+    int c, rc, threads = 2, full = 0;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "i:t:j:qh", longopts, NULL)) != -1) {
@@ -152,6 +310,7 @@ int cmd_stats(int argc, char **argv)
         case 'j':
             if (cli_parse_threads("stats", optarg, &threads) < 0) return 2;
             break;
+        case 'U': full = 1; break;
         case 'q': cli_quieter(); break;
         case 'h': fputs(help, stdout); return 0;
         default: return cli_usage_error("stats", "unknown or incomplete option '%s'", argv[optind - 1]);
@@ -161,14 +320,16 @@ int cmd_stats(int argc, char **argv)
     if (optind < argc) return cli_usage_error("stats", "unexpected argument '%s'", argv[optind]);
     if (!in) return cli_usage_error("stats", "missing -i FASTA|DB.tal");
     memset(&st, 0, sizeof st);
+    memset(&extra, 0, sizeof extra);
     if (strcmp(in, "-") && stat(in, &sb) == 0 && S_ISDIR(sb.st_mode)) {
         kind = "store";
-        rc = store_stats(in, &st);
+        rc = store_stats(in, full, threads, &st, &extra);
     } else {
         kind = "fasta";
         rc = tal_seqstats_fasta(in, threads > 1, &st);
     }
     if (rc < 0) return tal_exit_code(rc);
-    print_stats(in, kind, &st, fmt);
+    print_stats(in, kind, &st, fmt, &extra);
+    print_extra(&extra, fmt);
     return 0;
 }

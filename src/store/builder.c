@@ -3,6 +3,8 @@
  * only once everything is written and fsynced. */
 #include "config.h"
 #include "catalog_internal.h"
+#include "chunker_internal.h"
+#include "codec_internal.h"
 #include "format_internal.h"
 #include "talaria/error.h"
 #include "talaria/fasta.h"
@@ -37,6 +39,7 @@ typedef struct {
     unsigned slot_bits;
     tal_catalog_writer_t *cat;
     tal_writer_t *writer; /* background writes when threads > 1 */
+    tal_chunker_t *chunker; /* compressed residues (NULL: raw) */
     uint64_t n, residue_total, header_total, min_len, max_len, dups;
     uint64_t input_size; /* of a regular input file, for sizing the accession table */
     uint64_t composition[4][256];
@@ -49,6 +52,7 @@ void tal_index_opt_init(tal_index_opt_t *opt)
 {
     memset(opt, 0, sizeof *opt);
     opt->threads = 2;
+    opt->chunk_size = 4u << 20;
 }
 
 static int keys_grow_to(builder_t *b, unsigned bits)
@@ -201,7 +205,11 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
     if ((rc = tal_wfile_write(&b->headers, rec->header, rec->header_len)) < 0) return rc;
     b->header_total += rec->header_len;
     if ((rc = tal_wfile_write(&b->hdr_offsets, &b->header_total, 8)) < 0) return rc;
-    if ((rc = tal_wfile_write(&b->residues, rec->seq, rec->seq_len)) < 0) return rc;
+    if (b->chunker)
+        rc = tal_chunker_add(b->chunker, rec->seq, rec->seq_len);
+    else
+        rc = tal_wfile_write(&b->residues, rec->seq, rec->seq_len);
+    if (rc < 0) return rc;
     b->residue_total += rec->seq_len;
     if ((rc = tal_wfile_write(&b->seq_offsets, &b->residue_total, 8)) < 0) return rc;
     {
@@ -260,8 +268,13 @@ static int record_provenance(builder_t *b, const tal_build_stats_t *st)
     rc |= tal_catalog_set(b->cat, "records", buf);
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)b->dups);
     rc |= tal_catalog_set(b->cat, "duplicates_skipped", buf);
-    snprintf(buf, sizeof buf, "threads=%d allow_duplicates=%d compress=none", b->opt->threads,
-             b->opt->allow_duplicates);
+    if (b->opt->compress)
+        snprintf(buf, sizeof buf, "threads=%d allow_duplicates=%d compress=%s level=%d chunk_size=%llu",
+                 b->opt->threads, b->opt->allow_duplicates, tal_codec_name((uint32_t)b->opt->compress),
+                 b->opt->level, (unsigned long long)b->opt->chunk_size);
+    else
+        snprintf(buf, sizeof buf, "threads=%d allow_duplicates=%d compress=none", b->opt->threads,
+                 b->opt->allow_duplicates);
     rc |= tal_catalog_set(b->cat, "parameters", buf);
     rc |= tal_catalog_set(b->cat, "talaria_version", PACKAGE_VERSION);
     snprintf(buf, sizeof buf, "%u.%u", TAL_FORMAT_MAJOR, TAL_FORMAT_MINOR);
@@ -274,8 +287,11 @@ static int record_provenance(builder_t *b, const tal_build_stats_t *st)
 
 static int finish_store(builder_t *b, tal_build_stats_t *st)
 {
-    tal_section_disk_t secs[8];
+    tal_section_disk_t secs[9];
     tal_meta_disk_t meta;
+    tal_chunk_disk_t *chunks = NULL;
+    uint64_t n_chunks = 0;
+    int n_secs = 8;
     tal_wfile_t mw;
     char cat_path[PATH_MAX];
     int rc;
@@ -288,6 +304,14 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     section_init(&secs[5], TAL_SEC_HDR_OFFSETS, "hdr_offsets");
     section_init(&secs[6], TAL_SEC_KEYS, "keys");
     section_init(&secs[7], TAL_SEC_CATALOG, "catalog.sqlite");
+    if (b->chunker) {
+        rc = tal_chunker_finish(b->chunker, &chunks, &n_chunks);
+        b->chunker = NULL;
+        if (rc < 0) goto fail_rest;
+        secs[1].codec = (uint32_t)b->opt->compress;
+        section_init(&secs[8], TAL_SEC_CHUNKS, "chunks");
+        n_secs = 9;
+    }
 
     /* the catalog thread may still be inserting; the rest is done meanwhile */
     b->files_open = 0;
@@ -298,7 +322,12 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     if ((rc = tal_wfile_finish(&b->checksums, &secs[4].checksum, &secs[4].size)) < 0) goto fail_rest;
     if ((rc = tal_wfile_finish(&b->hdr_offsets, &secs[5].checksum, &secs[5].size)) < 0) goto fail_rest;
     if ((rc = write_array_file(b, "keys", b->slots, b->n_slots * sizeof *b->slots, &secs[6])) < 0)
-        return rc;
+        goto out;
+    if (n_secs == 9 &&
+        (rc = write_array_file(b, "chunks", chunks, n_chunks * sizeof *chunks, &secs[8])) < 0)
+        goto out;
+    free(chunks);
+    chunks = NULL;
 
     tal_log_info("records and arrays written and fsynced at %.2f s", tal_now_seconds() - b->started);
     if ((rc = tal_catalog_finish(b->cat, b->opt->catalog_index)) < 0) return rc;
@@ -336,7 +365,11 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     meta.key_count = b->n_keys;
     meta.key_slots = b->n_slots;
     meta.duplicates_skipped = b->dups;
-    meta.section_count = 8;
+    meta.section_count = (uint32_t)n_secs;
+    if (n_secs == 9) {
+        meta.chunk_size = b->opt->chunk_size;
+        meta.chunk_count = n_chunks;
+    }
     for (int c = 0; c < 256; c++)
         meta.composition[c] = b->composition[0][c] + b->composition[1][c] +
                               b->composition[2][c] + b->composition[3][c];
@@ -344,12 +377,13 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     if ((rc = tal_wfile_open(&mw, &b->dir, TAL_META_FILE, 64 * 1024)) < 0) return rc;
     {
         unsigned char image[sizeof meta + sizeof secs + 8];
+        size_t secs_bytes = (size_t)n_secs * sizeof secs[0];
         uint64_t self;
         memcpy(image, &meta, sizeof meta);
-        memcpy(image + sizeof meta, secs, sizeof secs);
-        self = XXH3_64bits(image, sizeof meta + sizeof secs);
-        memcpy(image + sizeof meta + sizeof secs, &self, 8);
-        rc = tal_wfile_write(&mw, image, sizeof image);
+        memcpy(image + sizeof meta, secs, secs_bytes);
+        self = XXH3_64bits(image, sizeof meta + secs_bytes);
+        memcpy(image + sizeof meta + secs_bytes, &self, 8);
+        rc = tal_wfile_write(&mw, image, sizeof meta + secs_bytes + 8);
     }
     if (rc) {
         tal_wfile_abort(&mw);
@@ -357,7 +391,11 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     }
     if ((rc = tal_wfile_finish(&mw, NULL, NULL)) < 0) return rc;
     return tal_atomic_dir_commit(&b->dir);
+out:
+    free(chunks);
+    return rc;
 fail_rest:
+    free(chunks);
     tal_wfile_abort(&b->headers);
     tal_wfile_abort(&b->residues);
     tal_wfile_abort(&b->seq_offsets);
@@ -373,7 +411,8 @@ static int open_outputs(builder_t *b)
     int rc;
     if ((rc = tal_wfile_open(&b->headers, &b->dir, "headers", 4 * WBUF)) < 0) return rc;
     if ((rc = tal_wfile_open(&b->residues, &b->dir, "residues", 4 * WBUF)) < 0) return rc;
-    b->residues.byte_counts = &b->composition[0][0]; /* counted where the bytes are written */
+    if (!b->opt->compress)
+        b->residues.byte_counts = &b->composition[0][0]; /* counted where the bytes are written */
     if ((rc = tal_wfile_open(&b->seq_offsets, &b->dir, "seq_offsets", WBUF)) < 0) return rc;
     if ((rc = tal_wfile_open(&b->lengths, &b->dir, "lengths", WBUF)) < 0) return rc;
     if ((rc = tal_wfile_open(&b->checksums, &b->dir, "checksums", WBUF)) < 0) return rc;
@@ -393,6 +432,16 @@ static int open_outputs(builder_t *b)
         uint64_t zero = 0;
         if ((rc = tal_wfile_write(&b->seq_offsets, &zero, 8)) < 0) return rc;
         if ((rc = tal_wfile_write(&b->hdr_offsets, &zero, 8)) < 0) return rc;
+    }
+    if (b->opt->compress) {
+        tal_chunker_opt_t co;
+        memset(&co, 0, sizeof co);
+        co.codec = (uint32_t)b->opt->compress;
+        co.level = b->opt->level;
+        co.chunk_size = b->opt->chunk_size;
+        co.threads = b->opt->threads > 1 ? b->opt->threads : 0;
+        if ((rc = tal_chunker_start(&b->chunker, &co, &b->residues, &b->composition[0][0])) < 0)
+            return rc;
     }
     if ((rc = keys_grow(b)) < 0) return rc;
     snprintf(cat_path, sizeof cat_path, "%s/catalog.sqlite", b->dir.tmp_path);
@@ -446,6 +495,7 @@ out:
         tal_wfile_abort(&b->checksums);
         tal_wfile_abort(&b->hdr_offsets);
     }
+    tal_chunker_abort(b->chunker);
     tal_writer_stop(b->writer);
     if (b->cat) tal_catalog_abort(b->cat);
     if (rc < 0) tal_atomic_dir_abort(&b->dir);

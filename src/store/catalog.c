@@ -30,7 +30,7 @@ typedef struct {
 
 struct tal_catalog_writer {
     sqlite3 *db;
-    sqlite3_stmt *insert, *insert_many, *insert_taxon;
+    sqlite3_stmt *insert_first, *insert, *insert_many, *insert_taxon;
     int taxon_failed;
     int64_t *taxa_seen; /* open-addressing set of taxids already in the taxa table */
     size_t taxa_cap, taxa_n;
@@ -89,9 +89,11 @@ static int taxon_is_new(tal_catalog_writer_t *w, int64_t taxid)
     return 1;
 }
 
-/* Binds one record's five columns at parameter offset base. */
+/* Binds one record's columns at parameter offset base: four, or five with the id. Rows
+ * arrive in id order from 0, so after the first one SQLite assigns the id itself
+ * (max + 1): that takes its append path instead of a uniqueness probe per row. */
 static void bind_row(tal_catalog_writer_t *w, sqlite3_stmt *st, int base, const batch_t *b,
-                     const row_t *r)
+                     const row_t *r, int with_id)
 {
     const char *header = b->text + r->header_off, *organism;
     tal_keys_t keys;
@@ -99,17 +101,17 @@ static void bind_row(tal_catalog_writer_t *w, sqlite3_stmt *st, int base, const 
     size_t organism_len;
     tal_header_keys(header, r->header_len, &keys);
     tal_header_taxon(header, r->header_len, &taxid, &organism, &organism_len);
-    sqlite3_bind_int64(st, base + 1, (sqlite3_int64)r->id);
-    sqlite3_bind_text(st, base + 2, keys.primary, (int)keys.primary_len, SQLITE_STATIC);
+    if (with_id) sqlite3_bind_int64(st, ++base, (sqlite3_int64)r->id);
+    sqlite3_bind_text(st, base + 1, keys.primary, (int)keys.primary_len, SQLITE_STATIC);
     if (keys.alias)
-        sqlite3_bind_text(st, base + 3, keys.alias, (int)keys.alias_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, base + 2, keys.alias, (int)keys.alias_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, base + 2);
+    if (taxid >= 0)
+        sqlite3_bind_int64(st, base + 3, taxid);
     else
         sqlite3_bind_null(st, base + 3);
-    if (taxid >= 0)
-        sqlite3_bind_int64(st, base + 4, taxid);
-    else
-        sqlite3_bind_null(st, base + 4);
-    sqlite3_bind_int64(st, base + 5, (sqlite3_int64)r->length);
+    sqlite3_bind_int64(st, base + 4, (sqlite3_int64)r->length);
     if (taxid >= 0 && taxon_is_new(w, taxid)) {
         /* rare (once per taxid): organism names go in their own table */
         sqlite3_stmt *tx = w->insert_taxon;
@@ -140,12 +142,18 @@ static int insert_batch(tal_catalog_writer_t *w, batch_t *b)
 {
     size_t i = 0;
     int rc;
+    if (b->n && b->rows[0].id == 0) { /* the first row sets the ids' origin */
+        bind_row(w, w->insert_first, 0, b, &b->rows[0], 1);
+        if ((rc = step_insert(w, w->insert_first)) < 0) return rc;
+        i = 1;
+    }
     for (; i + ROWS_PER_INSERT <= b->n; i += ROWS_PER_INSERT) {
-        for (int k = 0; k < ROWS_PER_INSERT; k++) bind_row(w, w->insert_many, k * 5, b, &b->rows[i + (size_t)k]);
+        for (int k = 0; k < ROWS_PER_INSERT; k++)
+            bind_row(w, w->insert_many, k * 4, b, &b->rows[i + (size_t)k], 0);
         if ((rc = step_insert(w, w->insert_many)) < 0) return rc;
     }
     for (; i < b->n; i++) {
-        bind_row(w, w->insert, 0, b, &b->rows[i]);
+        bind_row(w, w->insert, 0, b, &b->rows[i], 0);
         if ((rc = step_insert(w, w->insert)) < 0) return rc;
     }
     b->n = 0;
@@ -205,9 +213,9 @@ static int prepare_many(tal_catalog_writer_t *w)
 {
     char sql[64 + ROWS_PER_INSERT * 12];
     size_t n = (size_t)snprintf(sql, sizeof sql,
-                                "INSERT INTO records(id,accession,alias,taxid,length) VALUES");
+                                "INSERT INTO records(accession,alias,taxid,length) VALUES");
     for (int k = 0; k < ROWS_PER_INSERT; k++)
-        n += (size_t)snprintf(sql + n, sizeof sql - n, "%s(?,?,?,?,?)", k ? "," : "");
+        n += (size_t)snprintf(sql + n, sizeof sql - n, "%s(?,?,?,?)", k ? "," : "");
     return sqlite3_prepare_v2(w->db, sql, -1, &w->insert_many, NULL) == SQLITE_OK ? 0 : -1;
 }
 
@@ -239,6 +247,8 @@ int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threade
     if (rc) goto fail;
     if (sqlite3_prepare_v2(w->db,
                            "INSERT INTO records(id,accession,alias,taxid,length) VALUES(?,?,?,?,?)",
+                           -1, &w->insert_first, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(w->db, "INSERT INTO records(accession,alias,taxid,length) VALUES(?,?,?,?)",
                            -1, &w->insert, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(w->db, "INSERT OR IGNORE INTO taxa(taxid,organism) VALUES(?,?)", -1,
                            &w->insert_taxon, NULL) != SQLITE_OK ||
@@ -360,10 +370,11 @@ int tal_catalog_finish(tal_catalog_writer_t *w, int make_index)
 int tal_catalog_close(tal_catalog_writer_t *w)
 {
     int rc = exec_sql(w, "COMMIT;");
+    sqlite3_finalize(w->insert_first);
     sqlite3_finalize(w->insert);
     sqlite3_finalize(w->insert_taxon);
     sqlite3_finalize(w->insert_many);
-    w->insert = w->insert_taxon = w->insert_many = NULL;
+    w->insert_first = w->insert = w->insert_taxon = w->insert_many = NULL;
     if (sqlite3_close(w->db) != SQLITE_OK && !rc) {
         tal_log_error("%s: cannot close the catalog", w->path);
         rc = TAL_EIO;
@@ -377,6 +388,7 @@ void tal_catalog_abort(tal_catalog_writer_t *w)
 {
     if (!w) return;
     stop_thread(w);
+    if (w->insert_first) sqlite3_finalize(w->insert_first);
     if (w->insert) sqlite3_finalize(w->insert);
     if (w->insert_taxon) sqlite3_finalize(w->insert_taxon);
     if (w->insert_many) sqlite3_finalize(w->insert_many);

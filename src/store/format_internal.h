@@ -12,7 +12,7 @@
 
 #define TAL_STORE_MAGIC "TALSTOR\x1a"
 #define TAL_FORMAT_MAJOR 1u
-#define TAL_FORMAT_MINOR 0u
+#define TAL_FORMAT_MINOR 1u /* 1.1: compressed residue chunks */
 #define TAL_META_FILE "meta"
 #define TAL_MAX_SECTIONS 64u
 
@@ -26,11 +26,11 @@ typedef enum {
     TAL_SEC_HDR_OFFSETS,     /* u64[N+1] into HEADERS */
     TAL_SEC_SEQ_OFFSETS,     /* u64[N+1] into the raw residue space */
     TAL_SEC_LENGTHS,         /* u64[N] */
-    TAL_SEC_RESIDUES,        /* residue bytes, no newlines (codec none) */
+    TAL_SEC_RESIDUES,        /* residue bytes, no newlines; codec none, or chunks */
     TAL_SEC_RECORD_CHECKSUMS,/* u64[N]: XXH3-64 of residues seeded by XXH3-64 of header */
     TAL_SEC_KEYS,            /* tal_key_slot_t[key_slots]: open-addressing hash table */
     TAL_SEC_CATALOG,         /* catalog.sqlite, checksummed as a whole */
-    TAL_SEC_CHUNKS           /* reserved: chunk table of compressed residues */
+    TAL_SEC_CHUNKS           /* tal_chunk_disk_t[]: the chunks of compressed residues */
 } tal_section_id_t;
 
 typedef enum { TAL_CODEC_NONE = 0, TAL_CODEC_LZ4 = 1, TAL_CODEC_ZSTD = 2 } tal_codec_t;
@@ -61,8 +61,27 @@ typedef struct {
     uint32_t section_count;
     uint64_t composition[256]; /* residue byte counts, case kept */
     uint64_t key_slots; /* power of two */
-    uint64_t reserved[7];
+    uint64_t chunk_size;   /* compressed stores: the raw bytes a chunk aims at */
+    uint64_t chunk_count;  /* compressed stores: entries in the chunk table */
+    uint64_t reserved[5];
 } tal_meta_disk_t;
+
+/* One chunk of compressed residues: the raw residues of records [first_record,
+ * first_record + record_count), which occupy [raw_offset, raw_offset + raw_size) of the
+ * raw residue space, stored at [stored_offset, stored_offset + stored_size) of the
+ * residues file with codec (lz4 block, one zstd frame, or none when compressing did
+ * not pay). checksum is XXH3-64 of the stored bytes. */
+typedef struct {
+    uint64_t first_record;
+    uint64_t record_count;
+    uint64_t raw_offset;
+    uint64_t raw_size;
+    uint64_t stored_offset;
+    uint64_t stored_size;
+    uint64_t checksum;
+    uint32_t codec;
+    uint32_t reserved;
+} tal_chunk_disk_t;
 
 /* Accession lookup: key_slots = 2^k slots; a key starts at slot (hash >> (64 - k)), linear
  * probing, an empty slot ends the search. tag is the hash's high 32 bits, so the table
@@ -88,6 +107,7 @@ static inline uint64_t tal_key_home(uint32_t tag, unsigned bits)
 _Static_assert(sizeof(tal_section_disk_t) == 64, "section entry layout");
 _Static_assert(sizeof(tal_meta_disk_t) == 2200, "meta layout");
 _Static_assert(sizeof(tal_key_slot_t) == 8, "key slot layout");
+_Static_assert(sizeof(tal_chunk_disk_t) == 64, "chunk entry layout");
 
 /* The accession keys of a header: the first word, and for "db|ACC|..." also ACC. */
 typedef struct {
@@ -101,5 +121,6 @@ void tal_header_keys(const char *header, size_t len, tal_keys_t *keys);
 uint64_t tal_key_hash(const char *key, size_t len);
 uint64_t tal_record_checksum(const char *header, size_t header_len, const char *seq, size_t seq_len);
 const char *tal_section_name(uint32_t id);
+const char *tal_codec_name(uint32_t codec);
 
 #endif

@@ -1,9 +1,11 @@
 /* Opening a store read-only. Every count, size and offset read from disk is checked
  * before it is used; record access checks the record's own checksum. */
+#include "codec_internal.h"
 #include "format_internal.h"
 #include "store_internal.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
+#include "talaria/mem.h"
 #include "talaria/store.h"
 
 #include <errno.h>
@@ -24,6 +26,16 @@ typedef struct {
     size_t size;
 } section_map_t;
 
+#define CACHE_SLOTS 64
+#define CACHE_BYTES_DEFAULT (32u << 20)
+
+typedef struct {
+    uint64_t chunk; /* UINT64_MAX: empty */
+    char *buf;
+    size_t cap;
+    uint64_t used_at;
+} cache_entry_t;
+
 struct tal_store {
     char *path;
     unsigned char *meta_buf;
@@ -35,7 +47,18 @@ struct tal_store {
     const char *residues;
     const tal_key_slot_t *slots;
     unsigned slot_bits;
+    /* compressed residues: the chunk table and a small cache of decoded chunks */
+    const tal_chunk_disk_t *chunks;
+    uint64_t n_chunks;
+    uint32_t codec;
+    tal_pool_t *pool;
+    tal_codec_ctx_t *dctx;
+    cache_entry_t cache[CACHE_SLOTS];
+    unsigned cache_slots; /* in use: the byte bound divided by the chunk size */
+    uint64_t cache_clock, last_chunk;
 };
+
+static int cached_chunk(const tal_store_t *cs, uint64_t k, const char **data);
 
 static int corrupt(const tal_store_t *s, const char *what)
 {
@@ -110,7 +133,9 @@ static int map_section(tal_store_t *s, const tal_section_disk_t *sec)
         sec->file[0] == '.' || sec->file[0] == '\0')
         return corrupt(s, "a section names an invalid file");
     m->disk = sec;
-    if (sec->codec != TAL_CODEC_NONE) return corrupt(s, "a section uses an unknown codec");
+    if (sec->codec != TAL_CODEC_NONE &&
+        !(sec->id == TAL_SEC_RESIDUES && (sec->codec == TAL_CODEC_LZ4 || sec->codec == TAL_CODEC_ZSTD)))
+        return corrupt(s, "a section uses an unknown codec");
     if (sec->id == TAL_SEC_CATALOG) return 0; /* opened by SQLite, not mapped */
     snprintf(path, sizeof path, "%s/%s", s->path, sec->file);
     fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -156,6 +181,43 @@ static int need(tal_store_t *s, uint32_t id, uint64_t size)
     return 0;
 }
 
+/* The chunk table must tile the records, the raw residue space and the residues file
+ * exactly, in order; then any record maps to one chunk and one range inside it. */
+static int check_chunks(tal_store_t *s)
+{
+    const tal_meta_disk_t *m = s->meta;
+    uint64_t record = 0, raw = 0, stored = 0, stored_total = s->maps[TAL_SEC_RESIDUES].size;
+    char what[160];
+    s->chunks = (const tal_chunk_disk_t *)s->maps[TAL_SEC_CHUNKS].data;
+    s->n_chunks = m->chunk_count;
+    if (m->chunk_size == 0 || (m->record_count && !s->n_chunks))
+        return corrupt(s, "the chunk table is empty or has no chunk size");
+    for (uint64_t k = 0; k < s->n_chunks; k++) {
+        const tal_chunk_disk_t *c = &s->chunks[k];
+        int bad = c->first_record != record || c->record_count == 0 ||
+                  c->record_count > m->record_count - record || c->raw_offset != raw ||
+                  c->stored_offset != stored || c->stored_size > stored_total - stored ||
+                  c->raw_size > m->residue_count - raw ||
+                  s->seq_offsets[record + c->record_count] - s->seq_offsets[record] != c->raw_size ||
+                  s->seq_offsets[record] != raw ||
+                  (c->codec != TAL_CODEC_NONE && c->codec != s->codec) ||
+                  (c->codec == TAL_CODEC_NONE && c->stored_size != c->raw_size) ||
+                  (c->raw_size > m->chunk_size && c->record_count != 1) ||
+                  c->raw_size > SIZE_MAX / 2;
+        if (bad) {
+            snprintf(what, sizeof what, "chunk %llu of the chunk table is inconsistent",
+                     (unsigned long long)k + 1);
+            return corrupt(s, what);
+        }
+        record += c->record_count;
+        raw += c->raw_size;
+        stored += c->stored_size;
+    }
+    if (record != m->record_count || raw != m->residue_count || stored != stored_total)
+        return corrupt(s, "the chunk table does not cover the store");
+    return 0;
+}
+
 static int check_layout(tal_store_t *s)
 {
     const tal_meta_disk_t *m = s->meta;
@@ -167,7 +229,13 @@ static int check_layout(tal_store_t *s)
         return corrupt(s, "the accession table size is impossible");
     while ((1ull << s->slot_bits) < m->key_slots) s->slot_bits++;
     if ((rc = need(s, TAL_SEC_HEADERS, m->header_bytes)) < 0) return rc;
-    if ((rc = need(s, TAL_SEC_RESIDUES, m->residue_count)) < 0) return rc;
+    if (!s->maps[TAL_SEC_RESIDUES].disk) return corrupt(s, "the residues section is missing");
+    s->codec = s->maps[TAL_SEC_RESIDUES].disk->codec;
+    if (s->codec == TAL_CODEC_NONE && (rc = need(s, TAL_SEC_RESIDUES, m->residue_count)) < 0)
+        return rc;
+    if (s->codec != TAL_CODEC_NONE &&
+        (rc = need(s, TAL_SEC_CHUNKS, m->chunk_count * sizeof(tal_chunk_disk_t))) < 0)
+        return rc;
     if ((rc = need(s, TAL_SEC_HDR_OFFSETS, (n + 1) * 8)) < 0) return rc;
     if ((rc = need(s, TAL_SEC_SEQ_OFFSETS, (n + 1) * 8)) < 0) return rc;
     if ((rc = need(s, TAL_SEC_LENGTHS, n * 8)) < 0) return rc;
@@ -185,6 +253,7 @@ static int check_layout(tal_store_t *s)
         return corrupt(s, "the header offsets do not span the headers section");
     if (s->seq_offsets[0] != 0 || s->seq_offsets[n] != m->residue_count)
         return corrupt(s, "the sequence offsets do not span the residues section");
+    if (s->codec != TAL_CODEC_NONE) return check_chunks(s);
     return 0;
 }
 
@@ -203,6 +272,10 @@ int tal_store_open(tal_store_t **out, const char *path)
     for (uint32_t i = 0; i < s->meta->section_count; i++)
         if ((rc = map_section(s, &s->sections[i])) < 0) goto fail;
     if ((rc = check_layout(s)) < 0) goto fail;
+    for (unsigned i = 0; i < CACHE_SLOTS; i++) s->cache[i].chunk = UINT64_MAX;
+    s->last_chunk = 0;
+    if (s->codec != TAL_CODEC_NONE && (rc = tal_store_set_cache(s, CACHE_BYTES_DEFAULT)) < 0)
+        goto fail;
     *out = s;
     return 0;
 fail:
@@ -213,6 +286,10 @@ fail:
 void tal_store_close(tal_store_t *s)
 {
     if (!s) return;
+    for (unsigned i = 0; i < CACHE_SLOTS; i++)
+        if (s->cache[i].buf) tal_pool_put(s->pool, s->cache[i].buf, s->cache[i].cap);
+    tal_pool_destroy(s->pool);
+    tal_codec_ctx_free(s->dctx);
     for (size_t i = 0; i <= TAL_SEC_CHUNKS; i++)
         if (s->maps[i].data) munmap((void *)s->maps[i].data, s->maps[i].size);
     free(s->meta_buf);
@@ -235,7 +312,9 @@ void tal_store_info(const tal_store_t *s, tal_store_info_t *info)
     info->alphabet = (int)s->meta->alphabet;
     info->composition = s->meta->composition;
     info->stored_residue_bytes = s->maps[TAL_SEC_RESIDUES].size;
-    info->codec = "none";
+    info->codec = tal_codec_name(s->codec);
+    info->chunk_count = s->n_chunks;
+    info->chunk_size = s->codec != TAL_CODEC_NONE ? s->meta->chunk_size : 0;
 }
 
 /* Header bytes of record id, bounds-checked; no checksum. */
@@ -251,7 +330,10 @@ static int record_header(const tal_store_t *s, uint64_t id, const char **h, size
     return 0;
 }
 
-int tal_store_record(const tal_store_t *s, uint64_t id, tal_record_t *rec)
+/* Record id with its residues taken from base, which holds the raw residue space from
+ * base_offset on (base_len bytes); NULL base: the store's own (mapping or chunk cache). */
+int tal_store_record_at_(const tal_store_t *s, uint64_t id, const char *base, uint64_t base_offset,
+                         size_t base_len, tal_record_t *rec)
 {
     uint64_t a, b;
     char what[128];
@@ -259,8 +341,21 @@ int tal_store_record(const tal_store_t *s, uint64_t id, tal_record_t *rec)
     a = s->seq_offsets[id];
     b = s->seq_offsets[id + 1];
     if (a > b || b > s->meta->residue_count || s->lengths[id] != b - a) goto bad;
-    rec->seq = s->residues ? s->residues + a : ""; /* nothing is mapped when all are empty */
     rec->seq_len = (size_t)(b - a);
+    if (base) {
+        if (a < base_offset || b - base_offset > base_len) goto bad;
+        rec->seq = base + (a - base_offset);
+    } else if (s->codec != TAL_CODEC_NONE) {
+        const char *chunk;
+        uint64_t k = tal_store_chunk_of(s, id);
+        int rc;
+        if (a < s->chunks[k].raw_offset || b - s->chunks[k].raw_offset > s->chunks[k].raw_size)
+            goto bad;
+        if ((rc = cached_chunk(s, k, &chunk)) < 0) return rc; /* named the chunk */
+        rec->seq = chunk + (a - s->chunks[k].raw_offset);
+    } else {
+        rec->seq = s->residues ? s->residues + a : ""; /* nothing is mapped when all are empty */
+    }
     if (tal_record_checksum(rec->header, rec->header_len, rec->seq, rec->seq_len) !=
         s->checksums[id])
         goto bad;
@@ -269,6 +364,121 @@ bad:
     snprintf(what, sizeof what, "record %llu fails its bounds or checksum check",
              (unsigned long long)id + 1);
     return corrupt(s, what);
+}
+
+int tal_store_record(const tal_store_t *s, uint64_t id, tal_record_t *rec)
+{
+    return tal_store_record_at_(s, id, NULL, 0, 0, rec);
+}
+
+uint64_t tal_store_chunk_of(const tal_store_t *s, uint64_t id)
+{
+    uint64_t lo = 0, hi = s->n_chunks;
+    const tal_chunk_disk_t *c = &s->chunks[s->last_chunk < s->n_chunks ? s->last_chunk : 0];
+    if (id >= c->first_record && id - c->first_record < c->record_count)
+        return (uint64_t)(c - s->chunks);
+    while (hi - lo > 1) { /* the last chunk whose first record is <= id */
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (s->chunks[mid].first_record <= id)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int tal_store_chunk_decode(const tal_store_t *s, tal_codec_ctx_t *ctx, uint64_t k, char *dst,
+                           size_t cap)
+{
+    const tal_chunk_disk_t *c = &s->chunks[k];
+    const char *stored = (const char *)s->maps[TAL_SEC_RESIDUES].data + c->stored_offset;
+    char what[160];
+    int rc;
+    if (c->raw_size > cap) return TAL_EUSAGE;
+    if (c->stored_size && XXH3_64bits(stored, c->stored_size) != c->checksum) {
+        snprintf(what, sizeof what, "chunk %llu (records %llu-%llu) fails its checksum",
+                 (unsigned long long)k + 1, (unsigned long long)c->first_record + 1,
+                 (unsigned long long)(c->first_record + c->record_count));
+        return corrupt(s, what);
+    }
+    rc = tal_codec_decompress(ctx, c->codec, stored, c->stored_size, dst, c->raw_size);
+    if (rc == TAL_EINPUT) {
+        snprintf(what, sizeof what, "chunk %llu (records %llu-%llu) does not decompress",
+                 (unsigned long long)k + 1, (unsigned long long)c->first_record + 1,
+                 (unsigned long long)(c->first_record + c->record_count));
+        return corrupt(s, what);
+    }
+    return rc;
+}
+
+/* The decoded chunk k, from the cache or decoded into its least recently used slot. */
+static int cached_chunk(const tal_store_t *cs, uint64_t k, const char **data)
+{
+    tal_store_t *s = (tal_store_t *)cs; /* the cache is the one mutable part of a store */
+    cache_entry_t *victim = NULL;
+    size_t need = (size_t)s->chunks[k].raw_size;
+    int rc;
+    s->last_chunk = k;
+    for (unsigned i = 0; i < s->cache_slots; i++) {
+        cache_entry_t *e = &s->cache[i];
+        if (e->chunk == k) {
+            e->used_at = ++s->cache_clock;
+            *data = e->buf;
+            return 0;
+        }
+        if (!victim || e->used_at < victim->used_at) victim = e;
+    }
+    victim->chunk = UINT64_MAX;
+    if (victim->buf && victim->cap < need) {
+        tal_pool_put(s->pool, victim->buf, victim->cap);
+        victim->buf = NULL;
+    }
+    if (!victim->buf) {
+        void *buf;
+        if ((rc = tal_pool_get(s->pool, need ? need : 1, &buf, &victim->cap)) < 0) return rc;
+        victim->buf = buf;
+    }
+    if (!s->dctx && (rc = tal_codec_ctx_create(&s->dctx, s->codec, 0)) < 0) return rc;
+    if ((rc = tal_store_chunk_decode(s, s->dctx, k, victim->buf, victim->cap)) < 0) return rc;
+    victim->chunk = k;
+    victim->used_at = ++s->cache_clock;
+    *data = victim->buf;
+    return 0;
+}
+
+int tal_store_set_cache(tal_store_t *s, size_t bytes)
+{
+    tal_pool_opt_t po;
+    unsigned slots;
+    int rc;
+    if (s->codec == TAL_CODEC_NONE) return 0;
+    if (!s->pool) {
+        tal_pool_opt_init(&po);
+        po.buffer_size = (size_t)s->meta->chunk_size;
+        po.component = TAL_MEM_CHUNKS;
+        if ((rc = tal_pool_create(&s->pool, &po)) < 0) return rc;
+    }
+    slots = (unsigned)(bytes / s->meta->chunk_size);
+    if (slots < 1) slots = 1;
+    if (slots > CACHE_SLOTS) slots = CACHE_SLOTS;
+    for (unsigned i = slots; i < s->cache_slots; i++) {
+        if (s->cache[i].buf) tal_pool_put(s->pool, s->cache[i].buf, s->cache[i].cap);
+        s->cache[i].buf = NULL;
+        s->cache[i].chunk = UINT64_MAX;
+    }
+    s->cache_slots = slots;
+    return 0;
+}
+
+int tal_store_buffer_report(tal_store_t *s, tal_mem_report_t *report)
+{
+    const char *data;
+    int rc;
+    if (s->codec == TAL_CODEC_NONE || s->n_chunks == 0) return TAL_ENOTFOUND;
+    if ((rc = cached_chunk(s, 0, &data)) < 0) return rc;
+    for (unsigned i = 0; i < s->cache_slots; i++)
+        if (s->cache[i].chunk == 0) return tal_mem_inspect(s->cache[i].buf, s->cache[i].cap, report);
+    return TAL_ENOTFOUND;
 }
 
 int tal_store_find(const tal_store_t *s, const char *acc, size_t acc_len, uint64_t *id)
@@ -313,6 +523,12 @@ int tal_store_lengths(const tal_store_t *s, const uint64_t **lengths)
     madvise((void *)s->lengths, s->maps[TAL_SEC_LENGTHS].size, MADV_WILLNEED);
     *lengths = s->lengths;
     return 0;
+}
+
+const tal_chunk_disk_t *tal_store_chunks_(const tal_store_t *s, uint64_t *count)
+{
+    *count = s->n_chunks;
+    return s->chunks;
 }
 
 const tal_section_disk_t *tal_store_section_(const tal_store_t *s, uint32_t id, const void **data,

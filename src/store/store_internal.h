@@ -2,11 +2,24 @@
 #ifndef TAL_STORE_INTERNAL_H
 #define TAL_STORE_INTERNAL_H
 
+#include "codec_internal.h"
 #include "format_internal.h"
 #include "talaria/store.h"
 
 /* The section's table entry (NULL if absent) and its mapped bytes. */
 const tal_section_disk_t *tal_store_section_(const tal_store_t *s, uint32_t id, const void **data,
                                              size_t *size);
+
+/* Compressed stores: the chunk table (NULL, 0 for raw ones), the chunk holding record
+ * id, and chunk k decoded into dst (its checksum checked first; a failure names the
+ * chunk and its records). */
+const tal_chunk_disk_t *tal_store_chunks_(const tal_store_t *s, uint64_t *count);
+uint64_t tal_store_chunk_of(const tal_store_t *s, uint64_t id);
+int tal_store_chunk_decode(const tal_store_t *s, tal_codec_ctx_t *ctx, uint64_t k, char *dst,
+                           size_t cap);
+/* tal_store_record with the residues read from base (a decoded block holding the raw
+ * residue space from base_offset on, base_len bytes). */
+int tal_store_record_at_(const tal_store_t *s, uint64_t id, const char *base, uint64_t base_offset,
+                         size_t base_len, tal_record_t *rec);
 
 #endif

@@ -17,6 +17,29 @@ static int broken(const tal_store_t *s, uint32_t id, const char *what)
     return TAL_EINPUT;
 }
 
+/* Compressed residues: each chunk's own checksum first, so a damaged chunk is named
+ * (and with it the records that are lost) rather than just the residues file. */
+static int check_chunks(const tal_store_t *s)
+{
+    uint64_t n;
+    const tal_chunk_disk_t *chunks = tal_store_chunks_(s, &n);
+    const void *data;
+    size_t size;
+    char what[160];
+    if (!chunks) return 0;
+    tal_store_section_(s, TAL_SEC_RESIDUES, &data, &size);
+    for (uint64_t k = 0; k < n; k++) {
+        const tal_chunk_disk_t *c = &chunks[k];
+        if (XXH3_64bits((const char *)data + c->stored_offset, c->stored_size) != c->checksum) {
+            snprintf(what, sizeof what, "chunk %llu (records %llu-%llu) fails its checksum",
+                     (unsigned long long)k + 1, (unsigned long long)c->first_record + 1,
+                     (unsigned long long)(c->first_record + c->record_count));
+            return broken(s, TAL_SEC_RESIDUES, what);
+        }
+    }
+    return 0;
+}
+
 static int check_checksums(const tal_store_t *s)
 {
     for (uint32_t id = 1; id <= TAL_SEC_CHUNKS; id++) {
@@ -161,13 +184,16 @@ int tal_store_verify(const char *path, int quiet)
     int rc = tal_store_open(&s, path);
     if (rc < 0) return rc;
     tal_store_info(s, &info);
+    if ((rc = check_chunks(s)) < 0) goto out;
     if ((rc = check_checksums(s)) < 0) goto out;
     if ((rc = check_records(s, &info)) < 0) goto out;
     if ((rc = check_keys(s, &info)) < 0) goto out;
     if ((rc = check_catalog(s, &info)) < 0) goto out;
     if (!quiet)
-        printf("%s: ok (%llu records, %llu residues, all checksums match)\n", path,
-               (unsigned long long)info.records, (unsigned long long)info.residues);
+        printf("%s: ok (%llu records, %llu residues%s%s%s, all checksums match)\n", path,
+               (unsigned long long)info.records, (unsigned long long)info.residues,
+               info.chunk_count ? ", " : "", info.chunk_count ? info.codec : "",
+               info.chunk_count ? " chunks" : "");
 out:
     tal_store_close(s);
     return rc;

@@ -1,0 +1,24 @@
+/* Chunk compression for the store: lz4 (block API; HC for levels 3 and up) and zstd (one
+ * frame per chunk). A context per thread; nothing here starts threads of its own. */
+#ifndef TAL_CODEC_INTERNAL_H
+#define TAL_CODEC_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tal_codec_ctx tal_codec_ctx_t;
+
+/* level 0 picks the codec's default (lz4: 1, the fast mode; zstd: 3). */
+int tal_codec_ctx_create(tal_codec_ctx_t **out, uint32_t codec, int level);
+void tal_codec_ctx_free(tal_codec_ctx_t *ctx);
+/* Room a compressed chunk of raw bytes may need. */
+size_t tal_codec_bound(uint32_t codec, size_t raw);
+/* Compresses src into dst (cap >= tal_codec_bound); *stored_len is 0 when the result
+ * would not be smaller than the input (the chunk is then stored raw). */
+int tal_codec_compress(tal_codec_ctx_t *ctx, const char *src, size_t len, char *dst, size_t cap,
+                       size_t *stored_len);
+/* Decompresses exactly raw_len bytes; TAL_EINPUT if the data does not decode to that. */
+int tal_codec_decompress(tal_codec_ctx_t *ctx, uint32_t codec, const char *src, size_t len,
+                         char *dst, size_t raw_len);
+
+#endif
