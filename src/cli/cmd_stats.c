@@ -178,7 +178,8 @@ static void describe_buffer(const tal_mem_report_t *r, store_extra_t *x)
         snprintf(x->numa, sizeof x->numa, "not bound");
 }
 
-/* Four tables so runs of one residue do not serialise on one counter. */
+/* Four tables so runs of one residue do not serialise on one counter; bytes are taken
+ * from 64-bit words, which halves the loads. */
 static void count_block(uint64_t *counts, const unsigned char *p, size_t n)
 {
     uint32_t c[4][256];
@@ -186,11 +187,26 @@ static void count_block(uint64_t *counts, const unsigned char *p, size_t n)
     while (i < n) {
         size_t end = n - i > (1u << 30) ? i + (1u << 30) : n; /* no u32 overflow */
         memset(c, 0, sizeof c);
-        for (; i + 4 <= end; i += 4) {
-            c[0][p[i]]++;
-            c[1][p[i + 1]]++;
-            c[2][p[i + 2]]++;
-            c[3][p[i + 3]]++;
+        for (; i + 16 <= end; i += 16) {
+            uint64_t w, v;
+            memcpy(&w, p + i, 8);
+            memcpy(&v, p + i + 8, 8);
+            c[0][w & 255]++;
+            c[1][(w >> 8) & 255]++;
+            c[2][(w >> 16) & 255]++;
+            c[3][(w >> 24) & 255]++;
+            c[0][(w >> 32) & 255]++;
+            c[1][(w >> 40) & 255]++;
+            c[2][(w >> 48) & 255]++;
+            c[3][w >> 56]++;
+            c[0][v & 255]++;
+            c[1][(v >> 8) & 255]++;
+            c[2][(v >> 16) & 255]++;
+            c[3][(v >> 24) & 255]++;
+            c[0][(v >> 32) & 255]++;
+            c[1][(v >> 40) & 255]++;
+            c[2][(v >> 48) & 255]++;
+            c[3][v >> 56]++;
         }
         for (; i < end; i++) c[0][p[i]]++;
         for (int k = 0; k < 256; k++) counts[k] += (uint64_t)c[0][k] + c[1][k] + c[2][k] + c[3][k];
