@@ -263,7 +263,8 @@ int tal_chunker_add(tal_chunker_t *c, const char *seq, size_t len)
 {
     job_t *j = c->current;
     int rc;
-    if (j && j->raw_len && j->raw_len + len > c->opt.chunk_size) {
+    /* a chunk over chunk_size holds one record only, even after empty records */
+    if (j && j->entry.record_count && j->raw_len + len > c->opt.chunk_size) {
         if ((rc = submit(c)) < 0) return rc;
         j = NULL;
     }

@@ -100,7 +100,7 @@ int tal_codec_decompress(tal_codec_ctx_t *c, uint32_t codec, const char *src, si
     switch (codec) {
     case TAL_CODEC_NONE:
         if (len != raw_len) return TAL_EINPUT;
-        memcpy(dst, src, len);
+        if (len) memcpy(dst, src, len);
         return 0;
     case TAL_CODEC_LZ4: {
         int n;

@@ -391,7 +391,8 @@ int tal_store_chunk_decode(const tal_store_t *s, tal_codec_ctx_t *ctx, uint64_t 
                            size_t cap)
 {
     const tal_chunk_disk_t *c = &s->chunks[k];
-    const char *stored = (const char *)s->maps[TAL_SEC_RESIDUES].data + c->stored_offset;
+    const char *base = (const char *)s->maps[TAL_SEC_RESIDUES].data;
+    const char *stored = base ? base + c->stored_offset : ""; /* empty file: not mapped */
     char what[160];
     int rc;
     if (c->raw_size > cap) return TAL_EUSAGE;
