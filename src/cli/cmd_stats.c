@@ -233,7 +233,7 @@ static int full_scan(tal_store_t *s, const char *path, int threads, const tal_st
         count_block(counts, (const unsigned char *)block.residues, block.len);
         residues += block.len;
         records += block.record_count;
-        if (!reported && info->chunk_count && block.len >= (2u << 20) &&
+        if (!reported && info->chunk_count &&
             tal_mem_inspect(block.residues, block.len, &report) == 0) {
             describe_buffer(&report, x);
             reported = 1;
