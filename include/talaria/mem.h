@@ -94,7 +94,12 @@ typedef struct {
     tal_mem_component_t component;
 } tal_pool_opt_t;
 
-void tal_pool_opt_init(tal_pool_opt_t *opt); /* 4 MiB, no limit, THP, local, no budget */
+/* 4 MiB, no limit, local node, no budget; the page mode from tal_huge_mode_from_env. */
+void tal_pool_opt_init(tal_pool_opt_t *opt);
+/* TALARIA_HUGE_PAGES=hugetlb asks for explicit hugetlbfs pages (THP when none are
+ * reserved), =none for 4 KiB pages; THP otherwise. Until configuration profiles exist
+ * this is how a site opts in to hugetlbfs. */
+tal_huge_mode_t tal_huge_mode_from_env(void);
 int tal_pool_create(tal_pool_t **out, const tal_pool_opt_t *opt);
 /* Frees every buffer; all must have been put back. */
 void tal_pool_destroy(tal_pool_t *pool);

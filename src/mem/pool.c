@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define HUGE_ALIGN ((size_t)2 << 20)
 
@@ -27,11 +28,19 @@ struct tal_pool {
     int numa_bound;
 };
 
+tal_huge_mode_t tal_huge_mode_from_env(void)
+{
+    const char *v = getenv("TALARIA_HUGE_PAGES");
+    if (v && !strcmp(v, "hugetlb")) return TAL_HUGE_HUGETLB;
+    if (v && !strcmp(v, "none")) return TAL_HUGE_NONE;
+    return TAL_HUGE_THP;
+}
+
 void tal_pool_opt_init(tal_pool_opt_t *opt)
 {
     opt->buffer_size = (size_t)4 << 20;
     opt->max_buffers = 0;
-    opt->mode = TAL_HUGE_THP;
+    opt->mode = tal_huge_mode_from_env();
     opt->node = TAL_NODE_LOCAL;
     opt->budget = NULL;
     opt->component = TAL_MEM_CHUNKS;

@@ -757,6 +757,25 @@ static void test_pool_threads(void **state)
     tal_pool_destroy(pool);
 }
 
+/* TALARIA_HUGE_PAGES picks the pool's page mode; anything else means THP. */
+static void test_huge_mode_from_env(void **state)
+{
+    tal_pool_opt_t opt;
+    (void)state;
+    setenv("TALARIA_HUGE_PAGES", "hugetlb", 1);
+    tal_pool_opt_init(&opt);
+    assert_int_equal(opt.mode, TAL_HUGE_HUGETLB);
+    setenv("TALARIA_HUGE_PAGES", "none", 1);
+    tal_pool_opt_init(&opt);
+    assert_int_equal(opt.mode, TAL_HUGE_NONE);
+    setenv("TALARIA_HUGE_PAGES", "bogus", 1);
+    tal_pool_opt_init(&opt);
+    assert_int_equal(opt.mode, TAL_HUGE_THP);
+    unsetenv("TALARIA_HUGE_PAGES");
+    tal_pool_opt_init(&opt);
+    assert_int_equal(opt.mode, TAL_HUGE_THP);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -783,6 +802,7 @@ int main(void)
         cmocka_unit_test(test_pool_budget),
         cmocka_unit_test(test_pool_node_and_bad_options),
         cmocka_unit_test(test_pool_threads),
+        cmocka_unit_test(test_huge_mode_from_env),
     };
     return cmocka_run_group_tests_name("mem", tests, NULL, NULL);
 }
