@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages="build-essential autoconf automake libtool pkg-config libzstd-dev liblz4-dev
-libnuma-dev libsqlite3-dev zlib1g-dev libxxhash-dev libcmocka-dev zstd lz4 gzip bzip2"
+libnuma-dev libsqlite3-dev zlib1g-dev libxxhash-dev libcmocka-dev libparasail-dev zstd lz4 gzip bzip2"
 missing=""
 for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -1,0 +1,49 @@
+/* Members of a reduction stored as edit scripts against their reference: the alignment
+ * that admits a member (identity and coverage as CD-HIT defines them) and the lossless
+ * delta it yields. Private to libtalaria until the reduce command lands (issue 4). */
+#ifndef TAL_DELTA_INTERNAL_H
+#define TAL_DELTA_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- alignment (parasail, BLOSUM62 or a nucleotide matrix) ---- */
+
+typedef struct tal_aligner tal_aligner_t;
+
+typedef struct {
+    uint64_t identical;  /* aligned columns with the same byte in both */
+    uint64_t aligned;    /* member residues in aligned (match or mismatch) columns */
+    double identity;     /* identical / member length (CD-HIT -c) */
+    double coverage;     /* aligned / member length */
+    const uint8_t *delta;/* the member as a delta against the reference (see below) */
+    size_t delta_len;    /* valid until the next tal_align on this aligner */
+} tal_alignment_t;
+
+/* nucleotide: 0 protein (BLOSUM62, gaps 11/1), 1 nucleotide (+2/-3, gaps 5/2).
+ * max_cells bounds member x reference cells of one alignment (its traceback memory);
+ * 0 means 2^28. */
+int tal_aligner_create(tal_aligner_t **out, int nucleotide, uint64_t max_cells);
+void tal_aligner_free(tal_aligner_t *a);
+/* Aligns the whole member against any stretch of the reference (end gaps in the
+ * reference are free) and encodes the member as a delta. TAL_EMEMCAP when the pair is
+ * over max_cells (nothing is computed); TAL_ENOMEM if parasail fails to allocate. */
+int tal_align(tal_aligner_t *a, const char *member, size_t member_len, const char *ref,
+              size_t ref_len, tal_alignment_t *out);
+
+/* ---- deltas ----
+ * A delta is a sequence of operations, each a LEB128 varint (count << 2 | op) followed,
+ * for SUB and INS, by count literal bytes. The reference is read from position 0:
+ *   COPY (0): copy count bytes of the reference;
+ *   SUB  (1): skip count bytes of the reference, emit the count literals;
+ *   INS  (2): emit the count literals;
+ *   SKIP (3): skip count bytes of the reference.
+ * Reference bytes after the last operation are unused. count is >= 1. */
+enum { TAL_DELTA_COPY = 0, TAL_DELTA_SUB = 1, TAL_DELTA_INS = 2, TAL_DELTA_SKIP = 3 };
+
+/* Applies a delta (untrusted bytes) to ref: TAL_EINPUT if it is malformed, reads past
+ * the reference, or does not produce exactly out_len bytes (the member's length). */
+int tal_delta_apply(const uint8_t *delta, size_t delta_len, const char *ref, size_t ref_len,
+                    char *out, size_t out_len);
+
+#endif

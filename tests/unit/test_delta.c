@@ -1,0 +1,239 @@
+/* Unit tests for member/reference alignment and deltas (src/reduce): identity and
+ * coverage as CD-HIT defines them on constructed pairs, deltas that always give the
+ * member back byte for byte, and a delta decoder that refuses malformed input. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "reduce/delta_internal.h"
+#include "talaria/error.h"
+
+static const char AA[] = "ACDEFGHIKLMNPQRSTVWY";
+
+static char *random_protein(size_t n, unsigned *seed)
+{
+    char *s = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) s[i] = AA[rand_r(seed) % 20];
+    s[n] = '\0';
+    return s;
+}
+
+/* Aligns and checks that the delta rebuilds the member exactly. */
+static tal_alignment_t align_ok(tal_aligner_t *a, const char *m, size_t mlen, const char *r,
+                                size_t rlen)
+{
+    tal_alignment_t al;
+    char *back = malloc(mlen + 1);
+    assert_int_equal(tal_align(a, m, mlen, r, rlen, &al), 0);
+    assert_int_equal(tal_delta_apply(al.delta, al.delta_len, r, rlen, back, mlen), 0);
+    assert_memory_equal(back, m, mlen);
+    free(back);
+    return al;
+}
+
+static void test_identical(void **state)
+{
+    tal_aligner_t *a;
+    unsigned seed = 1;
+    char *s = random_protein(300, &seed);
+    tal_alignment_t al;
+    (void)state;
+    assert_int_equal(tal_aligner_create(&a, 0, 0), 0);
+    al = align_ok(a, s, 300, s, 300);
+    assert_true(al.identity == 1.0 && al.coverage == 1.0);
+    assert_true(al.delta_len <= 3); /* one COPY of 300 */
+    tal_aligner_free(a);
+    free(s);
+}
+
+static void test_member_inside_longer_reference(void **state)
+{
+    tal_aligner_t *a;
+    unsigned seed = 2;
+    char *r = random_protein(500, &seed);
+    tal_alignment_t al;
+    (void)state;
+    assert_int_equal(tal_aligner_create(&a, 0, 0), 0);
+    al = align_ok(a, r + 120, 200, r, 500); /* end gaps in the reference are free */
+    assert_true(al.identity == 1.0 && al.coverage == 1.0);
+    tal_aligner_free(a);
+    free(r);
+}
+
+static void test_substitutions_give_identity(void **state)
+{
+    tal_aligner_t *a;
+    unsigned seed = 3;
+    char *r = random_protein(400, &seed), *m = strdup(r);
+    tal_alignment_t al;
+    (void)state;
+    for (int i = 0; i < 40; i++) { /* 40 substitutions, 10 apart: 90% identity */
+        size_t p = 5 + (size_t)i * 10;
+        m[p] = m[p] == 'W' ? 'A' : 'W';
+    }
+    assert_int_equal(tal_aligner_create(&a, 0, 0), 0);
+    al = align_ok(a, m, 400, r, 400);
+    assert_true(al.identical == 360);
+    assert_true(al.identity > 0.899 && al.identity < 0.901);
+    assert_true(al.coverage == 1.0);
+    tal_aligner_free(a);
+    free(r);
+    free(m);
+}
+
+static void test_insertion_lowers_coverage(void **state)
+{
+    tal_aligner_t *a;
+    unsigned seed = 4;
+    char *r = random_protein(300, &seed), *ins = random_protein(30, &seed);
+    char *m = malloc(331);
+    tal_alignment_t al;
+    (void)state;
+    memcpy(m, r, 150);
+    memcpy(m + 150, ins, 30);
+    memcpy(m + 180, r + 150, 150);
+    assert_int_equal(tal_aligner_create(&a, 0, 0), 0);
+    al = align_ok(a, m, 330, r, 300);
+    /* 300 of 330 member residues align, all identical (a few of the insert may align) */
+    assert_true(al.coverage < 0.95 && al.coverage >= 300.0 / 330.0 - 1e-9);
+    assert_true(al.identity >= 300.0 / 330.0 - 1e-9 && al.identity < 0.95);
+    tal_aligner_free(a);
+    free(r);
+    free(ins);
+    free(m);
+}
+
+static void test_lossless_on_odd_bytes(void **state)
+{
+    tal_aligner_t *a;
+    const char *r = "MKVLAAGIVgllLLAAQPAMA*XXBZUO-KLM";
+    const char *m = "MKVLAAGIVGLLLLAAQPAMA*xxbzuo-KLMQQ";
+    tal_alignment_t al;
+    (void)state;
+    assert_int_equal(tal_aligner_create(&a, 0, 0), 0);
+    al = align_ok(a, m, strlen(m), r, strlen(r));
+    assert_true(al.identity < 1.0); /* case differs: counted as different bytes */
+    tal_aligner_free(a);
+}
+
+static void test_edges(void **state)
+{
+    tal_aligner_t *a;
+    tal_alignment_t al;
+    char out[8];
+    (void)state;
+    assert_int_equal(tal_aligner_create(&a, 0, 0), 0);
+    al = align_ok(a, "", 0, "ACDE", 4);
+    assert_true(al.identity == 0.0 && al.delta_len == 0);
+    al = align_ok(a, "ACDE", 4, "", 0); /* all inserted */
+    assert_true(al.identity == 0.0);
+    assert_int_equal(tal_delta_apply(al.delta, al.delta_len, "", 0, out, 4), 0);
+    tal_aligner_free(a);
+    /* a pair over the cell bound is refused before anything is allocated */
+    assert_int_equal(tal_aligner_create(&a, 0, 100), 0);
+    assert_int_equal(tal_align(a, "ACDEFGHIKL", 10, "ACDEFGHIKLM", 11, &al), TAL_EMEMCAP);
+    tal_aligner_free(a);
+}
+
+static void test_nucleotide(void **state)
+{
+    tal_aligner_t *a;
+    tal_alignment_t al;
+    const char *r = "ACGTACGTTTGACCAGTACGATCGATCGGATCAGCTAGCTAGGCTAGCATCGA";
+    const char *m = "ACGTACGTTTGACCAGTACGATCGTTCGGATCAGCTAGCTAGGCTAGCATCGA";
+    (void)state;
+    assert_int_equal(tal_aligner_create(&a, 1, 0), 0);
+    al = align_ok(a, m, strlen(m), r, strlen(r));
+    assert_true(al.identical == strlen(m) - 1);
+    tal_aligner_free(a);
+}
+
+static void test_random_pairs_lossless(void **state)
+{
+    tal_aligner_t *a;
+    unsigned seed = 99;
+    (void)state;
+    assert_int_equal(tal_aligner_create(&a, 0, 0), 0);
+    for (int k = 0; k < 200; k++) {
+        size_t rl = 1 + (size_t)(rand_r(&seed) % 400), ml = 1 + (size_t)(rand_r(&seed) % 400);
+        char *r = random_protein(rl, &seed), *m = random_protein(ml, &seed);
+        /* half the pairs are related: the member is the reference with edits */
+        if (k % 2 && ml > 10) {
+            size_t n = ml < rl ? ml : rl;
+            memcpy(m, r, n);
+            for (int e = 0; e < 8; e++) m[rand_r(&seed) % ml] = AA[rand_r(&seed) % 20];
+        }
+        tal_alignment_t al = align_ok(a, m, ml, r, rl);
+        assert_true(al.identity >= 0.0 && al.identity <= 1.0);
+        assert_true(al.coverage >= al.identity && al.coverage <= 1.0);
+        free(r);
+        free(m);
+    }
+    tal_aligner_free(a);
+}
+
+static void test_apply_rejects_malformed(void **state)
+{
+    char out[16];
+    const char *ref = "ACDEFGHIKL";
+    (void)state;
+    /* COPY 4 */
+    uint8_t ok[] = {4 << 2 | TAL_DELTA_COPY};
+    assert_int_equal(tal_delta_apply(ok, 1, ref, 10, out, 4), 0);
+    assert_memory_equal(out, "ACDE", 4);
+    assert_int_equal(tal_delta_apply(ok, 1, ref, 10, out, 5), TAL_EINPUT); /* too short */
+    assert_int_equal(tal_delta_apply(ok, 1, ref, 10, out, 3), TAL_EINPUT); /* too long */
+    uint8_t past_ref[] = {11 << 2 | TAL_DELTA_COPY};
+    assert_int_equal(tal_delta_apply(past_ref, 1, ref, 10, out, 11), TAL_EINPUT);
+    uint8_t zero[] = {0 << 2 | TAL_DELTA_INS};
+    assert_int_equal(tal_delta_apply(zero, 1, ref, 10, out, 0), TAL_EINPUT);
+    uint8_t short_lit[] = {3 << 2 | TAL_DELTA_INS, 'A', 'B'};
+    assert_int_equal(tal_delta_apply(short_lit, 3, ref, 10, out, 3), TAL_EINPUT);
+    uint8_t open_varint[] = {0x80, 0x80};
+    assert_int_equal(tal_delta_apply(open_varint, 2, ref, 10, out, 0), TAL_EINPUT);
+    uint8_t skip_past[] = {11 << 2 | TAL_DELTA_SKIP};
+    assert_int_equal(tal_delta_apply(skip_past, 1, ref, 10, out, 0), TAL_EINPUT);
+    uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
+    assert_int_equal(tal_delta_apply(huge, sizeof huge, ref, 10, out, 4), TAL_EINPUT);
+    /* SKIP 2, SUB 1 'W', INS 2 "YY", COPY 3 */
+    uint8_t mix[] = {2 << 2 | TAL_DELTA_SKIP, 1 << 2 | TAL_DELTA_SUB, 'W',
+                     2 << 2 | TAL_DELTA_INS, 'Y', 'Y', 3 << 2 | TAL_DELTA_COPY};
+    assert_int_equal(tal_delta_apply(mix, sizeof mix, ref, 10, out, 6), 0);
+    assert_memory_equal(out, "WYYEFG", 6);
+}
+
+static void test_apply_random_bytes_never_overrun(void **state)
+{
+    unsigned seed = 7;
+    char out[64];
+    (void)state;
+    for (int k = 0; k < 20000; k++) {
+        uint8_t d[24];
+        size_t n = (size_t)(rand_r(&seed) % sizeof d), want = (size_t)(rand_r(&seed) % 64);
+        for (size_t i = 0; i < n; i++) d[i] = (uint8_t)rand_r(&seed);
+        int rc = tal_delta_apply(d, n, "ACDEFGHIKLMNPQRSTVWY", 20, out, want);
+        assert_true(rc == 0 || rc == TAL_EINPUT);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_identical),
+        cmocka_unit_test(test_member_inside_longer_reference),
+        cmocka_unit_test(test_substitutions_give_identity),
+        cmocka_unit_test(test_insertion_lowers_coverage),
+        cmocka_unit_test(test_lossless_on_odd_bytes),
+        cmocka_unit_test(test_edges),
+        cmocka_unit_test(test_nucleotide),
+        cmocka_unit_test(test_random_pairs_lossless),
+        cmocka_unit_test(test_apply_rejects_malformed),
+        cmocka_unit_test(test_apply_random_bytes_never_overrun),
+    };
+    return cmocka_run_group_tests_name("delta", tests, NULL, NULL);
+}
