@@ -35,7 +35,7 @@ typedef struct {
     size_t acc_len;     /* region: the accession part of text */
     uint64_t id, start, end; /* region: 1-based, end clamped later */
     int region;
-    int found;          /* 0: missing, 1: fetched, -1: damaged */
+    int found;          /* 0: missing, 1: to fetch, 2: impossible length, -1: damaged */
     const char *header; /* into the store's mapping */
     size_t header_len;
     size_t out_off, out_len; /* residues in the arena */
@@ -45,7 +45,7 @@ typedef struct {
     tal_store_t *store;
     int batched;
     const uint64_t *lengths;
-    uint64_t n_records;
+    uint64_t n_records, residues;
     query_t *batch;
     size_t n_batch, batch_bytes;
     char *arena;
@@ -202,7 +202,8 @@ static void flush_batch(get_ctx_t *g)
         query_t *q = &g->batch[order[k]];
         tal_record_t rec;
         if (!q->found) continue;
-        if (tal_store_record(g->store, q->id, &rec) < 0) {
+        if (q->found == 2 || tal_store_record(g->store, q->id, &rec) < 0) {
+            if (q->found == 2) tal_store_record(g->store, q->id, &rec); /* names the record */
             q->found = -1;
             g->corrupt = 1;
             continue;
@@ -273,7 +274,13 @@ static void queue_one(get_ctx_t *g, const char *text)
     }
     if (q->found) {
         len = q->id < g->n_records ? g->lengths[q->id] : 0;
-        if (q->region) {
+        if (len > g->residues) { /* a damaged lengths array: fetching will say so */
+            q->found = 2;
+            len = 0;
+        }
+        if (q->found == 2) {
+            q->out_len = 0;
+        } else if (q->region) {
             uint64_t end = q->end > len ? len : q->end;
             if (q->start > end) {
                 tal_log_error("%s: region %s is outside the sequence (length %llu)",
@@ -286,9 +293,16 @@ static void queue_one(get_ctx_t *g, const char *text)
             q->out_len = (size_t)len;
         }
     }
+    if (g->n_batch && g->batch_bytes + q->out_len > BATCH_BYTES) {
+        /* this query opens the next batch: the arena stays near BATCH_BYTES */
+        query_t next = *q;
+        flush_batch(g);
+        g->batch[0] = next;
+        q = &g->batch[0];
+    }
     g->batch_bytes += q->out_len;
     g->n_batch++;
-    if (g->n_batch == BATCH_QUERIES || g->batch_bytes >= BATCH_BYTES) flush_batch(g);
+    if (g->n_batch == BATCH_QUERIES) flush_batch(g);
 }
 
 static void ask(get_ctx_t *g, const char *text)
@@ -366,6 +380,7 @@ int cmd_get(int argc, char **argv)
         tal_store_info(g.store, &info);
         g.batched = info.chunk_count > 0;
         g.n_records = info.records;
+        g.residues = info.residues;
         tal_store_lengths(g.store, &g.lengths);
     }
     for (int i = optind + 1; i < argc; i++) ask(&g, argv[i]);

@@ -487,6 +487,9 @@ int tal_store_build(const char *fasta_path, const char *out_path, const tal_inde
     rc = finish_store(b, stats);
     stats->seconds = tal_now_seconds() - b->started;
 out:
+    /* workers may still be writing chunks into the residues file: stop them first */
+    tal_chunker_abort(b->chunker);
+    b->chunker = NULL;
     if (b->files_open) {
         tal_wfile_abort(&b->headers);
         tal_wfile_abort(&b->residues);
@@ -495,7 +498,6 @@ out:
         tal_wfile_abort(&b->checksums);
         tal_wfile_abort(&b->hdr_offsets);
     }
-    tal_chunker_abort(b->chunker);
     tal_writer_stop(b->writer);
     if (b->cat) tal_catalog_abort(b->cat);
     if (rc < 0) tal_atomic_dir_abort(&b->dir);

@@ -148,11 +148,13 @@ static void *worker_main(void *arg)
         int rc;
         while (!c->queue_head && !c->stop) pthread_cond_wait(&c->work_cv, &c->mu);
         if (!c->queue_head) break;
+        int failed;
         j = c->queue_head;
         c->queue_head = j->next;
         if (!c->queue_head) c->queue_tail = NULL;
+        failed = c->error != 0;
         pthread_mutex_unlock(&c->mu);
-        rc = c->error ? 0 : compress_job(c, c->ctx[index], c->counts[index], j);
+        rc = failed ? 0 : compress_job(c, c->ctx[index], c->counts[index], j);
         pthread_mutex_lock(&c->mu);
         if (rc < 0 && !c->error) c->error = rc;
         c->done_ring[j->seq_no % c->window] = j;
@@ -322,6 +324,10 @@ int tal_chunker_finish(tal_chunker_t *c, tal_chunk_disk_t **table, uint64_t *cou
 void tal_chunker_abort(tal_chunker_t *c)
 {
     if (!c) return;
+    /* queued chunks are dropped, not compressed and written */
+    pthread_mutex_lock(&c->mu);
+    if (!c->error) c->error = TAL_EINTR;
+    pthread_mutex_unlock(&c->mu);
     stop_workers(c);
     job_free(c, c->current);
     while (c->queue_head) {

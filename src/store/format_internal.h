@@ -95,6 +95,7 @@ typedef struct {
 
 #define TAL_KEY_ALIAS 0x80000000u
 #define TAL_MAX_RECORDS 0x7ffffffeull
+#define TAL_MAX_CHUNK_SIZE (1ull << 30) /* the largest --chunk-size */
 
 static inline uint32_t tal_key_tag(uint64_t hash) { return (uint32_t)(hash >> 32); }
 

@@ -56,6 +56,7 @@ struct tal_store {
     cache_entry_t cache[CACHE_SLOTS];
     unsigned cache_slots; /* in use: the byte bound divided by the chunk size */
     uint64_t cache_clock, last_chunk;
+    uint64_t bad_chunk; /* 1 + the last chunk that failed its checks, 0 if none */
 };
 
 static int cached_chunk(const tal_store_t *cs, uint64_t k, const char **data);
@@ -233,6 +234,10 @@ static int check_layout(tal_store_t *s)
     s->codec = s->maps[TAL_SEC_RESIDUES].disk->codec;
     if (s->codec == TAL_CODEC_NONE && (rc = need(s, TAL_SEC_RESIDUES, m->residue_count)) < 0)
         return rc;
+    /* each chunk holds a record at least: this bounds the count before it is multiplied */
+    if (s->codec != TAL_CODEC_NONE &&
+        (m->chunk_count > n || m->chunk_size == 0 || m->chunk_size > TAL_MAX_CHUNK_SIZE))
+        return corrupt(s, "the chunk count or chunk size is impossible");
     if (s->codec != TAL_CODEC_NONE &&
         (rc = need(s, TAL_SEC_CHUNKS, m->chunk_count * sizeof(tal_chunk_disk_t))) < 0)
         return rc;
@@ -439,8 +444,12 @@ static int cached_chunk(const tal_store_t *cs, uint64_t k, const char **data)
         if ((rc = tal_pool_get(s->pool, need ? need : 1, &buf, &victim->cap)) < 0) return rc;
         victim->buf = buf;
     }
+    if (s->bad_chunk == k + 1) return TAL_EINPUT; /* said once already */
     if (!s->dctx && (rc = tal_codec_ctx_create(&s->dctx, s->codec, 0)) < 0) return rc;
-    if ((rc = tal_store_chunk_decode(s, s->dctx, k, victim->buf, victim->cap)) < 0) return rc;
+    if ((rc = tal_store_chunk_decode(s, s->dctx, k, victim->buf, victim->cap)) < 0) {
+        if (rc == TAL_EINPUT) s->bad_chunk = k + 1;
+        return rc;
+    }
     victim->chunk = k;
     victim->used_at = ++s->cache_clock;
     *data = victim->buf;
@@ -459,7 +468,8 @@ int tal_store_set_cache(tal_store_t *s, size_t bytes)
         po.component = TAL_MEM_CHUNKS;
         if ((rc = tal_pool_create(&s->pool, &po)) < 0) return rc;
     }
-    slots = (unsigned)(bytes / s->meta->chunk_size);
+    /* buffers are whole 2 MiB huge pages, so small chunks still take 2 MiB each */
+    slots = (unsigned)(bytes / (s->meta->chunk_size > (2u << 20) ? s->meta->chunk_size : (2u << 20)));
     if (slots < 1) slots = 1;
     if (slots > CACHE_SLOTS) slots = CACHE_SLOTS;
     for (unsigned i = slots; i < s->cache_slots; i++) {

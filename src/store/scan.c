@@ -264,9 +264,11 @@ int tal_scan_next(tal_scan_t *sc, tal_scan_block_t *block)
     slot_t *slot = NULL;
     int rc = 0;
     if (!sc->threaded) {
+        int held = 0;
+        for (int i = 0; i < SLOTS; i++) held += sc->slots[i].state == SLOT_HELD;
         for (int i = 0; i < SLOTS && !slot; i++)
             if (sc->slots[i].state == SLOT_FREE) slot = &sc->slots[i];
-        if (!slot) return TAL_EUSAGE; /* the caller holds too many blocks */
+        if (!slot || held >= SLOTS - 1) return TAL_EUSAGE; /* the caller holds too many */
         if (sc->error) return sc->error;
         if ((rc = produce(sc, slot)) < 0) return sc->error = rc;
         if (slot->block.record_count == 0) return 0;
@@ -275,6 +277,14 @@ int tal_scan_next(tal_scan_t *sc, tal_scan_block_t *block)
         return 1;
     }
     pthread_mutex_lock(&sc->mu);
+    {
+        int held = 0;
+        for (int i = 0; i < SLOTS; i++) held += sc->slots[i].state == SLOT_HELD;
+        if (held >= SLOTS - 1) { /* the I/O thread needs a slot to fill */
+            pthread_mutex_unlock(&sc->mu);
+            return TAL_EUSAGE;
+        }
+    }
     for (;;) {
         for (int i = 0; i < SLOTS && !slot; i++)
             if (sc->slots[i].state == SLOT_FILLED && sc->slots[i].seq == sc->consumed)
@@ -332,7 +342,10 @@ int tal_scan_record(tal_scan_t *sc, const tal_scan_block_t *block, uint64_t id, 
 size_t tal_scan_buffer_bytes(const tal_scan_t *sc)
 {
     size_t total = 0;
+    tal_scan_t *m = (tal_scan_t *)sc; /* the lock, not the data, is mutated */
+    if (sc->threaded) pthread_mutex_lock(&m->mu);
     for (int i = 0; i < SLOTS; i++) total += sc->slots[i].buf ? sc->slots[i].cap : 0;
+    if (sc->threaded) pthread_mutex_unlock(&m->mu);
     return total;
 }
 

@@ -85,6 +85,29 @@ expect_exit 0 "$TALARIA" get -w 0 "$T/bad.tal" "$first_acc"
 last_acc=$(tail -1 "$T/ids")
 expect_exit 0 "$TALARIA" get -w 0 "$T/bad.tal" "$last_acc"
 
+# a damaged lengths array: the intact records around the damaged one still come out
+# right (as from a raw store), the damaged one is named, exit 3
+cp -r "$T/lz4.tal" "$T/len.tal"
+python3 - "$T/len.tal/lengths" <<'PY'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    first = struct.unpack("<Q", f.read(8))[0]
+    f.write(struct.pack("<Q", (1 << 64) - first))  # record 2: wraps a running sum
+PY
+a=$(sed -n 1p "$T/ids"); k=$(sed -n 2p "$T/ids"); b=$(sed -n 3p "$T/ids")
+expect_exit 3 "$TALARIA" get -w 0 "$T/len.tal" "$a" "$k" "$b" && expect_stderr "record 2 "
+"$TALARIA" get -w 0 "$T/raw.tal" "$a" "$b" | cmp -s - "$T/out" ||
+    fail "damaged length: intact records differ: $(head -c 300 "$T/out")"
+
+# an error late in a compressed build (a duplicate at the end, while chunks are still
+# being compressed) is exit 3 with nothing left behind, not a crash
+{ cat "$T/in.fa"; head -2 "$T/in.fa"; } >"$T/dup.fa"
+for c in zstd lz4; do
+    expect_exit 3 "$TALARIA" index -q --compress $c --chunk-size 64K -i "$T/dup.fa" -o "$T/dup.tal" &&
+        expect_stderr "duplicate accession"
+    ls -d "$T"/dup.tal* >/dev/null 2>&1 && fail "$c: a failed build left $(ls -d "$T"/dup.tal*)"
+done
+
 # options
 expect_exit 2 "$TALARIA" index --compress brotli -i "$T/in.fa" -o "$T/x.tal" && expect_stderr "none, lz4 or zstd"
 expect_exit 2 "$TALARIA" index --compress zstd --level 23 -i "$T/in.fa" -o "$T/x.tal" && expect_stderr "1 to 22"

@@ -25,6 +25,9 @@
 #include "talaria/store.h"
 #include "store/format_internal.h"
 
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
 /* The chunks file as doc/format.md lays it out: 64-byte little-endian entries. */
 _Static_assert(offsetof(tal_chunk_disk_t, first_record) == 0, "chunk entry layout");
 _Static_assert(offsetof(tal_chunk_disk_t, record_count) == 8, "chunk entry layout");
@@ -809,6 +812,68 @@ static void check_table_edits(int codec)
     tal_log_set_level(TAL_LOG_WARN);
 }
 
+/* Sets a u64 of the meta header and recomputes meta's own checksum, so only the
+ * value itself is wrong (a writer bug or a crafted file, not a flipped bit). */
+static void patch_meta_u64(const char *store, size_t offset, uint64_t value)
+{
+    const char *path = in_store(store, TAL_META_FILE);
+    FILE *f = fopen(path, "r+b");
+    unsigned char buf[sizeof(tal_meta_disk_t) + TAL_MAX_SECTIONS * 64 + 8];
+    size_t n;
+    uint64_t self;
+    assert_non_null(f);
+    n = fread(buf, 1, sizeof buf, f);
+    assert_true(n > sizeof(tal_meta_disk_t) + 8);
+    memcpy(buf + offset, &value, 8);
+    self = XXH3_64bits(buf, n - 8);
+    memcpy(buf + n - 8, &self, 8);
+    assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    fclose(f);
+}
+
+/* A chunk count so large that count x 64 wraps, or merely more than the records, and
+ * an impossible chunk size: refused on open, never read past the table. */
+static void test_meta_chunk_fields_checked(void **state)
+{
+    static const struct {
+        size_t offset;
+        uint64_t value;
+    } edits[] = {
+        {offsetof(tal_meta_disk_t, chunk_count), 0x400000000000000ull},
+        {offsetof(tal_meta_disk_t, chunk_count), 0x400000000000000ull + 1},
+        {offsetof(tal_meta_disk_t, chunk_count), UINT64_MAX},
+        {offsetof(tal_meta_disk_t, chunk_size), 0},
+        {offsetof(tal_meta_disk_t, chunk_size), 1ull << 62},
+    };
+    const char *src = store_for(CODEC_LZ4, 1);
+    const char *path = tpath("meta-lz4");
+    tal_store_t *orig = NULL;
+    tal_store_info_t info;
+    (void)state;
+    /* real count + 2^58: the size check (count x 64) wraps to the table's true size */
+    assert_int_equal(tal_store_open(&orig, src), 0);
+    tal_store_info(orig, &info);
+    tal_store_close(orig);
+    {
+        tal_store_t *s = (tal_store_t *)0x1;
+        copy_store(src, path);
+        tal_log_set_level(TAL_LOG_QUIET);
+        patch_meta_u64(path, offsetof(tal_meta_disk_t, chunk_count), info.chunk_count + (1ull << 58));
+        assert_int_equal(tal_store_open(&s, path), TAL_EINPUT);
+        assert_null(s);
+    }
+    tal_log_set_level(TAL_LOG_QUIET);
+    for (size_t e = 0; e < sizeof edits / sizeof *edits; e++) {
+        tal_store_t *s = (tal_store_t *)0x1;
+        copy_store(src, path);
+        patch_meta_u64(path, edits[e].offset, edits[e].value);
+        assert_int_equal(tal_store_open(&s, path), TAL_EINPUT);
+        assert_null(s);
+    }
+    tal_log_set_level(TAL_LOG_WARN);
+}
+
 static void test_chunk_table_not_tiling_lz4(void **state)
 {
     (void)state;
@@ -938,6 +1003,7 @@ int main(void)
         cmocka_unit_test(test_cache_one_slot_lz4),
         cmocka_unit_test(test_cache_one_slot_zstd),
         cmocka_unit_test(test_cache_raw_store),
+        cmocka_unit_test(test_meta_chunk_fields_checked),
         cmocka_unit_test(test_chunk_table_not_tiling_lz4),
         cmocka_unit_test(test_chunk_table_not_tiling_zstd),
         cmocka_unit_test(test_empty_records_before_long),
