@@ -1,0 +1,38 @@
+/* Picking references: every sequence either becomes a reference or is assigned to one
+ * that a real alignment shows at or above the identity and coverage thresholds.
+ * In memory for now; the budgeted, spilling version is issue 5. */
+#ifndef TAL_CLUSTER_INTERNAL_H
+#define TAL_CLUSTER_INTERNAL_H
+
+#include "sketch_internal.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    double identity;   /* identical residues / member length, (0, 1] */
+    double coverage;   /* aligned member residues / member length, (0, 1] */
+    int nucleotide;
+    int per_group;     /* longer sequences of a k-mer group a member is linked to (3) */
+    int candidates;    /* ranked candidates kept per sequence (8) */
+    tal_sketch_opt_t sketch;
+} tal_cluster_opt_t;
+
+typedef struct {
+    uint64_t n;
+    uint32_t *ref;        /* ref[i] == i: i is a reference; else i's reference */
+    float *identity;      /* members: identity and coverage of the accepted alignment */
+    float *coverage;
+    uint64_t references;
+    uint64_t duplicates;  /* members identical to their reference */
+    uint64_t alignments;  /* alignments computed */
+} tal_cluster_t;
+
+void tal_cluster_opt_init(tal_cluster_opt_t *opt, int nucleotide);
+/* Greedy, longest first: a sequence tries its candidates' references in rank order and
+ * joins the first that passes; otherwise it becomes a reference. */
+int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const *seqs,
+                    const uint64_t *lens, tal_cluster_t *out);
+void tal_cluster_free(tal_cluster_t *c);
+
+#endif

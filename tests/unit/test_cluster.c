@@ -1,0 +1,156 @@
+/* Unit tests for reference selection (src/reduce/cluster.c) on synthetic families with
+ * known membership: members join a reference of their own family at or above the
+ * thresholds (rechecked with a fresh alignment), duplicates collapse, unrelated
+ * sequences stay references, and the result is the same on every run. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "reduce/cluster_internal.h"
+#include "reduce/delta_internal.h"
+
+static const char AA[] = "ACDEFGHIKLMNPQRSTVWY";
+
+typedef struct {
+    uint64_t n;
+    char **seqs;
+    uint64_t *lens;
+    int *family; /* -1: a singleton */
+} set_t;
+
+/* families x members at about (1 - mutation) identity, plus singletons and copies */
+static set_t make_set(int families, int members, double mutation, int singletons, unsigned seed)
+{
+    set_t s;
+    uint64_t cap = (uint64_t)families * (uint64_t)members + (uint64_t)singletons + 8, k = 0;
+    s.seqs = calloc(cap, sizeof *s.seqs);
+    s.lens = calloc(cap, sizeof *s.lens);
+    s.family = calloc(cap, sizeof *s.family);
+    for (int f = 0; f < families; f++) {
+        size_t len = 150 + (size_t)(rand_r(&seed) % 300);
+        char *base = malloc(len + 1);
+        for (size_t i = 0; i < len; i++) base[i] = AA[rand_r(&seed) % 20];
+        for (int m = 0; m < members; m++) {
+            size_t ml = len - (size_t)(rand_r(&seed) % (len / 10)); /* up to 10% shorter */
+            char *q = malloc(ml + 1);
+            memcpy(q, base + (len - ml) / 2, ml);
+            for (size_t e = 0; e < (size_t)((double)ml * mutation); e++)
+                q[rand_r(&seed) % ml] = AA[rand_r(&seed) % 20];
+            s.seqs[k] = q;
+            s.lens[k] = ml;
+            s.family[k++] = f;
+        }
+        free(base);
+    }
+    for (int g = 0; g < singletons; g++) {
+        size_t len = 100 + (size_t)(rand_r(&seed) % 200);
+        char *q = malloc(len + 1);
+        for (size_t i = 0; i < len; i++) q[i] = AA[rand_r(&seed) % 20];
+        s.seqs[k] = q;
+        s.lens[k] = len;
+        s.family[k++] = -1;
+    }
+    for (int d = 0; d < 4; d++) { /* exact copies of family members */
+        uint64_t src = (uint64_t)d * 7;
+        s.seqs[k] = malloc(s.lens[src] + 1);
+        memcpy(s.seqs[k], s.seqs[src], s.lens[src]);
+        s.lens[k] = s.lens[src];
+        s.family[k++] = s.family[src];
+    }
+    s.n = k;
+    return s;
+}
+
+static void free_set(set_t *s)
+{
+    for (uint64_t i = 0; i < s->n; i++) free(s->seqs[i]);
+    free(s->seqs);
+    free(s->lens);
+    free(s->family);
+}
+
+static void check_clustering(double identity, double mutation)
+{
+    set_t s = make_set(30, 10, mutation, 40, 17);
+    tal_cluster_opt_t opt;
+    tal_cluster_t c, again;
+    tal_aligner_t *a;
+    uint64_t members = 0;
+    tal_cluster_opt_init(&opt, 0);
+    opt.identity = identity;
+    assert_int_equal(tal_cluster_run(&opt, s.n, (const char *const *)s.seqs, s.lens, &c), 0);
+    assert_int_equal(tal_aligner_create(&a, 0, 0), 0);
+    assert_true(c.duplicates >= 4);
+    for (uint64_t i = 0; i < s.n; i++) {
+        uint32_t r = c.ref[i];
+        tal_alignment_t al;
+        if (r == i) continue;
+        members++;
+        assert_true(c.ref[r] == r);                 /* a member's reference is a reference */
+        assert_true(s.family[r] == s.family[i]);    /* never across families */
+        assert_true(s.family[i] >= 0);              /* singletons are unrelated */
+        assert_true(s.lens[r] >= s.lens[i]);        /* longest first */
+        assert_true(c.identity[i] + 1e-6 >= identity && c.coverage[i] + 1e-6 >= opt.coverage);
+        /* an independent alignment of the pair agrees */
+        assert_int_equal(tal_align(a, s.seqs[i], s.lens[i], s.seqs[r], s.lens[r], &al), 0);
+        assert_true(al.identity + 1e-6 >= identity);
+        assert_true(al.identity - c.identity[i] < 0.01 && c.identity[i] - al.identity < 0.01);
+    }
+    assert_int_equal(c.references + members, s.n);
+    /* every singleton stays; families mostly collapse */
+    assert_true(c.references >= 40 + 30);
+    if (mutation <= 0.05) assert_true(c.references <= 40 + 30 * 3);
+    /* deterministic */
+    assert_int_equal(tal_cluster_run(&opt, s.n, (const char *const *)s.seqs, s.lens, &again), 0);
+    assert_memory_equal(c.ref, again.ref, s.n * sizeof *c.ref);
+    tal_cluster_free(&again);
+    tal_cluster_free(&c);
+    tal_aligner_free(a);
+    free_set(&s);
+}
+
+static void test_identity_90(void **state)
+{
+    (void)state;
+    check_clustering(0.9, 0.03);
+}
+
+static void test_identity_70(void **state)
+{
+    (void)state;
+    check_clustering(0.7, 0.12);
+}
+
+static void test_empty_and_tiny(void **state)
+{
+    const char *seqs[] = {"", "ACD", "", "ACD", "MKV"};
+    uint64_t lens[] = {0, 3, 0, 3, 3};
+    tal_cluster_opt_t opt;
+    tal_cluster_t c;
+    (void)state;
+    tal_cluster_opt_init(&opt, 0);
+    assert_int_equal(tal_cluster_run(&opt, 5, seqs, lens, &c), 0);
+    assert_int_equal(c.ref[2], 0); /* empty duplicates empty */
+    assert_int_equal(c.ref[3], 1); /* short duplicate */
+    assert_int_equal(c.ref[4], 4);
+    assert_int_equal(c.references, 3);
+    tal_cluster_free(&c);
+    assert_int_equal(tal_cluster_run(&opt, 0, seqs, lens, &c), 0);
+    assert_int_equal(c.references, 0);
+    tal_cluster_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_identity_90),
+        cmocka_unit_test(test_identity_70),
+        cmocka_unit_test(test_empty_and_tiny),
+    };
+    return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
+}
