@@ -63,6 +63,64 @@ static uint32_t root_of(const uint32_t *ref, uint32_t i)
     return i;
 }
 
+/* CD-HIT's short-word filter: a member at identity I has at most (1 - I) x L
+ * mismatched residues, and each destroys at most WORD words, so a pair sharing fewer
+ * than (L - WORD + 1) - WORD x (1 - I) x L words cannot pass; it is rejected in
+ * microseconds instead of a DP alignment. Exact residues, 20 letters (or 4 bases). */
+#define WORD 4
+#define WORD_SPACE (20 * 20 * 20 * 20)
+
+typedef struct {
+    uint16_t *count; /* WORD_SPACE entries, zero between calls */
+    signed char code[256];
+} word_filter_t;
+
+static int word_filter_init(word_filter_t *wf, int nucleotide)
+{
+    const char *letters = nucleotide ? "ACGT" : "ACDEFGHIKLMNPQRSTVWY";
+    memset(wf->code, -1, sizeof wf->code);
+    for (int i = 0; letters[i]; i++) {
+        wf->code[(unsigned char)letters[i]] = (signed char)i;
+        wf->code[(unsigned char)(letters[i] + 32)] = (signed char)i;
+    }
+    wf->count = calloc(WORD_SPACE, sizeof *wf->count);
+    return wf->count ? 0 : TAL_ENOMEM;
+}
+
+/* Calls fn for each word of seq (words across a non-residue are skipped). */
+#define FOR_EACH_WORD(wf, seq, len, w, body)                                                \
+    do {                                                                                   \
+        uint32_t w = 0, run_ = 0;                                                          \
+        for (size_t i_ = 0; i_ < (len); i_++) {                                            \
+            int c_ = (wf)->code[(unsigned char)(seq)[i_]];                                 \
+            if (c_ < 0) {                                                                  \
+                run_ = 0;                                                                  \
+                w = 0;                                                                     \
+                continue;                                                                  \
+            }                                                                              \
+            w = (w * 20 + (uint32_t)c_) % WORD_SPACE;                                      \
+            if (++run_ >= WORD) { body; }                                                  \
+        }                                                                                  \
+    } while (0)
+
+/* 1 if the pair may reach the identity, 0 if it cannot. */
+static int may_pass(word_filter_t *wf, const char *m, size_t ml, const char *r, size_t rl,
+                    double identity)
+{
+    double need = (double)ml - WORD + 1 - WORD * (1.0 - identity) * (double)ml;
+    uint64_t shared = 0;
+    if (need <= 0 || ml < WORD || rl < WORD) return 1;
+    FOR_EACH_WORD(wf, r, rl, w, { if (wf->count[w] < UINT16_MAX) wf->count[w]++; });
+    FOR_EACH_WORD(wf, m, ml, w, {
+        if (wf->count[w]) {
+            wf->count[w]--;
+            shared++;
+        }
+    });
+    FOR_EACH_WORD(wf, r, rl, w, wf->count[w] = 0);
+    return (double)shared >= need;
+}
+
 void tal_cluster_opt_init(tal_cluster_opt_t *opt, int nucleotide)
 {
     memset(opt, 0, sizeof *opt);
@@ -128,6 +186,7 @@ int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const 
     uint32_t *order = NULL, *cand_start = NULL, *cand = NULL, *tried = NULL;
     uint64_t *sketch = NULL, n_tuples = 0, n_links = 0, links_cap = 0;
     tal_aligner_t *aligner = NULL;
+    word_filter_t wf = {NULL, {0}};
     int rc;
     memset(out, 0, sizeof *out);
     if (n > UINT32_MAX - 1) return TAL_EUSAGE;
@@ -230,6 +289,7 @@ int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const 
     for (uint64_t i = 0; i < n; i++) order[i] = (uint32_t)i;
     qsort_r(order, (size_t)n, sizeof *order, by_length_desc, (void *)lens);
     if ((rc = tal_aligner_create(&aligner, opt->nucleotide, 0)) < 0) goto fail;
+    if ((rc = word_filter_init(&wf, opt->nucleotide)) < 0) goto fail;
     for (uint64_t o = 0; o < n; o++) {
         uint32_t s = order[o];
         int n_tried = 0;
@@ -241,6 +301,10 @@ int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const 
             for (int q = 0; q < n_tried; q++) seen |= tried[q] == r;
             if (seen || r == s) continue;
             tried[n_tried++] = r;
+            if (!may_pass(&wf, seqs[s], (size_t)lens[s], seqs[r], (size_t)lens[r], opt->identity)) {
+                out->filtered++;
+                continue;
+            }
             rc = tal_align(aligner, seqs[s], (size_t)lens[s], seqs[r], (size_t)lens[r], &al);
             if (rc == TAL_EMEMCAP) continue; /* too big to align here: not this one */
             if (rc < 0) goto fail;
@@ -270,6 +334,7 @@ fail:
     tal_cluster_free(out);
 done:
     tal_aligner_free(aligner);
+    free(wf.count);
     free(tuples);
     free(links);
     free(order);

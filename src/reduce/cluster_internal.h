@@ -26,6 +26,7 @@ typedef struct {
     uint64_t references;
     uint64_t duplicates;  /* members identical to their reference */
     uint64_t alignments;  /* alignments computed */
+    uint64_t filtered;    /* candidates rejected by the short-word filter */
 } tal_cluster_t;
 
 void tal_cluster_opt_init(tal_cluster_opt_t *opt, int nucleotide);
