@@ -145,13 +145,14 @@ void tal_cluster_free(tal_cluster_t *c)
 static int mark_duplicates(uint64_t n, const char *const *seqs, const uint64_t *lens,
                            tal_cluster_t *out)
 {
-    tuple_t *t = malloc((size_t)n * sizeof *t);
-    if (!t) return TAL_ENOMEM;
+    tuple_t *t;
+    if (n == 0) return 0;
+    if (!(t = malloc((size_t)n * sizeof *t))) return TAL_ENOMEM;
     for (uint64_t i = 0; i < n; i++) {
         t[i].hash = XXH3_64bits(seqs[i], (size_t)lens[i]);
         t[i].id = (uint32_t)i;
     }
-    qsort_r(t, (size_t)n, sizeof *t, by_hash, (void *)lens);
+    if (n) qsort_r(t, (size_t)n, sizeof *t, by_hash, (void *)lens);
     for (uint64_t i = 0; i < n;) {
         uint64_t j = i + 1;
         while (j < n && t[j].hash == t[i].hash) j++;
@@ -191,9 +192,9 @@ int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const 
     memset(out, 0, sizeof *out);
     if (n > UINT32_MAX - 1) return TAL_EUSAGE;
     out->n = n;
-    out->ref = malloc((size_t)n * sizeof *out->ref);
-    out->identity = calloc((size_t)n, sizeof *out->identity);
-    out->coverage = calloc((size_t)n, sizeof *out->coverage);
+    out->ref = malloc(((size_t)n + 1) * sizeof *out->ref);
+    out->identity = calloc((size_t)n + 1, sizeof *out->identity);
+    out->coverage = calloc((size_t)n + 1, sizeof *out->coverage);
     sketch = malloc((size_t)opt->sketch.m * sizeof *sketch);
     if (!out->ref || !out->identity || !out->coverage || !sketch) goto nomem;
     for (uint64_t i = 0; i < n; i++) out->ref[i] = (uint32_t)i;
@@ -208,7 +209,7 @@ int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const 
         k = tal_sketch(&opt->sketch, seqs[i], (size_t)lens[i], sketch);
         for (size_t j = 0; j < k; j++) tuples[n_tuples++] = (tuple_t){sketch[j], (uint32_t)i, 0};
     }
-    qsort_r(tuples, (size_t)n_tuples, sizeof *tuples, by_hash, (void *)lens); /* in a group: longest first */
+    if (n_tuples) qsort_r(tuples, (size_t)n_tuples, sizeof *tuples, by_hash, (void *)lens); /* in a group: longest first */
 
     /* links to the longest few of each group that are longer than (or before) a member */
     for (uint64_t i = 0; i < n_tuples;) {
@@ -233,7 +234,7 @@ int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const 
     tuples = NULL;
 
     /* per member: distinct candidates ranked by shared k-mers, the best few kept */
-    qsort_r(links, (size_t)n_links, sizeof *links, by_link, NULL);
+    if (n_links) qsort_r(links, (size_t)n_links, sizeof *links, by_link, NULL);
     cand_start = calloc((size_t)n + 1, sizeof *cand_start);
     cand = malloc((size_t)n * (size_t)opt->candidates * sizeof *cand + 1);
     if (!cand_start || !cand) goto nomem;
@@ -287,7 +288,7 @@ int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const 
     tried = malloc((size_t)(opt->candidates > 0 ? opt->candidates : 1) * sizeof *tried);
     if (!order || !tried) goto nomem;
     for (uint64_t i = 0; i < n; i++) order[i] = (uint32_t)i;
-    qsort_r(order, (size_t)n, sizeof *order, by_length_desc, (void *)lens);
+    if (n) qsort_r(order, (size_t)n, sizeof *order, by_length_desc, (void *)lens);
     if ((rc = tal_aligner_create(&aligner, opt->nucleotide, 0)) < 0) goto fail;
     if ((rc = word_filter_init(&wf, opt->nucleotide)) < 0) goto fail;
     for (uint64_t o = 0; o < n; o++) {
