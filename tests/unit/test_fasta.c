@@ -24,6 +24,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "test_files.h"
 #include "test_support.h"
 #include "talaria/error.h"
 #include "talaria/fasta.h"
@@ -66,14 +67,6 @@ static const char *tpath(void **state, const char *name)
     fixture_t *f = *state;
     snprintf(buf, sizeof buf, "%s/%s", f->dir, name);
     return buf;
-}
-
-static void write_bytes(const char *path, const void *data, size_t len)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    if (len) assert_int_equal(fwrite(data, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
 }
 
 /* ---- a growable byte buffer to generate inputs ------------------------------------ */
@@ -274,7 +267,7 @@ static void read_text_both(void **state, const char *name, const char *text, siz
     char saved[PATH_MAX + 64];
     recs_t ra;
     snprintf(saved, sizeof saved, "%s", path);
-    write_bytes(saved, text, len);
+    tal_test_write_file(saved, text, len);
     assert_int_equal(read_all(saved, 0, out), 0);
     assert_int_equal(read_all(saved, 1, &ra), 0);
     assert_int_equal(ra.rc, out->rc);
@@ -720,20 +713,20 @@ static void test_compressed_equal_plain(void **state)
     expect_compressed_same(state, "mixed.fa.gz", "gzip", &plain);
 
     z = zstd_bytes(text.p, text.len);
-    write_bytes(tpath(state, "mixed.fa.zst"), z.p, z.len);
+    tal_test_write_file(tpath(state, "mixed.fa.zst"), z.p, z.len);
     expect_compressed_same(state, "mixed.fa.zst", "zstd", &plain);
 
     l = lz4_bytes(text.p, text.len);
-    write_bytes(tpath(state, "mixed.fa.lz4"), l.p, l.len);
+    tal_test_write_file(tpath(state, "mixed.fa.lz4"), l.p, l.len);
     expect_compressed_same(state, "mixed.fa.lz4", "lz4", &plain);
 
     buf_free(&l);
     l = lz4_bytes_opt(text.p, text.len, 1);
-    write_bytes(tpath(state, "mixed4m.fa.lz4"), l.p, l.len);
+    tal_test_write_file(tpath(state, "mixed4m.fa.lz4"), l.p, l.len);
     expect_compressed_same(state, "mixed4m.fa.lz4", "lz4", &plain);
 
     /* the format comes from the magic bytes, not the name */
-    write_bytes(tpath(state, "zstd_named.fa"), z.p, z.len);
+    tal_test_write_file(tpath(state, "zstd_named.fa"), z.p, z.len);
     expect_compressed_same(state, "zstd_named.fa", "zstd", &plain);
 
     buf_free(&z);
@@ -764,7 +757,7 @@ static void test_gzip_multi_member(void **state)
         buf_t b = file_bytes(path);
         static const char zeros[512] = {0};
         buf_add(&b, zeros, sizeof zeros);
-        write_bytes(path, b.p, b.len);
+        tal_test_write_file(path, b.p, b.len);
         buf_free(&b);
         assert_int_equal(read_all(path, 1, &r), 0);
         assert_int_equal(r.rc, 0);
@@ -780,8 +773,8 @@ static void test_zstd_and_lz4_multi_frame(void **state)
     recs_t r;
     buf_add(&z1, z2.p, z2.len);
     buf_add(&l1, l2.p, l2.len);
-    write_bytes(tpath(state, "two.zst"), z1.p, z1.len);
-    write_bytes(tpath(state, "two.lz4"), l1.p, l1.len);
+    tal_test_write_file(tpath(state, "two.zst"), z1.p, z1.len);
+    tal_test_write_file(tpath(state, "two.lz4"), l1.p, l1.len);
     for (int ra = 0; ra <= 1; ra++) {
         assert_int_equal(read_all(tpath(state, "two.zst"), ra, &r), 0);
         assert_int_equal(r.rc, 0);
@@ -849,13 +842,13 @@ static void test_truncated_compressed(void **state)
         for (int k = 0; k < 3; k++) {
             snprintf(cut, sizeof cut, "%s", tpath(state, names[k]));
             /* in half */
-            write_bytes(cut, streams[k]->p, streams[k]->len / 2);
+            tal_test_write_file(cut, streams[k]->p, streams[k]->len / 2);
             expect_truncated(cut, &full);
             /* one byte short: only the trailer or end mark is missing */
-            write_bytes(cut, streams[k]->p, streams[k]->len - 1);
+            tal_test_write_file(cut, streams[k]->p, streams[k]->len - 1);
             expect_truncated(cut, &full);
             /* only the magic bytes */
-            write_bytes(cut, streams[k]->p, 4);
+            tal_test_write_file(cut, streams[k]->p, 4);
             expect_truncated(cut, &full);
         }
     }
@@ -879,7 +872,7 @@ static void test_corrupt_compressed(void **state)
     {
         buf_t b = file_bytes(path);
         buf_str(&b, "garbage after the stream");
-        write_bytes(path, b.p, b.len);
+        tal_test_write_file(path, b.p, b.len);
         buf_free(&b);
     }
     for (int ra = 0; ra <= 1; ra++) {
@@ -891,7 +884,7 @@ static void test_corrupt_compressed(void **state)
      * damage the block header rather than the literals) */
     z.p[5] ^= 0xff;
     z.p[6] ^= 0xff;
-    write_bytes(tpath(state, "bad.zst"), z.p, z.len);
+    tal_test_write_file(tpath(state, "bad.zst"), z.p, z.len);
     for (int ra = 0; ra <= 1; ra++) {
         assert_int_equal(read_all(tpath(state, "bad.zst"), ra, &r), 0);
         assert_true(r.rc < 0);
@@ -940,7 +933,7 @@ static void test_error_digit_every_position(void **state)
         int n = snprintf(text, sizeof text, ">a\n%s\n", "ACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGT");
         assert_true(n > 0);
         text[3 + pos] = '7';
-        write_bytes(tpath(state, "pos.fa"), text, (size_t)n);
+        tal_test_write_file(tpath(state, "pos.fa"), text, (size_t)n);
         assert_int_equal(read_all(tpath(state, "pos.fa"), 0, &r), 0);
         assert_int_equal(r.rc, TAL_EINPUT);
         assert_true(r.n == 0);
@@ -960,7 +953,7 @@ static void test_every_byte_in_sequence(void **state)
         n = snprintf(text, sizeof text, ">a\nACGTACGTACGTACGTAxGTACGTACGTACGT\n>b\nM\n");
         assert_true(n > 0);
         text[3 + 17] = (char)c;
-        write_bytes(tpath(state, "byte.fa"), text, (size_t)n);
+        tal_test_write_file(tpath(state, "byte.fa"), text, (size_t)n);
         assert_int_equal(read_all(tpath(state, "byte.fa"), 0, &r), 0);
         if (tal_is_residue((unsigned char)c)) {
             assert_int_equal(r.rc, 0);
@@ -1018,7 +1011,7 @@ static void test_error_stray_cr_at_block_end(void **state)
         recs_t r;
         int rc;
         snprintf(path, sizeof path, "%s", tpath(state, "cr_block.fa"));
-        write_bytes(path, b.p, b.len);
+        tal_test_write_file(path, b.p, b.len);
         buf_free(&b);
         tal_log_set_level(TAL_LOG_QUIET);
         for (int ra = 0; ra <= 1; ra++) {
@@ -1048,12 +1041,12 @@ static void test_error_sticky_and_open_errors(void **state)
         assert_int_equal(tal_fasta_open(&r, f->dir, NULL), TAL_EINPUT);
         assert_null(r);
     }
-    write_bytes(tpath(state, "x.bz2"), bz, sizeof bz - 1);
+    tal_test_write_file(tpath(state, "x.bz2"), bz, sizeof bz - 1);
     assert_int_equal(tal_fasta_open(&r, tpath(state, "x.bz2"), NULL), TAL_EINPUT);
-    write_bytes(tpath(state, "x.xz"), xz, sizeof xz - 1);
+    tal_test_write_file(tpath(state, "x.xz"), xz, sizeof xz - 1);
     assert_int_equal(tal_fasta_open(&r, tpath(state, "x.xz"), NULL), TAL_EINPUT);
     /* after an error every later call returns it again */
-    write_bytes(tpath(state, "sticky.fa"), ">a\nA1\n>b\nMM\n", 12);
+    tal_test_write_file(tpath(state, "sticky.fa"), ">a\nA1\n>b\nMM\n", 12);
     assert_int_equal(tal_fasta_open(&r, tpath(state, "sticky.fa"), NULL), 0);
     assert_int_equal(tal_fasta_next(r, &rec), TAL_EINPUT);
     assert_int_equal(tal_fasta_next(r, &rec), TAL_EINPUT);
@@ -1074,7 +1067,7 @@ static void test_close_early(void **state)
         buf_add(&b, seq, 3 * BLOCK);
         buf_str(&b, "\n");
     }
-    write_bytes(tpath(state, "early.fa"), b.p, b.len);
+    tal_test_write_file(tpath(state, "early.fa"), b.p, b.len);
     tal_fasta_opt_init(&opt);
     for (int ra = 0; ra <= 1; ra++) {
         for (int k = 0; k < 3; k++) {
@@ -1286,8 +1279,8 @@ static void test_seqstats_fasta(void **state)
     static const char nt[] = ">a\nACGTN\n>b\nac\n>c\r\nACGTAC\r\n";
     static const char aa[] = ">p1\nMKVLA\n>p2\nWWW*\n";
     tal_seqstats_t st;
-    write_bytes(tpath(state, "nt.fa"), nt, sizeof nt - 1);
-    write_bytes(tpath(state, "aa.fa"), aa, sizeof aa - 1);
+    tal_test_write_file(tpath(state, "nt.fa"), nt, sizeof nt - 1);
+    tal_test_write_file(tpath(state, "aa.fa"), aa, sizeof aa - 1);
     for (int ra = 0; ra <= 1; ra++) {
         assert_int_equal(tal_seqstats_fasta(tpath(state, "nt.fa"), ra, &st), 0);
         assert_true(st.records == 3);
@@ -1304,7 +1297,7 @@ static void test_seqstats_fasta(void **state)
         assert_int_equal(st.alphabet, TAL_ALPHABET_PROTEIN);
     }
     tal_log_set_level(TAL_LOG_QUIET);
-    write_bytes(tpath(state, "bad.fa"), ">a\nAC9\n", 7);
+    tal_test_write_file(tpath(state, "bad.fa"), ">a\nAC9\n", 7);
     assert_int_equal(tal_seqstats_fasta(tpath(state, "bad.fa"), 0, &st), TAL_EINPUT);
 }
 

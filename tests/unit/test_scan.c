@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "test_files.h"
 #include "test_support.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
@@ -179,43 +180,7 @@ static const char *tpath(const char *name)
     return b;
 }
 
-static const char *in_store(const char *store, const char *file)
-{
-    static char bufs[4][PATH_MAX + 64];
-    static int next;
-    char *b = bufs[next++ % 4];
-    snprintf(b, PATH_MAX + 64, "%s/%s", store, file);
-    return b;
-}
-
 /* ---- files ----------------------------------------------------------------------- */
-
-static void *read_whole(const char *path, size_t *size)
-{
-    struct stat st;
-    char *buf;
-    FILE *fp = fopen(path, "rb");
-    assert_non_null(fp);
-    assert_int_equal(fstat(fileno(fp), &st), 0);
-    *size = (size_t)st.st_size;
-    buf = malloc(*size ? *size : 1);
-    assert_non_null(buf);
-    if (*size) assert_int_equal(fread(buf, 1, *size, fp), *size);
-    fclose(fp);
-    return buf;
-}
-
-static void copy_file(const char *from, const char *to)
-{
-    char buf[65536];
-    size_t n;
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    assert_non_null(in);
-    assert_non_null(out);
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0) assert_int_equal(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    assert_int_equal(fclose(out), 0);
-}
 
 /* A fresh copy of a store's files under dst (replaced if it exists). */
 static void copy_store(const char *src, const char *dst)
@@ -231,35 +196,16 @@ static void copy_store(const char *src, const char *dst)
         if (e->d_name[0] == '.') continue;
         snprintf(from, sizeof from, "%s/%s", src, e->d_name);
         snprintf(to, sizeof to, "%s/%s", dst, e->d_name);
-        copy_file(from, to);
+        tal_test_copy_file(from, to);
     }
     closedir(d);
-}
-
-static void patch_bytes(const char *path, uint64_t off, const void *bytes, size_t len)
-{
-    int fd = open(path, O_RDWR);
-    assert_true(fd >= 0);
-    assert_int_equal(pwrite(fd, bytes, len, (off_t)off), (ssize_t)len);
-    close(fd);
-}
-
-static void flip_byte(const char *path, uint64_t off)
-{
-    unsigned char c;
-    int fd = open(path, O_RDWR);
-    assert_true(fd >= 0);
-    assert_int_equal(pread(fd, &c, 1, (off_t)off), 1);
-    c ^= 0x5a;
-    assert_int_equal(pwrite(fd, &c, 1, (off_t)off), 1);
-    close(fd);
 }
 
 /* The chunk table as stored in the store's "chunks" file (malloc'd). */
 static tal_chunk_disk_t *read_chunks(const char *store, uint64_t *count)
 {
     size_t size;
-    tal_chunk_disk_t *t = read_whole(in_store(store, "chunks"), &size);
+    tal_chunk_disk_t *t = tal_test_read_file(tal_test_join(store, "chunks"), &size);
     assert_int_equal(size % sizeof *t, 0);
     *count = size / sizeof *t;
     return t;
@@ -371,7 +317,7 @@ static void check_chunk_table(const char *path, int codec)
         assert_true(info.chunk_count == 0);
         assert_true(info.chunk_size == 0);
         assert_true(info.stored_residue_bytes == data.residues);
-        assert_int_equal(stat(in_store(path, "chunks"), &st), -1);
+        assert_int_equal(stat(tal_test_join(path, "chunks"), &st), -1);
         tal_store_close(s);
         return;
     }
@@ -410,7 +356,7 @@ static void check_chunk_table(const char *path, int codec)
     assert_true(record == data.n);
     assert_true(raw == data.residues);
     assert_true(stored == info.stored_residue_bytes);
-    assert_int_equal(stat(in_store(path, "residues"), &st), 0);
+    assert_int_equal(stat(tal_test_join(path, "residues"), &st), 0);
     assert_true((uint64_t)st.st_size == stored);
     /* the residues repeat motifs: compressing pays, for every chunk */
     assert_true(compressed == n);
@@ -637,7 +583,7 @@ static void check_damaged_chunk(int codec)
     t = read_chunks(path, &n);
     assert_true(n >= 3);
     assert_true(t[1].stored_size > 0);
-    flip_byte(in_store(path, "residues"), t[1].stored_offset + t[1].stored_size / 2);
+    tal_test_flip_byte(tal_test_join(path, "residues"), t[1].stored_offset + t[1].stored_size / 2);
     tal_log_set_level(TAL_LOG_QUIET);
 
     /* open does not read residues; records outside chunk 2 stay readable */
@@ -800,7 +746,7 @@ static void check_table_edits(int codec)
         value = 0;
         memcpy(&value, (const char *)&t[k] + ed->field, width);
         value = ed->set ? (uint64_t)ed->delta : value + (uint64_t)ed->delta;
-        patch_bytes(in_store(path, "chunks"), k * sizeof *t + ed->field, &value, width);
+        tal_test_patch(tal_test_join(path, "chunks"), k * sizeof *t + ed->field, &value, width);
         free(t);
         rc = tal_store_open(&s, path);
         if (rc != TAL_EINPUT)
@@ -816,7 +762,7 @@ static void check_table_edits(int codec)
  * value itself is wrong (a writer bug or a crafted file, not a flipped bit). */
 static void patch_meta_u64(const char *store, size_t offset, uint64_t value)
 {
-    const char *path = in_store(store, TAL_META_FILE);
+    const char *path = tal_test_join(store, TAL_META_FILE);
     FILE *f = fopen(path, "r+b");
     unsigned char buf[sizeof(tal_meta_disk_t) + TAL_MAX_SECTIONS * 64 + 8];
     size_t n;

@@ -21,6 +21,7 @@
 #include <dlfcn.h>
 #include <sqlite3.h>
 
+#include "test_files.h"
 #include "test_support.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
@@ -68,15 +69,6 @@ static const char *tpath(void **state, const char *name)
     return b;
 }
 
-static const char *in_store(const char *store, const char *file)
-{
-    static char bufs[4][PATH_MAX + 64];
-    static int next;
-    char *b = bufs[next++ % 4];
-    snprintf(b, PATH_MAX + 64, "%s/%s", store, file);
-    return b;
-}
-
 static int exists(const char *path)
 {
     struct stat st;
@@ -101,37 +93,6 @@ static int tmp_siblings(const char *dir)
         if (strstr(e->d_name, ".tmp-")) n++;
     closedir(d);
     return n;
-}
-
-static void flip_byte(const char *path, uint64_t off)
-{
-    unsigned char c;
-    int fd = open(path, O_RDWR);
-    assert_true(fd >= 0);
-    assert_int_equal(pread(fd, &c, 1, (off_t)off), 1);
-    c ^= 0xff;
-    assert_int_equal(pwrite(fd, &c, 1, (off_t)off), 1);
-    close(fd);
-}
-
-static void write_text(const char *path, const char *text, size_t len)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    if (len) assert_int_equal(fwrite(text, 1, len, fp), len);
-    assert_int_equal(fclose(fp), 0);
-}
-
-static void copy_file(const char *from, const char *to)
-{
-    char buf[65536];
-    size_t n;
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    assert_non_null(in);
-    assert_non_null(out);
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0) assert_int_equal(fwrite(buf, 1, n, out), n);
-    fclose(in);
-    assert_int_equal(fclose(out), 0);
 }
 
 /* ---- expected records -------------------------------------------------------------- */
@@ -527,9 +488,9 @@ static void test_trailing_slash_and_nucleotide(void **state)
                *plain = tpath(state, "nt.store");
     tal_store_t *s = NULL;
     tal_store_info_t info;
-    write_text(fa, text, sizeof text - 1);
+    tal_test_write_file(fa, text, sizeof text - 1);
     assert_int_equal(build(fa, st, 2, 0, 0, NULL), 0);
-    assert_true(exists(in_store(plain, "meta")));
+    assert_true(exists(tal_test_join(plain, "meta")));
     assert_int_equal(tal_store_open(&s, plain), 0);
     tal_store_info(s, &info);
     assert_int_equal(info.alphabet, TAL_ALPHABET_NUCLEOTIDE);
@@ -549,7 +510,7 @@ static void test_alias_rules(void **state)
     const char *fa = tpath(state, "alias.fa"), *st = tpath(state, "alias.store");
     tal_store_t *s = NULL;
     tal_store_info_t info;
-    write_text(fa, text, sizeof text - 1);
+    tal_test_write_file(fa, text, sizeof text - 1);
     assert_int_equal(build(fa, st, 1, 0, 0, NULL), 0);
     assert_int_equal(tal_store_open(&s, st), 0);
     expect_find(s, "X1", 2);
@@ -711,13 +672,13 @@ static void test_force_refuses_non_store(void **state)
     const char *fa = tpath(state, "a.fa"), *dir = tpath(state, "notastore"),
                *file = tpath(state, "plainfile");
     fixture_t *f = *state;
-    write_text(fa, text, sizeof text - 1);
+    tal_test_write_file(fa, text, sizeof text - 1);
     assert_int_equal(mkdir(dir, 0755), 0);
-    write_text(in_store(dir, "precious"), "keep", 4);
-    write_text(file, "keep me", 7);
+    tal_test_write_file(tal_test_join(dir, "precious"), "keep", 4);
+    tal_test_write_file(file, "keep me", 7);
     assert_int_equal(build(fa, dir, 1, 1, 0, NULL), TAL_EEXIST);
-    assert_true(exists(in_store(dir, "precious")));
-    assert_false(exists(in_store(dir, "meta")));
+    assert_true(exists(tal_test_join(dir, "precious")));
+    assert_false(exists(tal_test_join(dir, "meta")));
     assert_int_equal(build(fa, file, 2, 1, 0, NULL), TAL_EEXIST);
     assert_true(file_size(file) == 7);
     assert_int_equal(tmp_siblings(f->dir), 0);
@@ -729,7 +690,7 @@ static void test_duplicate_rejected(void **state)
     const char *fa = tpath(state, "dup.fa"), *st = tpath(state, "dup.store");
     fixture_t *f = *state;
     tal_build_stats_t stats;
-    write_text(fa, text, sizeof text - 1);
+    tal_test_write_file(fa, text, sizeof text - 1);
     for (int threads = 1; threads <= 2; threads++) {
         assert_int_equal(build(fa, st, threads, 0, 0, &stats), TAL_EINPUT);
         assert_false(exists(st));
@@ -758,7 +719,7 @@ static void test_allow_duplicates(void **state)
     tal_build_stats_t stats;
     tal_store_t *s = NULL;
     tal_store_info_t info;
-    write_text(fa, text, sizeof text - 1);
+    tal_test_write_file(fa, text, sizeof text - 1);
     for (int threads = 1; threads <= 2; threads++) {
         tal_test_rm_rf(st);
         memset(&stats, 0, sizeof stats);
@@ -817,7 +778,7 @@ static void test_output_parent_missing(void **state)
     static const char text[] = ">a\nAC\n";
     const char *fa = tpath(state, "p.fa"), *st = tpath(state, "no/such/dir/store");
     int rc;
-    write_text(fa, text, sizeof text - 1);
+    tal_test_write_file(fa, text, sizeof text - 1);
     rc = build(fa, st, 1, 0, 0, NULL);
     assert_true(rc == TAL_EIO || rc == TAL_EINPUT);
     assert_false(exists(tpath(state, "no")));
@@ -838,7 +799,7 @@ static void test_build_errors_leave_nothing(void **state)
     fixture_t *f = *state;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         const char *fa = tpath(state, bad[i].name), *st = tpath(state, "out.store");
-        write_text(fa, bad[i].text, strlen(bad[i].text));
+        tal_test_write_file(fa, bad[i].text, strlen(bad[i].text));
         for (int threads = 1; threads <= 2; threads++) {
             int rc = build(fa, st, threads, 0, 0, NULL);
             if (rc != TAL_EINPUT) print_error("%s: build returned %d\n", bad[i].name, rc);
@@ -860,7 +821,7 @@ static void test_all_sequences_empty(void **state)
     tal_store_t *s = NULL;
     tal_record_t rec;
     const uint64_t *lengths;
-    write_text(fa, text, sizeof text - 1);
+    tal_test_write_file(fa, text, sizeof text - 1);
     assert_int_equal(build(fa, st, 1, 0, 0, NULL), 0);
     assert_int_equal(tal_store_open(&s, st), 0);
     assert_int_equal(tal_store_record(s, 1, &rec), 0);
@@ -881,7 +842,7 @@ static void test_path_with_uri_characters(void **state)
     static const char text[] = ">a\nAC\n>b\nGG\n";
     const char *fa = tpath(state, "u.fa");
     int failures = 0;
-    write_text(fa, text, sizeof text - 1);
+    tal_test_write_file(fa, text, sizeof text - 1);
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         const char *st = tpath(state, names[i]);
         tal_store_t *s = NULL;
@@ -912,7 +873,7 @@ static void test_verify_detects_flips(void **state)
     for (size_t k = 0; k < N_STORE_FILES; k++) {
         char path[PATH_MAX + 64];
         uint64_t size, where[3];
-        snprintf(path, sizeof path, "%s", in_store(st, store_files[k]));
+        snprintf(path, sizeof path, "%s", tal_test_join(st, store_files[k]));
         size = file_size(path);
         assert_true(size > 0);
         where[0] = 0;
@@ -920,13 +881,13 @@ static void test_verify_detects_flips(void **state)
         where[2] = size - 1;
         for (int w = 0; w < 3; w++) {
             int rc;
-            flip_byte(path, where[w]);
+            tal_test_flip_byte(path, where[w]);
             rc = tal_store_verify(st, 1);
             if (rc != TAL_EINPUT)
                 print_error("flip of %s byte %llu: verify returned %d\n", store_files[k],
                             (unsigned long long)where[w], rc);
             assert_int_equal(rc, TAL_EINPUT);
-            flip_byte(path, where[w]); /* restore */
+            tal_test_flip_byte(path, where[w]); /* restore */
             assert_int_equal(tal_store_verify(st, 1), 0);
         }
     }
@@ -949,7 +910,7 @@ static void test_record_checksum_detects_flip(void **state)
         hoff += strlen(defs[i].header);
     }
     /* a residue of record 2 */
-    flip_byte(in_store(st, "residues"), off + 3);
+    tal_test_flip_byte(tal_test_join(st, "residues"), off + 3);
     assert_int_equal(tal_store_open(&s, st), 0);
     assert_int_equal(tal_store_record(s, target, &rec), TAL_EINPUT);
     expect_record(s, target - 1, defs[target - 1].header, defs[target - 1].seq);
@@ -958,22 +919,22 @@ static void test_record_checksum_detects_flip(void **state)
     assert_true(id == target);
     tal_store_close(s);
     assert_int_equal(tal_store_verify(st, 1), TAL_EINPUT);
-    flip_byte(in_store(st, "residues"), off + 3);
+    tal_test_flip_byte(tal_test_join(st, "residues"), off + 3);
     /* a header byte */
-    flip_byte(in_store(st, "headers"), hoff + 1);
+    tal_test_flip_byte(tal_test_join(st, "headers"), hoff + 1);
     assert_int_equal(tal_store_open(&s, st), 0);
     assert_int_equal(tal_store_record(s, target, &rec), TAL_EINPUT);
     expect_record(s, 0, defs[0].header, defs[0].seq);
     tal_store_close(s);
-    flip_byte(in_store(st, "headers"), hoff + 1);
+    tal_test_flip_byte(tal_test_join(st, "headers"), hoff + 1);
     /* the stored checksum itself */
-    flip_byte(in_store(st, "checksums"), target * 8 + 7);
+    tal_test_flip_byte(tal_test_join(st, "checksums"), target * 8 + 7);
     assert_int_equal(tal_store_open(&s, st), 0);
     assert_int_equal(tal_store_record(s, target, &rec), TAL_EINPUT);
     tal_store_close(s);
-    flip_byte(in_store(st, "checksums"), target * 8 + 7);
+    tal_test_flip_byte(tal_test_join(st, "checksums"), target * 8 + 7);
     /* a length that disagrees with the offsets */
-    flip_byte(in_store(st, "lengths"), target * 8);
+    tal_test_flip_byte(tal_test_join(st, "lengths"), target * 8);
     assert_int_equal(tal_store_open(&s, st), 0);
     assert_int_equal(tal_store_record(s, target, &rec), TAL_EINPUT);
     {
@@ -988,23 +949,23 @@ static void test_record_checksum_detects_flip(void **state)
     }
     expect_record(s, 0, defs[0].header, defs[0].seq);
     tal_store_close(s);
-    flip_byte(in_store(st, "lengths"), target * 8);
+    tal_test_flip_byte(tal_test_join(st, "lengths"), target * 8);
     /* a sequence offset pointing past the residues */
-    flip_byte(in_store(st, "seq_offsets"), (target + 1) * 8 + 6);
+    tal_test_flip_byte(tal_test_join(st, "seq_offsets"), (target + 1) * 8 + 6);
     assert_int_equal(tal_store_open(&s, st), 0);
     assert_int_equal(tal_store_record(s, target, &rec), TAL_EINPUT);
     assert_int_equal(tal_store_record(s, target + 1, &rec), TAL_EINPUT);
     tal_store_close(s);
-    flip_byte(in_store(st, "seq_offsets"), (target + 1) * 8 + 6);
+    tal_test_flip_byte(tal_test_join(st, "seq_offsets"), (target + 1) * 8 + 6);
     /* a header offset pointing past the headers: find must not crash or match */
-    flip_byte(in_store(st, "hdr_offsets"), (target + 1) * 8 + 5);
+    tal_test_flip_byte(tal_test_join(st, "hdr_offsets"), (target + 1) * 8 + 5);
     assert_int_equal(tal_store_open(&s, st), 0);
     assert_int_equal(tal_store_record(s, target, &rec), TAL_EINPUT);
     assert_int_equal(tal_store_find(s, defs[target].primary, strlen(defs[target].primary), &id),
                      TAL_ENOTFOUND);
     expect_find(s, defs[0].primary, 0);
     tal_store_close(s);
-    flip_byte(in_store(st, "hdr_offsets"), (target + 1) * 8 + 5);
+    tal_test_flip_byte(tal_test_join(st, "hdr_offsets"), (target + 1) * 8 + 5);
     check_store(st, defs, n);
     assert_int_equal(tal_store_verify(st, 1), 0);
 }
@@ -1026,13 +987,13 @@ static void test_open_damaged(void **state)
     /* each file truncated by one byte, or missing */
     snprintf(saved, sizeof saved, "%s", tpath(state, "saved"));
     for (size_t k = 0; k < N_STORE_FILES; k++) {
-        const char *path = in_store(st, store_files[k]);
+        const char *path = tal_test_join(st, store_files[k]);
         char p[PATH_MAX + 64];
         uint64_t size;
         int is_catalog = !strcmp(store_files[k], "catalog.sqlite");
         snprintf(p, sizeof p, "%s", path);
         size = file_size(p);
-        copy_file(p, saved);
+        tal_test_copy_file(p, saved);
         assert_int_equal(truncate(p, (off_t)size - 1), 0);
         if (!is_catalog) {
             assert_int_equal(tal_store_open(&s, st), TAL_EINPUT);
@@ -1043,7 +1004,7 @@ static void test_open_damaged(void **state)
         if (!is_catalog) assert_int_equal(tal_store_open(&s, st), TAL_EINPUT);
         assert_int_equal(tal_store_verify(st, 1), TAL_EINPUT);
         /* one byte longer */
-        copy_file(saved, p);
+        tal_test_copy_file(saved, p);
         {
             FILE *fp = fopen(p, "ab");
             assert_non_null(fp);
@@ -1052,7 +1013,7 @@ static void test_open_damaged(void **state)
         }
         if (!is_catalog) assert_int_equal(tal_store_open(&s, st), TAL_EINPUT);
         assert_int_equal(tal_store_verify(st, 1), TAL_EINPUT);
-        copy_file(saved, p);
+        tal_test_copy_file(saved, p);
         assert_int_equal(tal_store_verify(st, 1), 0);
     }
 }
