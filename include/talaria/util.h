@@ -16,5 +16,7 @@ double tal_now_seconds(void);
 
 /* VmHWM of this process in bytes, from /proc/self/status (0 if unavailable). */
 uint64_t tal_peak_rss_bytes(void);
+/* Adds the count of every byte value in data to counts[256] (residue composition). */
+void tal_count_bytes(uint64_t counts[256], const void *data, size_t len);
 
 #endif

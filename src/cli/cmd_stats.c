@@ -178,41 +178,6 @@ static void describe_buffer(const tal_mem_report_t *r, store_extra_t *x)
         snprintf(x->numa, sizeof x->numa, "not bound");
 }
 
-/* Four tables so runs of one residue do not serialise on one counter; bytes are taken
- * from 64-bit words, which halves the loads. */
-static void count_block(uint64_t *counts, const unsigned char *p, size_t n)
-{
-    uint32_t c[4][256];
-    size_t i = 0;
-    while (i < n) {
-        size_t end = n - i > (1u << 30) ? i + (1u << 30) : n; /* no u32 overflow */
-        memset(c, 0, sizeof c);
-        for (; i + 16 <= end; i += 16) {
-            uint64_t w, v;
-            memcpy(&w, p + i, 8);
-            memcpy(&v, p + i + 8, 8);
-            c[0][w & 255]++;
-            c[1][(w >> 8) & 255]++;
-            c[2][(w >> 16) & 255]++;
-            c[3][(w >> 24) & 255]++;
-            c[0][(w >> 32) & 255]++;
-            c[1][(w >> 40) & 255]++;
-            c[2][(w >> 48) & 255]++;
-            c[3][w >> 56]++;
-            c[0][v & 255]++;
-            c[1][(v >> 8) & 255]++;
-            c[2][(v >> 16) & 255]++;
-            c[3][(v >> 24) & 255]++;
-            c[0][(v >> 32) & 255]++;
-            c[1][(v >> 40) & 255]++;
-            c[2][(v >> 48) & 255]++;
-            c[3][v >> 56]++;
-        }
-        for (; i < end; i++) c[0][p[i]]++;
-        for (int k = 0; k < 256; k++) counts[k] += (uint64_t)c[0][k] + c[1][k] + c[2][k] + c[3][k];
-    }
-}
-
 /* --full: every residue through the streaming scan; the composition and totals must
  * agree with the meta section. */
 static int full_scan(tal_store_t *s, const char *path, int threads, const tal_store_info_t *info,
@@ -230,7 +195,7 @@ static int full_scan(tal_store_t *s, const char *path, int threads, const tal_st
     so.threads = threads;
     if ((rc = tal_scan_open(&scan, s, &so)) < 0) return rc;
     while ((rc = tal_scan_next(scan, &block)) > 0) {
-        count_block(counts, (const unsigned char *)block.residues, block.len);
+        tal_count_bytes(counts, block.residues, block.len);
         residues += block.len;
         records += block.record_count;
         if (!reported && info->chunk_count &&

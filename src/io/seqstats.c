@@ -4,6 +4,7 @@
 #include "talaria/error.h"
 #include "talaria/fasta.h"
 #include "talaria/store.h"
+#include "talaria/util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -120,16 +121,13 @@ int tal_seqstats_fasta(const char *path, int read_ahead, tal_seqstats_t *st)
     tal_fasta_reader_t *r = NULL;
     tal_fasta_opt_t opt;
     tal_fasta_record_t rec;
-    uint64_t *lengths = NULL, n = 0, cap = 0, comp[4][256];
+    uint64_t *lengths = NULL, n = 0, cap = 0;
     int rc;
     memset(st, 0, sizeof *st);
-    memset(comp, 0, sizeof comp);
     tal_fasta_opt_init(&opt);
     opt.read_ahead = read_ahead;
     if ((rc = tal_fasta_open(&r, path, &opt)) < 0) return rc;
     while ((rc = tal_fasta_next(r, &rec)) > 0) {
-        const unsigned char *s = (const unsigned char *)rec.seq;
-        size_t i = 0;
         if (n == cap) {
             uint64_t *p;
             cap = cap ? cap * 2 : 65536;
@@ -141,19 +139,12 @@ int tal_seqstats_fasta(const char *path, int read_ahead, tal_seqstats_t *st)
             lengths = p;
         }
         lengths[n++] = rec.seq_len;
-        for (; i + 4 <= rec.seq_len; i += 4) {
-            comp[0][s[i]]++;
-            comp[1][s[i + 1]]++;
-            comp[2][s[i + 2]]++;
-            comp[3][s[i + 3]]++;
-        }
-        for (; i < rec.seq_len; i++) comp[0][s[i]]++;
+        tal_count_bytes(st->composition, rec.seq, rec.seq_len);
     }
     tal_fasta_close(r);
     if (rc == 0) rc = tal_seqstats_from_lengths(lengths, n, st);
     free(lengths);
     if (rc < 0) return rc;
-    for (int c = 0; c < 256; c++) st->composition[c] = comp[0][c] + comp[1][c] + comp[2][c] + comp[3][c];
     st->alphabet = tal_guess_alphabet(st->composition, st->residues);
     return 0;
 }

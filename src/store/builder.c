@@ -42,7 +42,7 @@ typedef struct {
     tal_chunker_t *chunker; /* compressed residues (NULL: raw) */
     uint64_t n, residue_total, header_total, min_len, max_len, dups;
     uint64_t input_size; /* of a regular input file, for sizing the accession table */
-    uint64_t composition[4][256];
+    uint64_t composition[256];
     char *dup_buf;
     size_t dup_buf_cap;
     double started, last_progress;
@@ -370,9 +370,7 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
         meta.chunk_size = b->opt->chunk_size;
         meta.chunk_count = n_chunks;
     }
-    for (int c = 0; c < 256; c++)
-        meta.composition[c] = b->composition[0][c] + b->composition[1][c] +
-                              b->composition[2][c] + b->composition[3][c];
+    memcpy(meta.composition, b->composition, sizeof meta.composition);
     meta.alphabet = (uint32_t)tal_guess_alphabet(meta.composition, b->residue_total);
     if ((rc = tal_wfile_open(&mw, &b->dir, TAL_META_FILE, 64 * 1024)) < 0) return rc;
     {
@@ -412,7 +410,7 @@ static int open_outputs(builder_t *b)
     if ((rc = tal_wfile_open(&b->headers, &b->dir, "headers", 4 * WBUF)) < 0) return rc;
     if ((rc = tal_wfile_open(&b->residues, &b->dir, "residues", 4 * WBUF)) < 0) return rc;
     if (!b->opt->compress)
-        b->residues.byte_counts = &b->composition[0][0]; /* counted where the bytes are written */
+        b->residues.byte_counts = b->composition; /* counted where the bytes are written */
     if ((rc = tal_wfile_open(&b->seq_offsets, &b->dir, "seq_offsets", WBUF)) < 0) return rc;
     if ((rc = tal_wfile_open(&b->lengths, &b->dir, "lengths", WBUF)) < 0) return rc;
     if ((rc = tal_wfile_open(&b->checksums, &b->dir, "checksums", WBUF)) < 0) return rc;
@@ -440,7 +438,7 @@ static int open_outputs(builder_t *b)
         co.level = b->opt->level;
         co.chunk_size = b->opt->chunk_size;
         co.threads = b->opt->threads > 1 ? b->opt->threads : 0;
-        if ((rc = tal_chunker_start(&b->chunker, &co, &b->residues, &b->composition[0][0])) < 0)
+        if ((rc = tal_chunker_start(&b->chunker, &co, &b->residues, b->composition)) < 0)
             return rc;
     }
     if ((rc = keys_grow(b)) < 0) return rc;

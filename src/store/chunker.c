@@ -7,6 +7,7 @@
 #include "codec_internal.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
+#include "talaria/util.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -50,26 +51,11 @@ struct tal_chunker {
     pthread_cond_t work_cv, room_cv;
 };
 
-static void count_residues(uint64_t *counts, const unsigned char *p, size_t n)
-{
-    uint64_t c[4][256];
-    size_t i = 0;
-    memset(c, 0, sizeof c);
-    for (; i + 4 <= n; i += 4) {
-        c[0][p[i]]++;
-        c[1][p[i + 1]]++;
-        c[2][p[i + 2]]++;
-        c[3][p[i + 3]]++;
-    }
-    for (; i < n; i++) c[0][p[i]]++;
-    for (int k = 0; k < 256; k++) counts[k] += c[0][k] + c[1][k] + c[2][k] + c[3][k];
-}
-
 static int compress_job(tal_chunker_t *c, tal_codec_ctx_t *ctx, uint64_t *counts, job_t *j)
 {
     size_t bound = tal_codec_bound(c->opt.codec, j->raw_len);
     int rc;
-    count_residues(counts, (const unsigned char *)j->raw, j->raw_len);
+    tal_count_bytes(counts, j->raw, j->raw_len);
     j->stored = NULL;
     j->stored_len = 0;
     if (j->raw_len) {

@@ -4,6 +4,7 @@
 #include "files_internal.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
+#include "talaria/util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -293,19 +294,6 @@ void tal_wfile_direct(tal_wfile_t *w)
 }
 
 /* Hashes and writes bytes in file order; runs in the writer thread or the caller's. */
-static void count_bytes(uint64_t *counts, const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    /* four tables so that runs of one residue do not serialise on one counter */
-    for (; i + 4 <= n; i += 4) {
-        counts[p[i]]++;
-        counts[256 + p[i + 1]]++;
-        counts[512 + p[i + 2]]++;
-        counts[768 + p[i + 3]]++;
-    }
-    for (; i < n; i++) counts[p[i]]++;
-}
-
 /* Leaves O_DIRECT: for the unaligned tail, or when the file system turns it down. */
 static int leave_direct(tal_wfile_t *w)
 {
@@ -321,7 +309,7 @@ static int leave_direct(tal_wfile_t *w)
 static int wfile_emit(tal_wfile_t *w, const char *data, size_t len)
 {
     XXH3_64bits_update(w->hash, data, len);
-    if (w->byte_counts) count_bytes(w->byte_counts, (const unsigned char *)data, len);
+    if (w->byte_counts) tal_count_bytes(w->byte_counts, data, len);
     if (w->fd_direct && len % DIRECT_ALIGN) {
         int rc = leave_direct(w);
         if (rc) return rc;

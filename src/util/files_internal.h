@@ -43,7 +43,7 @@ typedef struct {
     char *spare;          /* with a writer: the buffer being written while buf fills */
     int inflight;         /* with a writer: spare is queued or being written */
     int error;            /* the writer's error for this file */
-    uint64_t *byte_counts; /* if set: [4][256] counts of the bytes written (composition) */
+    uint64_t *byte_counts; /* if set: [256] counts of the bytes written (composition) */
     int direct;           /* O_DIRECT asked for: buffers go out whole (set once, at start) */
     int fd_direct;        /* fd has O_DIRECT now (the writing thread's business) */
     int read_fd;          /* with direct: a plain descriptor for tal_wfile_pread */
