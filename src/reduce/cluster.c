@@ -28,6 +28,10 @@ typedef struct {
     uint32_t member, candidate;
 } link_t;
 
+typedef struct {
+    uint32_t shared, candidate; /* k-mers the pair shares */
+} ranked_t;
+
 /* Sort orders (qsort_r, the lengths as context); lengths and ids break ties so the
  * result never depends on the sort. */
 static int by_hash(const void *a, const void *b, void *arg)
@@ -240,7 +244,7 @@ int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const 
     if (!cand_start || !cand) goto nomem;
     {
         uint64_t w = 0, scratch_cap = 64;
-        link_t *scratch = malloc((size_t)scratch_cap * sizeof *scratch); /* {count, id} */
+        ranked_t *scratch = malloc((size_t)scratch_cap * sizeof *scratch);
         if (!scratch) goto nomem;
         for (uint64_t i = 0, member = 0; member < n; member++) {
             uint64_t distinct = 0;
@@ -251,7 +255,7 @@ int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const 
                        links[j].candidate == links[i].candidate)
                     j++;
                 if (distinct == scratch_cap) {
-                    link_t *p = realloc(scratch, (size_t)(scratch_cap * 2) * sizeof *p);
+                    ranked_t *p = realloc(scratch, (size_t)(scratch_cap * 2) * sizeof *p);
                     if (!p) {
                         free(scratch);
                         goto nomem;
@@ -259,15 +263,15 @@ int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const 
                     scratch = p;
                     scratch_cap *= 2;
                 }
-                scratch[distinct++] = (link_t){(uint32_t)(j - i), links[i].candidate};
+                scratch[distinct++] = (ranked_t){(uint32_t)(j - i), links[i].candidate};
                 i = j;
             }
             /* most shared k-mers first; ties: the earlier candidate id */
             for (uint64_t a = 1; a < distinct; a++) {
-                link_t x = scratch[a];
+                ranked_t x = scratch[a];
                 uint64_t b = a;
-                while (b > 0 && (scratch[b - 1].member < x.member ||
-                                 (scratch[b - 1].member == x.member &&
+                while (b > 0 && (scratch[b - 1].shared < x.shared ||
+                                 (scratch[b - 1].shared == x.shared &&
                                   scratch[b - 1].candidate > x.candidate))) {
                     scratch[b] = scratch[b - 1];
                     b--;

@@ -68,6 +68,8 @@ static int corrupt(const tal_store_t *s, const char *what)
     return TAL_EINPUT;
 }
 
+int tal_store_corrupt_(const tal_store_t *s, const char *what) { return corrupt(s, what); }
+
 static int read_meta(tal_store_t *s)
 {
     char path[4096];
@@ -392,26 +394,39 @@ uint64_t tal_store_chunk_of(const tal_store_t *s, uint64_t id)
     return lo;
 }
 
+void tal_store_chunk_name_(const tal_store_t *s, uint64_t k, char *buf, size_t size)
+{
+    const tal_chunk_disk_t *c = &s->chunks[k];
+    snprintf(buf, size, "chunk %llu (records %llu-%llu)", (unsigned long long)k + 1,
+             (unsigned long long)c->first_record + 1,
+             (unsigned long long)(c->first_record + c->record_count));
+}
+
+int tal_store_chunk_intact_(const tal_store_t *s, uint64_t k, const char **stored)
+{
+    const tal_chunk_disk_t *c = &s->chunks[k];
+    const char *base = (const char *)s->maps[TAL_SEC_RESIDUES].data;
+    *stored = base ? base + c->stored_offset : ""; /* an empty file is not mapped */
+    return XXH3_64bits(*stored, (size_t)c->stored_size) == c->checksum;
+}
+
 int tal_store_chunk_decode(const tal_store_t *s, tal_codec_ctx_t *ctx, uint64_t k, char *dst,
                            size_t cap)
 {
     const tal_chunk_disk_t *c = &s->chunks[k];
-    const char *base = (const char *)s->maps[TAL_SEC_RESIDUES].data;
-    const char *stored = base ? base + c->stored_offset : ""; /* empty file: not mapped */
-    char what[160];
+    const char *stored;
+    char name[96], what[160];
     int rc;
     if (c->raw_size > cap) return TAL_EUSAGE;
-    if (c->stored_size && XXH3_64bits(stored, c->stored_size) != c->checksum) {
-        snprintf(what, sizeof what, "chunk %llu (records %llu-%llu) fails its checksum",
-                 (unsigned long long)k + 1, (unsigned long long)c->first_record + 1,
-                 (unsigned long long)(c->first_record + c->record_count));
+    if (!tal_store_chunk_intact_(s, k, &stored)) {
+        tal_store_chunk_name_(s, k, name, sizeof name);
+        snprintf(what, sizeof what, "%s fails its checksum", name);
         return corrupt(s, what);
     }
     rc = tal_codec_decompress(ctx, c->codec, stored, c->stored_size, dst, c->raw_size);
     if (rc == TAL_EINPUT) {
-        snprintf(what, sizeof what, "chunk %llu (records %llu-%llu) does not decompress",
-                 (unsigned long long)k + 1, (unsigned long long)c->first_record + 1,
-                 (unsigned long long)(c->first_record + c->record_count));
+        tal_store_chunk_name_(s, k, name, sizeof name);
+        snprintf(what, sizeof what, "%s does not decompress", name);
         return corrupt(s, what);
     }
     return rc;
@@ -487,9 +502,7 @@ int tal_store_buffer_report(tal_store_t *s, tal_mem_report_t *report)
     int rc;
     if (s->codec == TAL_CODEC_NONE || s->n_chunks == 0) return TAL_ENOTFOUND;
     if ((rc = cached_chunk(s, 0, &data)) < 0) return rc;
-    for (unsigned i = 0; i < s->cache_slots; i++)
-        if (s->cache[i].chunk == 0) return tal_mem_inspect(s->cache[i].buf, s->cache[i].cap, report);
-    return TAL_ENOTFOUND;
+    return tal_mem_inspect(data, s->chunks[0].raw_size ? (size_t)s->chunks[0].raw_size : 1, report);
 }
 
 int tal_store_find(const tal_store_t *s, const char *acc, size_t acc_len, uint64_t *id)

@@ -93,13 +93,6 @@ static void fault_in(const char *p, size_t len)
     (void)sink;
 }
 
-static int damaged(const tal_scan_t *sc, const char *what)
-{
-    tal_log_error("%s: %s; the store is damaged (run 'talaria verify %s' and rebuild it)",
-                  tal_store_path(sc->s), what, tal_store_path(sc->s));
-    return TAL_EINPUT;
-}
-
 /* Fills slot with the next block; 0 with record_count 0 at the end. */
 static int produce(tal_scan_t *sc, slot_t *slot)
 {
@@ -144,7 +137,7 @@ static int produce(tal_scan_t *sc, slot_t *slot)
         while (end < sc->n_records) {
             uint64_t next = sc->seq_offsets[end + 1];
             if (next < sc->seq_offsets[end] || next > sc->residue_count)
-                return damaged(sc, "the sequence offsets are out of order");
+                return tal_store_corrupt_(sc->s, "the sequence offsets are out of order");
             if (end > first && next - start > sc->opt.block_size) break;
             end++;
         }

@@ -17,6 +17,12 @@ const tal_chunk_disk_t *tal_store_chunks_(const tal_store_t *s, uint64_t *count)
 uint64_t tal_store_chunk_of(const tal_store_t *s, uint64_t id);
 int tal_store_chunk_decode(const tal_store_t *s, tal_codec_ctx_t *ctx, uint64_t k, char *dst,
                            size_t cap);
+/* "chunk K (records A-B)", 1-based, for messages. */
+void tal_store_chunk_name_(const tal_store_t *s, uint64_t k, char *buf, size_t size);
+/* Points *stored at chunk k's stored bytes; 1 if they match the chunk's checksum. */
+int tal_store_chunk_intact_(const tal_store_t *s, uint64_t k, const char **stored);
+/* Logs "PATH: WHAT; the store is damaged ..." and returns TAL_EINPUT. */
+int tal_store_corrupt_(const tal_store_t *s, const char *what);
 /* tal_store_record with the residues read from base (a decoded block holding the raw
  * residue space from base_offset on, base_len bytes). */
 int tal_store_record_at_(const tal_store_t *s, uint64_t id, const char *base, uint64_t base_offset,

@@ -22,20 +22,14 @@ static int broken(const tal_store_t *s, uint32_t id, const char *what)
 static int check_chunks(const tal_store_t *s)
 {
     uint64_t n;
-    const tal_chunk_disk_t *chunks = tal_store_chunks_(s, &n);
-    const void *data;
-    size_t size;
-    char what[160];
-    if (!chunks) return 0;
-    tal_store_section_(s, TAL_SEC_RESIDUES, &data, &size);
+    const char *stored;
+    char name[96], what[160];
+    if (!tal_store_chunks_(s, &n)) return 0;
     for (uint64_t k = 0; k < n; k++) {
-        const tal_chunk_disk_t *c = &chunks[k];
-        if (XXH3_64bits((const char *)data + c->stored_offset, c->stored_size) != c->checksum) {
-            snprintf(what, sizeof what, "chunk %llu (records %llu-%llu) fails its checksum",
-                     (unsigned long long)k + 1, (unsigned long long)c->first_record + 1,
-                     (unsigned long long)(c->first_record + c->record_count));
-            return broken(s, TAL_SEC_RESIDUES, what);
-        }
+        if (tal_store_chunk_intact_(s, k, &stored)) continue;
+        tal_store_chunk_name_(s, k, name, sizeof name);
+        snprintf(what, sizeof what, "%s fails its checksum", name);
+        return broken(s, TAL_SEC_RESIDUES, what);
     }
     return 0;
 }
