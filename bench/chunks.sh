@@ -16,22 +16,7 @@ cd "$work"
 for tool in lz4 zstd bc; do
     command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install lz4 zstd bc" >&2; exit 1; }
 done
-warm() { cat "$fasta" >/dev/null; }
-can_drop() { [ -w /proc/sys/vm/drop_caches ]; }
-cold() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-measure() { # NAME PREP CMD
-    local name=$1 prep=$2 cmd=$3 i
-    : >"times.$name"
-    for i in $(seq "$runs"); do
-        eval "$prep"
-        start=$EPOCHREALTIME
-        /usr/bin/time -f "%M" -o t.out bash -c "$cmd" >"out.$name" 2>"err.$name" ||
-            { echo "$name failed: $(tail -3 "err.$name")" >&2; exit 1; }
-        end=$EPOCHREALTIME
-        echo "$(echo "$end - $start" | bc -l) $(cat t.out)" >>"times.$name"
-    done
-    sort -g "times.$name" | awk -v n="$name" '{ w[NR] = $1; if ($2 > m) m = $2 } END { printf "%s %.3f %d\n", n, w[int((NR + 1) / 2)], m / 1024 }' | tee -a results.txt
-}
+. "$here/bench/lib.sh"
 : >results.txt
 echo "# input $fasta, $runs runs, $(date -u +%F)" | tee -a results.txt
 echo "# name median_wall_s peak_rss_mb" | tee -a results.txt
@@ -57,7 +42,6 @@ if [ "${ZSTD19:-1}" = 1 ]; then
 fi
 
 # full scans: warm (the store read once before), then cold when the cache can be dropped
-scan() { "$talaria" stats --full -t 2 "$1" | awk -F'\t' '$1 == "scan_seconds" { print $2 }'; }
 measure scan_raw_warm "'$talaria' stats --full raw.tal >/dev/null" "'$talaria' stats --full -t 2 raw.tal"
 measure scan_lz4_warm "'$talaria' stats --full lz4.tal >/dev/null" "'$talaria' stats --full -t 2 lz4.tal"
 if can_drop; then

@@ -14,23 +14,7 @@ for tool in samtools mmseqs seqkit; do
     command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install samtools mmseqs2 seqkit" >&2; exit 1; }
 done
 
-warm() { cat "$fasta" >/dev/null; } # BENCH.md: read the input right before each run
-# measure NAME PREP CMD: runs CMD $runs times after PREP, prints median wall and max RSS
-measure() {
-    local name=$1 prep=$2 cmd=$3 i t
-    : >"times.$name"
-    for i in $(seq "$runs"); do
-        eval "$prep"
-        start=$EPOCHREALTIME
-        /usr/bin/time -f "%M" -o t.out bash -c "$cmd" >/dev/null 2>"err.$name" ||
-            { echo "$name failed: $(tail -3 "err.$name")" >&2; exit 1; }
-        end=$EPOCHREALTIME
-        # wall time at microsecond resolution (time -v rounds to 10 ms); RSS from time
-        echo "$(echo "$end - $start" | bc -l) $(cat t.out)" >>"times.$name"
-    done
-    t=$(sort -g "times.$name" | awk '{ w[NR] = $1; if ($2 > m) m = $2 } END { printf "%.3f %d", w[int((NR + 1) / 2)], m / 1024 }')
-    echo "$name $t" | tee -a results.txt
-}
+. "$here/bench/lib.sh"
 : >results.txt
 size_mb=$(($(stat -c %s "$fasta") / 1048576))
 echo "# input $fasta ($size_mb MiB), $runs runs, $(date -u +%F)" | tee -a results.txt
