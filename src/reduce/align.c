@@ -8,6 +8,7 @@
 #include "talaria/error.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <parasail.h>
 #include <parasail/matrices/blosum62.h>
 #include <stdlib.h>
@@ -22,6 +23,14 @@ struct tal_aligner {
     size_t delta_len, delta_cap;
     char *check;
     size_t check_cap;
+    /* the banded aligner: scores by byte pair, rows, traceback */
+    int8_t score[256][256];
+    int32_t *rows;
+    size_t rows_cap;
+    uint8_t *trace;
+    size_t trace_cap;
+    uint64_t *ops; /* (count << 2 | op) of the banded path, last column first */
+    size_t ops_len, ops_cap;
 };
 
 int tal_aligner_create(tal_aligner_t **out, int nucleotide, uint64_t max_cells)
@@ -44,6 +53,12 @@ int tal_aligner_create(tal_aligner_t **out, int nucleotide, uint64_t max_cells)
         a->extend = 1;
     }
     a->max_cells = max_cells ? max_cells : (1ull << 28);
+    for (int x = 0; x < 256; x++)
+        for (int y = 0; y < 256; y++) {
+            int mx = a->matrix->mapper[x], my = a->matrix->mapper[y];
+            int v = a->matrix->matrix[mx * a->matrix->size + my];
+            a->score[x][y] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+        }
     *out = a;
     return 0;
 }
@@ -54,6 +69,9 @@ void tal_aligner_free(tal_aligner_t *a)
     if (a->owned) parasail_matrix_free(a->owned);
     free(a->delta);
     free(a->check);
+    free(a->rows);
+    free(a->trace);
+    free(a->ops);
     free(a);
 }
 
@@ -110,6 +128,29 @@ static int emit_aligned(tal_aligner_t *a, const char *m, const char *r, uint64_t
     return 0;
 }
 
+/* Checks the delta (lose nothing: it must give the member back byte for byte) and fills
+ * in the result. */
+static int finish(tal_aligner_t *a, const char *member, size_t member_len, const char *ref,
+                  size_t ref_len, uint64_t identical, uint64_t aligned, tal_alignment_t *out)
+{
+    if (member_len > a->check_cap) {
+        char *p = realloc(a->check, member_len);
+        if (!p) return TAL_ENOMEM;
+        a->check = p;
+        a->check_cap = member_len;
+    }
+    if (tal_delta_apply(a->delta, a->delta_len, ref, ref_len, a->check, member_len) < 0 ||
+        (member_len && memcmp(a->check, member, member_len)))
+        return TAL_EIO; /* a bug here, never a silent loss */
+    out->identical = identical;
+    out->aligned = aligned;
+    out->identity = member_len ? (double)identical / (double)member_len : 0.0;
+    out->coverage = member_len ? (double)aligned / (double)member_len : 0.0;
+    out->delta = a->delta;
+    out->delta_len = a->delta_len;
+    return 0;
+}
+
 int tal_align(tal_aligner_t *a, const char *member, size_t member_len, const char *ref,
               size_t ref_len, tal_alignment_t *out)
 {
@@ -136,8 +177,8 @@ int tal_align(tal_aligner_t *a, const char *member, size_t member_len, const cha
         if (rpos > ref_len) rpos = ref_len;
         if (mpos > member_len) mpos = member_len;
         /* the member's unaligned head is inserted, the reference's head skipped */
-        if ((rc = emit(a, TAL_DELTA_SKIP, rpos, NULL)) < 0) goto out;
-        if ((rc = emit(a, TAL_DELTA_INS, mpos, member)) < 0) goto out;
+        rc = emit(a, TAL_DELTA_SKIP, rpos, NULL);
+        if (!rc) rc = emit(a, TAL_DELTA_INS, mpos, member);
         for (int k = 0; k < cigar->len && !rc; k++) {
             char op = parasail_cigar_decode_op(cigar->seq[k]);
             uint64_t n = parasail_cigar_decode_len(cigar->seq[k]);
@@ -161,30 +202,183 @@ int tal_align(tal_aligner_t *a, const char *member, size_t member_len, const cha
     }
     /* whatever the alignment left of the member is inserted at the end */
     if (!rc && mpos < member_len) rc = emit(a, TAL_DELTA_INS, member_len - mpos, member + mpos);
-    if (rc < 0) goto out;
-    /* lose nothing: the delta must give the member back byte for byte */
-    if (member_len > a->check_cap) {
-        char *p = realloc(a->check, member_len);
-        if (!p) {
-            rc = TAL_ENOMEM;
-            goto out;
-        }
-        a->check = p;
-        a->check_cap = member_len;
-    }
-    if (tal_delta_apply(a->delta, a->delta_len, ref, ref_len, a->check, member_len) < 0 ||
-        (member_len && memcmp(a->check, member, member_len))) {
-        rc = TAL_EIO; /* a bug here, never a silent loss */
-        goto out;
-    }
-    out->identical = identical;
-    out->aligned = aligned;
-    out->identity = member_len ? (double)identical / (double)member_len : 0.0;
-    out->coverage = member_len ? (double)aligned / (double)member_len : 0.0;
-    out->delta = a->delta;
-    out->delta_len = a->delta_len;
-out:
+    if (rc >= 0) rc = finish(a, member, member_len, ref, ref_len, identical, aligned, out);
     if (cigar) parasail_cigar_free(cigar);
     if (res) parasail_result_free(res);
     return rc;
+}
+
+/* ---- the banded aligner ----
+ * The same alignment (member end to end, reference ends free, affine gaps) restricted to
+ * the diagonals d = j - i in [dlo, dhi] (i member, j reference position). Rows are kept
+ * per diagonal, so the three moves are: diagonal (i-1, d), along the row (i, d-1: a
+ * reference residue skipped) and down (i-1, d+1: a member residue inserted). One
+ * traceback byte per cell: bits 0-1 where H came from (0 diagonal, 1 E, 2 F), bit 2 E
+ * extended, bit 3 F extended. */
+#define NEG_INF (INT32_MIN / 4)
+
+static int push_op(tal_aligner_t *a, int op, uint64_t n)
+{
+    if (a->ops_len && (a->ops[a->ops_len - 1] & 3) == (uint64_t)op) {
+        a->ops[a->ops_len - 1] += n << 2;
+        return 0;
+    }
+    if (a->ops_len == a->ops_cap) {
+        size_t cap = a->ops_cap ? a->ops_cap * 2 : 64;
+        uint64_t *p = realloc(a->ops, cap * sizeof *p);
+        if (!p) return TAL_ENOMEM;
+        a->ops = p;
+        a->ops_cap = cap;
+    }
+    a->ops[a->ops_len++] = n << 2 | (uint64_t)op;
+    return 0;
+}
+
+enum { OP_M = 0, OP_I = 1, OP_D = 2 };
+
+int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, const char *ref,
+                   size_t ref_len, int64_t dlo, int64_t dhi, tal_alignment_t *out)
+{
+    const unsigned char *m = (const unsigned char *)member, *r = (const unsigned char *)ref;
+    int64_t ml = (int64_t)member_len, rl = (int64_t)ref_len, w;
+    int32_t *H, *E, *F, best = NEG_INF;
+    int64_t best_k = -1, i, k;
+    uint64_t mpos, rpos, identical = 0, aligned = 0;
+    int open = a->open, ext = a->extend, touched = 0, rc = 0;
+    memset(out, 0, sizeof *out);
+    a->delta_len = 0;
+    a->ops_len = 0;
+    if (member_len > INT32_MAX / 2 || ref_len > INT32_MAX / 2) return TAL_EMEMCAP;
+    if (dlo < -ml) dlo = -ml;
+    if (dhi > rl) dhi = rl;
+    if (!ml || !rl || dlo > dhi) return tal_align(a, member, member_len, ref, ref_len, out);
+    w = dhi - dlo + 1;
+    if ((uint64_t)(ml + 1) * (uint64_t)w > a->max_cells) return TAL_EMEMCAP;
+    if ((size_t)(3 * (w + 2)) > a->rows_cap) {
+        int32_t *p = realloc(a->rows, (size_t)(3 * (w + 2)) * sizeof *p);
+        if (!p) return TAL_ENOMEM;
+        a->rows = p;
+        a->rows_cap = (size_t)(3 * (w + 2));
+    }
+    if ((size_t)((ml + 1) * w) > a->trace_cap) {
+        uint8_t *p = realloc(a->trace, (size_t)((ml + 1) * w));
+        if (!p) return TAL_ENOMEM;
+        a->trace = p;
+        a->trace_cap = (size_t)((ml + 1) * w);
+    }
+    /* one guard cell each side: index k + 1 holds diagonal dlo + k */
+    H = a->rows;
+    E = H + w + 2;
+    F = E + w + 2;
+    for (k = 0; k < w + 2; k++) H[k] = E[k] = F[k] = NEG_INF;
+    for (k = 0; k < w; k++)
+        if (dlo + k >= 0) H[k + 1] = 0; /* row 0: the reference head is free */
+    for (i = 1; i <= ml; i++) {
+        const int8_t *row = a->score[m[i - 1]];
+        uint8_t *tr = a->trace + i * w;
+        int64_t klo = -i - dlo, khi = rl - i - dlo;
+        int32_t e = NEG_INF, hleft = NEG_INF, hdiag_next;
+        if (klo < 0) klo = 0;
+        if (khi > w - 1) khi = w - 1;
+        /* F reads the previous row at k + 1 before it is overwritten, H at k likewise */
+        hdiag_next = H[klo + 1];
+        for (k = 0; k < klo; k++) H[k + 1] = E[k + 1] = F[k + 1] = NEG_INF;
+        for (k = klo; k <= khi; k++) {
+            int64_t j = i + dlo + k; /* 0 <= j <= rl */
+            int32_t hdiag = hdiag_next, fo, fe, f, eo, ee, h;
+            uint8_t t = 0;
+            hdiag_next = H[k + 2];
+            fo = H[k + 2] - open;
+            fe = F[k + 2] - ext;
+            f = fo >= fe ? fo : fe;
+            if (fe > fo) t |= 8;
+            eo = hleft - open;
+            ee = e - ext;
+            e = eo >= ee ? eo : ee;
+            if (ee > eo) t |= 4;
+            h = j >= 1 && hdiag > NEG_INF ? hdiag + row[r[j - 1]] : NEG_INF;
+            if (e > h) {
+                h = e;
+                t = (uint8_t)((t & ~3u) | 1);
+            }
+            if (f > h) {
+                h = f;
+                t = (uint8_t)((t & ~3u) | 2);
+            }
+            if (h < NEG_INF) h = NEG_INF;
+            if (e < NEG_INF) e = NEG_INF;
+            if (f < NEG_INF) f = NEG_INF;
+            H[k + 1] = h;
+            E[k + 1] = e;
+            F[k + 1] = f;
+            tr[k] = t;
+            hleft = h;
+        }
+        for (k = khi + 1; k < w; k++) H[k + 1] = E[k + 1] = F[k + 1] = NEG_INF;
+    }
+    for (k = 0; k < w; k++) {
+        int64_t j = ml + dlo + k;
+        if (j < 0 || j > rl) continue;
+        if (H[k + 1] > best) {
+            best = H[k + 1];
+            best_k = k;
+        }
+    }
+    if (best_k < 0 || best <= NEG_INF / 2) return tal_align(a, member, member_len, ref, ref_len, out);
+    /* traceback from (ml, best_k); the path's operations are collected last first */
+    {
+        int state = 0; /* 0 H, 1 E, 2 F */
+        int64_t j;
+        i = ml;
+        k = best_k;
+        while (i > 0) {
+            uint8_t t = a->trace[i * w + k];
+            if ((k == 0 && dlo > -ml) || (k == w - 1 && dhi < rl)) touched = 1;
+            if (state == 0) {
+                int src = t & 3;
+                if (src == 0) {
+                    if ((rc = push_op(a, OP_M, 1)) < 0) return rc;
+                    i--;
+                } else {
+                    state = src;
+                }
+            } else if (state == 1) {
+                if ((rc = push_op(a, OP_D, 1)) < 0) return rc;
+                if (!(t & 4)) state = 0;
+                k--;
+            } else {
+                if ((rc = push_op(a, OP_I, 1)) < 0) return rc;
+                if (!(t & 8)) state = 0;
+                i--;
+                k++;
+            }
+            if (k < 0 || k >= w) return tal_align(a, member, member_len, ref, ref_len, out);
+        }
+        j = dlo + k; /* the reference residues before the path are skipped */
+        if (j < 0) return tal_align(a, member, member_len, ref, ref_len, out);
+        rpos = (uint64_t)j;
+    }
+    if (touched) return tal_align(a, member, member_len, ref, ref_len, out);
+    /* encode, first operation first */
+    mpos = 0;
+    if ((rc = emit(a, TAL_DELTA_SKIP, rpos, NULL)) < 0) return rc;
+    for (size_t o = a->ops_len; o-- > 0;) {
+        uint64_t n = a->ops[o] >> 2;
+        int op = (int)(a->ops[o] & 3);
+        if (op == OP_M) {
+            rc = emit_aligned(a, member + mpos, ref + rpos, n, &identical);
+            aligned += n;
+            mpos += n;
+            rpos += n;
+        } else if (op == OP_I) {
+            rc = emit(a, TAL_DELTA_INS, n, member + mpos);
+            mpos += n;
+        } else {
+            rc = emit(a, TAL_DELTA_SKIP, n, NULL);
+            rpos += n;
+        }
+        if (rc < 0) return rc;
+    }
+    if (mpos != member_len) return TAL_EIO; /* a bug: the path must cover the member */
+    return finish(a, member, member_len, ref, ref_len, identical, aligned, out);
 }

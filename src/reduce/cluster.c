@@ -1,97 +1,122 @@
 /* Reference selection, linear in the input apart from the sorts (as MMseqs2 Linclust):
- * 1. exact duplicates join the first copy (identity 1);
- * 2. each sequence contributes its sketch's k-mer hashes as (hash, id) tuples, sorted;
- * 3. inside a group of equal hashes, a sequence is linked to the few longest sequences
- *    longer than itself (Linclust keeps only the longest one; more links recover much
- *    of the gap to CD-HIT); links are ranked by how many k-mers the pair shares;
- * 4. longest first, a sequence aligns against the references of its candidates in rank
- *    order and joins the first that passes both thresholds, else becomes a reference.
- * Since candidates are longer, they are decided before the sequences linked to them. */
+ * 1. sequences are ranked longest first (ties: the earlier record); all later steps
+ *    work on ranks, so "longer" is "smaller rank";
+ * 2. exact duplicates join their first copy (identity 1);
+ * 3. each other sequence contributes its sketch's k-mer hashes as (hash, rank) keys,
+ *    sorted, so a group of equal hashes lists its sequences longest first;
+ * 4. inside a group, a sequence is linked to the few longest sequences before it
+ *    (Linclust keeps only the longest one; more links recover much of the gap to
+ *    CD-HIT); links are ranked by how many k-mers the pair shares;
+ * 5. by rank, a sequence aligns against the references of its candidates in rank order
+ *    and joins the first that passes both thresholds, else becomes a reference. Its
+ *    candidates have smaller ranks, so they are decided before it.
+ * Before any alignment, CD-HIT's short-word filter rejects pairs that cannot reach the
+ * identity, and the diagonals of the shared words give the band the alignment needs. */
 #define _GNU_SOURCE
 #include "cluster_internal.h"
 #include "delta_internal.h"
 #include "talaria/error.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
-typedef struct {
-    uint64_t hash;
-    uint32_t id;
-    uint32_t pad;
-} tuple_t;
+#define NONE UINT32_MAX
 
-typedef struct {
-    uint32_t member, candidate;
-} link_t;
+/* ---- sorting 64-bit keys: in-place MSD radix sort, a byte per level ---- */
 
-typedef struct {
-    uint32_t shared, candidate; /* k-mers the pair shares */
-} ranked_t;
-
-/* Sort orders (qsort_r, the lengths as context); lengths and ids break ties so the
- * result never depends on the sort. */
-static int by_hash(const void *a, const void *b, void *arg)
+static void insertion_sort(uint64_t *a, size_t n)
 {
-    const tuple_t *x = a, *y = b;
-    const uint64_t *sort_lens = arg;
-    if (x->hash != y->hash) return x->hash < y->hash ? -1 : 1;
-    if (sort_lens[x->id] != sort_lens[y->id]) return sort_lens[x->id] > sort_lens[y->id] ? -1 : 1;
-    return x->id < y->id ? -1 : x->id > y->id;
+    for (size_t i = 1; i < n; i++) {
+        uint64_t x = a[i];
+        size_t j = i;
+        while (j > 0 && a[j - 1] > x) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = x;
+    }
 }
 
-static int by_link(const void *a, const void *b, void *arg)
+static void radix_sort_level(uint64_t *a, size_t n, int shift)
 {
-    (void)arg;
-    const link_t *x = a, *y = b;
-    if (x->member != y->member) return x->member < y->member ? -1 : 1;
-    return x->candidate < y->candidate ? -1 : x->candidate > y->candidate;
+    size_t count[256] = {0}, start[256], next[256];
+    if (n <= 48) {
+        insertion_sort(a, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) count[(a[i] >> shift) & 0xff]++;
+    start[0] = 0;
+    for (int b = 1; b < 256; b++) start[b] = start[b - 1] + count[b - 1];
+    memcpy(next, start, sizeof next);
+    /* American flag sort: each bucket is filled by swapping keys into place */
+    for (int b = 0; b < 256; b++) {
+        size_t end = start[b] + count[b];
+        while (next[b] < end) {
+            uint64_t x = a[next[b]];
+            int d = (int)((x >> shift) & 0xff);
+            while (d != b) {
+                uint64_t y = a[next[d]];
+                a[next[d]++] = x;
+                x = y;
+                d = (int)((x >> shift) & 0xff);
+            }
+            a[next[b]++] = x;
+        }
+    }
+    if (shift == 0) return;
+    for (int b = 0; b < 256; b++)
+        if (count[b] > 1) radix_sort_level(a + start[b], count[b], shift - 8);
 }
 
-static int by_length_desc(const void *a, const void *b, void *arg)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    const uint64_t *sort_lens = arg;
-    if (sort_lens[x] != sort_lens[y]) return sort_lens[x] > sort_lens[y] ? -1 : 1;
-    return x < y ? -1 : x > y;
-}
+static void sort_keys(uint64_t *a, size_t n) { radix_sort_level(a, n, 56); }
 
-/* The reference a sequence ends at: members point at references, copies at the copy
- * they duplicate, which may itself have joined a reference since. */
-static uint32_t root_of(const uint32_t *ref, uint32_t i)
-{
-    while (ref[i] != i) i = ref[i];
-    return i;
-}
-
-/* CD-HIT's short-word filter: a member at identity I has at most (1 - I) x L
- * mismatched residues, and each destroys at most WORD words, so a pair sharing fewer
- * than (L - WORD + 1) - WORD x (1 - I) x L words cannot pass; it is rejected in
- * microseconds instead of a DP alignment. Exact residues, 20 letters (or 4 bases). */
+/* ---- the short-word filter and the band ----
+ * CD-HIT's filter: a member at identity I has at most (1 - I) x L mismatched residues,
+ * and each destroys at most WORD words, so a pair sharing fewer than
+ * (L - WORD + 1) - WORD x (1 - I) x L words cannot pass. Exact residues, 20 letters (or
+ * 4 bases). The diagonals (reference position - member position) of the shared words
+ * show where the member lies on the reference and how far indels shift it. */
 #define WORD 4
 #define WORD_SPACE (20 * 20 * 20 * 20)
+#define BAND_PAD 8
 
 typedef struct {
     uint16_t *count; /* WORD_SPACE entries, zero between calls */
+    int32_t *pos;    /* WORD_SPACE entries: a reference position, -1 between calls */
+    uint16_t *hist;  /* per diagonal */
+    size_t hist_cap;
     signed char code[256];
 } word_filter_t;
 
 static int word_filter_init(word_filter_t *wf, int nucleotide)
 {
     const char *letters = nucleotide ? "ACGT" : "ACDEFGHIKLMNPQRSTVWY";
+    memset(wf, 0, sizeof *wf);
     memset(wf->code, -1, sizeof wf->code);
     for (int i = 0; letters[i]; i++) {
         wf->code[(unsigned char)letters[i]] = (signed char)i;
         wf->code[(unsigned char)(letters[i] + 32)] = (signed char)i;
     }
     wf->count = calloc(WORD_SPACE, sizeof *wf->count);
-    return wf->count ? 0 : TAL_ENOMEM;
+    wf->pos = malloc(WORD_SPACE * sizeof *wf->pos);
+    if (!wf->count || !wf->pos) return TAL_ENOMEM;
+    memset(wf->pos, 0xff, WORD_SPACE * sizeof *wf->pos);
+    return 0;
 }
 
-/* Calls fn for each word of seq (words across a non-residue are skipped). */
+static void word_filter_free(word_filter_t *wf)
+{
+    free(wf->count);
+    free(wf->pos);
+    free(wf->hist);
+}
+
+/* Runs body for each word w of seq ending at position i_ (words across a non-residue
+ * are skipped). */
 #define FOR_EACH_WORD(wf, seq, len, w, body)                                                \
     do {                                                                                   \
         uint32_t w = 0, run_ = 0;                                                          \
@@ -107,22 +132,62 @@ static int word_filter_init(word_filter_t *wf, int nucleotide)
         }                                                                                  \
     } while (0)
 
-/* 1 if the pair may reach the identity, 0 if it cannot. */
-static int may_pass(word_filter_t *wf, const char *m, size_t ml, const char *r, size_t rl,
-                    double identity)
+typedef struct {
+    int banded;       /* 1: align in [dlo, dhi]; 0: no clear diagonal, align in full */
+    int64_t dlo, dhi;
+} band_t;
+
+/* 1 if the pair may reach the identity (and the band to align it in), 0 if it cannot,
+ * TAL_ENOMEM. */
+static int prefilter(word_filter_t *wf, const char *m, size_t ml, const char *r, size_t rl,
+                     double identity, band_t *band)
 {
     double need = (double)ml - WORD + 1 - WORD * (1.0 - identity) * (double)ml;
     uint64_t shared = 0;
-    if (need <= 0 || ml < WORD || rl < WORD) return 1;
-    FOR_EACH_WORD(wf, r, rl, w, { if (wf->count[w] < UINT16_MAX) wf->count[w]++; });
+    size_t diagonals = ml + rl + 1, best = 0;
+    band->banded = 0;
+    if (ml < WORD || rl < WORD) return 1;
+    if (diagonals > wf->hist_cap) {
+        uint16_t *p = realloc(wf->hist, diagonals * sizeof *p);
+        if (!p) return TAL_ENOMEM;
+        wf->hist = p;
+        wf->hist_cap = diagonals;
+    }
+    memset(wf->hist, 0, diagonals * sizeof *wf->hist);
+    FOR_EACH_WORD(wf, r, rl, w, {
+        if (wf->count[w] < UINT16_MAX) wf->count[w]++;
+        wf->pos[w] = (int32_t)i_;
+    });
     FOR_EACH_WORD(wf, m, ml, w, {
         if (wf->count[w]) {
+            size_t d = (size_t)wf->pos[w] + ml - i_; /* diagonal + ml, >= 0 */
             wf->count[w]--;
             shared++;
+            if (wf->hist[d] < UINT16_MAX) wf->hist[d]++;
         }
     });
-    FOR_EACH_WORD(wf, r, rl, w, wf->count[w] = 0);
-    return (double)shared >= need;
+    FOR_EACH_WORD(wf, r, rl, w, {
+        wf->count[w] = 0;
+        wf->pos[w] = -1;
+    });
+    if (need > 0 && (double)shared < need) return 0;
+    for (size_t d = 1; d < diagonals; d++)
+        if (wf->hist[d] > wf->hist[best]) best = d;
+    if (wf->hist[best] >= 3) {
+        /* indels cannot shift the member by more than its mismatches allow */
+        size_t shift = (size_t)((1.0 - identity) * (double)ml) + BAND_PAD;
+        size_t lo = best > shift ? best - shift : 0, hi = best + shift, dmin = best, dmax = best;
+        if (hi >= diagonals) hi = diagonals - 1;
+        for (size_t d = lo; d <= hi; d++)
+            if (wf->hist[d] >= 2) {
+                if (d < dmin) dmin = d;
+                if (d > dmax) dmax = d;
+            }
+        band->banded = 1;
+        band->dlo = (int64_t)dmin - (int64_t)ml - BAND_PAD;
+        band->dhi = (int64_t)dmax - (int64_t)ml + BAND_PAD;
+    }
+    return 1;
 }
 
 void tal_cluster_opt_init(tal_cluster_opt_t *opt, int nucleotide)
@@ -133,6 +198,7 @@ void tal_cluster_opt_init(tal_cluster_opt_t *opt, int nucleotide)
     opt->nucleotide = nucleotide;
     opt->per_group = 3;
     opt->candidates = 8;
+    opt->threads = 1;
     tal_sketch_opt_init(&opt->sketch, nucleotide);
 }
 
@@ -140,197 +206,329 @@ void tal_cluster_free(tal_cluster_t *c)
 {
     if (!c) return;
     free(c->ref);
+    free(c->twin);
     free(c->identity);
     free(c->coverage);
     memset(c, 0, sizeof *c);
 }
 
-/* Exact duplicates: sorted by content hash, equal bytes join the lowest id. */
-static int mark_duplicates(uint64_t n, const char *const *seqs, const uint64_t *lens,
-                           tal_cluster_t *out)
+typedef struct {
+    const tal_cluster_opt_t *opt;
+    uint64_t n;
+    const char *const *seqs;
+    const uint64_t *lens;
+    const uint32_t *rank, *twin_rank;
+    uint32_t *order;
+} run_t;
+
+static void progress(const tal_cluster_opt_t *opt, const char *stage, uint64_t done, uint64_t total)
 {
-    tuple_t *t;
-    if (n == 0) return 0;
-    if (!(t = malloc((size_t)n * sizeof *t))) return TAL_ENOMEM;
-    for (uint64_t i = 0; i < n; i++) {
-        t[i].hash = XXH3_64bits(seqs[i], (size_t)lens[i]);
-        t[i].id = (uint32_t)i;
+    if (opt->progress) opt->progress(opt->ctx, stage, done, total);
+}
+
+/* ---- sketches, one thread per slice of record ids ---- */
+
+typedef struct {
+    const run_t *run;
+    uint64_t lo, hi;    /* record ids */
+    uint64_t *keys;     /* room for (hi - lo) x m keys */
+    uint64_t count;
+    int rc;
+} sketch_job_t;
+
+static void *sketch_slice(void *arg)
+{
+    sketch_job_t *job = arg;
+    const run_t *run = job->run;
+    uint64_t *hashes = malloc((size_t)run->opt->sketch.m * sizeof *hashes + 1);
+    if (!hashes) {
+        job->rc = TAL_ENOMEM;
+        return NULL;
     }
-    if (n) qsort_r(t, (size_t)n, sizeof *t, by_hash, (void *)lens);
+    for (uint64_t i = job->lo; i < job->hi; i++) {
+        uint32_t r = run->rank[i];
+        size_t k;
+        if (run->twin_rank[r] != r) continue; /* copies follow their first copy */
+        k = tal_sketch(&run->opt->sketch, run->seqs[i], (size_t)run->lens[i], hashes);
+        for (size_t j = 0; j < k; j++) job->keys[job->count++] = (hashes[j] >> 32) << 32 | r;
+    }
+    free(hashes);
+    return NULL;
+}
+
+static int make_sketches(const run_t *run, uint64_t **keys_out, uint64_t *count_out)
+{
+    int threads = run->opt->threads > 0 ? run->opt->threads : 1, rc = 0;
+    uint64_t m = (uint64_t)run->opt->sketch.m, total = 0;
+    uint64_t *keys = malloc((size_t)(run->n * m) * sizeof *keys + 8);
+    sketch_job_t jobs[64];
+    pthread_t tids[64];
+    int started[64] = {0};
+    if (!keys) return TAL_ENOMEM;
+    if (threads > 64) threads = 64;
+    if ((uint64_t)threads > run->n) threads = run->n ? (int)run->n : 1;
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (sketch_job_t){run, run->n * (uint64_t)t / (uint64_t)threads,
+                                 run->n * (uint64_t)(t + 1) / (uint64_t)threads, NULL, 0, 0};
+        jobs[t].keys = keys + jobs[t].lo * m;
+        if (t > 0 && pthread_create(&tids[t], NULL, sketch_slice, &jobs[t]) == 0) started[t] = 1;
+    }
+    sketch_slice(&jobs[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t]) pthread_join(tids[t], NULL);
+        else sketch_slice(&jobs[t]);
+    }
+    for (int t = 0; t < threads; t++) {
+        if (jobs[t].rc < 0) rc = jobs[t].rc;
+        memmove(keys + total, jobs[t].keys, (size_t)jobs[t].count * sizeof *keys);
+        total += jobs[t].count;
+    }
+    if (rc < 0) {
+        free(keys);
+        return rc;
+    }
+    *keys_out = keys;
+    *count_out = total;
+    return 0;
+}
+
+/* The reference a rank ends at: members point at references. */
+static uint32_t root_of(const uint32_t *refr, uint32_t r)
+{
+    while (refr[r] != r) r = refr[r];
+    return r;
+}
+
+/* Exact duplicates, by content hash, equal bytes checked: twin[r] is the first rank
+ * with the same bytes (the lowest record id, as equal sequences have equal length). */
+static int find_twins(const run_t *run, uint32_t *twin)
+{
+    uint64_t n = run->n, *keys = malloc((size_t)n * sizeof *keys + 8);
+    if (!keys) return TAL_ENOMEM;
+    for (uint64_t r = 0; r < n; r++) {
+        uint32_t id = run->order[r];
+        keys[r] = (XXH3_64bits(run->seqs[id], (size_t)run->lens[id]) >> 32) << 32 | r;
+        twin[r] = (uint32_t)r;
+    }
+    sort_keys(keys, (size_t)n);
     for (uint64_t i = 0; i < n;) {
         uint64_t j = i + 1;
-        while (j < n && t[j].hash == t[i].hash) j++;
+        while (j < n && keys[j] >> 32 == keys[i] >> 32) j++;
         for (uint64_t a = i + 1; a < j; a++) {
-            /* the first earlier copy with the same bytes (hash collisions are checked) */
+            uint32_t ra = (uint32_t)keys[a], ia = run->order[ra];
             for (uint64_t b = i; b < a; b++) {
-                uint32_t x = t[a].id, y = t[b].id, first = x < y ? x : y, other = x < y ? y : x;
-                if (out->ref[t[b].id] != t[b].id || lens[x] != lens[y] ||
-                    memcmp(seqs[x], seqs[y], (size_t)lens[x]))
+                uint32_t rb = (uint32_t)keys[b], ib = run->order[rb];
+                if (twin[rb] != rb || run->lens[ia] != run->lens[ib] ||
+                    memcmp(run->seqs[ia], run->seqs[ib], (size_t)run->lens[ia]))
                     continue;
-                out->ref[other] = first;
-                out->ref[first] = first;
-                out->identity[other] = out->coverage[other] = 1.0f;
+                twin[ra] = rb;
                 break;
             }
         }
         i = j;
     }
-    free(t);
-    /* a chain (c joined b, then b joined a) points at the root */
-    for (uint64_t i = 0; i < n; i++)
-        while (out->ref[out->ref[i]] != out->ref[i]) out->ref[i] = out->ref[out->ref[i]];
-    for (uint64_t i = 0; i < n; i++) out->duplicates += out->ref[i] != i;
+    free(keys);
+    return 0;
+}
+
+/* Links from the sorted keys, as lists per rank (CSR), then the best few candidates
+ * per rank, most shared k-mers first (ties: the smaller rank). */
+static int make_candidates(const run_t *run, uint64_t *keys, uint64_t n_keys, uint32_t *cand)
+{
+    uint64_t n = run->n, per = (uint64_t)run->opt->per_group, C = (uint64_t)run->opt->candidates;
+    uint64_t *start = calloc((size_t)n + 2, sizeof *start), total = 0;
+    uint32_t *links = NULL;
+    if (!start) return TAL_ENOMEM;
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint64_t i = 0; i < n_keys;) {
+            uint64_t j = i + 1;
+            while (j < n_keys && keys[j] >> 32 == keys[i] >> 32) j++;
+            for (uint64_t a = i + 1; a < j; a++) {
+                uint32_t member = (uint32_t)keys[a];
+                uint64_t limit = a - i < per ? a - i : per;
+                if (pass == 0) {
+                    start[member + 2] += limit;
+                    continue;
+                }
+                for (uint64_t b = i; b < i + limit; b++) links[start[member + 1]++] = (uint32_t)keys[b];
+            }
+            i = j;
+        }
+        if (pass == 0) {
+            for (uint64_t r = 0; r < n; r++) start[r + 2] += start[r + 1];
+            total = start[n + 1];
+            if (!(links = malloc((size_t)total * sizeof *links + 4))) {
+                free(start);
+                return TAL_ENOMEM;
+            }
+        }
+    }
+    /* now start[r] .. start[r + 1] are rank r's links */
+    for (uint64_t r = 0; r < n; r++) {
+        uint32_t *l = links + start[r];
+        uint64_t len = start[r + 1] - start[r], w = 0;
+        uint32_t *out = cand + r * C;
+        uint32_t best_c[64];
+        uint32_t best_s[64];
+        uint64_t kept = 0;
+        for (uint64_t c = 0; c < C; c++) out[c] = NONE;
+        if (!len) continue;
+        /* sort the few links, count runs, keep the top C by count */
+        for (uint64_t a = 1; a < len; a++) {
+            uint32_t x = l[a];
+            uint64_t b = a;
+            while (b > 0 && l[b - 1] > x) {
+                l[b] = l[b - 1];
+                b--;
+            }
+            l[b] = x;
+        }
+        for (uint64_t a = 0; a < len;) {
+            uint64_t b = a + 1, pos;
+            while (b < len && l[b] == l[a]) b++;
+            /* insert (count b - a, rank l[a]) into the kept list, best first; on equal
+             * counts the smaller rank (seen first) stays ahead */
+            if (kept < C) {
+                pos = kept++;
+            } else if (best_s[C - 1] >= b - a) {
+                a = b;
+                continue;
+            } else {
+                pos = C - 1;
+            }
+            while (pos > 0 && best_s[pos - 1] < b - a) {
+                best_s[pos] = best_s[pos - 1];
+                best_c[pos] = best_c[pos - 1];
+                pos--;
+            }
+            best_s[pos] = (uint32_t)(b - a);
+            best_c[pos] = l[a];
+            a = b;
+        }
+        for (w = 0; w < kept && w < C; w++) out[w] = best_c[w];
+    }
+    free(links);
+    free(start);
     return 0;
 }
 
 int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const *seqs,
                     const uint64_t *lens, tal_cluster_t *out)
 {
-    tuple_t *tuples = NULL;
-    link_t *links = NULL;
-    uint32_t *order = NULL, *cand_start = NULL, *cand = NULL, *tried = NULL;
-    uint64_t *sketch = NULL, n_tuples = 0, n_links = 0, links_cap = 0;
+    uint64_t *keys = NULL, n_keys = 0, C = opt->candidates > 0 ? (uint64_t)opt->candidates : 1;
+    uint32_t *rank = NULL, *order = NULL, *twin = NULL, *refr = NULL, *cand = NULL;
+    uint32_t tried[64];
+    float *ident = NULL, *cover = NULL;
     tal_aligner_t *aligner = NULL;
-    word_filter_t wf = {NULL, {0}};
+    word_filter_t wf;
+    run_t run;
     int rc;
     memset(out, 0, sizeof *out);
-    if (n > UINT32_MAX - 1) return TAL_EUSAGE;
+    memset(&wf, 0, sizeof wf);
+    if (n > UINT32_MAX - 1 || C > 64) return TAL_EUSAGE;
     out->n = n;
     out->ref = malloc(((size_t)n + 1) * sizeof *out->ref);
+    out->twin = malloc(((size_t)n + 1) * sizeof *out->twin);
     out->identity = calloc((size_t)n + 1, sizeof *out->identity);
     out->coverage = calloc((size_t)n + 1, sizeof *out->coverage);
-    sketch = malloc((size_t)opt->sketch.m * sizeof *sketch);
-    if (!out->ref || !out->identity || !out->coverage || !sketch) goto nomem;
-    for (uint64_t i = 0; i < n; i++) out->ref[i] = (uint32_t)i;
-    if ((rc = mark_duplicates(n, seqs, lens, out)) < 0) goto fail;
+    rank = malloc(((size_t)n + 1) * sizeof *rank);
+    order = malloc(((size_t)n + 1) * sizeof *order);
+    twin = malloc(((size_t)n + 1) * sizeof *twin);
+    if (!out->ref || !out->twin || !out->identity || !out->coverage || !rank || !order || !twin)
+        goto nomem;
 
-    /* sketches of the distinct sequences */
-    tuples = malloc((size_t)n * (size_t)opt->sketch.m * sizeof *tuples + 1);
-    if (!tuples) goto nomem;
+    /* 1. ranks, longest first */
+    if (!(keys = malloc(((size_t)n + 1) * sizeof *keys))) goto nomem;
     for (uint64_t i = 0; i < n; i++) {
-        size_t k;
-        if (out->ref[i] != i) continue;
-        k = tal_sketch(&opt->sketch, seqs[i], (size_t)lens[i], sketch);
-        for (size_t j = 0; j < k; j++) tuples[n_tuples++] = (tuple_t){sketch[j], (uint32_t)i, 0};
+        uint64_t len = lens[i] > UINT32_MAX ? UINT32_MAX : lens[i];
+        keys[i] = (UINT32_MAX - len) << 32 | i;
     }
-    if (n_tuples) qsort_r(tuples, (size_t)n_tuples, sizeof *tuples, by_hash, (void *)lens); /* in a group: longest first */
-
-    /* links to the longest few of each group that are longer than (or before) a member */
-    for (uint64_t i = 0; i < n_tuples;) {
-        uint64_t j = i + 1;
-        while (j < n_tuples && tuples[j].hash == tuples[i].hash) j++;
-        for (uint64_t a = i + 1; a < j; a++) {
-            uint64_t limit = a - i < (uint64_t)opt->per_group ? a - i : (uint64_t)opt->per_group;
-            for (uint64_t b = i; b < i + limit; b++) {
-                if (n_links == links_cap) {
-                    uint64_t cap = links_cap ? links_cap * 2 : 1024;
-                    link_t *p = realloc(links, (size_t)cap * sizeof *p);
-                    if (!p) goto nomem;
-                    links = p;
-                    links_cap = cap;
-                }
-                links[n_links++] = (link_t){tuples[a].id, tuples[b].id};
-            }
-        }
-        i = j;
+    sort_keys(keys, (size_t)n);
+    for (uint64_t r = 0; r < n; r++) {
+        order[r] = (uint32_t)keys[r];
+        rank[order[r]] = (uint32_t)r;
     }
-    free(tuples);
-    tuples = NULL;
+    free(keys);
+    keys = NULL;
+    run = (run_t){opt, n, seqs, lens, rank, twin, order};
 
-    /* per member: distinct candidates ranked by shared k-mers, the best few kept */
-    if (n_links) qsort_r(links, (size_t)n_links, sizeof *links, by_link, NULL);
-    cand_start = calloc((size_t)n + 1, sizeof *cand_start);
-    cand = malloc((size_t)n * (size_t)opt->candidates * sizeof *cand + 1);
-    if (!cand_start || !cand) goto nomem;
-    {
-        uint64_t w = 0, scratch_cap = 64;
-        ranked_t *scratch = malloc((size_t)scratch_cap * sizeof *scratch);
-        if (!scratch) goto nomem;
-        for (uint64_t i = 0, member = 0; member < n; member++) {
-            uint64_t distinct = 0;
-            cand_start[member] = (uint32_t)w;
-            while (i < n_links && links[i].member == member) {
-                uint64_t j = i + 1;
-                while (j < n_links && links[j].member == member &&
-                       links[j].candidate == links[i].candidate)
-                    j++;
-                if (distinct == scratch_cap) {
-                    ranked_t *p = realloc(scratch, (size_t)(scratch_cap * 2) * sizeof *p);
-                    if (!p) {
-                        free(scratch);
-                        goto nomem;
-                    }
-                    scratch = p;
-                    scratch_cap *= 2;
-                }
-                scratch[distinct++] = (ranked_t){(uint32_t)(j - i), links[i].candidate};
-                i = j;
-            }
-            /* most shared k-mers first; ties: the earlier candidate id */
-            for (uint64_t a = 1; a < distinct; a++) {
-                ranked_t x = scratch[a];
-                uint64_t b = a;
-                while (b > 0 && (scratch[b - 1].shared < x.shared ||
-                                 (scratch[b - 1].shared == x.shared &&
-                                  scratch[b - 1].candidate > x.candidate))) {
-                    scratch[b] = scratch[b - 1];
-                    b--;
-                }
-                scratch[b] = x;
-            }
-            for (uint64_t a = 0; a < distinct && a < (uint64_t)opt->candidates; a++)
-                cand[w++] = scratch[a].candidate;
-        }
-        cand_start[n] = (uint32_t)w;
-        free(scratch);
-    }
-    free(links);
-    links = NULL;
+    /* 2. exact duplicates */
+    progress(opt, "duplicates", 0, n);
+    if ((rc = find_twins(&run, twin)) < 0) goto fail;
 
-    /* greedy, longest first */
-    order = malloc((size_t)n * sizeof *order + 1);
-    tried = malloc((size_t)(opt->candidates > 0 ? opt->candidates : 1) * sizeof *tried);
-    if (!order || !tried) goto nomem;
-    for (uint64_t i = 0; i < n; i++) order[i] = (uint32_t)i;
-    if (n) qsort_r(order, (size_t)n, sizeof *order, by_length_desc, (void *)lens);
+    /* 3-4. sketches, sorted; candidates */
+    progress(opt, "sketches", 0, n);
+    if ((rc = make_sketches(&run, &keys, &n_keys)) < 0) goto fail;
+    sort_keys(keys, (size_t)n_keys);
+    if (!(cand = malloc((size_t)(n * C) * sizeof *cand + 4))) goto nomem;
+    if ((rc = make_candidates(&run, keys, n_keys, cand)) < 0) goto fail;
+    free(keys);
+    keys = NULL;
+
+    /* 5. greedy, by rank */
+    if (!(refr = malloc(((size_t)n + 1) * sizeof *refr))) goto nomem;
+    for (uint64_t r = 0; r < n; r++) refr[r] = (uint32_t)r;
+    ident = out->identity;
+    cover = out->coverage;
     if ((rc = tal_aligner_create(&aligner, opt->nucleotide, 0)) < 0) goto fail;
     if ((rc = word_filter_init(&wf, opt->nucleotide)) < 0) goto fail;
-    for (uint64_t o = 0; o < n; o++) {
-        uint32_t s = order[o];
+    for (uint64_t r = 0; r < n; r++) {
+        uint32_t s = order[r];
         int n_tried = 0;
-        if (out->ref[s] != s) continue; /* an exact duplicate */
-        for (uint32_t c = cand_start[s]; c < cand_start[s + 1]; c++) {
-            uint32_t r = root_of(out->ref, cand[c]);
+        if ((r & 4095) == 0) progress(opt, "aligning", r, n);
+        if (twin[r] != r) continue; /* an exact copy */
+        for (uint64_t c = 0; c < C && cand[r * C + c] != NONE; c++) {
+            uint32_t root = root_of(refr, cand[r * C + c]), ref_id = order[root];
             tal_alignment_t al;
+            band_t band;
             int seen = 0;
-            for (int q = 0; q < n_tried; q++) seen |= tried[q] == r;
-            if (seen || r == s) continue;
-            tried[n_tried++] = r;
-            if (!may_pass(&wf, seqs[s], (size_t)lens[s], seqs[r], (size_t)lens[r], opt->identity)) {
+            for (int q = 0; q < n_tried; q++) seen |= tried[q] == root;
+            if (seen || root == r) continue;
+            tried[n_tried++] = root;
+            rc = prefilter(&wf, seqs[s], (size_t)lens[s], seqs[ref_id], (size_t)lens[ref_id],
+                           opt->identity, &band);
+            if (rc < 0) goto fail;
+            if (!rc) {
                 out->filtered++;
                 continue;
             }
-            rc = tal_align(aligner, seqs[s], (size_t)lens[s], seqs[r], (size_t)lens[r], &al);
+            if (band.banded) {
+                rc = tal_align_band(aligner, seqs[s], (size_t)lens[s], seqs[ref_id],
+                                    (size_t)lens[ref_id], band.dlo, band.dhi, &al);
+                out->banded++;
+            } else {
+                rc = tal_align(aligner, seqs[s], (size_t)lens[s], seqs[ref_id], (size_t)lens[ref_id],
+                               &al);
+            }
             if (rc == TAL_EMEMCAP) continue; /* too big to align here: not this one */
             if (rc < 0) goto fail;
             out->alignments++;
             if (al.identity + 1e-9 >= opt->identity && al.coverage + 1e-9 >= opt->coverage) {
-                out->ref[s] = r;
-                out->identity[s] = (float)al.identity;
-                out->coverage[s] = (float)al.coverage;
+                refr[r] = root;
+                ident[s] = (float)al.identity;
+                cover[s] = (float)al.coverage;
+                if (opt->on_member && (rc = opt->on_member(opt->ctx, s, ref_id, &al)) < 0) goto fail;
                 break;
             }
         }
     }
-    /* copies of a sequence that joined a reference join it too, at the same identity */
-    for (uint64_t i = 0; i < n; i++) {
-        uint32_t root = out->ref[i], r;
-        if (root == i || out->identity[i] != 1.0f || (r = root_of(out->ref, root)) == root) continue;
-        out->ref[i] = r;
-        out->identity[i] = out->identity[root];
-        out->coverage[i] = out->coverage[root];
+    progress(opt, "aligning", n, n);
+    /* back to record ids: copies join where their first copy ended */
+    for (uint64_t r = 0; r < n; r++) {
+        uint32_t id = order[r], t = twin[r];
+        if (t != r) {
+            uint32_t first = order[t];
+            out->twin[id] = first;
+            out->ref[id] = order[refr[t]];
+            ident[id] = refr[t] == t ? 1.0f : ident[first];
+            cover[id] = refr[t] == t ? 1.0f : cover[first];
+            out->duplicates++;
+        } else {
+            out->twin[id] = id;
+            out->ref[id] = order[refr[r]];
+            out->references += refr[r] == r;
+        }
     }
-    for (uint64_t i = 0; i < n; i++) out->references += out->ref[i] == i;
     rc = 0;
     goto done;
 nomem:
@@ -339,13 +537,12 @@ fail:
     tal_cluster_free(out);
 done:
     tal_aligner_free(aligner);
-    free(wf.count);
-    free(tuples);
-    free(links);
+    word_filter_free(&wf);
+    free(keys);
+    free(rank);
     free(order);
-    free(cand_start);
+    free(twin);
+    free(refr);
     free(cand);
-    free(tried);
-    free(sketch);
     return rc;
 }

@@ -15,18 +15,28 @@ typedef struct {
     int nucleotide;
     int per_group;     /* longer sequences of a k-mer group a member is linked to (3) */
     int candidates;    /* ranked candidates kept per sequence (8) */
+    int threads;       /* sketching threads (1) */
     tal_sketch_opt_t sketch;
+    /* Called for each sequence that joins a reference by alignment (not for exact
+     * copies), in the order decided, with the accepted alignment and its delta; a
+     * negative return stops the run with that error. NULL: not called. */
+    int (*on_member)(void *ctx, uint64_t member, uint64_t ref, const void *alignment);
+    /* Progress: stage name, done, total. NULL: none. */
+    void (*progress)(void *ctx, const char *stage, uint64_t done, uint64_t total);
+    void *ctx;
 } tal_cluster_opt_t;
 
 typedef struct {
     uint64_t n;
     uint32_t *ref;        /* ref[i] == i: i is a reference; else i's reference */
+    uint32_t *twin;       /* exact copies: the first copy (lowest id); else i itself */
     float *identity;      /* members: identity and coverage of the accepted alignment */
     float *coverage;
     uint64_t references;
     uint64_t duplicates;  /* members identical to their reference */
     uint64_t alignments;  /* alignments computed */
     uint64_t filtered;    /* candidates rejected by the short-word filter */
+    uint64_t banded;      /* alignments done in a band (the rest: full DP) */
 } tal_cluster_t;
 
 void tal_cluster_opt_init(tal_cluster_opt_t *opt, int nucleotide);

@@ -31,6 +31,14 @@ void tal_aligner_free(tal_aligner_t *a);
 int tal_align(tal_aligner_t *a, const char *member, size_t member_len, const char *ref,
               size_t ref_len, tal_alignment_t *out);
 
+/* The same alignment restricted to the diagonals d = j - i in [dlo, dhi] (j reference,
+ * i member position), in O(member length x band) time and memory: for a pair whose
+ * shared words put it near one diagonal. A path that touches an edge of the band the
+ * caller set (a better path may lie outside), and a band that cannot hold the member,
+ * fall back to tal_align, so the result is never worse than the band allows. */
+int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, const char *ref,
+                   size_t ref_len, int64_t dlo, int64_t dhi, tal_alignment_t *out);
+
 /* ---- deltas ----
  * A delta is a sequence of operations, each a LEB128 varint (count << 2 | op) followed,
  * for SUB and INS, by count literal bytes. The reference is read from position 0:
