@@ -280,6 +280,7 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
         int32_t e = NEG_INF, hleft = NEG_INF, hdiag_next;
         if (klo < 0) klo = 0;
         if (khi > w - 1) khi = w - 1;
+        if (klo > khi) return tal_align(a, member, member_len, ref, ref_len, out); /* band left the matrix */
         /* F reads the previous row at k + 1 before it is overwritten, H at k likewise */
         hdiag_next = H[klo + 1];
         for (k = 0; k < klo; k++) H[k + 1] = E[k + 1] = F[k + 1] = NEG_INF;

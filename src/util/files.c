@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* The signal handler needs to know what to remove, so this one registry is global.
@@ -27,29 +28,124 @@ static char cleanup_files[CLEANUP_MAX_FILES][CLEANUP_PATH_MAX];
 static volatile sig_atomic_t cleanup_count;
 static volatile sig_atomic_t cleanup_armed;
 
+/* A second registry, for commands with several outputs (reduce): temporary files and
+ * scratch directories (one level deep) removed on a signal, independent of the
+ * atomic directory above. Slots are freed by clearing their first byte. */
+#define EXTRA_MAX 16
+static char extra_paths[EXTRA_MAX][CLEANUP_PATH_MAX];
+static volatile sig_atomic_t extra_tree[EXTRA_MAX];
+
+struct linux_dirent64_ {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+/* Removes a directory and the files in it with system calls only (getdents64,
+ * unlinkat, rmdir): safe in a signal handler. */
+static void remove_flat_dir(const char *path)
+{
+    char buf[4096];
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        for (;;) {
+            long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+            if (n <= 0) break;
+            for (long off = 0; off < n;) {
+                struct linux_dirent64_ *e = (struct linux_dirent64_ *)(void *)(buf + off);
+                if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+                    if (unlinkat(fd, e->d_name, 0) < 0) {
+                        /* a store directory inside: one more level */
+                        int sub = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        if (sub >= 0) {
+                            char b2[4096];
+                            long m;
+                            while ((m = syscall(SYS_getdents64, sub, b2, sizeof b2)) > 0)
+                                for (long o2 = 0; o2 < m;) {
+                                    struct linux_dirent64_ *f = (struct linux_dirent64_ *)(void *)(b2 + o2);
+                                    if (strcmp(f->d_name, ".") && strcmp(f->d_name, ".."))
+                                        unlinkat(sub, f->d_name, 0);
+                                    o2 += f->d_reclen;
+                                }
+                            close(sub);
+                            unlinkat(fd, e->d_name, AT_REMOVEDIR);
+                        }
+                    }
+                off += e->d_reclen;
+            }
+        }
+        close(fd);
+    }
+    rmdir(path);
+}
+
+static void extra_cleanup(void)
+{
+    for (int i = 0; i < EXTRA_MAX; i++) {
+        if (!extra_paths[i][0]) continue;
+        if (extra_tree[i]) remove_flat_dir(extra_paths[i]);
+        else unlink(extra_paths[i]);
+    }
+}
+
 static void cleanup_on_signal(int sig)
 {
     if (cleanup_armed) {
         for (int i = 0; i < cleanup_count; i++) unlink(cleanup_files[i]);
         rmdir(cleanup_dir);
     }
+    extra_cleanup();
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-static void cleanup_arm(const char *dir)
+static void install_handler(void)
 {
     struct sigaction sa;
-    cleanup_armed = 0;
-    snprintf(cleanup_dir, sizeof cleanup_dir, "%s", dir);
-    cleanup_count = 0;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = cleanup_on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+}
+
+static void cleanup_arm(const char *dir)
+{
+    cleanup_armed = 0;
+    snprintf(cleanup_dir, sizeof cleanup_dir, "%s", dir);
+    cleanup_count = 0;
+    install_handler();
     cleanup_armed = 1;
+}
+
+int tal_cleanup_extra_add(const char *path, int tree)
+{
+    for (int i = 0; i < EXTRA_MAX; i++) {
+        if (extra_paths[i][0]) continue;
+        if (strlen(path) >= CLEANUP_PATH_MAX) return TAL_EUSAGE;
+        extra_tree[i] = tree;
+        memcpy(extra_paths[i] + 1, path + 1, strlen(path)); /* the first byte last */
+        extra_paths[i][0] = path[0];
+        install_handler();
+        return 0;
+    }
+    return TAL_EUSAGE;
+}
+
+void tal_cleanup_extra_done(const char *path, int remove_it)
+{
+    for (int i = 0; i < EXTRA_MAX; i++) {
+        if (!extra_paths[i][0] || strcmp(extra_paths[i], path)) continue;
+        extra_paths[i][0] = '\0'; /* before removing: a signal now leaves it alone */
+        if (remove_it) {
+            if (extra_tree[i]) remove_flat_dir(path);
+            else unlink(path);
+        }
+        return;
+    }
 }
 
 static void cleanup_disarm(void) { cleanup_armed = 0; }

@@ -68,6 +68,12 @@ void tal_wfile_abort(tal_wfile_t *w);
 /* Registers a file inside dir so an interrupting signal unlinks it. */
 void tal_cleanup_add_file(const tal_atomic_dir_t *dir, const char *name);
 
+/* Temporary outputs outside an atomic directory: path (a file, or with tree a directory
+ * of files and store directories) is removed if a signal ends the process. done
+ * forgets it (after a rename into place) or, with remove_it, removes it now. */
+int tal_cleanup_extra_add(const char *path, int tree);
+void tal_cleanup_extra_done(const char *path, int remove_it);
+
 /* Hashes a whole file with XXH3-64 (used for the catalog and by verify). */
 int tal_hash_file(const char *path, uint64_t *checksum, uint64_t *size);
 

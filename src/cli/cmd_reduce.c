@@ -1,0 +1,778 @@
+/* talaria reduce: reference sequences to a FASTA file, every other sequence as a delta
+ * against its reference (the delta store), the membership as TSV and optionally as a
+ * CD-HIT .clstr file. All outputs are written beside their final paths under temporary
+ * names and renamed into place only when every one of them is complete. */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "reduce/cluster_internal.h"
+#include "reduce/delta_internal.h"
+#include "reduce/dstore_internal.h"
+#include "store/format_internal.h"
+#include "store/store_internal.h"
+#include "talaria/error.h"
+#include "talaria/log.h"
+#include "talaria/store.h"
+#include "talaria/util.h"
+#include "util/files_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char help[] =
+    "Usage: talaria reduce -i FASTA|DB.tal -o REDUCED.fasta [OPTIONS]\n"
+    "\n"
+    "Pick reference sequences and store every other sequence losslessly as a delta\n"
+    "against one of them. A sequence joins a reference only if an alignment shows at\n"
+    "least the identity (identical residues / the member's length, as CD-HIT -c) and\n"
+    "the coverage (aligned member residues / the member's length). Longest first.\n"
+    "\n"
+    "Outputs (BASE is REDUCED without .fasta/.fa/.faa/.fna):\n"
+    "  REDUCED.fasta         the references, original headers, 60 residues per line\n"
+    "  BASE.deltas.tal       the delta store (-m); 'talaria reconstruct' gives back the input\n"
+    "  BASE.members.tsv      member, reference, identity, coverage (--membership)\n"
+    "\n"
+    "  -i, --input PATH      FASTA (plain/gz/zst/lz4) or a store built by 'talaria index'\n"
+    "  -o, --output PATH     the reduced FASTA\n"
+    "  -m, --deltas PATH     the delta store (default BASE.deltas.tal)\n"
+    "      --membership PATH the membership TSV (default BASE.members.tsv)\n"
+    "      --clstr PATH      also write the clusters in CD-HIT's .clstr format\n"
+    "      --identity F      minimum identity, 0 < F <= 1 (default 0.9)\n"
+    "      --coverage F      minimum coverage of the member, 0 < F <= 1 (default 0.8)\n"
+    "  -r, --ratio R         aim at R x N references instead (0 < R <= 1): the highest\n"
+    "                        identity (down to 0.30) that gives at most that many\n"
+    "  -a, --aligner NAME    preset for the aligner the output is for: diamond, mmseqs2,\n"
+    "                        blast, lambda, kraken or generic (see below)\n"
+    "  -t, --threads N       threads (default 1)\n"
+    "      --tmp-dir DIR     scratch space (default $TMPDIR or /tmp)\n"
+    "  -f, --force           replace existing outputs\n"
+    "  -q, --quiet           only errors on stderr\n"
+    "  -v, --verbose         more detail on stderr\n"
+    "  -h, --help            this help\n"
+    "\n"
+    "Presets (identity / coverage unless given; side file BASE.taxid.tsv from OX=, TaxID=\n"
+    "or taxid tags in the headers):\n"
+    "  diamond  0.90 / 0.80, taxid map for 'diamond makedb --taxonmap'\n"
+    "  mmseqs2  0.90 / 0.80, accession-taxid for 'mmseqs createtaxdb --tax-mapping-file'\n"
+    "  blast    0.90 / 0.90, 'accession taxid' for 'makeblastdb -taxid_map'\n"
+    "  lambda   0.90 / 0.80, accession-taxid map for 'lambda3 mkindexp --acc-tax-map'\n"
+    "  kraken   0.95 / 0.90, headers tagged '|kraken:taxid|N' for kraken2-build\n"
+    "  generic  0.90 / 0.80, no side file\n"
+    "\n"
+    "Exit codes: 0 done, 1 runtime or I/O failure, 2 usage, 3 invalid input.\n";
+
+typedef enum { P_GENERIC, P_DIAMOND, P_MMSEQS2, P_BLAST, P_LAMBDA, P_KRAKEN } preset_t;
+
+static const struct {
+    const char *name;
+    double identity, coverage;
+} presets[] = {{"generic", 0.9, 0.8}, {"diamond", 0.9, 0.8}, {"mmseqs2", 0.9, 0.8},
+               {"blast", 0.9, 0.9},   {"lambda", 0.9, 0.8},  {"kraken", 0.95, 0.9}};
+
+/* An output file written as PATH.tmp-XXXXXX beside PATH. */
+typedef struct {
+    const char *path;
+    char *tmp;
+    FILE *f;
+} out_t;
+
+typedef struct {
+    /* options */
+    const char *in, *out, *deltas, *members, *clstr, *tmpdir;
+    double identity, coverage, ratio;
+    int identity_set, coverage_set, threads, force, quiet;
+    preset_t preset;
+    /* state */
+    char *scratch;            /* our directory under --tmp-dir */
+    tal_store_t *store;
+    tal_store_info_t info;
+    const char **seqs;
+    const uint64_t *lens;
+    void *flat;               /* compressed input: the residues, decoded, mapped */
+    size_t flat_size;
+    int delta_fd;
+    FILE *delta_out;
+    uint64_t delta_used;
+    uint64_t *delta_off;
+    uint32_t *delta_len;
+    double started, last_progress;
+    const char *stage;
+    int progress_shown;
+} reduce_t;
+
+/* ---- small helpers ---- */
+
+static char *base_of(const char *out)
+{
+    static const char *exts[] = {".fasta", ".fa", ".faa", ".fna", ".fas"};
+    size_t len = strlen(out);
+    for (size_t i = 0; i < sizeof exts / sizeof *exts; i++) {
+        size_t e = strlen(exts[i]);
+        if (len > e && !strcmp(out + len - e, exts[i])) return strndup(out, len - e);
+    }
+    return strdup(out);
+}
+
+static int out_open(out_t *o, const char *path, int force)
+{
+    struct stat st;
+    int fd;
+    o->path = path;
+    o->f = NULL;
+    if (!force && stat(path, &st) == 0) {
+        tal_log_error("%s exists; use --force to replace it", path);
+        return TAL_EEXIST;
+    }
+    if (asprintf(&o->tmp, "%s.tmp-XXXXXX", path) < 0) return TAL_ENOMEM;
+    fd = mkstemp(o->tmp);
+    if (fd < 0) {
+        tal_log_error("cannot create %s: %s", o->tmp, strerror(errno));
+        free(o->tmp);
+        o->tmp = NULL;
+        return TAL_EIO;
+    }
+    fchmod(fd, 0644);
+    tal_cleanup_extra_add(o->tmp, 0);
+    if (!(o->f = fdopen(fd, "w"))) {
+        close(fd);
+        return TAL_ENOMEM;
+    }
+    setvbuf(o->f, NULL, _IOFBF, 1u << 20);
+    return 0;
+}
+
+/* Flushes and syncs (not yet renamed). */
+static int out_close(out_t *o)
+{
+    int bad;
+    if (!o->f) return 0;
+    bad = fflush(o->f) != 0 || ferror(o->f) || fsync(fileno(o->f)) != 0;
+    if (fclose(o->f) != 0) bad = 1;
+    o->f = NULL;
+    if (bad) {
+        tal_log_error("cannot write %s: %s", o->path, strerror(errno));
+        return TAL_EIO;
+    }
+    return 0;
+}
+
+static void out_abort(out_t *o)
+{
+    if (o->f) fclose(o->f);
+    o->f = NULL;
+    if (o->tmp) tal_cleanup_extra_done(o->tmp, 1);
+    free(o->tmp);
+    o->tmp = NULL;
+}
+
+static int out_commit(out_t *o)
+{
+    if (!o->tmp) return 0;
+    if (rename(o->tmp, o->path) < 0) {
+        tal_log_error("cannot rename %s to %s: %s", o->tmp, o->path, strerror(errno));
+        return TAL_EIO;
+    }
+    tal_cleanup_extra_done(o->tmp, 0);
+    free(o->tmp);
+    o->tmp = NULL;
+    return 0;
+}
+
+static void progress(void *ctx, const char *stage, uint64_t done, uint64_t total)
+{
+    reduce_t *x = ctx;
+    double now = tal_now_seconds();
+    if (x->quiet) return;
+    if (x->stage != stage) {
+        x->stage = stage;
+        tal_log_info("%s (%.1f s)", stage, now - x->started);
+    }
+    if (!isatty(2) || (now - x->last_progress < 0.5 && done != total)) return;
+    x->last_progress = now;
+    fprintf(stderr, "\r\033[Ktalaria reduce: %s %llu/%llu (%.0f%%), %.1f s", stage,
+            (unsigned long long)done, (unsigned long long)total,
+            total ? 100.0 * (double)done / (double)total : 100.0, now - x->started);
+    x->progress_shown = 1;
+}
+
+static void progress_end(reduce_t *x)
+{
+    if (x->progress_shown) fputs("\r\033[K", stderr);
+    x->progress_shown = 0;
+}
+
+/* The taxid in a header: OX=N (UniProt), TaxID=N (UniRef), taxid|N| or taxid=N. */
+static long header_taxid(const char *h, size_t len)
+{
+    static const char *tags[] = {"OX=", "TaxID=", "taxid|", "taxid=", "tax_id="};
+    for (size_t t = 0; t < sizeof tags / sizeof *tags; t++) {
+        size_t tl = strlen(tags[t]);
+        for (size_t i = 0; i + tl < len; i++) {
+            if (memcmp(h + i, tags[t], tl) || (i && isalnum((unsigned char)h[i - 1]))) continue;
+            if (!isdigit((unsigned char)h[i + tl])) continue;
+            return strtol(h + i + tl, NULL, 10);
+        }
+    }
+    return -1;
+}
+
+/* ---- input ---- */
+
+static int make_scratch(reduce_t *x)
+{
+    const char *dir = x->tmpdir ? x->tmpdir : getenv("TMPDIR");
+    struct stat st;
+    if (!dir || !*dir) dir = "/tmp";
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        tal_log_error("--tmp-dir %s is not a directory", dir);
+        return TAL_EIO;
+    }
+    if (asprintf(&x->scratch, "%s/talaria-reduce-XXXXXX", dir) < 0) return TAL_ENOMEM;
+    if (!mkdtemp(x->scratch)) {
+        tal_log_error("cannot create a scratch directory in %s: %s", dir, strerror(errno));
+        free(x->scratch);
+        x->scratch = NULL;
+        return TAL_EIO;
+    }
+    tal_cleanup_extra_add(x->scratch, 1);
+    return 0;
+}
+
+static int open_input(reduce_t *x)
+{
+    struct stat st;
+    int rc;
+    if (stat(x->in, &st) == 0 && S_ISDIR(st.st_mode)) {
+        rc = tal_store_open(&x->store, x->in);
+    } else {
+        tal_index_opt_t opt;
+        tal_build_stats_t bs;
+        char *path;
+        tal_index_opt_init(&opt);
+        opt.threads = x->threads;
+        opt.progress = !x->quiet && isatty(2);
+        if (asprintf(&path, "%s/input.tal", x->scratch) < 0) return TAL_ENOMEM;
+        progress(x, "reading the input", 0, 0);
+        rc = tal_store_build(x->in, path, &opt, &bs);
+        if (rc == 0) rc = tal_store_open(&x->store, path);
+        free(path);
+    }
+    if (rc < 0) return rc;
+    tal_store_info(x->store, &x->info);
+    return 0;
+}
+
+/* Pointers to every record's residues, each record's checksum checked on the way. Raw
+ * stores are read in place; a compressed store is decoded once into the scratch
+ * directory and mapped. */
+static int map_sequences(reduce_t *x)
+{
+    uint64_t n = x->info.records, at = 0;
+    uint64_t *offs = NULL;
+    int fd = -1, rc = 0, raw = !strcmp(x->info.codec, "none");
+    FILE *f = NULL;
+    char *path = NULL;
+    if (!(x->seqs = malloc((size_t)(n + 1) * sizeof *x->seqs))) return TAL_ENOMEM;
+    if (tal_store_lengths(x->store, &x->lens) < 0) return TAL_EINPUT;
+    if (!raw) {
+        if (asprintf(&path, "%s/residues", x->scratch) < 0) return TAL_ENOMEM;
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 || !(f = fdopen(fd, "w+"))) {
+            tal_log_error("cannot create %s: %s", path, strerror(errno));
+            if (fd >= 0) close(fd);
+            free(path);
+            return TAL_EIO;
+        }
+        setvbuf(f, NULL, _IOFBF, 1u << 20);
+        if (!(offs = malloc((size_t)(n + 1) * sizeof *offs))) rc = TAL_ENOMEM;
+    }
+    for (uint64_t i = 0; i < n && rc == 0; i++) {
+        tal_record_t rec;
+        if ((rc = tal_store_record(x->store, i, &rec)) < 0) break;
+        if ((i & 65535) == 0) progress(x, "checking the input", i, n);
+        if (raw) {
+            x->seqs[i] = rec.seq;
+            continue;
+        }
+        offs[i] = at;
+        if (rec.seq_len && fwrite(rec.seq, 1, rec.seq_len, f) != rec.seq_len) {
+            tal_log_error("cannot write %s: %s", path, strerror(errno));
+            rc = TAL_EIO;
+        }
+        at += rec.seq_len;
+    }
+    if (!raw) {
+        if (rc == 0 && fflush(f) != 0) {
+            tal_log_error("cannot write %s: %s", path, strerror(errno));
+            rc = TAL_EIO;
+        }
+        if (rc == 0 && at) {
+            x->flat = mmap(NULL, (size_t)at, PROT_READ, MAP_SHARED, fileno(f), 0);
+            if (x->flat == MAP_FAILED) {
+                x->flat = NULL;
+                rc = TAL_ENOMEM;
+            }
+            x->flat_size = (size_t)at;
+        }
+        for (uint64_t i = 0; i < n && rc == 0; i++) x->seqs[i] = (const char *)x->flat + offs[i];
+        fclose(f);
+        free(offs);
+        free(path);
+    }
+    return rc;
+}
+
+/* ---- clustering ---- */
+
+static int on_member(void *ctx, uint64_t member, uint64_t ref, const void *alignment)
+{
+    reduce_t *x = ctx;
+    const tal_alignment_t *al = alignment;
+    (void)ref;
+    if (al->delta_len > UINT32_MAX) return TAL_EUSAGE;
+    x->delta_off[member] = x->delta_used;
+    x->delta_len[member] = (uint32_t)al->delta_len;
+    if (al->delta_len && fwrite(al->delta, 1, al->delta_len, x->delta_out) != al->delta_len) {
+        tal_log_error("cannot write to %s: %s", x->scratch, strerror(errno));
+        return TAL_EIO;
+    }
+    x->delta_used += al->delta_len;
+    return 0;
+}
+
+static int cluster(reduce_t *x, tal_cluster_t *c)
+{
+    tal_cluster_opt_t opt;
+    uint64_t n = x->info.records;
+    int rc;
+    char *path;
+    tal_cluster_opt_init(&opt, x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE);
+    opt.coverage = x->coverage;
+    opt.threads = x->threads;
+    opt.progress = progress;
+    opt.ctx = x;
+    if (x->ratio > 0) {
+        /* the highest identity whose reference count is within R x N */
+        double lo = 0.30, hi = 1.0, best = -1;
+        uint64_t target = (uint64_t)(x->ratio * (double)n + 0.5);
+        if (target < 1) target = 1;
+        for (int step = 0; step < 7; step++) {
+            double mid = step == 0 ? lo : (lo + hi) / 2;
+            opt.identity = mid;
+            if ((rc = tal_cluster_run(&opt, n, x->seqs, x->lens, c)) < 0) return rc;
+            tal_log_info("-r: identity %.4f gives %llu references (target %llu)", mid,
+                         (unsigned long long)c->references, (unsigned long long)target);
+            if (c->references <= target) {
+                best = mid;
+                lo = mid;
+            } else {
+                hi = mid;
+                if (step == 0) {
+                    tal_cluster_free(c);
+                    break;
+                }
+            }
+            tal_cluster_free(c);
+        }
+        if (best < 0) {
+            tal_log_warn("-r %.3g: even identity 0.30 keeps more than %llu references; using 0.30",
+                         x->ratio, (unsigned long long)target);
+            best = 0.30;
+        }
+        x->identity = best;
+    }
+    opt.identity = x->identity;
+    opt.on_member = on_member;
+    if (asprintf(&path, "%s/deltas", x->scratch) < 0) return TAL_ENOMEM;
+    x->delta_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (x->delta_fd < 0 || !(x->delta_out = fdopen(dup(x->delta_fd), "w"))) {
+        tal_log_error("cannot create %s: %s", path, strerror(errno));
+        free(path);
+        return TAL_EIO;
+    }
+    free(path);
+    setvbuf(x->delta_out, NULL, _IOFBF, 1u << 20);
+    x->delta_off = calloc((size_t)n + 1, sizeof *x->delta_off);
+    x->delta_len = calloc((size_t)n + 1, sizeof *x->delta_len);
+    if (!x->delta_off || !x->delta_len) return TAL_ENOMEM;
+    if ((rc = tal_cluster_run(&opt, n, x->seqs, x->lens, c)) < 0) return rc;
+    if (fflush(x->delta_out) != 0 || ferror(x->delta_out)) {
+        tal_log_error("cannot write to %s: %s", x->scratch, strerror(errno));
+        return TAL_EIO;
+    }
+    return 0;
+}
+
+/* ---- outputs ---- */
+
+static void write_accession(FILE *f, const char *h, size_t len)
+{
+    const char *acc;
+    size_t acc_len;
+    tal_dstore_accession(h, len, &acc, &acc_len);
+    fwrite(acc, 1, acc_len, f);
+}
+
+static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path, char *members_path,
+                         char *taxid_path)
+{
+    uint64_t n = x->info.records, R = c->references, header_bytes = 0, fasta_at = 0, k = 0;
+    uint32_t *ref_index = NULL;
+    uint64_t *mstart = NULL, *mlist = NULL;
+    out_t fasta = {0}, members = {0}, clstr = {0}, taxid = {0};
+    tal_dwriter_t *dw = NULL;
+    char *dtmp = NULL;
+    long missing_taxid = 0;
+    int rc, nucleotide = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE;
+    tal_dlayout_t layout;
+
+    if (!(ref_index = malloc((size_t)(n + 1) * sizeof *ref_index))) return TAL_ENOMEM;
+    for (uint64_t i = 0; i < n; i++) {
+        tal_record_t rec;
+        if ((rc = tal_store_record(x->store, i, &rec)) < 0) goto fail;
+        header_bytes += rec.header_len;
+        ref_index[i] = c->ref[i] == i ? (uint32_t)k++ : UINT32_MAX;
+    }
+    if ((rc = out_open(&fasta, x->out, x->force)) < 0) goto fail;
+    if ((rc = out_open(&members, members_path, x->force)) < 0) goto fail;
+    if (x->clstr && (rc = out_open(&clstr, x->clstr, x->force)) < 0) goto fail;
+    if (taxid_path && (rc = out_open(&taxid, taxid_path, x->force)) < 0) goto fail;
+    {
+        struct stat st;
+        if (!x->force && stat(deltas_path, &st) == 0) {
+            tal_log_error("%s exists; use --force to replace it", deltas_path);
+            rc = TAL_EEXIST;
+            goto fail;
+        }
+    }
+    if (asprintf(&dtmp, "%s.tmp-%d", deltas_path, (int)getpid()) < 0) goto nomem;
+    tal_cleanup_extra_add(dtmp, 0);
+    layout = (tal_dlayout_t){n, R, header_bytes, x->delta_used, x->identity, x->coverage, nucleotide, x->out};
+    if ((rc = tal_dwriter_open(&dw, dtmp, &layout)) < 0) goto fail;
+    fprintf(members.f, "#member\treference\tidentity\tcoverage\n");
+    if (taxid.f) {
+        if (x->preset == P_DIAMOND) fprintf(taxid.f, "accession\taccession.version\ttaxid\tgi\n");
+        else if (x->preset == P_MMSEQS2 || x->preset == P_LAMBDA) fprintf(taxid.f, "#accession\ttaxid\n");
+    }
+
+    /* references: the reduced FASTA, in input order */
+    progress(x, "writing", 0, n);
+    for (uint64_t i = 0; i < n; i++) {
+        tal_record_t rec;
+        tal_dref_t dref;
+        const char *seq = x->seqs[i];
+        uint64_t len = x->lens[i], start = fasta_at;
+        long tax;
+        if (c->ref[i] != i) continue;
+        if ((rc = tal_store_record(x->store, i, &rec)) < 0) goto fail;
+        tax = x->preset != P_GENERIC ? header_taxid(rec.header, rec.header_len) : -1;
+        if (x->preset != P_GENERIC && tax < 0) missing_taxid++;
+        fputc('>', fasta.f);
+        if (x->preset == P_KRAKEN && tax >= 0) {
+            const char *acc;
+            size_t acc_len;
+            tal_dstore_accession(rec.header, rec.header_len, &acc, &acc_len);
+            fasta_at += (uint64_t)fprintf(fasta.f, "%.*s|kraken:taxid|%ld", (int)(acc + acc_len - rec.header),
+                                          rec.header, tax);
+            fwrite(acc + acc_len, 1, rec.header_len - (size_t)(acc + acc_len - rec.header), fasta.f);
+            fasta_at += rec.header_len - (size_t)(acc + acc_len - rec.header) + 1;
+        } else {
+            fwrite(rec.header, 1, rec.header_len, fasta.f);
+            fasta_at += rec.header_len + 1;
+        }
+        fputc('\n', fasta.f);
+        fasta_at++;
+        for (uint64_t p = 0; p < len; p += 60) {
+            size_t w = len - p < 60 ? (size_t)(len - p) : 60;
+            fwrite(seq + p, 1, w, fasta.f);
+            fputc('\n', fasta.f);
+            fasta_at += w + 1;
+        }
+        if (taxid.f && tax >= 0) {
+            const char *acc;
+            size_t acc_len;
+            tal_dstore_accession(rec.header, rec.header_len, &acc, &acc_len);
+            if (x->preset == P_DIAMOND) {
+                const char *dot = memchr(acc, '.', acc_len);
+                fprintf(taxid.f, "%.*s\t%.*s\t%ld\t0\n", (int)(dot ? (size_t)(dot - acc) : acc_len), acc,
+                        (int)acc_len, acc, tax);
+            } else if (x->preset == P_BLAST) {
+                fprintf(taxid.f, "%.*s %ld\n", (int)acc_len, acc, tax);
+            } else if (x->preset != P_KRAKEN) {
+                fprintf(taxid.f, "%.*s\t%ld\n", (int)acc_len, acc, tax);
+            }
+        }
+        dref = (tal_dref_t){start, fasta_at - start, len, XXH3_64bits(seq, (size_t)len), i};
+        if ((rc = tal_dwriter_reference(dw, &dref)) < 0) goto fail;
+    }
+
+    /* every record, in input order: the delta store and the membership */
+    for (uint64_t i = 0; i < n; i++) {
+        tal_record_t rec;
+        tal_drec_t d;
+        uint64_t r = c->ref[i], doff = 0;
+        if ((i & 65535) == 0) progress(x, "writing", i, n);
+        if ((rc = tal_store_record(x->store, i, &rec)) < 0) goto fail;
+        memset(&d, 0, sizeof d);
+        d.header = rec.header;
+        d.header_len = rec.header_len;
+        d.length = x->lens[i];
+        d.checksum = tal_record_checksum(rec.header, rec.header_len, x->seqs[i], (size_t)x->lens[i]);
+        d.ref = ref_index[r];
+        if (r == i) {
+            d.flags = TAL_DREC_REFERENCE;
+            d.identity = d.coverage = 1.0f;
+        } else {
+            uint64_t t = c->twin[i]; /* exact copies share their first copy's delta */
+            d.identity = c->identity[i];
+            d.coverage = c->coverage[i];
+            if (t == r || (t != i && c->ref[t] == t)) {
+                d.flags = TAL_DREC_IDENTICAL;
+            } else {
+                doff = x->delta_off[t];
+                d.delta_len = x->delta_len[t];
+            }
+        }
+        if ((rc = tal_dwriter_record(dw, &d, doff)) < 0) goto fail;
+        if (r != i) {
+            tal_record_t rr;
+            if ((rc = tal_store_record(x->store, r, &rr)) < 0) goto fail;
+            write_accession(members.f, rec.header, rec.header_len);
+            fputc('\t', members.f);
+            write_accession(members.f, rr.header, rr.header_len);
+            fprintf(members.f, "\t%.4f\t%.4f\n", (double)d.identity, (double)d.coverage);
+        }
+    }
+    if ((rc = tal_dwriter_copy_deltas(dw, x->delta_fd)) < 0) goto fail;
+    if ((rc = tal_dwriter_finish(dw)) < 0) goto fail;
+    dw = NULL;
+
+    /* CD-HIT's .clstr: clusters in reference order, the reference first */
+    if (clstr.f) {
+        if (!(mstart = calloc((size_t)R + 2, sizeof *mstart)) || !(mlist = malloc((size_t)n * sizeof *mlist + 8)))
+            goto nomem;
+        for (uint64_t i = 0; i < n; i++)
+            if (c->ref[i] != i) mstart[ref_index[c->ref[i]] + 2]++;
+        for (uint64_t q = 0; q < R; q++) mstart[q + 2] += mstart[q + 1];
+        for (uint64_t i = 0; i < n; i++)
+            if (c->ref[i] != i) mlist[mstart[ref_index[c->ref[i]] + 1]++] = i;
+        k = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            tal_record_t rec;
+            const char *unit = nucleotide ? "nt" : "aa";
+            if (c->ref[i] != i) continue;
+            if ((rc = tal_store_record(x->store, i, &rec)) < 0) goto fail;
+            fprintf(clstr.f, ">Cluster %llu\n0\t%llu%s, >", (unsigned long long)k,
+                    (unsigned long long)x->lens[i], unit);
+            write_accession(clstr.f, rec.header, rec.header_len);
+            fputs("... *\n", clstr.f);
+            for (uint64_t m = mstart[k]; m < mstart[k + 1]; m++) {
+                uint64_t id = mlist[m];
+                if ((rc = tal_store_record(x->store, id, &rec)) < 0) goto fail;
+                fprintf(clstr.f, "%llu\t%llu%s, >", (unsigned long long)(m - mstart[k] + 1),
+                        (unsigned long long)x->lens[id], unit);
+                write_accession(clstr.f, rec.header, rec.header_len);
+                fprintf(clstr.f, "... at %s%.2f%%\n", nucleotide ? "+/" : "", 100.0 * (double)c->identity[id]);
+            }
+            k++;
+        }
+    }
+    if (missing_taxid && x->preset != P_GENERIC)
+        tal_log_warn("%ld of %llu references have no taxid in their header (OX=, TaxID=, taxid|N|)%s",
+                     missing_taxid, (unsigned long long)R,
+                     x->preset == P_KRAKEN ? "; their headers are left as they are" : "");
+
+    /* everything is complete: into place */
+    if ((rc = out_close(&fasta)) < 0 || (rc = out_close(&members)) < 0 || (rc = out_close(&clstr)) < 0 ||
+        (rc = out_close(&taxid)) < 0)
+        goto fail;
+    if (rename(dtmp, deltas_path) < 0) {
+        tal_log_error("cannot rename %s to %s: %s", dtmp, deltas_path, strerror(errno));
+        rc = TAL_EIO;
+        goto fail;
+    }
+    tal_cleanup_extra_done(dtmp, 0);
+    if ((rc = out_commit(&fasta)) < 0 || (rc = out_commit(&members)) < 0 || (rc = out_commit(&clstr)) < 0 ||
+        (rc = out_commit(&taxid)) < 0)
+        goto fail;
+    rc = 0;
+    goto done;
+nomem:
+    rc = TAL_ENOMEM;
+fail:
+    out_abort(&fasta);
+    out_abort(&members);
+    out_abort(&clstr);
+    out_abort(&taxid);
+    if (dw) tal_dwriter_abort(dw);
+    if (dtmp) tal_cleanup_extra_done(dtmp, 0);
+done:
+    free(dtmp);
+    free(ref_index);
+    free(mstart);
+    free(mlist);
+    return rc;
+}
+
+static int parse_fraction(const char *name, const char *text, double *v)
+{
+    char *end;
+    double d = strtod(text, &end);
+    if (!*text || *end || !(d > 0.0 && d <= 1.0)) {
+        cli_usage_error("reduce", "%s must be a number in (0, 1], not '%s'", name, text);
+        return -1;
+    }
+    *v = d;
+    return 0;
+}
+
+int cmd_reduce(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"input", required_argument, NULL, 'i'},     {"output", required_argument, NULL, 'o'},
+        {"deltas", required_argument, NULL, 'm'},    {"membership", required_argument, NULL, 'M'},
+        {"clstr", required_argument, NULL, 'C'},     {"identity", required_argument, NULL, 'I'},
+        {"coverage", required_argument, NULL, 'c'},  {"ratio", required_argument, NULL, 'r'},
+        {"aligner", required_argument, NULL, 'a'},   {"threads", required_argument, NULL, 't'},
+        {"tmp-dir", required_argument, NULL, 'T'},   {"force", no_argument, NULL, 'f'},
+        {"quiet", no_argument, NULL, 'q'},           {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
+    reduce_t x;
+    tal_cluster_t c;
+    char *base = NULL, *deltas = NULL, *members = NULL, *taxid = NULL;
+    int opt, rc;
+    memset(&x, 0, sizeof x);
+    memset(&c, 0, sizeof c);
+    x.identity = 0.9;
+    x.coverage = 0.8;
+    x.threads = 1;
+    x.delta_fd = -1;
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "i:o:m:r:a:t:j:fqvh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'i': x.in = optarg; break;
+        case 'o': x.out = optarg; break;
+        case 'm': x.deltas = optarg; break;
+        case 'M': x.members = optarg; break;
+        case 'C': x.clstr = optarg; break;
+        case 'I':
+            if (parse_fraction("--identity", optarg, &x.identity) < 0) return 2;
+            x.identity_set = 1;
+            break;
+        case 'c':
+            if (parse_fraction("--coverage", optarg, &x.coverage) < 0) return 2;
+            x.coverage_set = 1;
+            break;
+        case 'r':
+            if (parse_fraction("-r", optarg, &x.ratio) < 0) return 2;
+            break;
+        case 'a': {
+            size_t p;
+            for (p = 0; p < sizeof presets / sizeof *presets; p++)
+                if (!strcmp(optarg, presets[p].name)) break;
+            if (p == sizeof presets / sizeof *presets)
+                return cli_usage_error("reduce", "-a must be diamond, mmseqs2, blast, lambda, kraken or "
+                                                 "generic, not '%s'", optarg);
+            x.preset = (preset_t)p;
+            break;
+        }
+        case 't':
+        case 'j':
+            if (cli_parse_threads("reduce", optarg, &x.threads) < 0) return 2;
+            break;
+        case 'T': x.tmpdir = optarg; break;
+        case 'f': x.force = 1; break;
+        case 'q': x.quiet = 1; cli_quieter(); break;
+        case 'v': cli_louder(); break;
+        case 'h': fputs(help, stdout); return 0;
+        default: return cli_usage_error("reduce", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_usage_error("reduce", "unexpected argument '%s'", argv[optind]);
+    if (!x.in) return cli_usage_error("reduce", "missing -i FASTA|DB.tal");
+    if (!x.out) return cli_usage_error("reduce", "missing -o REDUCED.fasta");
+    if (x.ratio > 0 && x.identity_set)
+        return cli_usage_error("reduce", "-r and --identity exclude each other");
+    if (!x.identity_set) x.identity = presets[x.preset].identity;
+    if (!x.coverage_set) x.coverage = presets[x.preset].coverage;
+    if (!(base = base_of(x.out))) return tal_exit_code(TAL_ENOMEM);
+    if (x.deltas) deltas = strdup(x.deltas);
+    else if (asprintf(&deltas, "%s.deltas.tal", base) < 0) deltas = NULL;
+    if (x.members) members = strdup(x.members);
+    else if (asprintf(&members, "%s.members.tsv", base) < 0) members = NULL;
+    if (x.preset != P_GENERIC && asprintf(&taxid, "%s.taxid.tsv", base) < 0) taxid = NULL;
+    if (!deltas || !members || (x.preset != P_GENERIC && !taxid)) {
+        rc = TAL_ENOMEM;
+        goto out;
+    }
+    if (!strcmp(x.in, x.out) || !strcmp(x.in, deltas) || !strcmp(x.in, members)) {
+        free(base);
+        free(deltas);
+        free(members);
+        free(taxid);
+        return cli_usage_error("reduce", "the input %s would be overwritten by an output", x.in);
+    }
+    {
+        struct stat st;
+        const char *outs[] = {x.out, deltas, members, x.clstr, taxid};
+        for (size_t o = 0; o < sizeof outs / sizeof *outs; o++)
+            if (outs[o] && !x.force && stat(outs[o], &st) == 0) {
+                tal_log_error("%s exists; use --force to replace it", outs[o]);
+                rc = TAL_EEXIST;
+                goto out;
+            }
+    }
+    x.started = tal_now_seconds();
+    if ((rc = make_scratch(&x)) < 0) goto out;
+    if ((rc = open_input(&x)) < 0) goto out;
+    if ((rc = map_sequences(&x)) < 0) goto out;
+    if ((rc = cluster(&x, &c)) < 0) goto out;
+    if ((rc = write_outputs(&x, &c, deltas, members, taxid)) < 0) goto out;
+    progress_end(&x);
+    if (!x.quiet) {
+        char a[32], b[32], p[32];
+        uint64_t ref_res = 0;
+        for (uint64_t i = 0; i < c.n; i++)
+            if (c.ref[i] == i) ref_res += x.lens[i];
+        fprintf(stderr,
+                "talaria reduce: %llu sequences (%s residues) -> %llu references (%s residues) in %s\n"
+                "  members %llu (%llu exact copies), identity >= %.4g, coverage >= %.4g\n"
+                "  reduction %.3fx sequences, %.3fx residues; %llu alignments (%llu banded), "
+                "%llu candidates filtered\n"
+                "  %.2f s, peak RSS %s; deltas in %s\n",
+                (unsigned long long)c.n, tal_format_size(x.info.residues, a, sizeof a),
+                (unsigned long long)c.references, tal_format_size(ref_res, b, sizeof b), x.out,
+                (unsigned long long)(c.n - c.references), (unsigned long long)c.duplicates, x.identity,
+                x.coverage, c.references ? (double)c.n / (double)c.references : 0.0,
+                ref_res ? (double)x.info.residues / (double)ref_res : 0.0,
+                (unsigned long long)c.alignments, (unsigned long long)c.banded,
+                (unsigned long long)c.filtered, tal_now_seconds() - x.started,
+                tal_format_size(tal_peak_rss_bytes(), p, sizeof p), deltas);
+    }
+out:
+    progress_end(&x);
+    if (rc == TAL_ENOMEM) tal_log_error("out of memory while reducing %s", x.in);
+    tal_cluster_free(&c);
+    if (x.flat) munmap(x.flat, x.flat_size);
+    if (x.store) tal_store_close(x.store);
+    if (x.delta_out) fclose(x.delta_out);
+    if (x.delta_fd >= 0) close(x.delta_fd);
+    if (x.scratch) tal_cleanup_extra_done(x.scratch, 1);
+    free(x.scratch);
+    free((void *)x.seqs);
+    free(x.delta_off);
+    free(x.delta_len);
+    free(base);
+    free(deltas);
+    free(members);
+    free(taxid);
+    return rc < 0 ? tal_exit_code(rc) : 0;
+}

@@ -1,0 +1,655 @@
+/* The delta store file: writing it section by section with positioned writes (every
+ * offset is known from the layout before the first byte), and reading it through one
+ * read-only mapping with every offset checked on open. */
+#define _GNU_SOURCE
+#include "dstore_internal.h"
+#include "delta_internal.h"
+#include "store/format_internal.h"
+#include "talaria/error.h"
+#include "talaria/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+/* On disk, little-endian (doc/format.md). */
+typedef struct {
+    char magic[8];
+    uint32_t major, minor;
+    uint64_t records, references;
+    uint64_t entries_off, headers_off, headers_size, deltas_off, deltas_size;
+    uint64_t refs_off, keys_off, keys_count, file_size;
+    double identity, coverage;
+    uint32_t flags, path_len;
+    uint64_t residues, reference_residues;
+} dheader_t;
+
+typedef struct {
+    uint64_t header_off, delta_off, length, checksum;
+    uint32_t header_len, delta_len, ref, flags;
+    float identity, coverage;
+} dentry_t;
+
+typedef struct {
+    uint64_t hash, record; /* record | 1 << 63 for an alias key */
+} dkey_t;
+
+_Static_assert(sizeof(dheader_t) == 144, "delta header layout");
+_Static_assert(sizeof(dentry_t) == 56, "delta entry layout");
+_Static_assert(sizeof(tal_dref_t) == 40, "delta reference layout");
+
+#define HEADER_SPACE 4096 /* header, then the FASTA path */
+#define ALIAS_BIT (1ull << 63)
+#define WBUF (1u << 20)
+
+static uint64_t pad8(uint64_t x) { return (x + 7) & ~7ull; }
+
+/* ---- writing ---- */
+
+typedef struct {
+    uint64_t at;   /* file offset of buf[0] */
+    char *buf;
+    size_t used;
+} cursor_t;
+
+struct tal_dwriter {
+    char *path;
+    int fd;
+    dheader_t h;
+    char fasta[HEADER_SPACE - sizeof(dheader_t)];
+    cursor_t entries, headers, refs;
+    uint64_t n_rec, n_ref, header_used;
+    dkey_t *keys;
+    uint64_t n_keys;
+};
+
+static int pwrite_all(int fd, const void *data, size_t len, uint64_t off, const char *path)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t k = pwrite(fd, p, len, (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            tal_log_error("%s: cannot write: %s", path, k < 0 ? strerror(errno) : "short write");
+            return TAL_EIO;
+        }
+        p += k;
+        len -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    return 0;
+}
+
+static int cursor_flush(tal_dwriter_t *w, cursor_t *c)
+{
+    int rc = pwrite_all(w->fd, c->buf, c->used, c->at, w->path);
+    c->at += c->used;
+    c->used = 0;
+    return rc;
+}
+
+static int cursor_put(tal_dwriter_t *w, cursor_t *c, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        size_t k = WBUF - c->used < len ? WBUF - c->used : len;
+        int rc;
+        memcpy(c->buf + c->used, p, k);
+        c->used += k;
+        p += k;
+        len -= k;
+        if (c->used == WBUF && (rc = cursor_flush(w, c)) < 0) return rc;
+    }
+    return 0;
+}
+
+int tal_dwriter_open(tal_dwriter_t **out, const char *path, const tal_dlayout_t *l)
+{
+    tal_dwriter_t *w = calloc(1, sizeof *w);
+    size_t plen = strlen(l->fasta_path);
+    *out = NULL;
+    if (!w) return TAL_ENOMEM;
+    if (plen >= sizeof w->fasta) {
+        free(w);
+        tal_log_error("%s: the reduced FASTA's path is too long", path);
+        return TAL_EUSAGE;
+    }
+    w->path = strdup(path);
+    w->entries.buf = malloc(WBUF);
+    w->headers.buf = malloc(WBUF);
+    w->refs.buf = malloc(WBUF);
+    w->keys = malloc((size_t)(l->records * 2 + 1) * sizeof *w->keys);
+    if (!w->path || !w->entries.buf || !w->headers.buf || !w->refs.buf || !w->keys) {
+        tal_dwriter_abort(w);
+        return TAL_ENOMEM;
+    }
+    w->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (w->fd < 0) {
+        tal_log_error("%s: cannot create: %s", path, strerror(errno));
+        free(w->path);
+        w->path = NULL;
+        tal_dwriter_abort(w);
+        return TAL_EIO;
+    }
+    memcpy(w->fasta, l->fasta_path, plen);
+    memcpy(w->h.magic, TAL_DSTORE_MAGIC, 8);
+    w->h.major = 1;
+    w->h.records = l->records;
+    w->h.references = l->references;
+    w->h.entries_off = HEADER_SPACE;
+    w->h.headers_off = w->h.entries_off + l->records * sizeof(dentry_t);
+    w->h.headers_size = l->header_bytes;
+    w->h.deltas_off = pad8(w->h.headers_off + l->header_bytes);
+    w->h.deltas_size = l->delta_bytes;
+    w->h.refs_off = pad8(w->h.deltas_off + l->delta_bytes);
+    w->h.keys_off = w->h.refs_off + l->references * sizeof(tal_dref_t);
+    w->h.identity = l->identity;
+    w->h.coverage = l->coverage;
+    w->h.flags = l->nucleotide ? 1 : 0;
+    w->h.path_len = (uint32_t)plen;
+    w->entries.at = w->h.entries_off;
+    w->headers.at = w->h.headers_off;
+    w->refs.at = w->h.refs_off;
+    *out = w;
+    return 0;
+}
+
+int tal_dwriter_record(tal_dwriter_t *w, const tal_drec_t *rec, uint64_t delta_off)
+{
+    dentry_t e;
+    tal_keys_t keys;
+    int rc;
+    if (w->n_rec >= w->h.records || w->header_used + rec->header_len > w->h.headers_size ||
+        rec->header_len > UINT32_MAX || rec->delta_len > UINT32_MAX)
+        return TAL_EUSAGE;
+    memset(&e, 0, sizeof e);
+    e.header_off = w->header_used;
+    e.delta_off = delta_off;
+    e.length = rec->length;
+    e.checksum = rec->checksum;
+    e.header_len = (uint32_t)rec->header_len;
+    e.delta_len = (uint32_t)rec->delta_len;
+    e.ref = rec->ref;
+    e.flags = rec->flags;
+    e.identity = rec->identity;
+    e.coverage = rec->coverage;
+    if ((rc = cursor_put(w, &w->entries, &e, sizeof e)) < 0) return rc;
+    if ((rc = cursor_put(w, &w->headers, rec->header, rec->header_len)) < 0) return rc;
+    w->header_used += rec->header_len;
+    tal_header_keys(rec->header, rec->header_len, &keys);
+    w->keys[w->n_keys++] = (dkey_t){tal_key_hash(keys.primary, keys.primary_len), w->n_rec};
+    if (keys.alias)
+        w->keys[w->n_keys++] = (dkey_t){tal_key_hash(keys.alias, keys.alias_len), w->n_rec | ALIAS_BIT};
+    w->h.residues += rec->length;
+    w->n_rec++;
+    return 0;
+}
+
+int tal_dwriter_reference(tal_dwriter_t *w, const tal_dref_t *ref)
+{
+    if (w->n_ref >= w->h.references) return TAL_EUSAGE;
+    w->n_ref++;
+    w->h.reference_residues += ref->length;
+    return cursor_put(w, &w->refs, ref, sizeof *ref);
+}
+
+int tal_dwriter_copy_deltas(tal_dwriter_t *w, int fd)
+{
+    char *buf = w->headers.buf; /* the headers cursor is flushed first, then reused */
+    uint64_t done = 0;
+    int rc;
+    if ((rc = cursor_flush(w, &w->headers)) < 0) return rc;
+    while (done < w->h.deltas_size) {
+        size_t want = w->h.deltas_size - done < WBUF ? (size_t)(w->h.deltas_size - done) : WBUF;
+        ssize_t k = pread(fd, buf, want, (off_t)done);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            tal_log_error("%s: cannot read the deltas back: %s", w->path,
+                          k < 0 ? strerror(errno) : "short file");
+            return TAL_EIO;
+        }
+        if ((rc = pwrite_all(w->fd, buf, (size_t)k, w->h.deltas_off + done, w->path)) < 0) return rc;
+        done += (uint64_t)k;
+    }
+    return 0;
+}
+
+static int by_key(const void *a, const void *b)
+{
+    const dkey_t *x = a, *y = b;
+    if (x->hash != y->hash) return x->hash < y->hash ? -1 : 1;
+    return x->record < y->record ? -1 : x->record > y->record;
+}
+
+int tal_dwriter_finish(tal_dwriter_t *w)
+{
+    char *buf = w->entries.buf;
+    XXH3_state_t *st;
+    uint64_t sum, off = 0;
+    int rc;
+    if (w->n_rec != w->h.records || w->n_ref != w->h.references || w->header_used != w->h.headers_size)
+        return TAL_EUSAGE;
+    if ((rc = cursor_flush(w, &w->entries)) < 0 || (rc = cursor_flush(w, &w->headers)) < 0 ||
+        (rc = cursor_flush(w, &w->refs)) < 0)
+        return rc;
+    qsort(w->keys, (size_t)w->n_keys, sizeof *w->keys, by_key);
+    w->h.keys_count = w->n_keys;
+    if ((rc = pwrite_all(w->fd, w->keys, (size_t)w->n_keys * sizeof *w->keys, w->h.keys_off, w->path)) < 0)
+        return rc;
+    w->h.file_size = w->h.keys_off + w->n_keys * sizeof(dkey_t) + 8;
+    {
+        char head[HEADER_SPACE];
+        memset(head, 0, sizeof head);
+        memcpy(head, &w->h, sizeof w->h);
+        memcpy(head + sizeof w->h, w->fasta, w->h.path_len);
+        if ((rc = pwrite_all(w->fd, head, sizeof head, 0, w->path)) < 0) return rc;
+    }
+    /* the trailer: XXH3-64 of every byte before it, read back */
+    if (!(st = XXH3_createState())) return TAL_ENOMEM;
+    XXH3_64bits_reset(st);
+    while (off < w->h.file_size - 8) {
+        size_t want = w->h.file_size - 8 - off < WBUF ? (size_t)(w->h.file_size - 8 - off) : WBUF;
+        ssize_t k = pread(w->fd, buf, want, (off_t)off);
+        if (k <= 0) {
+            if (k < 0 && errno == EINTR) continue;
+            XXH3_freeState(st);
+            tal_log_error("%s: cannot read back: %s", w->path, k < 0 ? strerror(errno) : "short file");
+            return TAL_EIO;
+        }
+        XXH3_64bits_update(st, buf, (size_t)k);
+        off += (uint64_t)k;
+    }
+    sum = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    if ((rc = pwrite_all(w->fd, &sum, 8, w->h.file_size - 8, w->path)) < 0) return rc;
+    if (fsync(w->fd) < 0) {
+        tal_log_error("%s: cannot sync: %s", w->path, strerror(errno));
+        return TAL_EIO;
+    }
+    close(w->fd);
+    w->fd = -1;
+    free(w->path);
+    w->path = NULL;
+    tal_dwriter_abort(w); /* frees the rest; nothing left to remove */
+    return 0;
+}
+
+void tal_dwriter_abort(tal_dwriter_t *w)
+{
+    if (!w) return;
+    if (w->path) {
+        if (w->fd >= 0) close(w->fd);
+        unlink(w->path);
+    }
+    free(w->path);
+    free(w->entries.buf);
+    free(w->headers.buf);
+    free(w->refs.buf);
+    free(w->keys);
+    free(w);
+}
+
+/* ---- reading ---- */
+
+struct tal_dstore {
+    char *path, *fasta_path;
+    const unsigned char *map;
+    size_t size;
+    const dheader_t *h;
+    const dentry_t *entries;
+    const char *headers;
+    const uint8_t *deltas;
+    const tal_dref_t *refs;
+    const dkey_t *keys;
+    int fasta_fd;
+    char *refbuf, *raw;
+    size_t refbuf_cap, raw_cap;
+    uint64_t *member_start, *member_list; /* built on first tal_dstore_members */
+};
+
+int tal_dstore_is(const char *path)
+{
+    char magic[8];
+    int fd = open(path, O_RDONLY | O_CLOEXEC), ok;
+    struct stat st;
+    if (fd < 0) return 0;
+    ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && read(fd, magic, 8) == 8 &&
+         !memcmp(magic, TAL_DSTORE_MAGIC, 8);
+    close(fd);
+    return ok;
+}
+
+static int damaged(const tal_dstore_t *d, const char *what)
+{
+    tal_log_error("%s: %s; the delta store is damaged", d->path, what);
+    return TAL_EINPUT;
+}
+
+static int check_layout(tal_dstore_t *d)
+{
+    const dheader_t *h = d->h;
+    uint64_t size = d->size;
+    if (h->major != 1) return damaged(d, "unknown format version");
+    if (h->file_size != size) return damaged(d, "its size is not the size it was written with");
+    if (h->records > TAL_MAX_RECORDS || h->references > h->records || h->keys_count > 2 * h->records)
+        return damaged(d, "impossible record counts");
+    if (h->path_len >= HEADER_SPACE - sizeof *h) return damaged(d, "bad FASTA path length");
+    if (h->entries_off != HEADER_SPACE || h->headers_off != h->entries_off + h->records * sizeof(dentry_t) ||
+        h->headers_size > size || h->deltas_off != pad8(h->headers_off + h->headers_size) ||
+        h->deltas_size > size || h->refs_off != pad8(h->deltas_off + h->deltas_size) ||
+        h->keys_off != h->refs_off + h->references * sizeof(tal_dref_t) ||
+        h->keys_off + h->keys_count * sizeof(dkey_t) + 8 != size)
+        return damaged(d, "its sections do not tile the file");
+    d->entries = (const dentry_t *)(d->map + h->entries_off);
+    d->headers = (const char *)(d->map + h->headers_off);
+    d->deltas = d->map + h->deltas_off;
+    d->refs = (const tal_dref_t *)(d->map + h->refs_off);
+    d->keys = (const dkey_t *)(d->map + h->keys_off);
+    return 0;
+}
+
+/* The FASTA beside the store with the recorded name, else the recorded path. */
+static char *locate_fasta(const tal_dstore_t *d, const char *override)
+{
+    char recorded[HEADER_SPACE], *beside;
+    const char *base, *slash = strrchr(d->path, '/');
+    memcpy(recorded, d->map + sizeof(dheader_t), d->h->path_len);
+    recorded[d->h->path_len] = '\0';
+    if (override) return strdup(override);
+    base = strrchr(recorded, '/') ? strrchr(recorded, '/') + 1 : recorded;
+    if (asprintf(&beside, "%.*s%s", slash ? (int)(slash - d->path + 1) : 0, d->path, base) < 0)
+        return NULL;
+    if (access(beside, R_OK) == 0 || recorded[0] != '/') return beside;
+    free(beside);
+    return strdup(recorded);
+}
+
+int tal_dstore_open(tal_dstore_t **out, const char *path, const char *fasta, int verify)
+{
+    tal_dstore_t *d = calloc(1, sizeof *d);
+    struct stat st;
+    int fd, rc;
+    *out = NULL;
+    if (!d) return TAL_ENOMEM;
+    d->fasta_fd = -1;
+    if (!(d->path = strdup(path))) {
+        free(d);
+        return TAL_ENOMEM;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        tal_log_error("%s: cannot open: %s", path, strerror(errno));
+        rc = errno == ENOENT || errno == EACCES ? TAL_EINPUT : TAL_EIO;
+        if (fd >= 0) close(fd);
+        tal_dstore_close(d);
+        return rc;
+    }
+    d->size = (size_t)st.st_size;
+    if (d->size < HEADER_SPACE + 8) {
+        close(fd);
+        rc = damaged(d, "too short for a delta store");
+        tal_dstore_close(d);
+        return rc;
+    }
+    d->map = mmap(NULL, d->size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (d->map == MAP_FAILED) {
+        d->map = NULL;
+        tal_log_error("%s: cannot map: %s", path, strerror(errno));
+        tal_dstore_close(d);
+        return TAL_EIO;
+    }
+    d->h = (const dheader_t *)d->map;
+    if (memcmp(d->h->magic, TAL_DSTORE_MAGIC, 8)) {
+        rc = damaged(d, "not a delta store (bad magic)");
+        tal_dstore_close(d);
+        return rc;
+    }
+    if ((rc = check_layout(d)) < 0) {
+        tal_dstore_close(d);
+        return rc;
+    }
+    if (verify) {
+        uint64_t want;
+        memcpy(&want, d->map + d->size - 8, 8);
+        if (XXH3_64bits(d->map, d->size - 8) != want) {
+            rc = damaged(d, "its checksum does not match");
+            tal_dstore_close(d);
+            return rc;
+        }
+    }
+    if (!(d->fasta_path = locate_fasta(d, fasta))) {
+        tal_dstore_close(d);
+        return TAL_ENOMEM;
+    }
+    *out = d;
+    return 0;
+}
+
+void tal_dstore_close(tal_dstore_t *d)
+{
+    if (!d) return;
+    if (d->map) munmap((void *)d->map, d->size);
+    if (d->fasta_fd >= 0) close(d->fasta_fd);
+    free(d->path);
+    free(d->fasta_path);
+    free(d->refbuf);
+    free(d->raw);
+    free(d->member_start);
+    free(d->member_list);
+    free(d);
+}
+
+const char *tal_dstore_path(const tal_dstore_t *d) { return d->path; }
+
+void tal_dstore_info(const tal_dstore_t *d, tal_dinfo_t *info)
+{
+    memset(info, 0, sizeof *info);
+    info->records = d->h->records;
+    info->references = d->h->references;
+    info->members = d->h->records - d->h->references;
+    info->residues = d->h->residues;
+    info->reference_residues = d->h->reference_residues;
+    info->header_bytes = d->h->headers_size;
+    info->delta_bytes = d->h->deltas_size;
+    info->file_bytes = d->size;
+    info->identity = d->h->identity;
+    info->coverage = d->h->coverage;
+    info->nucleotide = d->h->flags & 1;
+    info->fasta_path = d->fasta_path;
+}
+
+int tal_dstore_record(const tal_dstore_t *d, uint64_t i, tal_drec_t *rec)
+{
+    const dentry_t *e;
+    char what[96];
+    if (i >= d->h->records) return TAL_ENOTFOUND;
+    e = &d->entries[i];
+    if (e->header_off > d->h->headers_size || e->header_len > d->h->headers_size - e->header_off ||
+        e->ref >= d->h->references ||
+        (!(e->flags & (TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL)) &&
+         (e->delta_off > d->h->deltas_size || e->delta_len > d->h->deltas_size - e->delta_off))) {
+        snprintf(what, sizeof what, "record %llu has offsets outside the file", (unsigned long long)i + 1);
+        return damaged(d, what);
+    }
+    rec->header = d->headers + e->header_off;
+    rec->header_len = e->header_len;
+    rec->length = e->length;
+    rec->checksum = e->checksum;
+    rec->ref = e->ref;
+    rec->flags = e->flags;
+    rec->identity = e->identity;
+    rec->coverage = e->coverage;
+    rec->delta = e->flags & (TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL) ? NULL : d->deltas + e->delta_off;
+    rec->delta_len = rec->delta ? e->delta_len : 0;
+    return 0;
+}
+
+int tal_dstore_reference(const tal_dstore_t *d, uint32_t k, tal_dref_t *ref)
+{
+    if (k >= d->h->references) return TAL_ENOTFOUND;
+    *ref = d->refs[k];
+    return 0;
+}
+
+void tal_dstore_accession(const char *header, size_t len, const char **acc, size_t *acc_len)
+{
+    tal_keys_t keys;
+    tal_header_keys(header, len, &keys);
+    *acc = keys.primary;
+    *acc_len = keys.primary_len;
+}
+
+int tal_dstore_find(const tal_dstore_t *d, const char *acc, size_t acc_len, uint64_t *i)
+{
+    uint64_t hash = tal_key_hash(acc, acc_len), lo = 0, hi = d->h->keys_count, alias = UINT64_MAX;
+    while (lo < hi) { /* the first key with this hash */
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (d->keys[mid].hash < hash) lo = mid + 1;
+        else hi = mid;
+    }
+    for (; lo < d->h->keys_count && d->keys[lo].hash == hash; lo++) {
+        uint64_t rid = d->keys[lo].record & ~ALIAS_BIT;
+        tal_drec_t rec;
+        tal_keys_t keys;
+        if (tal_dstore_record(d, rid, &rec) < 0) continue;
+        tal_header_keys(rec.header, rec.header_len, &keys);
+        if (!(d->keys[lo].record & ALIAS_BIT)) {
+            if (keys.primary_len == acc_len && !memcmp(keys.primary, acc, acc_len)) {
+                *i = rid;
+                return 0;
+            }
+        } else if (keys.alias && keys.alias_len == acc_len && !memcmp(keys.alias, acc, acc_len) &&
+                   rid < alias) {
+            alias = rid;
+        }
+    }
+    if (alias != UINT64_MAX) {
+        *i = alias;
+        return 0;
+    }
+    return TAL_ENOTFOUND;
+}
+
+static int grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need) c *= 2;
+    char *p = realloc(*buf, c);
+    if (!p) return TAL_ENOMEM;
+    *buf = p;
+    *cap = c;
+    return 0;
+}
+
+int tal_dstore_ref_residues(tal_dstore_t *d, uint32_t k, const char **seq, size_t *len)
+{
+    const tal_dref_t *r;
+    size_t n = 0, at = 0;
+    int rc = 0;
+    if (k >= d->h->references) return TAL_ENOTFOUND;
+    r = &d->refs[k];
+    if (d->fasta_fd < 0) {
+        d->fasta_fd = open(d->fasta_path, O_RDONLY | O_CLOEXEC);
+        if (d->fasta_fd < 0) {
+            tal_log_error("%s: cannot open the reduced FASTA of %s: %s", d->fasta_path, d->path,
+                          strerror(errno));
+            return TAL_EINPUT;
+        }
+    }
+    if (r->fasta_len > SIZE_MAX / 2 || (rc = grow(&d->raw, &d->raw_cap, (size_t)r->fasta_len + 1)) < 0 ||
+        (rc = grow(&d->refbuf, &d->refbuf_cap, (size_t)r->fasta_len + 1)) < 0)
+        return rc < 0 ? rc : TAL_ENOMEM;
+    while (at < r->fasta_len) {
+        ssize_t got = pread(d->fasta_fd, d->raw + at, (size_t)r->fasta_len - at, (off_t)(r->fasta_offset + at));
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        at += (size_t)got;
+    }
+    /* the record: '>' header line, then residue lines */
+    if (at == r->fasta_len && at > 0 && d->raw[0] == '>') {
+        const char *p = memchr(d->raw, '\n', at);
+        if (p)
+            for (p++; p < d->raw + at; p++)
+                if (*p != '\n' && *p != '\r') d->refbuf[n++] = *p;
+    }
+    if (n != r->length || XXH3_64bits(d->refbuf, n) != r->hash) {
+        tal_log_error("%s: reference %u (record %llu) is not in %s as written: the reduced FASTA "
+                      "does not belong to this delta store",
+                      d->path, k + 1, (unsigned long long)r->record + 1, d->fasta_path);
+        return TAL_EINPUT;
+    }
+    *seq = d->refbuf;
+    *len = n;
+    return 0;
+}
+
+int tal_dstore_rebuild(tal_dstore_t *d, uint64_t i, char **buf, size_t *cap, size_t *len)
+{
+    tal_drec_t rec;
+    const char *ref;
+    size_t ref_len;
+    int rc;
+    if ((rc = tal_dstore_record(d, i, &rec)) < 0) return rc;
+    if (rec.length > SIZE_MAX / 2) return damaged(d, "impossible record length");
+    if ((rc = tal_dstore_ref_residues(d, rec.ref, &ref, &ref_len)) < 0) {
+        if (rc == TAL_EINPUT)
+            tal_log_error("%s: record %llu (%.*s) cannot be rebuilt", d->path, (unsigned long long)i + 1,
+                          (int)(rec.header_len > 60 ? 60 : rec.header_len), rec.header);
+        return rc;
+    }
+    if ((rc = grow(buf, cap, (size_t)rec.length + 1)) < 0) return rc;
+    if (rec.flags & (TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL)) {
+        if (ref_len != rec.length) rc = TAL_EINPUT;
+        else memcpy(*buf, ref, ref_len);
+    } else {
+        rc = tal_delta_apply(rec.delta, rec.delta_len, ref, ref_len, *buf, (size_t)rec.length);
+    }
+    if (rc < 0 || tal_record_checksum(rec.header, rec.header_len, *buf, (size_t)rec.length) != rec.checksum) {
+        tal_log_error("%s: record %llu (%.*s) does not rebuild to its checksum: the reduced FASTA "
+                      "%s does not belong to this delta store, or one of them is damaged",
+                      d->path, (unsigned long long)i + 1,
+                      (int)(rec.header_len > 60 ? 60 : rec.header_len), rec.header, d->fasta_path);
+        return TAL_EINPUT;
+    }
+    *len = (size_t)rec.length;
+    return 0;
+}
+
+int tal_dstore_members(tal_dstore_t *d, uint32_t k, const uint64_t **members, uint64_t *count)
+{
+    uint64_t n = d->h->records, R = d->h->references;
+    if (k >= R) return TAL_ENOTFOUND;
+    if (!d->member_start) {
+        uint64_t *start = calloc((size_t)R + 2, sizeof *start), *list;
+        if (!start) return TAL_ENOMEM;
+        for (uint64_t i = 0; i < n; i++) {
+            const dentry_t *e = &d->entries[i];
+            if (!(e->flags & TAL_DREC_REFERENCE) && e->ref < R) start[e->ref + 2]++;
+        }
+        for (uint64_t r = 0; r < R; r++) start[r + 2] += start[r + 1];
+        if (!(list = malloc((size_t)start[R + 1] * sizeof *list + 8))) {
+            free(start);
+            return TAL_ENOMEM;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            const dentry_t *e = &d->entries[i];
+            if (!(e->flags & TAL_DREC_REFERENCE) && e->ref < R) list[start[e->ref + 1]++] = i;
+        }
+        d->member_start = start;
+        d->member_list = list;
+    }
+    *members = d->member_list + d->member_start[k];
+    *count = d->member_start[k + 1] - d->member_start[k];
+    return 0;
+}
