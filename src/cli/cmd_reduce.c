@@ -11,6 +11,7 @@
 #include "store/store_internal.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
+#include "talaria/scan.h"
 #include "talaria/store.h"
 #include "talaria/util.h"
 #include "util/files_internal.h"
@@ -93,10 +94,11 @@ typedef struct {
     char *scratch;            /* our directory under --tmp-dir */
     tal_store_t *store;
     tal_store_info_t info;
-    const char **seqs;
-    const uint64_t *lens;
-    void *flat;               /* compressed input: the residues, decoded, mapped */
-    size_t flat_size;
+    const uint64_t *lens, *offsets, *checksums;
+    uint64_t *own_offsets;    /* compressed input: offsets into the decoded file */
+    int seq_fd;               /* the raw residues: read with pread, never mapped */
+    char *buf;                /* the caller's thread's read buffer */
+    size_t buf_cap;
     int delta_fd;
     FILE *delta_out;
     uint64_t delta_used;
@@ -269,62 +271,104 @@ static int open_input(reduce_t *x)
     return 0;
 }
 
-/* Pointers to every record's residues, each record's checksum checked on the way. Raw
- * stores are read in place; a compressed store is decoded once into the scratch
- * directory and mapped. */
-static int map_sequences(reduce_t *x)
+/* Residues are read with pread from the store's residue file (raw stores) or from a
+ * decoded copy in the scratch directory (compressed stores), never through a mapping:
+ * the page cache holds them, not this process. Every record's checksum is checked on
+ * the way, in one streaming pass. */
+static int read_residues(void *ctx, uint64_t id, char **buf, size_t *cap, const char **seq)
+{
+    const reduce_t *x = ctx;
+    size_t len = (size_t)x->lens[id], at = 0;
+    if (len + 1 > *cap) {
+        size_t c = *cap ? *cap : 4096;
+        while (c < len + 1) c *= 2;
+        char *p = realloc(*buf, c);
+        if (!p) return TAL_ENOMEM;
+        *buf = p;
+        *cap = c;
+    }
+    while (at < len) {
+        ssize_t k = pread(x->seq_fd, *buf + at, len - at, (off_t)(x->offsets[id] + at));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            tal_log_error("%s: cannot read record %llu's residues: %s", x->in, (unsigned long long)id + 1,
+                          k < 0 ? strerror(errno) : "file shorter than the store says");
+            return k < 0 ? TAL_EIO : TAL_EINPUT;
+        }
+        at += (size_t)k;
+    }
+    *seq = *buf;
+    return 0;
+}
+
+static int prepare_source(reduce_t *x)
 {
     uint64_t n = x->info.records, at = 0;
-    uint64_t *offs = NULL;
-    int fd = -1, rc = 0, raw = !strcmp(x->info.codec, "none");
+    int rc = 0, raw = !strcmp(x->info.codec, "none");
     FILE *f = NULL;
-    char *path = NULL;
-    if (!(x->seqs = malloc((size_t)(n + 1) * sizeof *x->seqs))) return TAL_ENOMEM;
+    char path[4200];
+    const void *sums;
+    size_t sums_size;
+    tal_scan_t *scan = NULL;
+    tal_scan_opt_t so;
+    tal_scan_block_t b;
     if (tal_store_lengths(x->store, &x->lens) < 0) return TAL_EINPUT;
-    if (!raw) {
-        if (asprintf(&path, "%s/residues", x->scratch) < 0) return TAL_ENOMEM;
+    if (!tal_store_section_(x->store, TAL_SEC_RECORD_CHECKSUMS, &sums, &sums_size) || sums_size < n * 8)
+        return TAL_EINPUT;
+    x->checksums = sums;
+    if (raw) {
+        if ((rc = tal_store_residue_file_(x->store, path, sizeof path, &x->offsets)) < 0) return rc;
+        for (uint64_t i = 0; i < n; i++)
+            if (x->offsets[i + 1] < x->offsets[i] || x->offsets[i + 1] - x->offsets[i] != x->lens[i])
+                return tal_store_corrupt_(x->store, "record offsets and lengths disagree");
+    } else {
+        int fd;
+        snprintf(path, sizeof path, "%s/residues", x->scratch);
         fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0 || !(f = fdopen(fd, "w+"))) {
+        if (fd < 0 || !(f = fdopen(fd, "w"))) {
             tal_log_error("cannot create %s: %s", path, strerror(errno));
             if (fd >= 0) close(fd);
-            free(path);
             return TAL_EIO;
         }
         setvbuf(f, NULL, _IOFBF, 1u << 20);
-        if (!(offs = malloc((size_t)(n + 1) * sizeof *offs))) rc = TAL_ENOMEM;
+        if (!(x->own_offsets = malloc((size_t)(n + 1) * sizeof *x->own_offsets))) rc = TAL_ENOMEM;
+        x->offsets = x->own_offsets;
     }
-    for (uint64_t i = 0; i < n && rc == 0; i++) {
-        tal_record_t rec;
-        if ((rc = tal_store_record(x->store, i, &rec)) < 0) break;
-        if ((i & 65535) == 0) progress(x, "checking the input", i, n);
-        if (raw) {
-            x->seqs[i] = rec.seq;
-            continue;
+    tal_scan_opt_init(&so);
+    so.threads = x->threads > 1 ? 2 : 1;
+    if (rc == 0) rc = tal_scan_open(&scan, x->store, &so);
+    while (rc == 0 && (rc = tal_scan_next(scan, &b)) > 0) {
+        for (uint64_t i = b.first_record; i < b.first_record + b.record_count && rc >= 0; i++) {
+            tal_record_t rec;
+            if ((rc = tal_scan_record(scan, &b, i, &rec)) < 0) break;
+            if (raw) continue;
+            x->own_offsets[i] = at;
+            if (rec.seq_len && fwrite(rec.seq, 1, rec.seq_len, f) != rec.seq_len) {
+                tal_log_error("cannot write %s: %s", path, strerror(errno));
+                rc = TAL_EIO;
+            }
+            at += rec.seq_len;
         }
-        offs[i] = at;
-        if (rec.seq_len && fwrite(rec.seq, 1, rec.seq_len, f) != rec.seq_len) {
-            tal_log_error("cannot write %s: %s", path, strerror(errno));
-            rc = TAL_EIO;
-        }
-        at += rec.seq_len;
+        progress(x, "checking the input", b.first_record + b.record_count, n);
+        tal_scan_release(scan, &b);
+        if (rc > 0) rc = 0;
     }
+    if (scan) tal_scan_close(scan);
+    if (rc > 0) rc = 0;
     if (!raw) {
+        x->own_offsets[n] = at;
         if (rc == 0 && fflush(f) != 0) {
             tal_log_error("cannot write %s: %s", path, strerror(errno));
             rc = TAL_EIO;
         }
-        if (rc == 0 && at) {
-            x->flat = mmap(NULL, (size_t)at, PROT_READ, MAP_SHARED, fileno(f), 0);
-            if (x->flat == MAP_FAILED) {
-                x->flat = NULL;
-                rc = TAL_ENOMEM;
-            }
-            x->flat_size = (size_t)at;
-        }
-        for (uint64_t i = 0; i < n && rc == 0; i++) x->seqs[i] = (const char *)x->flat + offs[i];
         fclose(f);
-        free(offs);
-        free(path);
+    }
+    if (rc == 0) {
+        x->seq_fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (x->seq_fd < 0) {
+            tal_log_error("cannot open %s: %s", path, strerror(errno));
+            rc = TAL_EIO;
+        }
     }
     return rc;
 }
@@ -353,6 +397,7 @@ static int cluster(reduce_t *x, tal_cluster_t *c)
     uint64_t n = x->info.records;
     int rc;
     char *path;
+    tal_seq_source_t src = {read_residues, x};
     tal_cluster_opt_init(&opt, x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE);
     opt.coverage = x->coverage;
     opt.threads = x->threads;
@@ -366,7 +411,7 @@ static int cluster(reduce_t *x, tal_cluster_t *c)
         for (int step = 0; step < 7; step++) {
             double mid = step == 0 ? lo : (lo + hi) / 2;
             opt.identity = mid;
-            if ((rc = tal_cluster_run(&opt, n, x->seqs, x->lens, c)) < 0) return rc;
+            if ((rc = tal_cluster_run_source(&opt, n, &src, x->lens, c)) < 0) return rc;
             tal_log_info("-r: identity %.4f gives %llu references (target %llu)", mid,
                          (unsigned long long)c->references, (unsigned long long)target);
             if (c->references <= target) {
@@ -402,7 +447,7 @@ static int cluster(reduce_t *x, tal_cluster_t *c)
     x->delta_off = calloc((size_t)n + 1, sizeof *x->delta_off);
     x->delta_len = calloc((size_t)n + 1, sizeof *x->delta_len);
     if (!x->delta_off || !x->delta_len) return TAL_ENOMEM;
-    if ((rc = tal_cluster_run(&opt, n, x->seqs, x->lens, c)) < 0) return rc;
+    if ((rc = tal_cluster_run_source(&opt, n, &src, x->lens, c)) < 0) return rc;
     if (fflush(x->delta_out) != 0 || ferror(x->delta_out)) {
         tal_log_error("cannot write to %s: %s", x->scratch, strerror(errno));
         return TAL_EIO;
@@ -436,7 +481,7 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
     if (!(ref_index = malloc((size_t)(n + 1) * sizeof *ref_index))) return TAL_ENOMEM;
     for (uint64_t i = 0; i < n; i++) {
         tal_record_t rec;
-        if ((rc = tal_store_record(x->store, i, &rec)) < 0) goto fail;
+        if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) goto fail;
         header_bytes += rec.header_len;
         ref_index[i] = c->ref[i] == i ? (uint32_t)k++ : UINT32_MAX;
     }
@@ -467,11 +512,12 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
     for (uint64_t i = 0; i < n; i++) {
         tal_record_t rec;
         tal_dref_t dref;
-        const char *seq = x->seqs[i];
+        const char *seq;
         uint64_t len = x->lens[i], start = fasta_at;
         long tax;
         if (c->ref[i] != i) continue;
-        if ((rc = tal_store_record(x->store, i, &rec)) < 0) goto fail;
+        if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) goto fail;
+        if ((rc = read_residues(x, i, &x->buf, &x->buf_cap, &seq)) < 0) goto fail;
         tax = x->preset != P_GENERIC ? header_taxid(rec.header, rec.header_len) : -1;
         if (x->preset != P_GENERIC && tax < 0) missing_taxid++;
         fputc('>', fasta.f);
@@ -519,12 +565,12 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
         tal_drec_t d;
         uint64_t r = c->ref[i], doff = 0;
         if ((i & 65535) == 0) progress(x, "writing", i, n);
-        if ((rc = tal_store_record(x->store, i, &rec)) < 0) goto fail;
+        if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) goto fail;
         memset(&d, 0, sizeof d);
         d.header = rec.header;
         d.header_len = rec.header_len;
         d.length = x->lens[i];
-        d.checksum = tal_record_checksum(rec.header, rec.header_len, x->seqs[i], (size_t)x->lens[i]);
+        d.checksum = x->checksums[i]; /* tal_record_checksum, checked by the first pass */
         d.ref = ref_index[r];
         if (r == i) {
             d.flags = TAL_DREC_REFERENCE;
@@ -543,7 +589,7 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
         if ((rc = tal_dwriter_record(dw, &d, doff)) < 0) goto fail;
         if (r != i) {
             tal_record_t rr;
-            if ((rc = tal_store_record(x->store, r, &rr)) < 0) goto fail;
+            if ((rc = tal_store_header_(x->store, r, &rr.header, &rr.header_len)) < 0) goto fail;
             write_accession(members.f, rec.header, rec.header_len);
             fputc('\t', members.f);
             write_accession(members.f, rr.header, rr.header_len);
@@ -568,14 +614,14 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
             tal_record_t rec;
             const char *unit = nucleotide ? "nt" : "aa";
             if (c->ref[i] != i) continue;
-            if ((rc = tal_store_record(x->store, i, &rec)) < 0) goto fail;
+            if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) goto fail;
             fprintf(clstr.f, ">Cluster %llu\n0\t%llu%s, >", (unsigned long long)k,
                     (unsigned long long)x->lens[i], unit);
             write_accession(clstr.f, rec.header, rec.header_len);
             fputs("... *\n", clstr.f);
             for (uint64_t m = mstart[k]; m < mstart[k + 1]; m++) {
                 uint64_t id = mlist[m];
-                if ((rc = tal_store_record(x->store, id, &rec)) < 0) goto fail;
+                if ((rc = tal_store_header_(x->store, id, &rec.header, &rec.header_len)) < 0) goto fail;
                 fprintf(clstr.f, "%llu\t%llu%s, >", (unsigned long long)(m - mstart[k] + 1),
                         (unsigned long long)x->lens[id], unit);
                 write_accession(clstr.f, rec.header, rec.header_len);
@@ -654,6 +700,7 @@ int cmd_reduce(int argc, char **argv)
     x.coverage = 0.8;
     x.threads = 1;
     x.delta_fd = -1;
+    x.seq_fd = -1;
     opterr = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "i:o:m:r:a:t:j:fqvh", longopts, NULL)) != -1) {
@@ -733,7 +780,7 @@ int cmd_reduce(int argc, char **argv)
     x.started = tal_now_seconds();
     if ((rc = make_scratch(&x)) < 0) goto out;
     if ((rc = open_input(&x)) < 0) goto out;
-    if ((rc = map_sequences(&x)) < 0) goto out;
+    if ((rc = prepare_source(&x)) < 0) goto out;
     if ((rc = cluster(&x, &c)) < 0) goto out;
     if ((rc = write_outputs(&x, &c, deltas, members, taxid)) < 0) goto out;
     progress_end(&x);
@@ -761,13 +808,14 @@ out:
     progress_end(&x);
     if (rc == TAL_ENOMEM) tal_log_error("out of memory while reducing %s", x.in);
     tal_cluster_free(&c);
-    if (x.flat) munmap(x.flat, x.flat_size);
+    if (x.seq_fd >= 0) close(x.seq_fd);
+    free(x.own_offsets);
+    free(x.buf);
     if (x.store) tal_store_close(x.store);
     if (x.delta_out) fclose(x.delta_out);
     if (x.delta_fd >= 0) close(x.delta_fd);
     if (x.scratch) tal_cleanup_extra_done(x.scratch, 1);
     free(x.scratch);
-    free((void *)x.seqs);
     free(x.delta_off);
     free(x.delta_len);
     free(base);

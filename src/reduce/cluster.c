@@ -215,11 +215,22 @@ void tal_cluster_free(tal_cluster_t *c)
 typedef struct {
     const tal_cluster_opt_t *opt;
     uint64_t n;
-    const char *const *seqs;
+    const tal_seq_source_t *src;
     const uint64_t *lens;
     const uint32_t *rank, *twin_rank;
     uint32_t *order;
 } run_t;
+
+/* A buffer for the source to read into. */
+typedef struct {
+    char *buf;
+    size_t cap;
+} seqbuf_t;
+
+static int get_seq(const run_t *run, uint64_t id, seqbuf_t *b, const char **seq)
+{
+    return run->src->get(run->src->ctx, id, &b->buf, &b->cap, seq);
+}
 
 static void progress(const tal_cluster_opt_t *opt, const char *stage, uint64_t done, uint64_t total)
 {
@@ -241,18 +252,22 @@ static void *sketch_slice(void *arg)
     sketch_job_t *job = arg;
     const run_t *run = job->run;
     uint64_t *hashes = malloc((size_t)run->opt->sketch.m * sizeof *hashes + 1);
+    seqbuf_t b = {NULL, 0};
     if (!hashes) {
         job->rc = TAL_ENOMEM;
         return NULL;
     }
     for (uint64_t i = job->lo; i < job->hi; i++) {
         uint32_t r = run->rank[i];
+        const char *seq;
         size_t k;
         if (run->twin_rank[r] != r) continue; /* copies follow their first copy */
-        k = tal_sketch(&run->opt->sketch, run->seqs[i], (size_t)run->lens[i], hashes);
+        if ((job->rc = get_seq(run, i, &b, &seq)) < 0) break;
+        k = tal_sketch(&run->opt->sketch, seq, (size_t)run->lens[i], hashes);
         for (size_t j = 0; j < k; j++) job->keys[job->count++] = (hashes[j] >> 32) << 32 | r;
     }
     free(hashes);
+    free(b.buf);
     return NULL;
 }
 
@@ -304,11 +319,16 @@ static uint32_t root_of(const uint32_t *refr, uint32_t r)
 static int find_twins(const run_t *run, uint32_t *twin)
 {
     uint64_t n = run->n, *keys = malloc((size_t)n * sizeof *keys + 8);
+    seqbuf_t ba = {NULL, 0}, bb = {NULL, 0};
+    int rc = 0;
     if (!keys) return TAL_ENOMEM;
-    for (uint64_t r = 0; r < n; r++) {
-        uint32_t id = run->order[r];
-        keys[r] = (XXH3_64bits(run->seqs[id], (size_t)run->lens[id]) >> 32) << 32 | r;
-        twin[r] = (uint32_t)r;
+    /* hashed in record order (the source reads sequentially), keyed by rank */
+    for (uint64_t id = 0; id < n; id++) {
+        const char *seq;
+        uint32_t r = run->rank[id];
+        if ((rc = get_seq(run, id, &ba, &seq)) < 0) goto out;
+        keys[r] = (XXH3_64bits(seq, (size_t)run->lens[id]) >> 32) << 32 | r;
+        twin[r] = r;
     }
     sort_keys(keys, (size_t)n);
     for (uint64_t i = 0; i < n;) {
@@ -316,19 +336,25 @@ static int find_twins(const run_t *run, uint32_t *twin)
         while (j < n && keys[j] >> 32 == keys[i] >> 32) j++;
         for (uint64_t a = i + 1; a < j; a++) {
             uint32_t ra = (uint32_t)keys[a], ia = run->order[ra];
+            const char *sa;
+            if ((rc = get_seq(run, ia, &ba, &sa)) < 0) goto out;
             for (uint64_t b = i; b < a; b++) {
                 uint32_t rb = (uint32_t)keys[b], ib = run->order[rb];
-                if (twin[rb] != rb || run->lens[ia] != run->lens[ib] ||
-                    memcmp(run->seqs[ia], run->seqs[ib], (size_t)run->lens[ia]))
-                    continue;
+                const char *sb;
+                if (twin[rb] != rb || run->lens[ia] != run->lens[ib]) continue;
+                if ((rc = get_seq(run, ib, &bb, &sb)) < 0) goto out;
+                if (memcmp(sa, sb, (size_t)run->lens[ia])) continue;
                 twin[ra] = rb;
                 break;
             }
         }
         i = j;
     }
+out:
     free(keys);
-    return 0;
+    free(ba.buf);
+    free(bb.buf);
+    return rc;
 }
 
 /* Links from the sorted keys, as lists per rank (CSR), then the best few candidates
@@ -412,9 +438,25 @@ static int make_candidates(const run_t *run, uint64_t *keys, uint64_t n_keys, ui
     return 0;
 }
 
+static int from_array(void *ctx, uint64_t id, char **buf, size_t *cap, const char **seq)
+{
+    (void)buf;
+    (void)cap;
+    *seq = ((const char *const *)ctx)[id];
+    return 0;
+}
+
 int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const *seqs,
                     const uint64_t *lens, tal_cluster_t *out)
 {
+    tal_seq_source_t src = {from_array, (void *)seqs};
+    return tal_cluster_run_source(opt, n, &src, lens, out);
+}
+
+int tal_cluster_run_source(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_source_t *src,
+                           const uint64_t *lens, tal_cluster_t *out)
+{
+    seqbuf_t mbuf = {NULL, 0}, rbuf = {NULL, 0};
     uint64_t *keys = NULL, n_keys = 0, C = opt->candidates > 0 ? (uint64_t)opt->candidates : 1;
     uint32_t *rank = NULL, *order = NULL, *twin = NULL, *refr = NULL, *cand = NULL;
     uint32_t tried[64];
@@ -450,7 +492,7 @@ int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const 
     }
     free(keys);
     keys = NULL;
-    run = (run_t){opt, n, seqs, lens, rank, twin, order};
+    run = (run_t){opt, n, src, lens, rank, twin, order};
 
     /* 2. exact duplicates */
     progress(opt, "duplicates", 0, n);
@@ -475,6 +517,7 @@ int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const 
     for (uint64_t r = 0; r < n; r++) {
         uint32_t s = order[r];
         int n_tried = 0;
+        const char *mseq = NULL, *rseq;
         if ((r & 4095) == 0) progress(opt, "aligning", r, n);
         if (twin[r] != r) continue; /* an exact copy */
         for (uint64_t c = 0; c < C && cand[r * C + c] != NONE; c++) {
@@ -485,20 +528,20 @@ int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const 
             for (int q = 0; q < n_tried; q++) seen |= tried[q] == root;
             if (seen || root == r) continue;
             tried[n_tried++] = root;
-            rc = prefilter(&wf, seqs[s], (size_t)lens[s], seqs[ref_id], (size_t)lens[ref_id],
-                           opt->identity, &band);
+            if (!mseq && (rc = get_seq(&run, s, &mbuf, &mseq)) < 0) goto fail;
+            if ((rc = get_seq(&run, ref_id, &rbuf, &rseq)) < 0) goto fail;
+            rc = prefilter(&wf, mseq, (size_t)lens[s], rseq, (size_t)lens[ref_id], opt->identity, &band);
             if (rc < 0) goto fail;
             if (!rc) {
                 out->filtered++;
                 continue;
             }
             if (band.banded) {
-                rc = tal_align_band(aligner, seqs[s], (size_t)lens[s], seqs[ref_id],
-                                    (size_t)lens[ref_id], band.dlo, band.dhi, &al);
+                rc = tal_align_band(aligner, mseq, (size_t)lens[s], rseq, (size_t)lens[ref_id],
+                                    band.dlo, band.dhi, &al);
                 out->banded++;
             } else {
-                rc = tal_align(aligner, seqs[s], (size_t)lens[s], seqs[ref_id], (size_t)lens[ref_id],
-                               &al);
+                rc = tal_align(aligner, mseq, (size_t)lens[s], rseq, (size_t)lens[ref_id], &al);
             }
             if (rc == TAL_EMEMCAP) continue; /* too big to align here: not this one */
             if (rc < 0) goto fail;
@@ -544,5 +587,7 @@ done:
     free(twin);
     free(refr);
     free(cand);
+    free(mbuf.buf);
+    free(rbuf.buf);
     return rc;
 }

@@ -39,7 +39,17 @@ typedef struct {
     uint64_t banded;      /* alignments done in a band (the rest: full DP) */
 } tal_cluster_t;
 
+/* Where the residues come from: points *seq at record id's residues (lens[id] bytes),
+ * either into memory the source owns or into *buf (grown to *cap as needed). Called
+ * from several threads at once, each with its own buffers. */
+typedef struct {
+    int (*get)(void *ctx, uint64_t id, char **buf, size_t *cap, const char **seq);
+    void *ctx;
+} tal_seq_source_t;
+
 void tal_cluster_opt_init(tal_cluster_opt_t *opt, int nucleotide);
+int tal_cluster_run_source(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_source_t *src,
+                           const uint64_t *lens, tal_cluster_t *out);
 /* Greedy, longest first: a sequence tries its candidates' references in rank order and
  * joins the first that passes; otherwise it becomes a reference. */
 int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const *seqs,

@@ -337,6 +337,20 @@ static int record_header(const tal_store_t *s, uint64_t id, const char **h, size
     return 0;
 }
 
+int tal_store_header_(const tal_store_t *s, uint64_t id, const char **h, size_t *len)
+{
+    return record_header(s, id, h, len);
+}
+
+int tal_store_residue_file_(const tal_store_t *s, char *path, size_t size, const uint64_t **offsets)
+{
+    const tal_section_disk_t *sec = s->maps[TAL_SEC_RESIDUES].disk;
+    if (s->codec != TAL_CODEC_NONE || !sec) return TAL_ENOTFOUND;
+    snprintf(path, size, "%s/%s", s->path, sec->file);
+    *offsets = s->seq_offsets;
+    return 0;
+}
+
 /* Record id with its residues taken from base, which holds the raw residue space from
  * base_offset on (base_len bytes); NULL base: the store's own (mapping or chunk cache). */
 int tal_store_record_at_(const tal_store_t *s, uint64_t id, const char *base, uint64_t base_offset,

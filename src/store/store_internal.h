@@ -28,4 +28,11 @@ int tal_store_corrupt_(const tal_store_t *s, const char *what);
 int tal_store_record_at_(const tal_store_t *s, uint64_t id, const char *base, uint64_t base_offset,
                          size_t base_len, tal_record_t *rec);
 
+/* Record id's header, unchecked (the record checksum covers it with the residues). */
+int tal_store_header_(const tal_store_t *s, uint64_t id, const char **h, size_t *len);
+/* Raw stores: the path of the file holding the raw residue space, and the offsets array
+ * (record_count + 1 values, checked on open to rise within the residue space).
+ * TAL_ENOTFOUND for compressed stores. */
+int tal_store_residue_file_(const tal_store_t *s, char *path, size_t size, const uint64_t **offsets);
+
 #endif
