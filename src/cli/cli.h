@@ -8,6 +8,10 @@ int cmd_index(int argc, char **argv);
 int cmd_get(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_reduce(int argc, char **argv);
+int cmd_reconstruct(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+int cmd_expand(int argc, char **argv);
 
 /* Prints "talaria CMD: MSG" and a pointer to --help; returns exit code 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -19,6 +19,10 @@ static const char usage_text[] =
     "  get      print records or regions of a store as FASTA\n"
     "  stats    summarise a FASTA file or a store\n"
     "  verify   recompute every checksum of a store and check its offsets\n"
+    "  reduce   pick reference sequences; store the others as deltas against them\n"
+    "  reconstruct  rebuild the original FASTA from a reduction, byte for byte\n"
+    "  validate check a reduction against its original (and search hits)\n"
+    "  expand   turn hits on references into hits on their members\n"
     "\n"
     "Run 'talaria COMMAND --help' for a command's options.\n"
     "Exit codes: 0 success, 1 runtime or I/O failure, 2 usage error, 3 invalid input,\n"
@@ -75,6 +79,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "get")) return cmd_get(argc - 1, argv + 1);
     if (!strcmp(cmd, "stats")) return cmd_stats(argc - 1, argv + 1);
     if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "reduce")) return cmd_reduce(argc - 1, argv + 1);
+    if (!strcmp(cmd, "reconstruct")) return cmd_reconstruct(argc - 1, argv + 1);
+    if (!strcmp(cmd, "validate")) return cmd_validate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "expand")) return cmd_expand(argc - 1, argv + 1);
     fprintf(stderr, "talaria: unknown command '%s'\n\n%s", cmd, usage_text);
     return 2;
 }

@@ -438,6 +438,164 @@ static int make_candidates(const run_t *run, uint64_t *keys, uint64_t n_keys, ui
     return 0;
 }
 
+/* ---- the greedy pass, on threads ----
+ * Ranks are decided in batches. First, in parallel, each sequence of the batch tries
+ * its candidates in order for as long as their references are already known (their
+ * ranks are before the batch); it stops at the first candidate inside the batch. Then,
+ * in rank order, the sequences that stopped carry on where they stopped, now that the
+ * earlier ones are decided. Every sequence thus tries the same references in the same
+ * order as a one-thread pass: the result does not depend on the thread count. */
+#define BATCH 4096
+
+typedef struct {
+    tal_aligner_t *aligner;
+    word_filter_t wf;
+    seqbuf_t mbuf, rbuf;
+    uint64_t alignments, filtered, banded;
+    uint8_t *arena; /* the deltas this worker accepted in the current batch */
+    size_t arena_used, arena_cap;
+} worker_t;
+
+typedef struct {
+    uint32_t root;  /* the reference joined, or NONE */
+    uint8_t next;   /* the candidate to resume at */
+    uint8_t done;   /* 0: stopped at a candidate inside the batch */
+    uint8_t worker; /* whose arena holds the delta */
+    float identity, coverage;
+    size_t delta_off;
+    size_t delta_len;
+} pick_t;
+
+typedef struct {
+    const run_t *run;
+    const uint32_t *cand;
+    uint32_t *refr;
+    uint64_t C, r0, r1;
+    pick_t *picks;
+    worker_t *workers;
+    int n_workers;
+    uint64_t next; /* phase 1: the next batch position to take (atomic) */
+} batch_t;
+
+typedef struct {
+    batch_t *b;
+    int w;
+    int rc;
+} phase_job_t;
+
+/* Tries rank r's candidates from p->next on; with stop_inside, stops at a candidate in
+ * the batch. */
+static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int stop_inside)
+{
+    const run_t *run = b->run;
+    worker_t *wk = &b->workers[w];
+    const uint32_t *cand = b->cand + r * b->C;
+    uint32_t s = run->order[r], tried[64];
+    const char *mseq = NULL, *rseq;
+    int n_tried = 0, rc;
+    /* the references already tried before p->next */
+    for (uint64_t c = 0; c < p->next; c++) tried[n_tried++] = root_of(b->refr, cand[c]);
+    for (uint64_t c = p->next; c < b->C && cand[c] != NONE; c++) {
+        uint32_t root, ref_id;
+        tal_alignment_t al;
+        band_t band;
+        int seen = 0;
+        if (stop_inside && cand[c] >= b->r0) {
+            p->next = (uint8_t)c;
+            p->done = 0;
+            return 0;
+        }
+        root = root_of(b->refr, cand[c]);
+        ref_id = run->order[root];
+        for (int q = 0; q < n_tried; q++) seen |= tried[q] == root;
+        tried[n_tried++] = root;
+        if (seen || root == r) continue;
+        if (!mseq && (rc = get_seq(run, s, &wk->mbuf, &mseq)) < 0) return rc;
+        if ((rc = get_seq(run, ref_id, &wk->rbuf, &rseq)) < 0) return rc;
+        rc = prefilter(&wk->wf, mseq, (size_t)run->lens[s], rseq, (size_t)run->lens[ref_id],
+                       run->opt->identity, &band);
+        if (rc < 0) return rc;
+        if (!rc) {
+            wk->filtered++;
+            continue;
+        }
+        if (band.banded) {
+            rc = tal_align_band(wk->aligner, mseq, (size_t)run->lens[s], rseq, (size_t)run->lens[ref_id],
+                                band.dlo, band.dhi, &al);
+            wk->banded++;
+        } else {
+            rc = tal_align(wk->aligner, mseq, (size_t)run->lens[s], rseq, (size_t)run->lens[ref_id], &al);
+        }
+        if (rc == TAL_EMEMCAP) continue; /* too big to align here: not this one */
+        if (rc < 0) return rc;
+        wk->alignments++;
+        if (al.identity + 1e-9 >= run->opt->identity && al.coverage + 1e-9 >= run->opt->coverage) {
+            if (wk->arena_used + al.delta_len > wk->arena_cap) {
+                size_t cap = wk->arena_cap ? wk->arena_cap : (1u << 20);
+                uint8_t *q;
+                while (cap < wk->arena_used + al.delta_len) cap *= 2;
+                if (!(q = realloc(wk->arena, cap))) return TAL_ENOMEM;
+                wk->arena = q;
+                wk->arena_cap = cap;
+            }
+            memcpy(wk->arena + wk->arena_used, al.delta, al.delta_len);
+            p->root = root;
+            p->identity = (float)al.identity;
+            p->coverage = (float)al.coverage;
+            p->worker = (uint8_t)w;
+            p->delta_off = wk->arena_used;
+            p->delta_len = al.delta_len;
+            wk->arena_used += al.delta_len;
+            p->done = 1;
+            return 0;
+        }
+    }
+    p->done = 1; /* no candidate passed: a reference */
+    return 0;
+}
+
+static void *phase1(void *arg)
+{
+    phase_job_t *job = arg;
+    batch_t *b = job->b;
+    for (;;) {
+        uint64_t i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED), r = b->r0 + i;
+        if (r >= b->r1) break;
+        if (b->run->twin_rank[r] != r) continue;
+        if ((job->rc = try_candidates(b, job->w, r, &b->picks[i], 1)) < 0) break;
+    }
+    return NULL;
+}
+
+static int decide_batch(batch_t *b)
+{
+    phase_job_t jobs[64];
+    pthread_t tids[64];
+    int started[64] = {0}, rc = 0, threads = b->n_workers;
+    for (int t = 0; t < threads; t++) b->workers[t].arena_used = 0;
+    for (uint64_t r = b->r0; r < b->r1; r++) b->picks[r - b->r0] = (pick_t){NONE, 0, 1, 0, 0, 0, 0, 0};
+    b->next = 0;
+    if (threads > 1 && b->r1 - b->r0 < 64) threads = 1; /* not worth a thread */
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (phase_job_t){b, t, 0};
+        if (t > 0 && pthread_create(&tids[t], NULL, phase1, &jobs[t]) == 0) started[t] = 1;
+    }
+    phase1(&jobs[0]);
+    for (int t = 1; t < threads; t++)
+        if (started[t]) pthread_join(tids[t], NULL);
+    for (int t = 0; t < threads; t++)
+        if (jobs[t].rc < 0) rc = jobs[t].rc;
+    if (rc < 0) return rc;
+    /* phase 2: in rank order, the ones that stopped, each decided before the next */
+    for (uint64_t r = b->r0; r < b->r1; r++) {
+        pick_t *p = &b->picks[r - b->r0];
+        if (b->run->twin_rank[r] != r) continue;
+        if (!p->done && (rc = try_candidates(b, 0, r, p, 0)) < 0) return rc;
+        if (p->root != NONE) b->refr[r] = p->root;
+    }
+    return 0;
+}
+
 static int from_array(void *ctx, uint64_t id, char **buf, size_t *cap, const char **seq)
 {
     (void)buf;
@@ -456,17 +614,15 @@ int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const 
 int tal_cluster_run_source(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_source_t *src,
                            const uint64_t *lens, tal_cluster_t *out)
 {
-    seqbuf_t mbuf = {NULL, 0}, rbuf = {NULL, 0};
     uint64_t *keys = NULL, n_keys = 0, C = opt->candidates > 0 ? (uint64_t)opt->candidates : 1;
     uint32_t *rank = NULL, *order = NULL, *twin = NULL, *refr = NULL, *cand = NULL;
-    uint32_t tried[64];
     float *ident = NULL, *cover = NULL;
-    tal_aligner_t *aligner = NULL;
-    word_filter_t wf;
+    worker_t *workers = NULL;
+    pick_t *picks = NULL;
+    int n_workers = 0;
     run_t run;
     int rc;
     memset(out, 0, sizeof *out);
-    memset(&wf, 0, sizeof wf);
     if (n > UINT32_MAX - 1 || C > 64) return TAL_EUSAGE;
     out->n = n;
     out->ref = malloc(((size_t)n + 1) * sizeof *out->ref);
@@ -507,53 +663,49 @@ int tal_cluster_run_source(const tal_cluster_opt_t *opt, uint64_t n, const tal_s
     free(keys);
     keys = NULL;
 
-    /* 5. greedy, by rank */
+    /* 5. greedy, by rank, in batches (see decide_batch) */
     if (!(refr = malloc(((size_t)n + 1) * sizeof *refr))) goto nomem;
     for (uint64_t r = 0; r < n; r++) refr[r] = (uint32_t)r;
     ident = out->identity;
     cover = out->coverage;
-    if ((rc = tal_aligner_create(&aligner, opt->nucleotide, 0)) < 0) goto fail;
-    if ((rc = word_filter_init(&wf, opt->nucleotide)) < 0) goto fail;
-    for (uint64_t r = 0; r < n; r++) {
-        uint32_t s = order[r];
-        int n_tried = 0;
-        const char *mseq = NULL, *rseq;
-        if ((r & 4095) == 0) progress(opt, "aligning", r, n);
-        if (twin[r] != r) continue; /* an exact copy */
-        for (uint64_t c = 0; c < C && cand[r * C + c] != NONE; c++) {
-            uint32_t root = root_of(refr, cand[r * C + c]), ref_id = order[root];
-            tal_alignment_t al;
-            band_t band;
-            int seen = 0;
-            for (int q = 0; q < n_tried; q++) seen |= tried[q] == root;
-            if (seen || root == r) continue;
-            tried[n_tried++] = root;
-            if (!mseq && (rc = get_seq(&run, s, &mbuf, &mseq)) < 0) goto fail;
-            if ((rc = get_seq(&run, ref_id, &rbuf, &rseq)) < 0) goto fail;
-            rc = prefilter(&wf, mseq, (size_t)lens[s], rseq, (size_t)lens[ref_id], opt->identity, &band);
-            if (rc < 0) goto fail;
-            if (!rc) {
-                out->filtered++;
-                continue;
-            }
-            if (band.banded) {
-                rc = tal_align_band(aligner, mseq, (size_t)lens[s], rseq, (size_t)lens[ref_id],
-                                    band.dlo, band.dhi, &al);
-                out->banded++;
-            } else {
-                rc = tal_align(aligner, mseq, (size_t)lens[s], rseq, (size_t)lens[ref_id], &al);
-            }
-            if (rc == TAL_EMEMCAP) continue; /* too big to align here: not this one */
-            if (rc < 0) goto fail;
-            out->alignments++;
-            if (al.identity + 1e-9 >= opt->identity && al.coverage + 1e-9 >= opt->coverage) {
-                refr[r] = root;
-                ident[s] = (float)al.identity;
-                cover[s] = (float)al.coverage;
-                if (opt->on_member && (rc = opt->on_member(opt->ctx, s, ref_id, &al)) < 0) goto fail;
-                break;
+    n_workers = opt->threads > 0 ? (opt->threads > 64 ? 64 : opt->threads) : 1;
+    if (!(workers = calloc((size_t)n_workers, sizeof *workers)) ||
+        !(picks = malloc(BATCH * sizeof *picks)))
+        goto nomem;
+    for (int t = 0; t < n_workers; t++) {
+        if ((rc = tal_aligner_create(&workers[t].aligner, opt->nucleotide, 0)) < 0) goto fail;
+        if ((rc = word_filter_init(&workers[t].wf, opt->nucleotide)) < 0) goto fail;
+    }
+    {
+        batch_t b = {&run, cand, refr, C, 0, 0, picks, workers, n_workers, 0};
+        for (uint64_t r0 = 0; r0 < n; r0 += BATCH) {
+            b.r0 = r0;
+            b.r1 = r0 + BATCH < n ? r0 + BATCH : n;
+            progress(opt, "aligning", r0, n);
+            if ((rc = decide_batch(&b)) < 0) goto fail;
+            for (uint64_t r = b.r0; r < b.r1; r++) {
+                pick_t *p = &picks[r - b.r0];
+                uint32_t s = order[r];
+                if (twin[r] != r || p->root == NONE) continue;
+                refr[r] = p->root;
+                ident[s] = p->identity;
+                cover[s] = p->coverage;
+                if (opt->on_member) {
+                    tal_alignment_t al;
+                    memset(&al, 0, sizeof al);
+                    al.identity = p->identity;
+                    al.coverage = p->coverage;
+                    al.delta = workers[p->worker].arena + p->delta_off;
+                    al.delta_len = p->delta_len;
+                    if ((rc = opt->on_member(opt->ctx, s, order[p->root], &al)) < 0) goto fail;
+                }
             }
         }
+    }
+    for (int t = 0; t < n_workers; t++) {
+        out->alignments += workers[t].alignments;
+        out->filtered += workers[t].filtered;
+        out->banded += workers[t].banded;
     }
     progress(opt, "aligning", n, n);
     /* back to record ids: copies join where their first copy ended */
@@ -579,15 +731,20 @@ nomem:
 fail:
     tal_cluster_free(out);
 done:
-    tal_aligner_free(aligner);
-    word_filter_free(&wf);
+    for (int t = 0; workers && t < n_workers; t++) {
+        tal_aligner_free(workers[t].aligner);
+        word_filter_free(&workers[t].wf);
+        free(workers[t].mbuf.buf);
+        free(workers[t].rbuf.buf);
+        free(workers[t].arena);
+    }
+    free(workers);
+    free(picks);
     free(keys);
     free(rank);
     free(order);
     free(twin);
     free(refr);
     free(cand);
-    free(mbuf.buf);
-    free(rbuf.buf);
     return rc;
 }
