@@ -1,6 +1,7 @@
 /* talaria get: records or regions of a store as FASTA on stdout. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "reduce/dstore_internal.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
 #include "talaria/store.h"
@@ -18,6 +19,8 @@ static const char help[] =
     "word of the header, or ACC in a 'db|ACC|NAME' header. ACC:START-END prints residues\n"
     "START to END (1-based, inclusive, as samtools faidx; END past the end is clamped).\n"
     "Accessions that are not found are listed on stderr after the rest is printed (exit 3).\n"
+    "DB.tal may also be the delta store of a reduction (talaria reduce): any original\n"
+    "record is rebuilt from the reduced FASTA beside it and checked.\n"
     "\n"
     "  -f, --file FILE    read accessions from FILE, one per line ('-' for stdin)\n"
     "  -w, --width N      wrap residues at N per line (default 60; 0 = one line)\n"
@@ -56,6 +59,9 @@ typedef struct {
     size_t missing_cap;
     int corrupt;
     int failed; /* out of memory */
+    tal_dstore_t *dstore; /* a delta store: members are rebuilt from the reduced FASTA */
+    char *dbuf;
+    size_t dbuf_cap;
 } get_ctx_t;
 
 static void put_wrapped(const char *seq, size_t len, size_t width)
@@ -160,6 +166,44 @@ static void get_one(get_ctx_t *g, const char *q)
     fprintf(stdout, ">%.*s:%llu-%llu\n", (int)acc_len, q, (unsigned long long)start,
             (unsigned long long)end);
     put_wrapped(rec.seq + start - 1, (size_t)(end - start + 1), g->width);
+}
+
+/* A record of a delta store (reference or member), rebuilt and checked. */
+static void get_delta_one(get_ctx_t *g, const char *q)
+{
+    uint64_t id, start = 1, end = UINT64_MAX;
+    size_t acc_len = strlen(q), len;
+    int region = 0, rc;
+    tal_drec_t rec;
+    if (!*q) return;
+    if (tal_dstore_find(g->dstore, q, acc_len, &id) < 0) {
+        if (parse_region(q, &acc_len, &start, &end) < 0 || tal_dstore_find(g->dstore, q, acc_len, &id) < 0) {
+            note_missing(g, q);
+            return;
+        }
+        region = 1;
+    }
+    if ((rc = tal_dstore_rebuild(g->dstore, id, &g->dbuf, &g->dbuf_cap, &len)) < 0 ||
+        tal_dstore_record(g->dstore, id, &rec) < 0) {
+        if (rc == TAL_ENOMEM) g->failed = 1;
+        else g->corrupt = 1;
+        return;
+    }
+    if (!region) {
+        putc_unlocked('>', stdout);
+        fwrite_unlocked(rec.header, 1, rec.header_len, stdout);
+        putc_unlocked('\n', stdout);
+        put_wrapped(g->dbuf, len, g->width);
+        return;
+    }
+    if (end > len) end = len;
+    if (start > end) {
+        tal_log_error("%s: region %s is outside the sequence (length %zu)", tal_dstore_path(g->dstore), q, len);
+        note_missing(g, q);
+        return;
+    }
+    fprintf(stdout, ">%.*s:%llu-%llu\n", (int)acc_len, q, (unsigned long long)start, (unsigned long long)end);
+    put_wrapped(g->dbuf + start - 1, (size_t)(end - start + 1), g->width);
 }
 
 static int by_id(const void *a, const void *b, void *arg)
@@ -307,7 +351,9 @@ static void queue_one(get_ctx_t *g, const char *text)
 
 static void ask(get_ctx_t *g, const char *text)
 {
-    if (g->batched)
+    if (g->dstore)
+        get_delta_one(g, text);
+    else if (g->batched)
         queue_one(g, text);
     else
         get_one(g, text);
@@ -373,9 +419,13 @@ int cmd_get(int argc, char **argv)
     if (optind >= argc) return cli_usage_error("get", "missing DB.tal");
     if (optind + 1 >= argc && !id_file)
         return cli_usage_error("get", "give accessions as arguments or with -f FILE");
-    if ((rc = tal_store_open(&g.store, argv[optind])) < 0) return tal_exit_code(rc);
+    if (tal_dstore_is(argv[optind])) {
+        if ((rc = tal_dstore_open(&g.dstore, argv[optind], NULL, 0)) < 0) return tal_exit_code(rc);
+    } else if ((rc = tal_store_open(&g.store, argv[optind])) < 0) {
+        return tal_exit_code(rc);
+    }
     setvbuf(stdout, NULL, _IOFBF, 1 << 20);
-    {
+    if (g.store) {
         tal_store_info_t info;
         tal_store_info(g.store, &info);
         g.batched = info.chunk_count > 0;
@@ -404,6 +454,8 @@ int cmd_get(int argc, char **argv)
     if (g.corrupt && !rc) rc = TAL_EINPUT;
     for (uint64_t i = 0; i < g.missing && i < 20; i++) free(g.missing_names[i]);
     free(g.missing_names);
-    tal_store_close(g.store);
+    if (g.store) tal_store_close(g.store);
+    tal_dstore_close(g.dstore);
+    free(g.dbuf);
     return tal_exit_code(rc);
 }

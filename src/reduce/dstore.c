@@ -311,6 +311,8 @@ struct tal_dstore {
     const tal_dref_t *refs;
     const dkey_t *keys;
     int fasta_fd;
+    uint64_t cached; /* 1 + the reference in refbuf, 0 if none */
+    size_t cached_len;
     char *refbuf, *raw;
     size_t refbuf_cap, raw_cap;
     uint64_t *member_start, *member_list; /* built on first tal_dstore_members */
@@ -475,7 +477,7 @@ int tal_dstore_record(const tal_dstore_t *d, uint64_t i, tal_drec_t *rec)
     if (i >= d->h->records) return TAL_ENOTFOUND;
     e = &d->entries[i];
     if (e->header_off > d->h->headers_size || e->header_len > d->h->headers_size - e->header_off ||
-        e->ref >= d->h->references ||
+        e->ref >= d->h->references || e->length > d->h->residues ||
         (!(e->flags & (TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL)) &&
          (e->delta_off > d->h->deltas_size || e->delta_len > d->h->deltas_size - e->delta_off))) {
         snprintf(what, sizeof what, "record %llu has offsets outside the file", (unsigned long long)i + 1);
@@ -559,6 +561,14 @@ int tal_dstore_ref_residues(tal_dstore_t *d, uint32_t k, const char **seq, size_
     int rc = 0;
     if (k >= d->h->references) return TAL_ENOTFOUND;
     r = &d->refs[k];
+    if (d->cached == (uint64_t)k + 1) {
+        *seq = d->refbuf;
+        *len = d->cached_len;
+        return 0;
+    }
+    d->cached = 0;
+    if (r->length > d->h->reference_residues || r->fasta_len > d->size + (1ull << 40))
+        return damaged(d, "a reference has an impossible length");
     if (d->fasta_fd < 0) {
         d->fasta_fd = open(d->fasta_path, O_RDONLY | O_CLOEXEC);
         if (d->fasta_fd < 0) {
@@ -589,6 +599,8 @@ int tal_dstore_ref_residues(tal_dstore_t *d, uint32_t k, const char **seq, size_
                       d->path, k + 1, (unsigned long long)r->record + 1, d->fasta_path);
         return TAL_EINPUT;
     }
+    d->cached = (uint64_t)k + 1;
+    d->cached_len = n;
     *seq = d->refbuf;
     *len = n;
     return 0;
