@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,6 +178,60 @@ static void test_random_pairs_lossless(void **state)
     tal_aligner_free(a);
 }
 
+/* A member derived from a reference with substitutions and small indels, at an
+ * offset inside it; *shift receives the member's start in the reference. */
+static char *mutate(const char *ref, size_t rlen, size_t *mlen, size_t *shift, unsigned *seed)
+{
+    size_t start = (size_t)(rand_r(seed) % 20), cap = rlen * 2 + 8, n = 0;
+    char *m = malloc(cap);
+    assert_non_null(m);
+    *shift = start;
+    for (size_t i = start; i < rlen - (size_t)(rand_r(seed) % 10) && n + 4 < cap; i++) {
+        int roll = rand_r(seed) % 100;
+        if (roll < 6) m[n++] = AA[rand_r(seed) % 20];            /* substitution */
+        else if (roll < 7) continue;                             /* deletion */
+        else if (roll < 8) {                                     /* insertion */
+            m[n++] = AA[rand_r(seed) % 20];
+            m[n++] = ref[i];
+        } else m[n++] = ref[i];
+    }
+    *mlen = n;
+    return m;
+}
+
+/* The banded path finds the full DP's alignment (or one as good for identity and
+ * coverage, within 0.01) when the band covers the member's diagonals; a band that is
+ * far too narrow still gives a lossless delta (it falls back or stays exact). */
+static void test_band_agrees_with_full(void **state)
+{
+    (void)state;
+    tal_aligner_t *a;
+    unsigned seed = 4242;
+    int compared = 0;
+    assert_int_equal(tal_aligner_create(&a, 0, 0), 0);
+    for (int k = 0; k < 300; k++) {
+        size_t rlen = 50 + (size_t)(rand_r(&seed) % 500), mlen, shift;
+        char *r = random_protein(rlen, &seed), *m = mutate(r, rlen, &mlen, &shift, &seed);
+        tal_alignment_t full, band;
+        double fi, fc;
+        assert_int_equal(tal_align(a, m, mlen, r, rlen, &full), 0);
+        fi = full.identity;
+        fc = full.coverage;
+        assert_int_equal(tal_align_band(a, m, mlen, r, rlen, (int64_t)shift - 24, (int64_t)shift + 24, &band), 0);
+        assert_true(fabs(band.identity - fi) <= 0.01);
+        assert_true(fabs(band.coverage - fc) <= 0.01);
+        /* a band of one diagonal, off by a lot: whatever it returns must be lossless
+         * (tal_align_band checks its delta and fails with TAL_EIO otherwise) */
+        assert_int_equal(tal_align_band(a, m, mlen, r, rlen, (int64_t)shift + 40, (int64_t)shift + 40, &band), 0);
+        assert_true(band.identity <= fi + 0.01);
+        compared++;
+        free(r);
+        free(m);
+    }
+    assert_int_equal(compared, 300);
+    tal_aligner_free(a);
+}
+
 static void test_apply_rejects_malformed(void **state)
 {
     char out[16];
@@ -232,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_nucleotide),
         cmocka_unit_test(test_random_pairs_lossless),
+        cmocka_unit_test(test_band_agrees_with_full),
         cmocka_unit_test(test_apply_rejects_malformed),
         cmocka_unit_test(test_apply_random_bytes_never_overrun),
     };
