@@ -6,10 +6,10 @@
 # Usage: bench/lossless.sh FASTA [WORKDIR]   (THREADS, default 2; SETTINGS to choose)
 set -euo pipefail
 fasta=$(readlink -f "$1")
+talaria=$(readlink -f "${TALARIA:-$(dirname "$(readlink -f "$0")")/../build/talaria}")
 work=${2:-$(mktemp -d)}
 mkdir -p "$work"
 cd "$work"
-talaria=${TALARIA:-$(dirname "$(readlink -f "$0")")/../build/talaria}
 threads=${THREADS:-2}
 settings=${SETTINGS:-"--identity=0.9 --identity=0.7 --identity=0.5 -r0.3"}
 awk '/^>/ { if (started) print seq; print; seq = ""; started = 1; next }
