@@ -2,12 +2,15 @@
 . "$(dirname "$0")/lib.sh"
 
 expect_exit 0 "$TALARIA" --version && grep -q '^talaria [0-9]' "$T/out" || fail "--version"
-expect_exit 0 "$TALARIA" --help
+expect_exit 0 "$TALARIA" --help && cp "$T/out" "$T/main_help"
 expect_exit 2 "$TALARIA"
 expect_exit 2 "$TALARIA" frobnicate && expect_stderr "unknown command 'frobnicate'"
-for cmd in index get stats verify; do
+for cmd in index get stats verify reduce reconstruct validate expand; do
     expect_exit 0 "$TALARIA" "$cmd" --help && grep -q "Usage: talaria $cmd" "$T/out" || fail "$cmd --help"
     expect_exit 2 "$TALARIA" "$cmd" --no-such-option && expect_stderr "Try 'talaria $cmd --help'"
+    grep -q "^  $cmd " "$T/main_help" || fail "talaria --help does not list $cmd"
+    [ -f "$TAL_SRCDIR/man/talaria-$cmd.1" ] && grep -q "^\.BR talaria\\\\-$cmd (1)" "$TAL_SRCDIR/man/talaria.1" ||
+        fail "$cmd has no manual page, or talaria(1) does not refer to it"
 done
 expect_exit 2 "$TALARIA" index -i "$DATA/small.fa" && expect_stderr "missing -o"
 expect_exit 2 "$TALARIA" index -o "$T/x.tal" && expect_stderr "missing -i"
