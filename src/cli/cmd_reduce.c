@@ -17,6 +17,7 @@
 #include "util/files_internal.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -542,9 +543,13 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
             fasta_at += w + 1;
         }
         if (taxid.f && tax >= 0) {
+            /* the aligners name "db|ACC|NAME" sequences ACC */
+            tal_keys_t keys;
             const char *acc;
             size_t acc_len;
-            tal_dstore_accession(rec.header, rec.header_len, &acc, &acc_len);
+            tal_header_keys(rec.header, rec.header_len, &keys);
+            acc = keys.alias ? keys.alias : keys.primary;
+            acc_len = keys.alias ? keys.alias_len : keys.primary_len;
             if (x->preset == P_DIAMOND) {
                 const char *dot = memchr(acc, '.', acc_len);
                 fprintf(taxid.f, "%.*s\t%.*s\t%ld\t0\n", (int)(dot ? (size_t)(dot - acc) : acc_len), acc,
@@ -667,6 +672,24 @@ done:
     return rc;
 }
 
+/* Whether two paths name one file: the same directory (resolved) and name. */
+static int same_file(const char *a, const char *b)
+{
+    char *da = strdup(a), *db = strdup(b), ra[PATH_MAX], rb[PATH_MAX];
+    const char *na = strrchr(a, '/') ? strrchr(a, '/') + 1 : a, *nb = strrchr(b, '/') ? strrchr(b, '/') + 1 : b;
+    int same = !strcmp(a, b);
+    if (!same && da && db && !strcmp(na, nb)) {
+        char *sa = strrchr(da, '/'), *sb = strrchr(db, '/');
+        if (sa) *sa = '\0';
+        if (sb) *sb = '\0';
+        same = realpath(sa ? (*da ? da : "/") : ".", ra) && realpath(sb ? (*db ? db : "/") : ".", rb) &&
+               !strcmp(ra, rb);
+    }
+    free(da);
+    free(db);
+    return same;
+}
+
 static int parse_fraction(const char *name, const char *text, double *v)
 {
     char *end;
@@ -755,17 +778,25 @@ int cmd_reduce(int argc, char **argv)
     else if (asprintf(&deltas, "%s.deltas.tal", base) < 0) deltas = NULL;
     if (x.members) members = strdup(x.members);
     else if (asprintf(&members, "%s.members.tsv", base) < 0) members = NULL;
-    if (x.preset != P_GENERIC && asprintf(&taxid, "%s.taxid.tsv", base) < 0) taxid = NULL;
-    if (!deltas || !members || (x.preset != P_GENERIC && !taxid)) {
+    int side = x.preset != P_GENERIC && x.preset != P_KRAKEN; /* kraken: taxids go in headers */
+    if (side && asprintf(&taxid, "%s.taxid.tsv", base) < 0) taxid = NULL;
+    if (!deltas || !members || (side && !taxid)) {
         rc = TAL_ENOMEM;
         goto out;
     }
-    if (!strcmp(x.in, x.out) || !strcmp(x.in, deltas) || !strcmp(x.in, members)) {
-        free(base);
-        free(deltas);
-        free(members);
-        free(taxid);
-        return cli_usage_error("reduce", "the input %s would be overwritten by an output", x.in);
+    if (same_file(x.in, x.out) || same_file(x.in, deltas) || same_file(x.in, members) ||
+        (x.clstr && same_file(x.in, x.clstr))) {
+        rc = cli_usage_error("reduce", "the input %s would be overwritten by an output", x.in);
+        goto usage;
+    }
+    {
+        const char *outs[] = {x.out, deltas, members, x.clstr, taxid};
+        for (size_t a = 0; a < sizeof outs / sizeof *outs; a++)
+            for (size_t b2 = a + 1; b2 < sizeof outs / sizeof *outs; b2++)
+                if (outs[a] && outs[b2] && same_file(outs[a], outs[b2])) {
+                    rc = cli_usage_error("reduce", "two outputs would be written to %s", outs[a]);
+                    goto usage;
+                }
     }
     {
         struct stat st;
@@ -804,6 +835,13 @@ int cmd_reduce(int argc, char **argv)
                 (unsigned long long)c.filtered, tal_now_seconds() - x.started,
                 tal_format_size(tal_peak_rss_bytes(), p, sizeof p), deltas);
     }
+    goto out;
+usage:
+    free(base);
+    free(deltas);
+    free(members);
+    free(taxid);
+    return rc;
 out:
     progress_end(&x);
     if (rc == TAL_ENOMEM) tal_log_error("out of memory while reducing %s", x.in);
