@@ -48,7 +48,7 @@ accepted() { # accepted NAME CMD...: ok or fail, with the reason
     if "${@:2}" >"log.$1" 2>&1; then echo "ok"; else echo "fail ($(tail -1 "log.$1"))"; fi
 }
 
-measure talaria_reduce "rm -rf reduced.fasta reduced.deltas.tal reduced.members.tsv; warm" \
+measure talaria_reduce "rm -rf reduced.fasta reduced.deltas.tal reduced.members.tsv reduced.taxid.tsv; warm" \
     "'$talaria' reduce -q -t 2 --identity 0.9 -a diamond -i '$fasta' -o reduced.fasta -m reduced.deltas.tal --membership reduced.members.tsv"
 measure cdhit_reduce "rm -f cdhit.fasta cdhit.fasta.clstr; warm" "cd-hit -i '$fasta' -o cdhit.fasta -c 0.9 -n 5 -T 2 -M 0 -d 0"
 refs=$(grep -c '^>' reduced.fasta)
@@ -74,7 +74,7 @@ echo "# diamond databases: full $(stat -c %s full.dmnd) bytes, reduced $(stat -c
 search full full
 search reduced reduced
 search cdhit cdhit
-measure talaria_expand "" "'$talaria' expand -d reduced.deltas.tal reduced.m8 -o expanded.m8"
+measure talaria_expand "rm -f expanded.m8" "'$talaria' expand -d reduced.deltas.tal reduced.m8 -o expanded.m8"
 
 # cd-hit's expansion: each hit on a reference repeated for every sequence of its cluster
 # (the reference included). In the .clstr file the reference line ends in '*'; -d 0 keeps
