@@ -359,7 +359,13 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
         if (j < 0) return tal_align(a, member, member_len, ref, ref_len, out);
         rpos = (uint64_t)j;
     }
-    if (touched) return tal_align(a, member, member_len, ref, ref_len, out);
+    if (touched) {
+        /* a better path may lie outside: a band twice as wide (while that is still much
+         * less than the whole matrix), then the full DP */
+        if (4 * w < ml + rl && (dlo > -ml || dhi < rl))
+            return tal_align_band(a, member, member_len, ref, ref_len, dlo - w, dhi + w, out);
+        return tal_align(a, member, member_len, ref, ref_len, out);
+    }
     /* encode, first operation first */
     mpos = 0;
     if ((rc = emit(a, TAL_DELTA_SKIP, rpos, NULL)) < 0) return rc;
