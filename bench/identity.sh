@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Honest identities: recomputes the identity and coverage of a sample of member/reference
 # pairs from a `talaria reduce` membership table with an independent global aligner,
-# EMBOSS needle (not parasail, not talaria's own code), and compares.
+# EMBOSS needle (not parasail, not talaria's own code), and compares. Protein only.
 #
 #   bench/identity.sh [--identity T] [--coverage C] [--tolerance D] [--slack S]
-#                     FASTA MEMBERS.tsv [N] [WORKDIR]
+#                     [--gapopen O --gapextend E] FASTA MEMBERS.tsv [N] [WORKDIR]
 #
 # FASTA is the input given to reduce (plain, may be line-wrapped); MEMBERS.tsv is its
 # membership table ("#member\treference\tidentity\tcoverage", accessions = first word
 # of the header). N pairs (default 1000) are sampled with a fixed seed. needle runs with
-# BLOSUM62, gap open 10, extend 0.5, end gaps free (its default), one run per sampled
-# reference with all of its sampled members as -bsequence, two runs at a time.
+# BLOSUM62, gap open 10, extend 0.5 (--gapopen 11 --gapextend 1 is talaria's own
+# scoring), end gaps free (its default), one run per sampled reference with all of its
+# sampled members as -bsequence, two runs at a time; EMBOSS is installed if missing.
 # From needle's alignment (not from its Identity line, which is over alignment length):
 #   identity = identical columns / member length
 #   coverage = member residues in columns without a gap / member length
@@ -19,20 +20,30 @@
 # PASS when no pair differs from needle by more than D (default 0.01) in identity or
 # coverage, no talaria value is below the thresholds (default 0.9 and 0.8), and no
 # needle value is below threshold - S (default S = 0). Exit 1 on FAIL, 2 on usage.
+#
+# Diagnostic, not part of PASS: bench/identity_check.c (compiled into WORKDIR) aligns
+# every pair again over the full matrix at talaria's scoring (BLOSUM62 11/1, member end
+# to end, reference ends free) and gives the range of identity and coverage over all
+# optimal alignments. A difference from needle with talaria's value inside that range
+# comes from the scoring or a tie; outside it, talaria's alignment was not optimal.
+# EXACT=0 skips it.
+#
 # WORKDIR (default a new temporary directory) keeps pairs.tsv: one line per pair with
-# both sets of values, worst difference first.
+# every value, worst difference from needle first.
 set -euo pipefail
 
-ident=0.9 cover=0.8 tol=0.01 slack=0 args=()
-usage="usage: identity.sh [--identity T] [--coverage C] [--tolerance D] [--slack S] FASTA MEMBERS.tsv [N] [WORKDIR]"
+ident=0.9 cover=0.8 tol=0.01 slack=0 gapopen=10 gapextend=0.5 args=()
+usage="usage: identity.sh [--identity T] [--coverage C] [--tolerance D] [--slack S] [--gapopen O --gapextend E] FASTA MEMBERS.tsv [N] [WORKDIR]"
 while [ $# -gt 0 ]; do
     case $1 in
-    --identity | --coverage | --tolerance | --slack)
+    --identity | --coverage | --tolerance | --slack | --gapopen | --gapextend)
         [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; } ;;&
     --identity) ident=$2; shift 2 ;;
     --coverage) cover=$2; shift 2 ;;
     --tolerance) tol=$2; shift 2 ;;
     --slack) slack=$2; shift 2 ;;
+    --gapopen) gapopen=$2; shift 2 ;;
+    --gapextend) gapextend=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     --) shift; args+=("$@"); break ;;
     -?*) echo "identity.sh: unknown option $1" >&2; echo "$usage" >&2; exit 2 ;;
@@ -41,7 +52,7 @@ while [ $# -gt 0 ]; do
 done
 set -- "${args[@]}"
 [ $# -ge 2 ] && [ $# -le 4 ] || { echo "$usage" >&2; exit 2; }
-for v in "$ident" "$cover" "$tol" "$slack"; do
+for v in "$ident" "$cover" "$tol" "$slack" "$gapopen" "$gapextend"; do
     [[ $v =~ ^[0-9]*\.?[0-9]+$ ]] || { echo "identity.sh: not a number: $v" >&2; exit 2; }
 done
 fasta=$(realpath "$1") members=$(realpath "$2") n=${3:-1000}
@@ -86,16 +97,17 @@ awk -F'\t' -v OFS='\t' '
             f = "pairs/" job[ref[i]] ".mem.fa"
             printf ">p%d\n%s\n", i, seq[mem[i]] >> f; close(f)
             print i, length(seq[mem[i]]), length(seq[ref[i]]) > "lengths.tsv"
+            print i, seq[mem[i]], seq[ref[i]] > "exact.in"
         }
         exit (missing > 0)
     }' sample.tsv "$fasta" || { echo "identity.sh: sampled accessions missing from $fasta" >&2; exit 1; }
 
 start=$EPOCHREALTIME
 # shellcheck disable=SC2016
-xargs -P 2 -n 5 bash -c 'for k; do
+GAPOPEN=$gapopen GAPEXTEND=$gapextend xargs -P 2 -n 5 bash -c 'for k; do
     needle -asequence pairs/$k.ref.fa -sformat1 fasta -sprotein1 \
         -bsequence pairs/$k.mem.fa -sformat2 fasta -sprotein2 \
-        -datafile EBLOSUM62 -gapopen 10 -gapextend 0.5 -noendweight \
+        -datafile EBLOSUM62 -gapopen $GAPOPEN -gapextend $GAPEXTEND -noendweight \
         -aformat3 fasta -outfile pairs/$k.aln -auto 2>pairs/$k.err ||
         { echo "needle failed on pairs/$k: $(tail -2 pairs/$k.err)" >&2; exit 255; }
 done' _ <jobs.txt
@@ -124,13 +136,30 @@ for k in $(cat jobs.txt); do cat "pairs/$k.aln"; done | awk -v OFS='\t' '
     { s = s $0 }
     END { done_rec() }' >needle.tsv
 
-# Join: sample line, lengths, needle; then the report.
+# The same pairs through identity_check.c (next to this script): a full-matrix alignment
+# under talaria's own scoring (BLOSUM62, open 11, extend 1, member end to end, reference
+# ends free), giving the range of identity and coverage over all optimal alignments. A
+# talaria value outside it means talaria's alignment was not optimal (a diagnostic: it
+# does not decide PASS). EXACT=0 skips it; it needs a C compiler.
+: >exact.tsv
+src=$(dirname "$(realpath "$0")")/identity_check.c
+matrix=/usr/share/EMBOSS/data/EBLOSUM62
+if [ "${EXACT:-1}" != 0 ] && [ -f "$src" ] && [ -f "$matrix" ] && command -v cc >/dev/null; then
+    if cc -O2 -o identity_check "$src" 2>cc.err; then
+        ./identity_check "$matrix" 11 1 <exact.in >exact.tsv || { echo "identity_check failed" >&2; : >exact.tsv; }
+    else
+        echo "identity_check.c did not compile: $(head -3 cc.err)" >&2
+    fi
+fi
+
+# Join: sample line, lengths, exact alignment, needle; then the report.
 awk -F'\t' -v OFS='\t' -v ti="$ident" -v tc="$cover" -v tol="$tol" -v slack="$slack" \
-    -v total="$total" -v secs="$secs" -v work="$work" '
+    -v total="$total" -v secs="$secs" -v work="$work" -v go="$gapopen" -v ge="$gapextend" '
     function num(x) { return x ~ /^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$/ }
     function abs(x) { return x < 0 ? -x : x }
     FILENAME == ARGV[1] { mem[FNR] = $1; ref[FNR] = $2; tid[FNR] = $3; tcv[FNR] = $4; next }
     FILENAME == ARGV[2] { mlen[$1] = $2; rlen[$1] = $3; next }
+    FILENAME == ARGV[3] { xs[$1] = $2; xi0[$1] = $3; xi1[$1] = $4; xc0[$1] = $5; xc1[$1] = $6; next }
     {
         i = $1; got++
         if ($2 != mlen[i]) { printf "pair %d (%s): needle aligned %d member residues, FASTA has %d\n", i, mem[i], $2, mlen[i] > "/dev/stderr"; bad_len++ }
@@ -144,11 +173,18 @@ awk -F'\t' -v OFS='\t' -v ti="$ident" -v tc="$cover" -v tol="$tol" -v slack="$sl
         if ((did != "NA" && abs(did) > tol + 1e-9) || (dcv != "NA" && abs(dcv) > tol + 1e-9)) off_any++
         if (nid + 1e-9 < ti) n_below_id++; if (nid + 1e-9 < ti - slack) n_fail_id++
         if (ncv + 1e-9 < tc) n_below_cv++; if (ncv + 1e-9 < tc - slack) n_fail_cv++
-        printf "%.6f\t%d\t%s\t%s\t%d\t%d\t%s\t%.4f\t%s\t%.4f\t%s\t%s\n", worst, i, mem[i], ref[i], mlen[i], rlen[i], \
-            tid[i], nid, tcv[i], ncv, did == "NA" ? did : sprintf("%+.4f", did), dcv == "NA" ? dcv : sprintf("%+.4f", dcv) > "pairs.unsorted"
+        xr = "NA\tNA\tNA\tNA"
+        if (i in xs) {
+            xr = sprintf("%d\t%.4f..%.4f\t%.4f..%.4f\t", xs[i], xi0[i], xi1[i], xc0[i], xc1[i]); off = 0; ex_n++
+            if (num(tid[i])) { if (tid[i] < xi0[i] - 5e-5) off = xi0[i] - tid[i]; if (tid[i] > xi1[i] + 5e-5 && tid[i] - xi1[i] > off) off = tid[i] - xi1[i] }
+            if (num(tcv[i])) { if (tcv[i] < xc0[i] - 5e-5 && xc0[i] - tcv[i] > off) off = xc0[i] - tcv[i]; if (tcv[i] > xc1[i] + 5e-5 && tcv[i] - xc1[i] > off) off = tcv[i] - xc1[i] }
+            if (off > 0) { ex_off++; if (off > ex_max) ex_max = off; xr = xr sprintf("suboptimal %.4f", off) } else xr = xr "optimal"
+        }
+        printf "%.6f\t%d\t%s\t%s\t%d\t%d\t%s\t%.4f\t%s\t%.4f\t%s\t%s\t%s\n", worst, i, mem[i], ref[i], mlen[i], rlen[i], \
+            tid[i], nid, tcv[i], ncv, did == "NA" ? did : sprintf("%+.4f", did), dcv == "NA" ? dcv : sprintf("%+.4f", dcv), xr > "pairs.unsorted"
     }
     END {
-        printf "pairs checked: %d of %d sampled (needle %.1f s)\n", got, total, secs
+        printf "pairs checked: %d of %d sampled (needle -gapopen %s -gapextend %s, %.1f s)\n", got, total, go, ge, secs
         printf "identity: %d compared, max |talaria - needle| = %.4f, %d differ by more than %s\n", cmp_id, maxid, off_id, tol
         printf "coverage: %d compared, max |talaria - needle| = %.4f, %d differ by more than %s\n", cmp_cv, maxcv, off_cv, tol
         if (skip_id + skip_cv) printf "not compared (no number in the table): %d identities, %d coverages\n", skip_id, skip_cv
@@ -156,14 +192,15 @@ awk -F'\t' -v OFS='\t' -v ti="$ident" -v tc="$cover" -v tol="$tol" -v slack="$sl
         printf "below thresholds (identity %s, coverage %s): talaria %d identity, %d coverage; needle %d identity, %d coverage\n", \
             ti, tc, t_below_id, t_below_cv, n_below_id, n_below_cv
         if (slack > 0) printf "needle below threshold - %s: %d identity, %d coverage\n", slack, n_fail_id, n_fail_cv
+        if (ex_n) printf "exact alignment at talaria'"'"'s scoring (BLOSUM62, 11/1, full matrix): %d pairs, %d with a talaria identity or coverage outside the range of the optimal alignments (not optimal; by up to %.4f)\n", ex_n, ex_off, ex_max
         fail = (got != total) || bad_len || off_any || t_below_id || t_below_cv || n_fail_id || n_fail_cv
         printf "pairs with every value: %s/pairs.tsv\n", work
         print (fail ? "FAIL" : "PASS") ": honest identities (" got " pairs)"
         exit fail
-    }' sample.tsv lengths.tsv needle.tsv && status=0 || status=$?
+    }' sample.tsv lengths.tsv exact.tsv needle.tsv && status=0 || status=$?
 
 {
-    printf '#worst_diff\tpair\tmember\treference\tmember_len\treference_len\ttalaria_identity\tneedle_identity\ttalaria_coverage\tneedle_coverage\tidentity_diff\tcoverage_diff\n'
+    printf '#worst_diff\tpair\tmember\treference\tmember_len\treference_len\ttalaria_identity\tneedle_identity\ttalaria_coverage\tneedle_coverage\tidentity_diff\tcoverage_diff\toptimal_score\toptimal_identities\toptimal_coverages\ttalaria_alignment\n'
     sort -t$'\t' -k1,1gr pairs.unsorted 2>/dev/null
 } >pairs.tsv
 rm -f pairs.unsorted
@@ -171,5 +208,10 @@ rm -f pairs.unsorted
 if awk 'NR == 2 { big = $1 > 0.0005 } END { exit !big }' pairs.tsv; then
     echo "largest differences (member, reference, lengths, talaria/needle identity, talaria/needle coverage):"
     awk -F'\t' 'NR > 1 && NR <= 6 && $1 > 0.0005 { printf "  %s %s %d/%d  id %s/%s  cov %s/%s\n", $3, $4, $5, $6, $7, $8, $9, $10 }' pairs.tsv
+fi
+if awk -F'\t' '$16 ~ /^suboptimal/ { found = 1 } END { exit !found }' pairs.tsv; then
+    echo "not optimal at talaria's scoring, worst first (member, reference, lengths, talaria identity/coverage, optimal ranges):"
+    awk -F'\t' -v OFS='\t' '$16 ~ /^suboptimal/ { split($16, w, " "); print w[2], $0 }' pairs.tsv | sort -t$'\t' -k1,1gr | head -5 |
+        awk -F'\t' '{ printf "  %s %s %d/%d  id %s cov %s  optimal id %s cov %s\n", $4, $5, $6, $7, $8, $10, $15, $16 }'
 fi
 exit "$status"
