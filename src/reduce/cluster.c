@@ -154,16 +154,19 @@ static int prefilter(word_filter_t *wf, const char *m, size_t ml, const char *r,
         wf->hist_cap = diagonals;
     }
     memset(wf->hist, 0, diagonals * sizeof *wf->hist);
+    /* a word the reference has more than once (SPPPP...) has no one diagonal: -2 */
     FOR_EACH_WORD(wf, r, rl, w, {
         if (wf->count[w] < UINT16_MAX) wf->count[w]++;
-        wf->pos[w] = (int32_t)i_;
+        wf->pos[w] = wf->pos[w] == -1 ? (int32_t)i_ : -2;
     });
     FOR_EACH_WORD(wf, m, ml, w, {
         if (wf->count[w]) {
-            size_t d = (size_t)wf->pos[w] + ml - i_; /* diagonal + ml, >= 0 */
             wf->count[w]--;
             shared++;
-            if (wf->hist[d] < UINT16_MAX) wf->hist[d]++;
+            if (wf->pos[w] >= 0) {
+                size_t d = (size_t)wf->pos[w] + ml - i_; /* diagonal + ml, >= 0 */
+                if (wf->hist[d] < UINT16_MAX) wf->hist[d]++;
+            }
         }
     });
     FOR_EACH_WORD(wf, r, rl, w, {
@@ -178,8 +181,11 @@ static int prefilter(word_filter_t *wf, const char *m, size_t ml, const char *r,
         size_t shift = (size_t)((1.0 - identity) * (double)ml) + BAND_PAD;
         size_t lo = best > shift ? best - shift : 0, hi = best + shift, dmin = best, dmax = best;
         if (hi >= diagonals) hi = diagonals - 1;
+        /* every supported diagonal within reach: at high identity one shared word is
+         * support enough (the band must hold the best path, not just the densest) */
+        unsigned support = identity >= 0.8 ? 1 : 2;
         for (size_t d = lo; d <= hi; d++)
-            if (wf->hist[d] >= 2) {
+            if (wf->hist[d] >= support) {
                 if (d < dmin) dmin = d;
                 if (d > dmax) dmax = d;
             }
