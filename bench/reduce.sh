@@ -59,7 +59,14 @@ if [ "$lossless" = 1 ]; then
     rm -f want.fa
 fi
 
+# RSS compared in KiB from the times files: results.txt rounds to MiB
 awk -v peers="$peers" '
+    function kib(name, line, f, a, m) {
+        f = "times." name
+        while ((getline line <f) > 0) { split(line, a, " "); if (a[2] + 0 > m) m = a[2] + 0 }
+        close(f)
+        return m
+    }
     /^#/ { next }
     $1 == "refs" { r[$2] = $3; next }
     { t[$1] = $2; m[$1] = $3 }
@@ -71,6 +78,6 @@ awk -v peers="$peers" '
         printf "references at 0.5: talaria %d vs linclust %d, ratio %.4f (goal <= 1)\n", r["talaria_50"], r["linclust_50"], r["talaria_50"] / r["linclust_50"]
         printf "time at 0.9: cd-hit/talaria %.2fx (goal >= 3), linclust/talaria %.2fx (goal > 1)\n", t["cdhit_90"] / t["talaria_90"], t["linclust_90"] / t["talaria_90"]
         printf "time at 0.5: linclust/talaria %.2fx\n", t["linclust_50"] / t["talaria_50"]
-        below = m["talaria_90"] < m["cdhit_90"] && m["talaria_90"] < m["linclust_90"] ? "yes" : "NO"
-        printf "peak RSS at 0.9: talaria %d MiB, cd-hit %d, linclust %d (goal: below both: %s); at 0.5: talaria %d, linclust %d\n", m["talaria_90"], m["cdhit_90"], m["linclust_90"], below, m["talaria_50"], m["linclust_50"]
+        below = kib("talaria_90") < kib("cdhit_90") && kib("talaria_90") < kib("linclust_90") ? "yes" : "NO"
+        printf "peak RSS at 0.9: talaria %d KiB, cd-hit %d, linclust %d (goal: below both: %s); at 0.5: talaria %d, linclust %d\n", kib("talaria_90"), kib("cdhit_90"), kib("linclust_90"), below, kib("talaria_50"), kib("linclust_50")
     }' results.txt | tee -a results.txt
