@@ -31,7 +31,10 @@ struct tal_aligner {
     size_t trace_cap;
     uint64_t *ops; /* (count << 2 | op) of the banded path, last column first */
     size_t ops_len, ops_cap;
+    int verify;    /* check each band's score against the full DP's (score only) */
 };
+
+void tal_aligner_verify_bands(tal_aligner_t *a, int on) { a->verify = on; }
 
 int tal_aligner_create(tal_aligner_t **out, int nucleotide, uint64_t max_cells)
 {
@@ -326,6 +329,15 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
         }
     }
     if (best_k < 0 || best <= NEG_INF / 2) return tal_align(a, member, member_len, ref, ref_len, out);
+    if (a->verify) {
+        /* the best path may lie outside the band without touching its edge (a repeat
+         * elsewhere, a second copy of a domain): the full DP's score says so */
+        parasail_result_t *res = parasail_sg_dx_striped_sat(member, (int)member_len, ref, (int)ref_len,
+                                                            a->open, a->extend, a->matrix);
+        int full = res ? res->score : best;
+        if (res) parasail_result_free(res);
+        if (full > best) return tal_align(a, member, member_len, ref, ref_len, out);
+    }
     /* traceback from (ml, best_k); the path's operations are collected last first */
     {
         int state = 0; /* 0 H, 1 E, 2 F */

@@ -680,6 +680,8 @@ int tal_cluster_run_source(const tal_cluster_opt_t *opt, uint64_t n, const tal_s
         goto nomem;
     for (int t = 0; t < n_workers; t++) {
         if ((rc = tal_aligner_create(&workers[t].aligner, opt->nucleotide, 0)) < 0) goto fail;
+        /* below 0.8 the shared words place the band less surely: check it */
+        tal_aligner_verify_bands(workers[t].aligner, opt->identity < 0.8);
         if ((rc = word_filter_init(&workers[t].wf, opt->nucleotide)) < 0) goto fail;
     }
     {

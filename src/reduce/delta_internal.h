@@ -39,6 +39,10 @@ int tal_align(tal_aligner_t *a, const char *member, size_t member_len, const cha
 int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, const char *ref,
                    size_t ref_len, int64_t dlo, int64_t dhi, tal_alignment_t *out);
 
+/* With on, every band's best score is compared with the full DP's (score only, SIMD):
+ * when the band missed the best path, the full alignment is computed instead. */
+void tal_aligner_verify_bands(tal_aligner_t *a, int on);
+
 /* ---- deltas ----
  * A delta is a sequence of operations, each a LEB128 varint (count << 2 | op) followed,
  * for SUB and INS, by count literal bytes. The reference is read from position 0:
