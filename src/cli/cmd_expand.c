@@ -202,12 +202,10 @@ void cli_expander_warn(const cli_expander_t *x, const char *name)
 
 /* ---- output ---- */
 
-/* Where hits go: stdout, or a temporary file beside --output that is renamed into
- * place when complete (and removed on an error or a signal before that). */
+/* Where hits go: stdout, or --output through a tal_outfile_t. */
 typedef struct {
     FILE *f;
     const char *name; /* for messages */
-    char *tmp;
 } sink_t;
 
 static int write_hit(void *arg, const cli_hit_t *hit)
@@ -228,79 +226,6 @@ static int write_hit(void *arg, const cli_hit_t *hit)
     return 0;
 }
 
-static int output_begin(sink_t *s, const char *path)
-{
-    mode_t mask;
-    int fd;
-    if (asprintf(&s->tmp, "%s.tmp-XXXXXX", path) < 0) {
-        s->tmp = NULL;
-        return TAL_ENOMEM;
-    }
-    if ((fd = mkstemp(s->tmp)) < 0) {
-        tal_log_error("cannot create a temporary file beside %s: %s", path, strerror(errno));
-        free(s->tmp);
-        s->tmp = NULL;
-        return TAL_EIO;
-    }
-    tal_cleanup_extra_add(s->tmp, 0);
-    mask = umask(0); /* mkstemp makes the file private; the output is an ordinary file */
-    umask(mask);
-    fchmod(fd, 0666 & ~mask);
-    s->name = path;
-    if (!(s->f = fdopen(fd, "w"))) {
-        tal_log_error("cannot open %s: %s", s->tmp, strerror(errno));
-        close(fd);
-        tal_cleanup_extra_done(s->tmp, 1);
-        free(s->tmp);
-        s->tmp = NULL;
-        return TAL_EIO;
-    }
-    return 0;
-}
-
-static void fsync_parent(const char *path)
-{
-    char *copy = strdup(path), *slash;
-    int fd;
-    if (!copy) return;
-    slash = strrchr(copy, '/');
-    if (slash == copy)
-        slash[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        strcpy(copy, ".");
-    if ((fd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(copy);
-}
-
-/* With rc < 0 removes the temporary file; else renames it into place (without --force
- * never over a file that appeared meanwhile). */
-static int output_end(sink_t *s, int rc, int force)
-{
-    if (rc == 0 && (fflush(s->f) != 0 || ferror(s->f) || fsync(fileno(s->f)) != 0)) {
-        tal_log_error("cannot write %s: %s", s->name, strerror(errno));
-        rc = TAL_EIO;
-    }
-    if (fclose(s->f) != 0 && rc == 0) {
-        tal_log_error("cannot write %s: %s", s->name, strerror(errno));
-        rc = TAL_EIO;
-    }
-    if (rc == 0 && (force ? rename(s->tmp, s->name)
-                          : renameat2(AT_FDCWD, s->tmp, AT_FDCWD, s->name, RENAME_NOREPLACE)) != 0) {
-        tal_log_error("cannot rename %s to %s: %s", s->tmp, s->name, strerror(errno));
-        rc = errno == EEXIST ? TAL_EEXIST : TAL_EIO;
-    }
-    tal_cleanup_extra_done(s->tmp, rc < 0);
-    if (rc == 0) fsync_parent(s->name);
-    free(s->tmp);
-    s->tmp = NULL;
-    return rc;
-}
-
 int cmd_expand(int argc, char **argv)
 {
     enum { OPT_STRICT = 256 };
@@ -315,7 +240,8 @@ int cmd_expand(int argc, char **argv)
     const char *deltas = NULL, *reduced = NULL, *out_path = NULL, *hits = "-";
     tal_dstore_t *dstore = NULL;
     cli_expander_t x;
-    sink_t sink = {stdout, "stdout", NULL};
+    sink_t sink = {stdout, "stdout"};
+    tal_outfile_t of = {0};
     FILE *in = stdin;
     int c, rc, force = 0, strict = 0;
     opterr = 0;
@@ -348,18 +274,24 @@ int cmd_expand(int argc, char **argv)
         tal_dstore_close(dstore);
         return tal_exit_code(rc);
     }
-    if (out_path && (rc = output_begin(&sink, out_path)) < 0) {
-        if (in != stdin) fclose(in);
-        tal_dstore_close(dstore);
-        return tal_exit_code(rc);
+    if (out_path) {
+        if ((rc = tal_outfile_open(&of, out_path, force)) < 0) {
+            if (in != stdin) fclose(in);
+            tal_dstore_close(dstore);
+            return tal_exit_code(rc);
+        }
+        sink.f = of.f;
+        sink.name = out_path;
+    } else {
+        setvbuf(sink.f, NULL, _IOFBF, 1 << 20);
     }
-    setvbuf(sink.f, NULL, _IOFBF, 1 << 20);
     cli_expander_init(&x, dstore, strict);
     rc = cli_expand_stream(&x, in, strcmp(hits, "-") ? hits : "stdin", write_hit, &sink);
     if (in != stdin) fclose(in);
-    if (out_path)
-        rc = output_end(&sink, rc, force);
-    else if (fflush(stdout) != 0 && !rc) {
+    if (out_path) {
+        if (rc == 0) rc = tal_outfile_commit(&of, force);
+        tal_outfile_abort(&of); /* after an error: removes the temporary file */
+    } else if (fflush(stdout) != 0 && !rc) {
         tal_log_error("cannot write to stdout: %s", strerror(errno));
         rc = TAL_EIO;
     }

@@ -65,9 +65,10 @@ int cmd_reconstruct(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     const char *refs = NULL, *deltas = NULL, *out = NULL, *ids = NULL;
     size_t width = 0, cap = 0;
-    int force = 0, opt, rc = 0, fd = -1;
-    char *tmp = NULL, *buf = NULL;
+    int force = 0, opt, rc = 0;
+    char *buf = NULL;
     FILE *f = stdout;
+    tal_outfile_t of = {0};
     tal_dstore_t *d = NULL;
     uint64_t missing = 0, written = 0;
     opterr = 0;
@@ -95,29 +96,17 @@ int cmd_reconstruct(int argc, char **argv)
     }
     if (optind < argc) return cli_usage_error("reconstruct", "unexpected argument '%s'", argv[optind]);
     if (!deltas) return cli_usage_error("reconstruct", "missing -d DELTAS.tal");
-    if (out) {
-        struct stat st;
-        if (!force && stat(out, &st) == 0) {
-            tal_log_error("%s exists; use --force to replace it", out);
-            return tal_exit_code(TAL_EEXIST);
-        }
+    if (out && !force && access(out, F_OK) == 0) { /* before the work, not after */
+        tal_log_error("%s already exists; use --force to replace it", out);
+        return tal_exit_code(TAL_EEXIST);
     }
     if ((rc = tal_dstore_open(&d, deltas, refs, 0)) < 0) return tal_exit_code(rc);
     if (out) {
-        if (asprintf(&tmp, "%s.tmp-XXXXXX", out) < 0 || (fd = mkstemp(tmp)) < 0) {
-            tal_log_error("cannot create a file beside %s: %s", out, strerror(errno));
-            rc = TAL_EIO;
-            goto done;
-        }
-        fchmod(fd, 0644);
-        tal_cleanup_extra_add(tmp, 0);
-        if (!(f = fdopen(fd, "w"))) {
-            close(fd);
-            rc = TAL_ENOMEM;
-            goto done;
-        }
+        if ((rc = tal_outfile_open(&of, out, force)) < 0) goto done;
+        f = of.f;
+    } else {
+        setvbuf(f, NULL, _IOFBF, 1u << 20);
     }
-    setvbuf(f, NULL, _IOFBF, 1u << 20);
     if (!ids) {
         tal_dinfo_t info;
         tal_dstore_info(d, &info);
@@ -147,21 +136,11 @@ int cmd_reconstruct(int argc, char **argv)
         free(line);
         if (in != stdin) fclose(in);
     }
-    if (rc == 0 && (fflush(f) != 0 || ferror(f))) {
-        tal_log_error("cannot write %s: %s", out ? out : "stdout", strerror(errno));
-        rc = TAL_EIO;
-    }
     if (rc == 0 && out) {
-        if (fsync(fileno(f)) != 0 || fclose(f) != 0) {
-            tal_log_error("cannot write %s: %s", out, strerror(errno));
-            rc = TAL_EIO;
-        }
-        f = NULL;
-        if (rc == 0 && rename(tmp, out) < 0) {
-            tal_log_error("cannot rename %s to %s: %s", tmp, out, strerror(errno));
-            rc = TAL_EIO;
-        }
-        if (rc == 0) tal_cleanup_extra_done(tmp, 0);
+        rc = tal_outfile_commit(&of, force);
+    } else if (rc == 0 && (fflush(f) != 0 || ferror(f))) {
+        tal_log_error("cannot write to stdout: %s", strerror(errno));
+        rc = TAL_EIO;
     }
     if (rc == 0 && missing) {
         tal_log_error("%llu accession(s) not found", (unsigned long long)missing);
@@ -169,9 +148,7 @@ int cmd_reconstruct(int argc, char **argv)
     }
     if (rc == 0) tal_log_info("%llu records rebuilt", (unsigned long long)written);
 done:
-    if (out && f && f != stdout) fclose(f);
-    if (tmp && rc < 0 && !(rc == TAL_ENOTFOUND && f == NULL)) tal_cleanup_extra_done(tmp, 1);
-    free(tmp);
+    tal_outfile_abort(&of); /* nothing left to do after a commit */
     free(buf);
     tal_dstore_close(d);
     return rc < 0 ? tal_exit_code(rc) : 0;

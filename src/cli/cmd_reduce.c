@@ -78,13 +78,6 @@ static const struct {
 } presets[] = {{"generic", 0.9, 0.8}, {"diamond", 0.9, 0.8}, {"mmseqs2", 0.9, 0.8},
                {"blast", 0.9, 0.9},   {"lambda", 0.9, 0.8},  {"kraken", 0.95, 0.9}};
 
-/* An output file written as PATH.tmp-XXXXXX beside PATH. */
-typedef struct {
-    const char *path;
-    char *tmp;
-    FILE *f;
-} out_t;
-
 typedef struct {
     /* options */
     const char *in, *out, *deltas, *members, *clstr, *tmpdir;
@@ -121,71 +114,6 @@ static char *base_of(const char *out)
         if (len > e && !strcmp(out + len - e, exts[i])) return strndup(out, len - e);
     }
     return strdup(out);
-}
-
-static int out_open(out_t *o, const char *path, int force)
-{
-    struct stat st;
-    int fd;
-    o->path = path;
-    o->f = NULL;
-    if (!force && stat(path, &st) == 0) {
-        tal_log_error("%s exists; use --force to replace it", path);
-        return TAL_EEXIST;
-    }
-    if (asprintf(&o->tmp, "%s.tmp-XXXXXX", path) < 0) return TAL_ENOMEM;
-    fd = mkstemp(o->tmp);
-    if (fd < 0) {
-        tal_log_error("cannot create %s: %s", o->tmp, strerror(errno));
-        free(o->tmp);
-        o->tmp = NULL;
-        return TAL_EIO;
-    }
-    fchmod(fd, 0644);
-    tal_cleanup_extra_add(o->tmp, 0);
-    if (!(o->f = fdopen(fd, "w"))) {
-        close(fd);
-        return TAL_ENOMEM;
-    }
-    setvbuf(o->f, NULL, _IOFBF, 1u << 20);
-    return 0;
-}
-
-/* Flushes and syncs (not yet renamed). */
-static int out_close(out_t *o)
-{
-    int bad;
-    if (!o->f) return 0;
-    bad = fflush(o->f) != 0 || ferror(o->f) || fsync(fileno(o->f)) != 0;
-    if (fclose(o->f) != 0) bad = 1;
-    o->f = NULL;
-    if (bad) {
-        tal_log_error("cannot write %s: %s", o->path, strerror(errno));
-        return TAL_EIO;
-    }
-    return 0;
-}
-
-static void out_abort(out_t *o)
-{
-    if (o->f) fclose(o->f);
-    o->f = NULL;
-    if (o->tmp) tal_cleanup_extra_done(o->tmp, 1);
-    free(o->tmp);
-    o->tmp = NULL;
-}
-
-static int out_commit(out_t *o)
-{
-    if (!o->tmp) return 0;
-    if (rename(o->tmp, o->path) < 0) {
-        tal_log_error("cannot rename %s to %s: %s", o->tmp, o->path, strerror(errno));
-        return TAL_EIO;
-    }
-    tal_cleanup_extra_done(o->tmp, 0);
-    free(o->tmp);
-    o->tmp = NULL;
-    return 0;
 }
 
 static void progress(void *ctx, const char *stage, uint64_t done, uint64_t total)
@@ -469,10 +397,10 @@ static void write_accession(FILE *f, const char *h, size_t len)
 static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path, char *members_path,
                          char *taxid_path)
 {
-    uint64_t n = x->info.records, R = c->references, header_bytes = 0, fasta_at = 0, k = 0;
+    uint64_t n = x->info.records, R = c->references, fasta_at = 0, k = 0;
     uint32_t *ref_index = NULL;
     uint64_t *mstart = NULL, *mlist = NULL;
-    out_t fasta = {0}, members = {0}, clstr = {0}, taxid = {0};
+    tal_outfile_t fasta = {0}, members = {0}, clstr = {0}, taxid = {0};
     tal_dwriter_t *dw = NULL;
     char *dtmp = NULL;
     long missing_taxid = 0;
@@ -480,27 +408,14 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
     tal_dlayout_t layout;
 
     if (!(ref_index = malloc((size_t)(n + 1) * sizeof *ref_index))) return TAL_ENOMEM;
-    for (uint64_t i = 0; i < n; i++) {
-        tal_record_t rec;
-        if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) goto fail;
-        header_bytes += rec.header_len;
-        ref_index[i] = c->ref[i] == i ? (uint32_t)k++ : UINT32_MAX;
-    }
-    if ((rc = out_open(&fasta, x->out, x->force)) < 0) goto fail;
-    if ((rc = out_open(&members, members_path, x->force)) < 0) goto fail;
-    if (x->clstr && (rc = out_open(&clstr, x->clstr, x->force)) < 0) goto fail;
-    if (taxid_path && (rc = out_open(&taxid, taxid_path, x->force)) < 0) goto fail;
-    {
-        struct stat st;
-        if (!x->force && stat(deltas_path, &st) == 0) {
-            tal_log_error("%s exists; use --force to replace it", deltas_path);
-            rc = TAL_EEXIST;
-            goto fail;
-        }
-    }
+    for (uint64_t i = 0; i < n; i++) ref_index[i] = c->ref[i] == i ? (uint32_t)k++ : UINT32_MAX;
+    if ((rc = tal_outfile_open(&fasta, x->out, x->force)) < 0) goto fail;
+    if ((rc = tal_outfile_open(&members, members_path, x->force)) < 0) goto fail;
+    if (x->clstr && (rc = tal_outfile_open(&clstr, x->clstr, x->force)) < 0) goto fail;
+    if (taxid_path && (rc = tal_outfile_open(&taxid, taxid_path, x->force)) < 0) goto fail;
     if (asprintf(&dtmp, "%s.tmp-%d", deltas_path, (int)getpid()) < 0) goto nomem;
     tal_cleanup_extra_add(dtmp, 0);
-    layout = (tal_dlayout_t){n, R, header_bytes, x->delta_used, x->identity, x->coverage, nucleotide, x->out};
+    layout = (tal_dlayout_t){n, R, x->info.header_bytes, x->delta_used, x->identity, x->coverage, nucleotide, x->out};
     if ((rc = tal_dwriter_open(&dw, dtmp, &layout)) < 0) goto fail;
     fprintf(members.f, "#member\treference\tidentity\tcoverage\n");
     if (taxid.f) {
@@ -641,27 +556,29 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
                      x->preset == P_KRAKEN ? "; their headers are left as they are" : "");
 
     /* everything is complete: into place */
-    if ((rc = out_close(&fasta)) < 0 || (rc = out_close(&members)) < 0 || (rc = out_close(&clstr)) < 0 ||
-        (rc = out_close(&taxid)) < 0)
+    if ((rc = tal_outfile_close(&fasta)) < 0 || (rc = tal_outfile_close(&members)) < 0 ||
+        (rc = tal_outfile_close(&clstr)) < 0 || (rc = tal_outfile_close(&taxid)) < 0)
         goto fail;
-    if (rename(dtmp, deltas_path) < 0) {
+    if ((x->force ? rename(dtmp, deltas_path)
+                  : renameat2(AT_FDCWD, dtmp, AT_FDCWD, deltas_path, RENAME_NOREPLACE)) < 0) {
         tal_log_error("cannot rename %s to %s: %s", dtmp, deltas_path, strerror(errno));
         rc = TAL_EIO;
         goto fail;
     }
     tal_cleanup_extra_done(dtmp, 0);
-    if ((rc = out_commit(&fasta)) < 0 || (rc = out_commit(&members)) < 0 || (rc = out_commit(&clstr)) < 0 ||
-        (rc = out_commit(&taxid)) < 0)
+    if ((rc = tal_outfile_commit(&fasta, x->force)) < 0 ||
+        (rc = tal_outfile_commit(&members, x->force)) < 0 ||
+        (rc = tal_outfile_commit(&clstr, x->force)) < 0 || (rc = tal_outfile_commit(&taxid, x->force)) < 0)
         goto fail;
     rc = 0;
     goto done;
 nomem:
     rc = TAL_ENOMEM;
 fail:
-    out_abort(&fasta);
-    out_abort(&members);
-    out_abort(&clstr);
-    out_abort(&taxid);
+    tal_outfile_abort(&fasta);
+    tal_outfile_abort(&members);
+    tal_outfile_abort(&clstr);
+    tal_outfile_abort(&taxid);
     if (dw) tal_dwriter_abort(dw);
     if (dtmp) tal_cleanup_extra_done(dtmp, 0);
 done:
@@ -803,7 +720,7 @@ int cmd_reduce(int argc, char **argv)
         const char *outs[] = {x.out, deltas, members, x.clstr, taxid};
         for (size_t o = 0; o < sizeof outs / sizeof *outs; o++)
             if (outs[o] && !x.force && stat(outs[o], &st) == 0) {
-                tal_log_error("%s exists; use --force to replace it", outs[o]);
+                tal_log_error("%s already exists; use --force to replace it", outs[o]);
                 rc = TAL_EEXIST;
                 goto out;
             }

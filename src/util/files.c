@@ -650,3 +650,79 @@ out:
     free(buf);
     return rc;
 }
+
+/* ---- single output files ---- */
+
+int tal_outfile_open(tal_outfile_t *o, const char *path, int force)
+{
+    mode_t mask;
+    int fd;
+    memset(o, 0, sizeof *o);
+    o->path = path;
+    if (!force && access(path, F_OK) == 0) {
+        tal_log_error("%s already exists; use --force to replace it", path);
+        return TAL_EEXIST;
+    }
+    if (asprintf(&o->tmp, "%s.tmp-XXXXXX", path) < 0) {
+        o->tmp = NULL;
+        return TAL_ENOMEM;
+    }
+    if ((fd = mkstemp(o->tmp)) < 0) {
+        tal_log_error("cannot create a temporary file beside %s: %s", path, strerror(errno));
+        free(o->tmp);
+        o->tmp = NULL;
+        return TAL_EIO;
+    }
+    tal_cleanup_extra_add(o->tmp, 0);
+    mask = umask(0); /* mkstemp makes the file private; the output is an ordinary file */
+    umask(mask);
+    fchmod(fd, 0666 & ~mask);
+    if (!(o->f = fdopen(fd, "w"))) {
+        close(fd);
+        tal_outfile_abort(o);
+        return TAL_ENOMEM;
+    }
+    setvbuf(o->f, NULL, _IOFBF, 1u << 20);
+    return 0;
+}
+
+int tal_outfile_close(tal_outfile_t *o)
+{
+    int bad;
+    if (!o->f) return 0;
+    bad = fflush(o->f) != 0 || ferror(o->f) || fsync(fileno(o->f)) != 0;
+    if (fclose(o->f) != 0) bad = 1;
+    o->f = NULL;
+    if (bad) {
+        tal_log_error("cannot write %s: %s", o->path, strerror(errno));
+        return TAL_EIO;
+    }
+    return 0;
+}
+
+int tal_outfile_commit(tal_outfile_t *o, int force)
+{
+    int rc;
+    if (!o->tmp) return 0;
+    if ((rc = tal_outfile_close(o)) < 0) return rc;
+    if ((force ? rename(o->tmp, o->path)
+               : renameat2(AT_FDCWD, o->tmp, AT_FDCWD, o->path, RENAME_NOREPLACE)) != 0) {
+        rc = errno == EEXIST ? TAL_EEXIST : TAL_EIO;
+        tal_log_error("cannot rename %s to %s: %s", o->tmp, o->path, strerror(errno));
+        return rc;
+    }
+    tal_cleanup_extra_done(o->tmp, 0);
+    free(o->tmp);
+    o->tmp = NULL;
+    fsync_parent(o->path);
+    return 0;
+}
+
+void tal_outfile_abort(tal_outfile_t *o)
+{
+    if (o->f) fclose(o->f);
+    o->f = NULL;
+    if (o->tmp) tal_cleanup_extra_done(o->tmp, 1);
+    free(o->tmp);
+    o->tmp = NULL;
+}

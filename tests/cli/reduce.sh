@@ -414,7 +414,7 @@ for existing in red.fasta red.members.tsv red.deltas.tal; do
     rm -f "$T/force"/*
     echo keep >"$T/force/$existing"
     expect_exit 1 "$TALARIA" reduce -q -i "$T/in.fa" -o "$T/force/red.fasta" --identity 0.9 --tmp-dir "$T/scratch" &&
-        expect_stderr "$existing exists"
+        expect_stderr "$existing already exists"
     [ "$(cat "$T/force/$existing")" = keep ] || fail "reduce replaced $existing without --force"
     [ "$(ls "$T/force")" = "$existing" ] || fail "reduce refused $existing but wrote $(ls "$T/force" | tr '\n' ' ')"
     expect_exit 0 "$TALARIA" reduce -q -f -i "$T/in.fa" -o "$T/force/red.fasta" --identity 0.9 --tmp-dir "$T/scratch"
