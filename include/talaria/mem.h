@@ -61,6 +61,7 @@ typedef enum {
     TAL_MEM_SORT,      /* sort runs and merge buffers */
     TAL_MEM_ALIGN,     /* alignment matrices */
     TAL_MEM_CATALOG,   /* SQLite page cache */
+    TAL_MEM_RECORDS,   /* per-record arrays (lengths, ranks, references) */
     TAL_MEM_OTHER,
     TAL_MEM_COMPONENTS
 } tal_mem_component_t;
@@ -74,12 +75,52 @@ void tal_budget_destroy(tal_budget_t *budget);
  * would be exceeded. A NULL budget accepts everything. Thread-safe. */
 int tal_budget_reserve(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
 void tal_budget_release(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
+/* Counts bytes that are held whether the cap allows them or not (what the process
+ * already holds when the budget is made); the next reservation then fails if the total
+ * is over the cap. */
+void tal_budget_force(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
+/* The total a refused reservation asked for (held + requested), the largest so far; 0 if
+ * nothing was refused. What the cap would have to be for that reservation to pass. */
+uint64_t tal_budget_refused(const tal_budget_t *budget);
 uint64_t tal_budget_cap(const tal_budget_t *budget);
 /* Bytes held now by one component, or by all when component is TAL_MEM_COMPONENTS. */
 uint64_t tal_budget_used(const tal_budget_t *budget, tal_mem_component_t component);
 /* The highest total ever held. */
 uint64_t tal_budget_peak(const tal_budget_t *budget);
 const char *tal_mem_component_name(tal_mem_component_t component);
+
+/* A zero-filled buffer of our own (an anonymous mapping, returned to the kernel by
+ * tal_budget_free) whose bytes are reserved first: 0, TAL_EMEMCAP (nothing reserved)
+ * or TAL_ENOMEM. bytes == 0 gives a NULL buffer and 0. */
+int tal_budget_alloc(tal_budget_t *budget, tal_mem_component_t component, size_t bytes, void **out);
+void tal_budget_free(tal_budget_t *budget, tal_mem_component_t component, void *p, size_t bytes);
+
+/* As tal_budget_reserve, but when the cap refuses, waits for bytes released by other
+ * threads (tal_budget_release wakes it) for as long as some other reservation made with
+ * waiting is held; TAL_EMEMCAP when none is (waiting could not help). For per-thread work
+ * memory that threads take and give back (alignment matrices): threads then take turns
+ * instead of exceeding the cap, and the result does not depend on the cap. Pair with
+ * tal_budget_release_waited. */
+int tal_budget_reserve_wait(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
+void tal_budget_release_waited(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
+
+/* ---- what the kernel measures ---- */
+
+typedef struct {
+    uint64_t rss;  /* VmRSS */
+    uint64_t hwm;  /* VmHWM: the peak resident set */
+} tal_rss_t;
+/* From /proc/self/status; TAL_EIO when it cannot be read. */
+int tal_rss_read(tal_rss_t *rss);
+
+/* --monitor-memory: a thread that prints, every interval seconds and once at the end,
+ * the budget's bytes per component beside VmRSS and VmHWM; with json_path, the final
+ * figures (and each sample) are also written there as JSON. */
+typedef struct tal_memmon tal_memmon_t;
+int tal_memmon_start(tal_memmon_t **out, tal_budget_t *budget, double interval, int print,
+                     const char *json_path, const char *command);
+/* The final report; then stops the thread. Returns the JSON file's write status. */
+int tal_memmon_stop(tal_memmon_t *mon);
 
 /* ---- a pool of chunk buffers ---- */
 

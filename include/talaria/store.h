@@ -21,6 +21,8 @@ typedef struct {
     int allow_duplicates; /* keep the first record of a duplicated accession */
     int catalog_index;    /* build an SQL index on the catalog's accession column */
     int progress;         /* show progress on stderr */
+    tal_budget_t *budget; /* every buffer is reserved from it; NULL: no budget */
+    int low_memory;       /* the smallest buffers (also chosen under a cap below 1 GiB) */
 } tal_index_opt_t;
 
 typedef struct {
@@ -32,6 +34,10 @@ typedef struct {
 } tal_build_stats_t;
 
 void tal_index_opt_init(tal_index_opt_t *opt);
+/* The bytes a build of fasta_path would reserve from its budget: buffers, the SQLite
+ * cache, and the accession table estimated from the first records of a plain file (for
+ * compressed input or stdin the table is left out: it is reserved as it grows). */
+uint64_t tal_index_plan(const char *fasta_path, const tal_index_opt_t *opt);
 /* Builds a store at out_path from a FASTA file (plain/gz/zst/lz4, "-" for stdin).
  * Nothing is left at out_path on failure. */
 int tal_store_build(const char *fasta_path, const char *out_path, const tal_index_opt_t *opt,

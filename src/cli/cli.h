@@ -2,6 +2,8 @@
 #ifndef TAL_CLI_H
 #define TAL_CLI_H
 
+#include "talaria/mem.h"
+
 #include <stdint.h>
 
 int cmd_index(int argc, char **argv);
@@ -20,5 +22,43 @@ int cli_parse_threads(const char *cmd, const char *text, int *threads);
 /* -q and -v adjust the log level. */
 void cli_quieter(void);
 void cli_louder(void);
+
+/* The memory options index and reduce share. */
+typedef struct {
+    uint64_t cap;          /* --max-memory; 0: none */
+    int monitor;           /* --monitor-memory */
+    double interval;       /* its period in seconds */
+    const char *report;    /* --memory-report FILE */
+    int low_memory;        /* --low-memory: the smallest plan that runs */
+    int stream;            /* --stream: stream the input even when it would fit */
+    tal_budget_t *budget;
+    tal_memmon_t *mon;
+} cli_mem_t;
+
+enum { CLI_OPT_MAX_MEMORY = 0x1000, CLI_OPT_MONITOR, CLI_OPT_REPORT, CLI_OPT_LOW_MEMORY, CLI_OPT_STREAM };
+#define CLI_MEM_LONGOPTS                                                                             \
+    {"max-memory", required_argument, NULL, CLI_OPT_MAX_MEMORY},                                   \
+        {"monitor-memory", optional_argument, NULL, CLI_OPT_MONITOR},                              \
+        {"memory-report", required_argument, NULL, CLI_OPT_REPORT},                                \
+        {"low-memory", no_argument, NULL, CLI_OPT_LOW_MEMORY}, {"stream", no_argument, NULL, CLI_OPT_STREAM}
+#define CLI_MEM_HELP                                                                                 \
+    "      --max-memory SIZE    a hard cap on the peak resident set (VmHWM), e.g. 256M, 4G:\n"    \
+    "                           buffers are planned within it and work spills to --tmp-dir;\n"   \
+    "                           below the smallest workable cap: exit 4 naming it\n"              \
+    "      --monitor-memory[=S] every S seconds (default 5) and at the end, the bytes held per\n" \
+    "                           component beside VmRSS and VmHWM, on stderr\n"                   \
+    "      --memory-report FILE the same figures as JSON\n"                                        \
+    "      --low-memory         the smallest plan that still runs (slower)\n"                     \
+    "      --stream             stream the input even when it would fit in memory\n"
+
+/* 1 if opt was one of the memory options (handled), 0 if not, -1 after a usage error. */
+int cli_mem_option(const char *cmd, int opt, const char *arg, cli_mem_t *m);
+/* Sets malloc up (few arenas, big blocks mapped and returned), creates the budget with
+ * what the process already holds reserved, starts the monitor. */
+int cli_mem_begin(const char *cmd, cli_mem_t *m);
+/* Stops the monitor (its final line) and frees the budget. */
+int cli_mem_end(cli_mem_t *m);
+/* Logs that the cap is too small, naming the smallest that would do; TAL_EMEMCAP. */
+int cli_mem_too_small(const char *cmd, const cli_mem_t *m, uint64_t need, const char *why);
 
 #endif

@@ -33,6 +33,7 @@ static const char help[] =
     "      --allow-duplicates   keep the first record of a repeated accession, skip the rest\n"
     "      --catalog-index      also index catalog.sqlite by accession for SQL queries\n"
     "                           (talaria's own lookups use the store's key table)\n"
+    CLI_MEM_HELP
     "  -f, --force              replace an existing store at the output path\n"
     "  -q, --quiet              only errors on stderr\n"
     "  -v, --verbose            timings of the build's phases\n"
@@ -49,13 +50,15 @@ int cmd_index(int argc, char **argv)
         {"catalog-index", no_argument, NULL, 'N'}, {"force", no_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},        {"verbose", no_argument, NULL, 'v'},
         {"compress", required_argument, NULL, 'C'}, {"level", required_argument, NULL, 'L'},
-        {"chunk-size", required_argument, NULL, 'S'},
+        {"chunk-size", required_argument, NULL, 'S'}, CLI_MEM_LONGOPTS,
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *level_arg = NULL;
     const char *in = NULL, *out = NULL;
     tal_index_opt_t opt;
     tal_build_stats_t st;
+    cli_mem_t mem;
     int c, rc, quiet = 0;
+    memset(&mem, 0, sizeof mem);
     tal_index_opt_init(&opt);
     opterr = 0;
     optind = 1;
@@ -94,6 +97,8 @@ int cmd_index(int argc, char **argv)
         case 'v': cli_louder(); break;
         case 'h': fputs(help, stdout); return 0;
         default:
+            if ((rc = cli_mem_option("index", c, optarg, &mem)) < 0) return 2;
+            if (rc) break;
             return cli_usage_error("index", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
@@ -113,7 +118,22 @@ int cmd_index(int argc, char **argv)
         opt.level = (int)level;
     }
     opt.progress = !quiet && isatty(2);
-    rc = tal_store_build(in, out, &opt, &st);
+    if (mem.stream) tal_log_info("--stream: index always streams its input");
+    if ((rc = cli_mem_begin("index", &mem)) < 0) return tal_exit_code(rc);
+    opt.budget = mem.budget;
+    opt.low_memory = mem.low_memory;
+    {
+        /* planning: the buffers and the accession table, beside what is held already */
+        uint64_t need = tal_budget_used(mem.budget, TAL_MEM_COMPONENTS) + tal_index_plan(in, &opt);
+        if (mem.cap && need > mem.cap)
+            rc = cli_mem_too_small("index", &mem, need + need / 16, "buffers and the accession table");
+        else
+            rc = tal_store_build(in, out, &opt, &st);
+    }
+    if (rc == TAL_EMEMCAP && tal_budget_refused(mem.budget) > mem.cap && mem.cap)
+        cli_mem_too_small("index", &mem, tal_budget_refused(mem.budget) + tal_budget_refused(mem.budget) / 16,
+                          "a reservation was refused");
+    if (cli_mem_end(&mem) < 0 && rc == 0) rc = TAL_EIO;
     if (rc < 0) {
         if (rc == TAL_ENOMEM) tal_log_error("out of memory while indexing %s", in);
         return tal_exit_code(rc);

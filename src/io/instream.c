@@ -398,6 +398,11 @@ fail:
     return rc;
 }
 
+size_t tal_instream_footprint(int read_ahead)
+{
+    return RAW_BUF_SIZE + (size_t)(read_ahead ? N_BUFS : 1) * OUT_BUF_SIZE;
+}
+
 const char *tal_instream_error(const tal_instream_t *s) { return s->error; }
 
 const char *tal_instream_format(const tal_instream_t *s)

@@ -10,6 +10,9 @@ typedef struct tal_instream tal_instream_t;
 
 /* path "-" reads stdin. With read_ahead, a thread fills buffers while the caller parses. */
 int tal_instream_open(tal_instream_t **out, const char *path, int read_ahead);
+/* The bytes a stream holds at most: its read and decode buffers, or the mapped windows
+ * of a plain file in flight. */
+size_t tal_instream_footprint(int read_ahead);
 /* Gives the next block of decompressed bytes, valid until the next call.
  * Returns 1 with a block, 0 at the end, or a negative error; on error
  * tal_instream_error() describes it (without file or line: the caller adds them). */

@@ -13,6 +13,7 @@
 #include "talaria/seqstats.h"
 #include "talaria/store.h"
 #include "talaria/util.h"
+#include "io/instream_internal.h"
 #include "util/files_internal.h"
 
 #include <errno.h>
@@ -46,7 +47,18 @@ typedef struct {
     char *dup_buf;
     size_t dup_buf_cap;
     double started, last_progress;
+    /* the memory plan: buffer sizes, and what was reserved for them */
+    size_t wbuf_bulk, wbuf_small;
+    unsigned cache_kib;
+    uint64_t held_input, held_output, held_catalog;
 } builder_t;
+
+/* Buffers of a build, from the plan (see plan_buffers). */
+typedef struct {
+    size_t wbuf_bulk, wbuf_small; /* headers and residues; the per-record arrays */
+    unsigned cache_kib;           /* SQLite's page cache */
+    uint64_t input, output, catalog;
+} build_plan_t;
 
 void tal_index_opt_init(tal_index_opt_t *opt)
 {
@@ -55,13 +67,83 @@ void tal_index_opt_init(tal_index_opt_t *opt)
     opt->chunk_size = 4u << 20;
 }
 
+static void plan_buffers(const tal_index_opt_t *opt, build_plan_t *p)
+{
+    uint64_t cap = tal_budget_cap(opt->budget);
+    int small = opt->low_memory || (cap && cap < ((uint64_t)1 << 30)), writers = opt->threads > 1 ? 2 : 1;
+    p->wbuf_bulk = small ? WBUF / 2 : 4 * WBUF;
+    p->wbuf_small = small ? WBUF / 4 : WBUF;
+    p->cache_kib = small ? 2048 : 16384;
+    /* read-ahead windows of the input, and the parser's record */
+    p->input = tal_instream_footprint(opt->threads > 1) + (1u << 20);
+    /* each file's buffer, twice with the writer thread, and one for the closing sections */
+    p->output = (uint64_t)(2 * p->wbuf_bulk + 4 * p->wbuf_small) * (uint64_t)writers + WBUF;
+    /* the page cache, SQLite's own heap around it, and the batches handed to its thread */
+    p->catalog = (uint64_t)p->cache_kib * 1024 + (4u << 20) + (opt->threads > 1 ? (4u << 20) : (2u << 20));
+}
+
+/* Slots of the accession table for an input of input_size bytes whose records average
+ * per_record bytes and keys_per_record keys (the first word, and a db|ACC| alias): the
+ * same rule for the plan and for the table itself, sized once so that it never grows
+ * (growing holds the old table and the new one at once). */
+static unsigned table_bits(uint64_t input_size, double per_record, double keys_per_record, unsigned bits)
+{
+    double expected = (double)input_size / (per_record + 2.0) * keys_per_record * 1.05;
+    while (bits < 31 && (double)((size_t)1 << bits) * 0.70 < expected) bits++;
+    return bits;
+}
+
+uint64_t tal_index_plan(const char *fasta_path, const tal_index_opt_t *opt)
+{
+    build_plan_t p;
+    struct stat st;
+    uint64_t total;
+    plan_buffers(opt, &p);
+    total = p.input + p.output + p.catalog + ((uint64_t)1 << 16) * sizeof(tal_key_slot_t);
+    /* the table, from the records in the first MiB of a plain file */
+    if (strcmp(fasta_path, "-") && stat(fasta_path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+        int fd = open(fasta_path, O_RDONLY | O_CLOEXEC);
+        char *buf = malloc(1u << 20);
+        ssize_t got = fd >= 0 && buf ? read(fd, buf, 1u << 20) : -1;
+        if (got > 2 && buf[0] == '>') {
+            uint64_t records = 0, keys = 0;
+            for (ssize_t i = 0; i < got; i++) {
+                char *eol;
+                tal_keys_t k;
+                if (buf[i] != '>' || (i && buf[i - 1] != '\n')) continue;
+                if (!(eol = memchr(buf + i, '\n', (size_t)(got - i)))) break;
+                tal_header_keys(buf + i + 1, (size_t)(eol - buf - i - 1), &k);
+                records++;
+                keys += 1 + (k.alias != NULL);
+            }
+            if (records)
+                total += ((uint64_t)1 << table_bits((uint64_t)st.st_size, (double)got / (double)records - 2.0,
+                                                    (double)keys / (double)records, 16)) *
+                         sizeof(tal_key_slot_t);
+        }
+        free(buf);
+        if (fd >= 0) close(fd);
+    }
+    return total;
+}
+
 static int keys_grow_to(builder_t *b, unsigned bits)
 {
     size_t cap = (size_t)1 << bits;
     tal_key_slot_t *slots;
+    int rc;
     if (bits > 32) return TAL_ENOMEM;
+    if ((rc = tal_budget_reserve(b->opt->budget, TAL_MEM_RECORDS, cap * sizeof *slots)) < 0) {
+        tal_log_error("%s: the accession table of %llu records needs %llu MiB more than --max-memory allows",
+                      b->in_path, (unsigned long long)b->n,
+                      (unsigned long long)((cap * sizeof *slots) >> 20));
+        return rc;
+    }
     slots = tal_huge_alloc(cap * sizeof *slots);
-    if (!slots) return TAL_ENOMEM;
+    if (!slots) {
+        tal_budget_release(b->opt->budget, TAL_MEM_RECORDS, cap * sizeof *slots);
+        return TAL_ENOMEM;
+    }
     for (size_t i = 0; i < b->n_slots; i++) {
         tal_key_slot_t k = b->slots[i];
         size_t j;
@@ -71,6 +153,7 @@ static int keys_grow_to(builder_t *b, unsigned bits)
         slots[j] = k;
     }
     tal_huge_free(b->slots, b->n_slots * sizeof *b->slots);
+    tal_budget_release(b->opt->budget, TAL_MEM_RECORDS, b->n_slots * sizeof *b->slots);
     b->slots = slots;
     b->n_slots = cap;
     b->slot_bits = bits;
@@ -88,10 +171,9 @@ static int keys_grow(builder_t *b)
 static int keys_presize(builder_t *b)
 {
     double per_record = (double)(b->header_total + b->residue_total) / (double)b->n;
-    double expected = (double)b->input_size / (per_record + 2.0) * 1.05;
-    unsigned bits = b->slot_bits;
+    unsigned bits;
     if (b->input_size == 0) return 0;
-    while (bits < 31 && (double)((size_t)1 << bits) * 0.70 < expected) bits++;
+    bits = table_bits(b->input_size, per_record, (double)b->n_keys / (double)b->n, b->slot_bits);
     return bits > b->slot_bits ? keys_grow_to(b, bits) : 0;
 }
 
@@ -256,6 +338,13 @@ static int record_provenance(builder_t *b, const tal_build_stats_t *st)
     time_t now = time(NULL);
     struct tm tm;
     int rc = 0;
+    const char *epoch = getenv("SOURCE_DATE_EPOCH");
+    /* reproducible builds: the same input gives the same bytes (reproducible-builds.org) */
+    if (epoch && *epoch) {
+        char *end;
+        long long t = strtoll(epoch, &end, 10);
+        if (!*end && t >= 0) now = (time_t)t;
+    }
     abs = strcmp(b->in_path, "-") ? realpath(b->in_path, NULL) : NULL;
     rc |= tal_catalog_set(b->cat, "input", abs ? abs : b->in_path);
     free(abs);
@@ -406,15 +495,26 @@ fail_rest:
 static int open_outputs(builder_t *b)
 {
     char cat_path[PATH_MAX];
+    build_plan_t plan;
     int rc;
-    if ((rc = tal_wfile_open(&b->headers, &b->dir, "headers", 4 * WBUF)) < 0) return rc;
-    if ((rc = tal_wfile_open(&b->residues, &b->dir, "residues", 4 * WBUF)) < 0) return rc;
+    plan_buffers(b->opt, &plan);
+    b->wbuf_bulk = plan.wbuf_bulk;
+    b->wbuf_small = plan.wbuf_small;
+    b->cache_kib = plan.cache_kib;
+    if ((rc = tal_budget_reserve(b->opt->budget, TAL_MEM_INPUT, plan.input)) < 0) return rc;
+    b->held_input = plan.input;
+    if ((rc = tal_budget_reserve(b->opt->budget, TAL_MEM_OTHER, plan.output)) < 0) return rc;
+    b->held_output = plan.output;
+    if ((rc = tal_budget_reserve(b->opt->budget, TAL_MEM_CATALOG, plan.catalog)) < 0) return rc;
+    b->held_catalog = plan.catalog;
+    if ((rc = tal_wfile_open(&b->headers, &b->dir, "headers", b->wbuf_bulk)) < 0) return rc;
+    if ((rc = tal_wfile_open(&b->residues, &b->dir, "residues", b->wbuf_bulk)) < 0) return rc;
     if (!b->opt->compress)
         b->residues.byte_counts = b->composition; /* counted where the bytes are written */
-    if ((rc = tal_wfile_open(&b->seq_offsets, &b->dir, "seq_offsets", WBUF)) < 0) return rc;
-    if ((rc = tal_wfile_open(&b->lengths, &b->dir, "lengths", WBUF)) < 0) return rc;
-    if ((rc = tal_wfile_open(&b->checksums, &b->dir, "checksums", WBUF)) < 0) return rc;
-    if ((rc = tal_wfile_open(&b->hdr_offsets, &b->dir, "hdr_offsets", WBUF)) < 0) return rc;
+    if ((rc = tal_wfile_open(&b->seq_offsets, &b->dir, "seq_offsets", b->wbuf_small)) < 0) return rc;
+    if ((rc = tal_wfile_open(&b->lengths, &b->dir, "lengths", b->wbuf_small)) < 0) return rc;
+    if ((rc = tal_wfile_open(&b->checksums, &b->dir, "checksums", b->wbuf_small)) < 0) return rc;
+    if ((rc = tal_wfile_open(&b->hdr_offsets, &b->dir, "hdr_offsets", b->wbuf_small)) < 0) return rc;
     b->files_open = 1;
     if (b->opt->threads > 1) {
         if ((rc = tal_writer_start(&b->writer)) < 0) return rc;
@@ -438,13 +538,14 @@ static int open_outputs(builder_t *b)
         co.level = b->opt->level;
         co.chunk_size = b->opt->chunk_size;
         co.threads = b->opt->threads > 1 ? b->opt->threads : 0;
+        co.budget = b->opt->budget;
         if ((rc = tal_chunker_start(&b->chunker, &co, &b->residues, b->composition)) < 0)
             return rc;
     }
     if ((rc = keys_grow(b)) < 0) return rc;
     snprintf(cat_path, sizeof cat_path, "%s/catalog.sqlite", b->dir.tmp_path);
     tal_cleanup_add_file(&b->dir, "catalog.sqlite");
-    return tal_catalog_create(&b->cat, cat_path, b->opt->threads > 1);
+    return tal_catalog_create(&b->cat, cat_path, b->opt->threads > 1, b->cache_kib);
 }
 
 int tal_store_build(const char *fasta_path, const char *out_path, const tal_index_opt_t *opt,
@@ -501,6 +602,10 @@ out:
     if (rc < 0) tal_atomic_dir_abort(&b->dir);
     tal_fasta_close(b->fa);
     tal_huge_free(b->slots, b->n_slots * sizeof *b->slots);
+    tal_budget_release(opt->budget, TAL_MEM_RECORDS, b->n_slots * sizeof *b->slots);
+    tal_budget_release(opt->budget, TAL_MEM_INPUT, b->held_input);
+    tal_budget_release(opt->budget, TAL_MEM_OTHER, b->held_output);
+    tal_budget_release(opt->budget, TAL_MEM_CATALOG, b->held_catalog);
     free(b->dup_buf);
     free(b);
     return rc < 0 ? rc : 0;

@@ -219,8 +219,9 @@ static int prepare_many(tal_catalog_writer_t *w)
     return sqlite3_prepare_v2(w->db, sql, -1, &w->insert_many, NULL) == SQLITE_OK ? 0 : -1;
 }
 
-int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threaded)
+int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threaded, unsigned cache_kib)
 {
+    char pragma[64];
     tal_catalog_writer_t *w = calloc(1, sizeof *w);
     int rc = TAL_ENOMEM;
     *out = NULL;
@@ -235,8 +236,9 @@ int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threade
         goto fail;
     }
     /* The file is fsynced by the builder; a crash mid-build leaves only the temp dir. */
+    snprintf(pragma, sizeof pragma, "PRAGMA cache_size=-%u;", cache_kib);
+    if ((rc = exec_sql(w, pragma)) != 0) goto fail;
     rc = exec_sql(w, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA page_size=8192;"
-                     "PRAGMA cache_size=-16384;"
                      "CREATE TABLE records(id INTEGER PRIMARY KEY, accession TEXT NOT NULL,"
                      " alias TEXT, taxid INTEGER, length INTEGER NOT NULL);"
                      "CREATE TABLE taxa(taxid INTEGER PRIMARY KEY, organism TEXT);"
