@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "reduce/cluster_internal.h"
 #include "reduce/delta_internal.h"
+#include "mem/sorter_internal.h"
 #include "reduce/dstore_internal.h"
 #include "store/format_internal.h"
 #include "store/store_internal.h"
@@ -52,7 +53,9 @@ static const char help[] =
     "  -a, --aligner NAME    preset for the aligner the output is for: diamond, mmseqs2,\n"
     "                        blast, lambda, kraken or generic (see below)\n"
     "  -t, --threads N       threads (default 1)\n"
-    "      --tmp-dir DIR     scratch space (default $TMPDIR or /tmp)\n"
+    "      --tmp-dir DIR     scratch space: the indexed input, sort runs, candidates\n"
+    "                        (default $TMPDIR or /tmp)\n"
+    CLI_MEM_HELP
     "  -f, --force           replace existing outputs\n"
     "  -q, --quiet           only errors on stderr\n"
     "  -v, --verbose         more detail on stderr\n"
@@ -95,8 +98,12 @@ typedef struct {
     int delta_fd;
     FILE *delta_out;
     uint64_t delta_used;
-    uint64_t *delta_off;
+    uint64_t *delta_off;      /* by record id, with delta_len: one reserved block */
     uint32_t *delta_len;
+    size_t delta_bytes;
+    cli_mem_t mem;
+    uint64_t sort_bytes;      /* the plan: each sorter's buffer */
+    uint64_t held_input;      /* reserved for the store's mapped arrays and the scan */
     double started, last_progress;
     const char *stage;
     int progress_shown;
@@ -187,6 +194,8 @@ static int open_input(reduce_t *x)
         char *path;
         tal_index_opt_init(&opt);
         opt.threads = x->threads;
+        opt.budget = x->mem.budget;
+        opt.low_memory = x->mem.low_memory;
         opt.progress = !x->quiet && isatty(2);
         if (asprintf(&path, "%s/input.tal", x->scratch) < 0) return TAL_ENOMEM;
         progress(x, "reading the input", 0, 0);
@@ -319,9 +328,88 @@ static int on_member(void *ctx, uint64_t member, uint64_t ref, const void *align
     return 0;
 }
 
+/* ---- the memory plan ----
+ * What the run holds at once, from the record count (per-record arrays), the threads
+ * (each worker's share) and the longest sequence (the largest single alignment); the
+ * rest of the cap goes to the two sorters that are alive together. Before the input is
+ * indexed the record count is estimated from the first MiB of the FASTA. */
+#define SORT_DEFAULT ((uint64_t)128 << 20)
+#define HEADER_WINDOW ((uint64_t)8 << 20) /* header pages touched between releases */
+
+static uint64_t estimate_records(const char *path, uint64_t *max_len)
+{
+    struct stat st;
+    uint64_t records = 0, est = 0;
+    char *buf = malloc(1u << 20);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 && buf ? read(fd, buf, 1u << 20) : -1;
+    *max_len = 0;
+    if (got > 0 && fstat(fd, &st) == 0 && buf[0] == '>') {
+        uint64_t len = 0;
+        for (ssize_t i = 0; i < got; i++) {
+            if (buf[i] == '>' && (i == 0 || buf[i - 1] == '\n')) {
+                records++;
+                if (len > *max_len) *max_len = len;
+                len = 0;
+            } else {
+                len++;
+            }
+        }
+        est = (uint64_t)((double)st.st_size * (double)records / (double)got) + 1;
+    }
+    free(buf);
+    if (fd >= 0) close(fd);
+    return est;
+}
+
+static int plan_memory(reduce_t *x, int exact)
+{
+    tal_budget_t *b = x->mem.budget;
+    uint64_t cap = x->mem.cap, n, max_len, fixed, need, room, index_need = 0;
+    int threads = x->threads;
+    if (exact) {
+        n = x->info.records;
+        max_len = x->info.max_length;
+    } else {
+        struct stat st;
+        if (stat(x->in, &st) == 0 && S_ISDIR(st.st_mode)) return 0; /* a store: planned once open */
+        n = estimate_records(x->in, &max_len);
+        max_len = 8192; /* unknown yet: as long as the largest alignment allowed */
+        index_need = tal_index_plan(x->in, &(tal_index_opt_t){.threads = x->threads, .budget = b,
+                                                                 .low_memory = x->mem.low_memory});
+    }
+    /* the store's lengths, offsets and checksums, mapped or copied, and the scan */
+    x->held_input = exact ? 24 * (n + 1) + 3 * ((uint64_t)4 << 20) : 0;
+    fixed = tal_budget_used(b, TAL_MEM_COMPONENTS) + 24 * (n + 1) + 3 * ((uint64_t)4 << 20);
+    fixed += (TAL_CLUSTER_BYTES_PER_RECORD + 12 + 4) * (n + 1); /* clustering, deltas, reference index */
+    if (x->clstr) fixed += 16 * (n + 1);
+    fixed += (uint64_t)threads * TAL_CLUSTER_WORKER_BYTES + ((uint64_t)2 << 20);
+    fixed += tal_align_bytes(max_len, max_len, TAL_CLUSTER_MAX_CELLS);
+    fixed += HEADER_WINDOW + ((uint64_t)8 << 20); /* header pages, output buffers */
+    need = fixed + 2 * TAL_SORTER_MIN_BUFFER;
+    if (need < tal_budget_used(b, TAL_MEM_COMPONENTS) + index_need) need = tal_budget_used(b, TAL_MEM_COMPONENTS) + index_need;
+    if (cap && need > cap)
+        return cli_mem_too_small("reduce", &x->mem, need + need / 16,
+                                 exact ? "per-record arrays, workers and sort buffers"
+                                       : "per-record arrays, workers and sort buffers, estimated");
+    room = cap ? (cap - fixed) / 2 : SORT_DEFAULT;
+    x->sort_bytes = x->mem.low_memory ? TAL_SORTER_MIN_BUFFER : room < SORT_DEFAULT ? room : SORT_DEFAULT;
+    if (exact) {
+        if (tal_budget_reserve(b, TAL_MEM_INPUT, x->held_input) < 0) {
+            x->held_input = 0;
+            return cli_mem_too_small("reduce", &x->mem, tal_budget_refused(b) + need / 16, "the store's arrays");
+        }
+        tal_log_debug("memory plan: %llu records, fixed %llu MiB, sort buffers 2 x %llu MiB",
+                      (unsigned long long)n, (unsigned long long)(fixed >> 20),
+                      (unsigned long long)(x->sort_bytes >> 20));
+    }
+    return 0;
+}
+
 static int cluster(reduce_t *x, tal_cluster_t *c)
 {
     tal_cluster_opt_t opt;
+    tal_cluster_prep_t *prep = NULL;
     uint64_t n = x->info.records;
     int rc;
     char *path;
@@ -331,6 +419,11 @@ static int cluster(reduce_t *x, tal_cluster_t *c)
     opt.threads = x->threads;
     opt.progress = progress;
     opt.ctx = x;
+    opt.budget = x->mem.budget;
+    opt.tmp_dir = x->scratch;
+    opt.sort_bytes = x->sort_bytes;
+    /* ranks, copies and candidates do not depend on the thresholds: once */
+    if ((rc = tal_cluster_prepare(&opt, n, &src, x->lens, &prep)) < 0) return rc;
     if (x->ratio > 0) {
         /* the highest identity whose reference count is within R x N */
         double lo = 0.30, hi = 1.0, best = -1;
@@ -339,7 +432,7 @@ static int cluster(reduce_t *x, tal_cluster_t *c)
         for (int step = 0; step < 7; step++) {
             double mid = step == 0 ? lo : (lo + hi) / 2;
             opt.identity = mid;
-            if ((rc = tal_cluster_run_source(&opt, n, &src, x->lens, c)) < 0) return rc;
+            if ((rc = tal_cluster_decide(prep, &opt, c)) < 0) goto out;
             tal_log_info("-r: identity %.4f gives %llu references (target %llu)", mid,
                          (unsigned long long)c->references, (unsigned long long)target);
             if (c->references <= target) {
@@ -363,27 +456,43 @@ static int cluster(reduce_t *x, tal_cluster_t *c)
     }
     opt.identity = x->identity;
     opt.on_member = on_member;
-    if (asprintf(&path, "%s/deltas", x->scratch) < 0) return TAL_ENOMEM;
+    if (asprintf(&path, "%s/deltas", x->scratch) < 0) {
+        rc = TAL_ENOMEM;
+        goto out;
+    }
     x->delta_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (x->delta_fd < 0 || !(x->delta_out = fdopen(dup(x->delta_fd), "w"))) {
         tal_log_error("cannot create %s: %s", path, strerror(errno));
         free(path);
-        return TAL_EIO;
+        rc = TAL_EIO;
+        goto out;
     }
     free(path);
     setvbuf(x->delta_out, NULL, _IOFBF, 1u << 20);
-    x->delta_off = calloc((size_t)n + 1, sizeof *x->delta_off);
-    x->delta_len = calloc((size_t)n + 1, sizeof *x->delta_len);
-    if (!x->delta_off || !x->delta_len) return TAL_ENOMEM;
-    if ((rc = tal_cluster_run_source(&opt, n, &src, x->lens, c)) < 0) return rc;
+    x->delta_bytes = ((size_t)n + 1) * (sizeof *x->delta_off + sizeof *x->delta_len);
+    if ((rc = tal_budget_alloc(x->mem.budget, TAL_MEM_RECORDS, x->delta_bytes, (void **)&x->delta_off)) < 0) {
+        x->delta_bytes = 0;
+        goto out;
+    }
+    x->delta_len = (uint32_t *)(x->delta_off + n + 1);
+    if ((rc = tal_cluster_decide(prep, &opt, c)) < 0) goto out;
     if (fflush(x->delta_out) != 0 || ferror(x->delta_out)) {
         tal_log_error("cannot write to %s: %s", x->scratch, strerror(errno));
-        return TAL_EIO;
+        rc = TAL_EIO;
     }
-    return 0;
+out:
+    tal_cluster_prep_free(prep);
+    return rc;
 }
 
 /* ---- outputs ---- */
+
+/* Header pages read so far leave the resident set (the page cache keeps them). */
+static void release_headers(const reduce_t *x)
+{
+    tal_store_release_(x->store, TAL_SEC_HEADERS);
+    tal_store_release_(x->store, TAL_SEC_HDR_OFFSETS);
+}
 
 static void write_accession(FILE *f, const char *h, size_t len)
 {
@@ -396,7 +505,7 @@ static void write_accession(FILE *f, const char *h, size_t len)
 static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path, char *members_path,
                          char *taxid_path)
 {
-    uint64_t n = x->info.records, R = c->references, fasta_at = 0, k = 0;
+    uint64_t n = x->info.records, R = c->references, fasta_at = 0, k = 0, clstr_held = 0;
     uint32_t *ref_index = NULL;
     uint64_t *mstart = NULL, *mlist = NULL;
     tal_outfile_t fasta = {0}, members = {0}, clstr = {0}, taxid = {0};
@@ -406,7 +515,11 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
     int rc, nucleotide = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE;
     tal_dlayout_t layout;
 
-    if (!(ref_index = malloc((size_t)(n + 1) * sizeof *ref_index))) return TAL_ENOMEM;
+    if ((rc = tal_budget_reserve(x->mem.budget, TAL_MEM_RECORDS, (n + 1) * 4)) < 0) return rc;
+    if (!(ref_index = malloc((size_t)(n + 1) * sizeof *ref_index))) {
+        tal_budget_release(x->mem.budget, TAL_MEM_RECORDS, (n + 1) * 4);
+        return TAL_ENOMEM;
+    }
     for (uint64_t i = 0; i < n; i++) ref_index[i] = c->ref[i] == i ? (uint32_t)k++ : UINT32_MAX;
     if ((rc = tal_outfile_open(&fasta, x->out, x->force)) < 0) goto fail;
     if ((rc = tal_outfile_open(&members, members_path, x->force)) < 0) goto fail;
@@ -414,7 +527,8 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
     if (taxid_path && (rc = tal_outfile_open(&taxid, taxid_path, x->force)) < 0) goto fail;
     if (asprintf(&dtmp, "%s.tmp-%d", deltas_path, (int)getpid()) < 0) goto nomem;
     tal_cleanup_extra_add(dtmp, 0);
-    layout = (tal_dlayout_t){n, R, x->info.header_bytes, x->delta_used, x->identity, x->coverage, nucleotide, x->out};
+    layout = (tal_dlayout_t){n,           R,           x->info.header_bytes, x->delta_used, x->identity, x->coverage,
+                             nucleotide,  x->out,      x->mem.budget,        x->scratch,     x->sort_bytes};
     if ((rc = tal_dwriter_open(&dw, dtmp, &layout)) < 0) goto fail;
     fprintf(members.f, "#member\treference\tidentity\tcoverage\n");
     if (taxid.f) {
@@ -430,6 +544,7 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
         const char *seq;
         uint64_t len = x->lens[i], start = fasta_at;
         long tax;
+        if ((i & 4095) == 0) release_headers(x);
         if (c->ref[i] != i) continue;
         if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) goto fail;
         if ((rc = read_residues(x, i, &x->buf, &x->buf_cap, &seq)) < 0) goto fail;
@@ -484,6 +599,7 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
         tal_drec_t d;
         uint64_t r = c->ref[i], doff = 0;
         if ((i & 65535) == 0) progress(x, "writing", i, n);
+        if ((i & 4095) == 0) release_headers(x);
         if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) goto fail;
         memset(&d, 0, sizeof d);
         d.header = rec.header;
@@ -521,6 +637,8 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
 
     /* CD-HIT's .clstr: clusters in reference order, the reference first */
     if (clstr.f) {
+        if ((rc = tal_budget_reserve(x->mem.budget, TAL_MEM_RECORDS, 8 * (R + 2 + n + 1))) < 0) goto fail;
+        clstr_held = 8 * (R + 2 + n + 1);
         if (!(mstart = calloc((size_t)R + 2, sizeof *mstart)) || !(mlist = malloc((size_t)n * sizeof *mlist + 8)))
             goto nomem;
         for (uint64_t i = 0; i < n; i++)
@@ -583,6 +701,7 @@ fail:
 done:
     free(dtmp);
     free(ref_index);
+    tal_budget_release(x->mem.budget, TAL_MEM_RECORDS, (n + 1) * 4 + clstr_held);
     free(mstart);
     free(mlist);
     return rc;
@@ -628,7 +747,8 @@ int cmd_reduce(int argc, char **argv)
         {"aligner", required_argument, NULL, 'a'},   {"threads", required_argument, NULL, 't'},
         {"tmp-dir", required_argument, NULL, 'T'},   {"force", no_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},           {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
+        {"help", no_argument, NULL, 'h'},            CLI_MEM_LONGOPTS,
+        {NULL, 0, NULL, 0}};
     reduce_t x;
     tal_cluster_t c;
     char *base = NULL, *deltas = NULL, *members = NULL, *taxid = NULL;
@@ -679,7 +799,10 @@ int cmd_reduce(int argc, char **argv)
         case 'q': x.quiet = 1; cli_quieter(); break;
         case 'v': cli_louder(); break;
         case 'h': fputs(help, stdout); return 0;
-        default: return cli_usage_error("reduce", "unknown or incomplete option '%s'", argv[optind - 1]);
+        default:
+            if ((rc = cli_mem_option("reduce", opt, optarg, &x.mem)) < 0) return 2;
+            if (rc) break;
+            return cli_usage_error("reduce", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) return cli_usage_error("reduce", "unexpected argument '%s'", argv[optind]);
@@ -725,8 +848,11 @@ int cmd_reduce(int argc, char **argv)
             }
     }
     x.started = tal_now_seconds();
+    if ((rc = cli_mem_begin("reduce", &x.mem)) < 0) goto out;
     if ((rc = make_scratch(&x)) < 0) goto out;
+    if ((rc = plan_memory(&x, 0)) < 0) goto out;
     if ((rc = open_input(&x)) < 0) goto out;
+    if ((rc = plan_memory(&x, 1)) < 0) goto out;
     if ((rc = prepare_source(&x)) < 0) goto out;
     if ((rc = cluster(&x, &c)) < 0) goto out;
     if ((rc = write_outputs(&x, &c, deltas, members, taxid)) < 0) goto out;
@@ -770,8 +896,9 @@ out:
     if (x.delta_fd >= 0) close(x.delta_fd);
     if (x.scratch) tal_cleanup_extra_done(x.scratch, 1);
     free(x.scratch);
-    free(x.delta_off);
-    free(x.delta_len);
+    if (x.held_input) tal_budget_release(x.mem.budget, TAL_MEM_INPUT, x.held_input);
+    if (x.mem.budget && cli_mem_end(&x.mem) < 0 && rc == 0) rc = TAL_EIO;
+    tal_budget_free(x.mem.budget, TAL_MEM_RECORDS, x.delta_off, x.delta_bytes);
     free(base);
     free(deltas);
     free(members);

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -25,15 +26,22 @@ static inline uint64_t key_at(const char *base, size_t i, size_t rs)
     return k;
 }
 
+/* a before b: by the key, then (records of 16 bytes or more) by the second word */
+static inline int rec_less(const char *a, const char *b, size_t rs)
+{
+    uint64_t ka = key_at(a, 0, rs), kb = key_at(b, 0, rs);
+    if (ka != kb || rs < 16) return ka < kb;
+    return key_at(a + 8, 0, rs) < key_at(b + 8, 0, rs);
+}
+
 static void insertion_sort(char *a, size_t n, size_t rs)
 {
     char x[64];
     for (size_t i = 1; i < n; i++) {
-        uint64_t kx = key_at(a, i, rs);
         size_t j = i;
-        if (key_at(a, j - 1, rs) <= kx) continue;
+        if (!rec_less(a + i * rs, a + (j - 1) * rs, rs)) continue;
         memcpy(x, a + i * rs, rs);
-        while (j > 0 && key_at(a, j - 1, rs) > kx) {
+        while (j > 0 && rec_less(x, a + (j - 1) * rs, rs)) {
             memcpy(a + j * rs, a + (j - 1) * rs, rs);
             j--;
         }
@@ -69,9 +77,11 @@ static void radix_level(char *a, size_t n, size_t rs, int shift)
             memcpy(a + next[b]++ * rs, x, rs);
         }
     }
-    if (shift == 0) return;
-    for (int b = 0; b < 256; b++)
-        if (count[b] > 1) radix_level(a + start[b] * rs, count[b], rs, shift - 8);
+    for (int b = 0; b < 256; b++) {
+        if (count[b] < 2) continue;
+        if (shift == 0) insertion_sort(a + start[b] * rs, count[b], rs); /* equal keys: the second word */
+        else radix_level(a + start[b] * rs, count[b], rs, shift - 8);
+    }
 }
 
 /* The same for bare 64-bit keys, without the copies. */
@@ -313,17 +323,19 @@ static int load(tal_sorter_t *s, source_t *src)
     return 0;
 }
 
-static inline uint64_t src_key(const tal_sorter_t *s, const source_t *src)
+static inline int src_less(const tal_sorter_t *s, int a, int b)
 {
-    return key_at(src->window, src->pos, s->opt.record_size);
+    size_t rs = s->opt.record_size;
+    const source_t *x = &s->src[a], *y = &s->src[b];
+    return rec_less(x->window + x->pos * rs, y->window + y->pos * rs, rs);
 }
 
 static void sift_down(tal_sorter_t *s, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < s->heap_len && src_key(s, &s->src[s->heap[l]]) < src_key(s, &s->src[s->heap[m]])) m = l;
-        if (r < s->heap_len && src_key(s, &s->src[s->heap[r]]) < src_key(s, &s->src[s->heap[m]])) m = r;
+        if (l < s->heap_len && src_less(s, s->heap[l], s->heap[m])) m = l;
+        if (r < s->heap_len && src_less(s, s->heap[r], s->heap[m])) m = r;
         if (m == i) return;
         int t = s->heap[i];
         s->heap[i] = s->heap[m];

@@ -12,8 +12,9 @@
 #include <stdint.h>
 
 /* Sorts n records of record_size bytes (a multiple of 8, at most 64) in place by their
- * first 8 bytes, read as a native uint64_t; records with equal keys end in no
- * particular order. In place (MSD radix), no allocation. */
+ * first 8 bytes, read as a native uint64_t, and records of 16 bytes or more with equal
+ * keys by their second 8 bytes likewise (beyond that, ties end in no particular order).
+ * In place (MSD radix), no allocation. */
 void tal_sort_records(void *base, size_t n, size_t record_size);
 
 typedef struct tal_sorter tal_sorter_t;

@@ -36,6 +36,25 @@ struct tal_aligner {
 
 void tal_aligner_verify_bands(tal_aligner_t *a, int on) { a->verify = on; }
 
+void tal_aligner_trim(tal_aligner_t *a, size_t keep)
+{
+    if (a->trace_cap > keep) {
+        free(a->trace);
+        a->trace = NULL;
+        a->trace_cap = 0;
+    }
+    if (a->rows_cap * sizeof *a->rows > keep) {
+        free(a->rows);
+        a->rows = NULL;
+        a->rows_cap = 0;
+    }
+    if (a->ops_cap * sizeof *a->ops > keep) {
+        free(a->ops);
+        a->ops = NULL;
+        a->ops_cap = a->ops_len = 0;
+    }
+}
+
 int tal_aligner_create(tal_aligner_t **out, int nucleotide, uint64_t max_cells)
 {
     tal_aligner_t *a = calloc(1, sizeof *a);
@@ -166,6 +185,10 @@ int tal_align(tal_aligner_t *a, const char *member, size_t member_len, const cha
     if (member_len > INT_MAX || ref_len > INT_MAX ||
         (uint64_t)member_len * (uint64_t)ref_len > a->max_cells)
         return TAL_EMEMCAP;
+    /* parasail's traceback takes 2-4 bytes a cell: big pairs go to the band code with
+     * the whole matrix as its band, at one byte a cell */
+    if ((uint64_t)member_len * (uint64_t)ref_len > TAL_PARASAIL_CELLS && member_len && ref_len)
+        return tal_align_band(a, member, member_len, ref, ref_len, -(int64_t)member_len, (int64_t)ref_len, out);
     if (member_len && ref_len) {
         res = parasail_sg_dx_trace_striped_sat(member, (int)member_len, ref, (int)ref_len, a->open,
                                                a->extend, a->matrix);
@@ -247,7 +270,7 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
     int32_t *H, *E, *F, best = NEG_INF;
     int64_t best_k = -1, i, k;
     uint64_t mpos, rpos, identical = 0, aligned = 0;
-    int open = a->open, ext = a->extend, touched = 0, rc = 0;
+    int open = a->open, ext = a->extend, touched = 0, rc = 0, whole;
     memset(out, 0, sizeof *out);
     a->delta_len = 0;
     a->ops_len = 0;
@@ -256,7 +279,8 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
     if (dhi > rl) dhi = rl;
     if (!ml || !rl || dlo > dhi) return tal_align(a, member, member_len, ref, ref_len, out);
     w = dhi - dlo + 1;
-    if ((uint64_t)(ml + 1) * (uint64_t)w > a->max_cells) return TAL_EMEMCAP;
+    whole = dlo == -ml && dhi == rl;
+    if ((uint64_t)(ml + 1) * (uint64_t)w > 2 * a->max_cells) return TAL_EMEMCAP;
     if ((size_t)(3 * (w + 2)) > a->rows_cap) {
         int32_t *p = realloc(a->rows, (size_t)(3 * (w + 2)) * sizeof *p);
         if (!p) return TAL_ENOMEM;
@@ -329,7 +353,7 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
         }
     }
     if (best_k < 0 || best <= NEG_INF / 2) return tal_align(a, member, member_len, ref, ref_len, out);
-    if (a->verify) {
+    if (a->verify && !whole) {
         /* the best path may lie outside the band without touching its edge (a repeat
          * elsewhere, a second copy of a domain): the full DP's score says so */
         parasail_result_t *res = parasail_sg_dx_striped_sat(member, (int)member_len, ref, (int)ref_len,

@@ -15,64 +15,22 @@
 #define _GNU_SOURCE
 #include "cluster_internal.h"
 #include "delta_internal.h"
+#include "mem/sorter_internal.h"
 #include "talaria/error.h"
+#include "talaria/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
 #define NONE UINT32_MAX
-
-/* ---- sorting 64-bit keys: in-place MSD radix sort, a byte per level ---- */
-
-static void insertion_sort(uint64_t *a, size_t n)
-{
-    for (size_t i = 1; i < n; i++) {
-        uint64_t x = a[i];
-        size_t j = i;
-        while (j > 0 && a[j - 1] > x) {
-            a[j] = a[j - 1];
-            j--;
-        }
-        a[j] = x;
-    }
-}
-
-static void radix_sort_level(uint64_t *a, size_t n, int shift)
-{
-    size_t count[256] = {0}, start[256], next[256];
-    if (n <= 48) {
-        insertion_sort(a, n);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) count[(a[i] >> shift) & 0xff]++;
-    start[0] = 0;
-    for (int b = 1; b < 256; b++) start[b] = start[b - 1] + count[b - 1];
-    memcpy(next, start, sizeof next);
-    /* American flag sort: each bucket is filled by swapping keys into place */
-    for (int b = 0; b < 256; b++) {
-        size_t end = start[b] + count[b];
-        while (next[b] < end) {
-            uint64_t x = a[next[b]];
-            int d = (int)((x >> shift) & 0xff);
-            while (d != b) {
-                uint64_t y = a[next[d]];
-                a[next[d]++] = x;
-                x = y;
-                d = (int)((x >> shift) & 0xff);
-            }
-            a[next[b]++] = x;
-        }
-    }
-    if (shift == 0) return;
-    for (int b = 0; b < 256; b++)
-        if (count[b] > 1) radix_sort_level(a + start[b], count[b], shift - 8);
-}
-
-static void sort_keys(uint64_t *a, size_t n) { radix_sort_level(a, n, 56); }
 
 /* ---- the short-word filter and the band ----
  * CD-HIT's filter: a member at identity I has at most (1 - I) x L mismatched residues,
@@ -211,12 +169,21 @@ void tal_cluster_opt_init(tal_cluster_opt_t *opt, int nucleotide)
 void tal_cluster_free(tal_cluster_t *c)
 {
     if (!c) return;
-    free(c->ref);
-    free(c->twin);
-    free(c->identity);
-    free(c->coverage);
+    tal_budget_free(c->budget, TAL_MEM_RECORDS, c->block, c->block_bytes);
     memset(c, 0, sizeof *c);
 }
+
+struct tal_cluster_prep {
+    tal_cluster_opt_t opt;
+    uint64_t n, C;
+    const tal_seq_source_t *src;
+    const uint64_t *lens;
+    uint32_t *order;     /* by rank: the record id */
+    uint32_t *twin;      /* by rank: the rank of the first exact copy (itself if none) */
+    size_t arrays_bytes;
+    int cand_fd;         /* by rank, C candidate ranks each (NONE pads) */
+    char tmp_dir[4096];
+};
 
 typedef struct {
     const tal_cluster_opt_t *opt;
@@ -243,13 +210,30 @@ static void progress(const tal_cluster_opt_t *opt, const char *stage, uint64_t d
     if (opt->progress) opt->progress(opt->ctx, stage, done, total);
 }
 
-/* ---- sketches, one thread per slice of record ids ---- */
+static int new_sorter(const tal_cluster_opt_t *opt, const char *dir, const char *what, uint64_t expected,
+                      tal_mem_component_t component, tal_sorter_t **out)
+{
+    tal_sorter_opt_t so;
+    memset(&so, 0, sizeof so);
+    so.record_size = 8;
+    so.buffer_bytes = opt->sort_bytes ? opt->sort_bytes : (uint64_t)128 << 20;
+    so.expected = expected;
+    so.tmp_dir = dir;
+    so.what = what;
+    so.budget = opt->budget;
+    so.component = component;
+    return tal_sorter_create(out, &so);
+}
+
+/* ---- sketches, one thread per slice of record ids, into one sorter ---- */
+
+#define SKETCH_BATCH 65536
 
 typedef struct {
     const run_t *run;
-    uint64_t lo, hi;    /* record ids */
-    uint64_t *keys;     /* room for (hi - lo) x m keys */
-    uint64_t count;
+    tal_sorter_t *sorter;
+    pthread_mutex_t *mu;
+    uint64_t lo, hi; /* record ids */
     int rc;
 } sketch_job_t;
 
@@ -257,41 +241,51 @@ static void *sketch_slice(void *arg)
 {
     sketch_job_t *job = arg;
     const run_t *run = job->run;
-    uint64_t *hashes = malloc((size_t)run->opt->sketch.m * sizeof *hashes + 1);
+    size_t m = (size_t)run->opt->sketch.m, used = 0;
+    uint64_t *hashes = malloc(m * sizeof *hashes + 8), *batch = malloc((SKETCH_BATCH + m) * sizeof *batch);
     seqbuf_t b = {NULL, 0};
-    if (!hashes) {
-        job->rc = TAL_ENOMEM;
-        return NULL;
-    }
-    for (uint64_t i = job->lo; i < job->hi; i++) {
+    if (!hashes || !batch) job->rc = TAL_ENOMEM;
+    for (uint64_t i = job->lo; i < job->hi && job->rc == 0; i++) {
         uint32_t r = run->rank[i];
         const char *seq;
         size_t k;
         if (run->twin_rank[r] != r) continue; /* copies follow their first copy */
         if ((job->rc = get_seq(run, i, &b, &seq)) < 0) break;
         k = tal_sketch(&run->opt->sketch, seq, (size_t)run->lens[i], hashes);
-        for (size_t j = 0; j < k; j++) job->keys[job->count++] = (hashes[j] >> 32) << 32 | r;
+        for (size_t j = 0; j < k; j++) batch[used++] = (hashes[j] >> 32) << 32 | r;
+        if (used >= SKETCH_BATCH || i + 1 == job->hi) {
+            pthread_mutex_lock(job->mu);
+            job->rc = tal_sorter_add(job->sorter, batch, used);
+            pthread_mutex_unlock(job->mu);
+            used = 0;
+        }
+    }
+    if (job->rc == 0 && used) {
+        pthread_mutex_lock(job->mu);
+        job->rc = tal_sorter_add(job->sorter, batch, used);
+        pthread_mutex_unlock(job->mu);
     }
     free(hashes);
+    free(batch);
     free(b.buf);
     return NULL;
 }
 
-static int make_sketches(const run_t *run, uint64_t **keys_out, uint64_t *count_out)
+static int make_sketches(const run_t *run, tal_sorter_t *sorter)
 {
     int threads = run->opt->threads > 0 ? run->opt->threads : 1, rc = 0;
-    uint64_t m = (uint64_t)run->opt->sketch.m, total = 0;
-    uint64_t *keys = malloc((size_t)(run->n * m) * sizeof *keys + 8);
     sketch_job_t jobs[64];
     pthread_t tids[64];
     int started[64] = {0};
-    if (!keys) return TAL_ENOMEM;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    uint64_t per_thread = (SKETCH_BATCH + 64) * 8 + ((uint64_t)1 << 20);
     if (threads > 64) threads = 64;
     if ((uint64_t)threads > run->n) threads = run->n ? (int)run->n : 1;
+    /* each thread's batch and read buffer */
+    if ((rc = tal_budget_reserve(run->opt->budget, TAL_MEM_KMERS, per_thread * (uint64_t)threads)) < 0) return rc;
     for (int t = 0; t < threads; t++) {
-        jobs[t] = (sketch_job_t){run, run->n * (uint64_t)t / (uint64_t)threads,
-                                 run->n * (uint64_t)(t + 1) / (uint64_t)threads, NULL, 0, 0};
-        jobs[t].keys = keys + jobs[t].lo * m;
+        jobs[t] = (sketch_job_t){run, sorter, &mu, run->n * (uint64_t)t / (uint64_t)threads,
+                                 run->n * (uint64_t)(t + 1) / (uint64_t)threads, 0};
         if (t > 0 && pthread_create(&tids[t], NULL, sketch_slice, &jobs[t]) == 0) started[t] = 1;
     }
     sketch_slice(&jobs[0]);
@@ -299,18 +293,10 @@ static int make_sketches(const run_t *run, uint64_t **keys_out, uint64_t *count_
         if (started[t]) pthread_join(tids[t], NULL);
         else sketch_slice(&jobs[t]);
     }
-    for (int t = 0; t < threads; t++) {
+    for (int t = 0; t < threads; t++)
         if (jobs[t].rc < 0) rc = jobs[t].rc;
-        memmove(keys + total, jobs[t].keys, (size_t)jobs[t].count * sizeof *keys);
-        total += jobs[t].count;
-    }
-    if (rc < 0) {
-        free(keys);
-        return rc;
-    }
-    *keys_out = keys;
-    *count_out = total;
-    return 0;
+    tal_budget_release(run->opt->budget, TAL_MEM_KMERS, per_thread * (uint64_t)threads);
+    return rc;
 }
 
 /* The reference a rank ends at: members point at references. */
@@ -320,128 +306,304 @@ static uint32_t root_of(const uint32_t *refr, uint32_t r)
     return r;
 }
 
+/* Ranks, longest first (ties: the earlier record), through the sorter. */
+static int make_ranks(const run_t *run, const char *dir, uint32_t *rank, uint32_t *order)
+{
+    tal_sorter_t *s = NULL;
+    uint64_t buf[4096], r = 0;
+    const void *recs;
+    size_t count, used = 0;
+    int rc;
+    if ((rc = new_sorter(run->opt, dir, "sequence ranks", run->n, TAL_MEM_SORT, &s)) < 0) return rc;
+    for (uint64_t i = 0; i < run->n && rc == 0; i++) {
+        uint64_t len = run->lens[i] > UINT32_MAX ? UINT32_MAX : run->lens[i];
+        buf[used++] = (UINT32_MAX - len) << 32 | i;
+        if (used == 4096 || i + 1 == run->n) {
+            rc = tal_sorter_add(s, buf, used);
+            used = 0;
+        }
+    }
+    if (rc == 0) rc = tal_sorter_finish(s);
+    while (rc == 0 && (rc = tal_sorter_read(s, &recs, &count)) > 0) {
+        for (size_t k = 0; k < count; k++, r++) {
+            order[r] = (uint32_t)((const uint64_t *)recs)[k];
+            rank[order[r]] = (uint32_t)r;
+        }
+        rc = 0;
+    }
+    tal_sorter_destroy(s);
+    return rc;
+}
+
 /* Exact duplicates, by content hash, equal bytes checked: twin[r] is the first rank
  * with the same bytes (the lowest record id, as equal sequences have equal length). */
-static int find_twins(const run_t *run, uint32_t *twin)
+static int find_twins(const run_t *run, const char *dir, uint32_t *twin)
 {
-    uint64_t n = run->n, *keys = malloc((size_t)n * sizeof *keys + 8);
+    uint64_t n = run->n, buf[4096], group[64], g = 0, ghash = 0;
     seqbuf_t ba = {NULL, 0}, bb = {NULL, 0};
-    int rc = 0;
-    if (!keys) return TAL_ENOMEM;
+    tal_sorter_t *s = NULL;
+    const void *recs;
+    size_t count, used = 0;
+    int rc;
+    if ((rc = new_sorter(run->opt, dir, "sequence hashes", n, TAL_MEM_SORT, &s)) < 0) return rc;
     /* hashed in record order (the source reads sequentially), keyed by rank */
-    for (uint64_t id = 0; id < n; id++) {
+    for (uint64_t id = 0; id < n && rc == 0; id++) {
         const char *seq;
         uint32_t r = run->rank[id];
-        if ((rc = get_seq(run, id, &ba, &seq)) < 0) goto out;
-        keys[r] = (XXH3_64bits(seq, (size_t)run->lens[id]) >> 32) << 32 | r;
+        if ((rc = get_seq(run, id, &ba, &seq)) < 0) break;
+        buf[used++] = (XXH3_64bits(seq, (size_t)run->lens[id]) >> 32) << 32 | r;
         twin[r] = r;
+        if (used == 4096 || id + 1 == n) {
+            rc = tal_sorter_add(s, buf, used);
+            used = 0;
+        }
     }
-    sort_keys(keys, (size_t)n);
-    for (uint64_t i = 0; i < n;) {
-        uint64_t j = i + 1;
-        while (j < n && keys[j] >> 32 == keys[i] >> 32) j++;
-        for (uint64_t a = i + 1; a < j; a++) {
-            uint32_t ra = (uint32_t)keys[a], ia = run->order[ra];
+    if (rc == 0) rc = tal_sorter_finish(s);
+    /* within a run of equal hashes (ranks ascending), each joins the first earlier one
+     * with the same bytes; long runs of equal hashes are rare, and past 64 members
+     * only the first 64 are compared (a copy may then stay a sequence of its own) */
+    while (rc == 0 && (rc = tal_sorter_read(s, &recs, &count)) > 0) {
+        rc = 0;
+        for (size_t k = 0; k < count && rc == 0; k++) {
+            uint64_t key = ((const uint64_t *)recs)[k];
+            uint32_t ra = (uint32_t)key, ia = run->order[ra];
             const char *sa;
-            if ((rc = get_seq(run, ia, &ba, &sa)) < 0) goto out;
-            for (uint64_t b = i; b < a; b++) {
-                uint32_t rb = (uint32_t)keys[b], ib = run->order[rb];
+            if (g == 0 || key >> 32 != ghash) {
+                g = 0;
+                ghash = key >> 32;
+            }
+            for (uint64_t q = 0; q < g; q++) {
+                uint32_t rb = (uint32_t)group[q], ib = run->order[rb];
                 const char *sb;
                 if (twin[rb] != rb || run->lens[ia] != run->lens[ib]) continue;
-                if ((rc = get_seq(run, ib, &bb, &sb)) < 0) goto out;
+                if ((rc = get_seq(run, ia, &ba, &sa)) < 0) break;
+                if ((rc = get_seq(run, ib, &bb, &sb)) < 0) break;
                 if (memcmp(sa, sb, (size_t)run->lens[ia])) continue;
                 twin[ra] = rb;
                 break;
             }
+            if (g < 64) group[g++] = ra;
         }
-        i = j;
     }
-out:
-    free(keys);
+    tal_sorter_destroy(s);
     free(ba.buf);
     free(bb.buf);
     return rc;
 }
 
-/* Links from the sorted keys, as lists per rank (CSR), then the best few candidates
- * per rank, most shared k-mers first (ties: the smaller rank). */
-static int make_candidates(const run_t *run, uint64_t *keys, uint64_t n_keys, uint32_t *cand)
+/* Writes count bytes at the end of the candidate file. */
+static int write_all(int fd, const void *data, size_t len, const char *dir)
 {
-    uint64_t n = run->n, per = (uint64_t)run->opt->per_group, C = (uint64_t)run->opt->candidates;
-    uint64_t *start = calloc((size_t)n + 2, sizeof *start), total = 0;
-    uint32_t *links = NULL;
-    if (!start) return TAL_ENOMEM;
-    for (int pass = 0; pass < 2; pass++) {
-        for (uint64_t i = 0; i < n_keys;) {
-            uint64_t j = i + 1;
-            while (j < n_keys && keys[j] >> 32 == keys[i] >> 32) j++;
-            for (uint64_t a = i + 1; a < j; a++) {
-                uint32_t member = (uint32_t)keys[a];
-                uint64_t limit = a - i < per ? a - i : per;
-                if (pass == 0) {
-                    start[member + 2] += limit;
-                    continue;
-                }
-                for (uint64_t b = i; b < i + limit; b++) links[start[member + 1]++] = (uint32_t)keys[b];
-            }
-            i = j;
+    const char *p = data;
+    while (len) {
+        ssize_t k = write(fd, p, len);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            tal_log_error("cannot write the candidate list to --tmp-dir %s: %s", dir,
+                          k < 0 ? strerror(errno) : "no space");
+            return TAL_EIO;
         }
-        if (pass == 0) {
-            for (uint64_t r = 0; r < n; r++) start[r + 2] += start[r + 1];
-            total = start[n + 1];
-            if (!(links = malloc((size_t)total * sizeof *links + 4))) {
-                free(start);
-                return TAL_ENOMEM;
-            }
-        }
+        p += k;
+        len -= (size_t)k;
     }
-    /* now start[r] .. start[r + 1] are rank r's links */
-    for (uint64_t r = 0; r < n; r++) {
-        uint32_t *l = links + start[r];
-        uint64_t len = start[r + 1] - start[r], w = 0;
-        uint32_t *out = cand + r * C;
-        uint32_t best_c[64];
-        uint32_t best_s[64];
-        uint64_t kept = 0;
-        for (uint64_t c = 0; c < C; c++) out[c] = NONE;
-        if (!len) continue;
-        /* sort the few links, count runs, keep the top C by count */
-        for (uint64_t a = 1; a < len; a++) {
-            uint32_t x = l[a];
-            uint64_t b = a;
-            while (b > 0 && l[b - 1] > x) {
-                l[b] = l[b - 1];
-                b--;
-            }
-            l[b] = x;
-        }
-        for (uint64_t a = 0; a < len;) {
-            uint64_t b = a + 1, pos;
-            while (b < len && l[b] == l[a]) b++;
-            /* insert (count b - a, rank l[a]) into the kept list, best first; on equal
-             * counts the smaller rank (seen first) stays ahead */
-            if (kept < C) {
-                pos = kept++;
-            } else if (best_s[C - 1] >= b - a) {
-                a = b;
-                continue;
-            } else {
-                pos = C - 1;
-            }
-            while (pos > 0 && best_s[pos - 1] < b - a) {
-                best_s[pos] = best_s[pos - 1];
-                best_c[pos] = best_c[pos - 1];
-                pos--;
-            }
-            best_s[pos] = (uint32_t)(b - a);
-            best_c[pos] = l[a];
-            a = b;
-        }
-        for (w = 0; w < kept && w < C; w++) out[w] = best_c[w];
-    }
-    free(links);
-    free(start);
     return 0;
+}
+
+/* Candidate rows, written by rank to the candidate file. */
+typedef struct {
+    uint32_t *rows;
+    size_t used, cap;
+    uint64_t C, next_rank;
+    int fd;
+    const char *dir;
+} rows_t;
+
+static int rows_flush(rows_t *w)
+{
+    int rc = w->used ? write_all(w->fd, w->rows, w->used * w->C * 4, w->dir) : 0;
+    w->used = 0;
+    return rc;
+}
+
+/* Rows up to rank (NONE for the ranks before it without links), then rank's: its C most
+ * shared candidates from list (sorted ascending, so runs of equal ranks), ties to the
+ * smaller rank. */
+static int rows_emit(rows_t *w, uint64_t rank, const uint32_t *list, size_t len)
+{
+    uint32_t best_c[64], best_s[64];
+    uint64_t kept = 0, C = w->C;
+    int rc;
+    for (; w->next_rank <= rank; w->next_rank++) {
+        uint32_t *out = w->rows + w->used * C;
+        for (uint64_t c = 0; c < C; c++) out[c] = NONE;
+        if (w->next_rank == rank) {
+            for (size_t a = 0; a < len;) {
+                size_t b = a + 1, pos;
+                while (b < len && list[b] == list[a]) b++;
+                if (kept < C) {
+                    pos = kept++;
+                } else if (best_s[C - 1] >= b - a) {
+                    a = b;
+                    continue;
+                } else {
+                    pos = C - 1;
+                }
+                while (pos > 0 && best_s[pos - 1] < b - a) {
+                    best_s[pos] = best_s[pos - 1];
+                    best_c[pos] = best_c[pos - 1];
+                    pos--;
+                }
+                best_s[pos] = (uint32_t)(b - a);
+                best_c[pos] = list[a];
+                a = b;
+            }
+            for (uint64_t k = 0; k < kept; k++) out[k] = best_c[k];
+        }
+        if (++w->used == w->cap && (rc = rows_flush(w)) < 0) return rc;
+    }
+    return 0;
+}
+
+/* Candidates: the sorted keys give groups of equal hashes; inside a group each member
+ * links to the group's first few (longest) sequences; the links, sorted by member, are
+ * counted per member into its row. */
+static int make_candidates(tal_cluster_prep_t *p, const run_t *run, tal_sorter_t *keys)
+{
+    uint64_t per = (uint64_t)run->opt->per_group, ghash = 0, gcount = 0, cur = UINT64_MAX;
+    uint64_t links[4096], rows_bytes;
+    uint32_t group[64], list[4096];
+    size_t used = 0, list_len = 0;
+    rows_t w = {NULL, 0, 8192, p->C, 0, -1, NULL};
+    tal_sorter_t *ls = NULL;
+    const void *recs;
+    size_t count;
+    int rc;
+    if (per > 64) per = 64;
+    if ((rc = new_sorter(run->opt, p->tmp_dir, "candidate links", run->n * 20, TAL_MEM_SORT, &ls)) < 0) return rc;
+    while ((rc = tal_sorter_read(keys, &recs, &count)) > 0) {
+        rc = 0;
+        for (size_t k = 0; k < count && rc == 0; k++) {
+            uint64_t key = ((const uint64_t *)recs)[k];
+            uint32_t member = (uint32_t)key;
+            if (gcount == 0 || key >> 32 != ghash) {
+                gcount = 0;
+                ghash = key >> 32;
+            }
+            for (uint64_t b = 0; b < gcount && b < per && rc == 0; b++) {
+                links[used++] = (uint64_t)member << 32 | group[b];
+                if (used == 4096) {
+                    rc = tal_sorter_add(ls, links, used);
+                    used = 0;
+                }
+            }
+            if (gcount < per) group[gcount] = member;
+            gcount++;
+        }
+        if (rc < 0) break;
+    }
+    if (rc == 0 && used) rc = tal_sorter_add(ls, links, used);
+    if (rc == 0) rc = tal_sorter_finish(ls);
+    w.fd = p->cand_fd;
+    w.dir = p->tmp_dir;
+    rows_bytes = w.cap * p->C * sizeof *w.rows;
+    if (rc == 0 && (rc = tal_budget_reserve(run->opt->budget, TAL_MEM_SORT, rows_bytes)) == 0 &&
+        !(w.rows = malloc(rows_bytes))) {
+        tal_budget_release(run->opt->budget, TAL_MEM_SORT, rows_bytes);
+        rc = TAL_ENOMEM;
+    }
+    while (rc == 0 && (rc = tal_sorter_read(ls, &recs, &count)) > 0) {
+        rc = 0;
+        for (size_t k = 0; k < count && rc == 0; k++) {
+            uint64_t link = ((const uint64_t *)recs)[k];
+            if (link >> 32 != cur) {
+                if (cur != UINT64_MAX) rc = rows_emit(&w, cur, list, list_len);
+                cur = link >> 32;
+                list_len = 0;
+            }
+            if (list_len < sizeof list / sizeof *list) list[list_len++] = (uint32_t)link;
+        }
+    }
+    if (rc == 0 && cur != UINT64_MAX) rc = rows_emit(&w, cur, list, list_len);
+    if (rc == 0 && run->n) rc = rows_emit(&w, run->n - 1, NULL, 0); /* the ranks after the last with links */
+    if (rc == 0) rc = rows_flush(&w);
+    if (w.rows) {
+        free(w.rows);
+        tal_budget_release(run->opt->budget, TAL_MEM_SORT, rows_bytes);
+    }
+    tal_sorter_destroy(ls);
+    return rc;
+}
+
+void tal_cluster_prep_free(tal_cluster_prep_t *p)
+{
+    if (!p) return;
+    tal_budget_free(p->opt.budget, TAL_MEM_RECORDS, p->order, p->arrays_bytes);
+    if (p->cand_fd >= 0) close(p->cand_fd);
+    free(p);
+}
+
+int tal_cluster_prepare(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_source_t *src,
+                        const uint64_t *lens, tal_cluster_prep_t **out)
+{
+    tal_cluster_prep_t *p;
+    uint32_t *rank = NULL;
+    tal_sorter_t *keys = NULL;
+    const char *dir = opt->tmp_dir;
+    run_t run;
+    int rc;
+    *out = NULL;
+    if (n > UINT32_MAX - 1 || opt->candidates > 64) return TAL_EUSAGE;
+    if (!(p = calloc(1, sizeof *p))) return TAL_ENOMEM;
+    p->opt = *opt;
+    p->n = n;
+    p->C = opt->candidates > 0 ? (uint64_t)opt->candidates : 1;
+    p->src = src;
+    p->lens = lens;
+    p->cand_fd = -1;
+    if (!dir || !*dir) dir = getenv("TMPDIR");
+    if (!dir || !*dir) dir = "/tmp";
+    snprintf(p->tmp_dir, sizeof p->tmp_dir, "%s", dir);
+    p->arrays_bytes = ((size_t)n + 1) * 2 * sizeof(uint32_t);
+    if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, p->arrays_bytes, (void **)&p->order)) < 0) goto fail;
+    p->twin = p->order + n + 1;
+    if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, ((size_t)n + 1) * sizeof *rank, (void **)&rank)) < 0)
+        goto fail;
+    run = (run_t){opt, n, src, lens, rank, p->twin, p->order};
+
+    /* 1. ranks, longest first */
+    if ((rc = make_ranks(&run, p->tmp_dir, rank, p->order)) < 0) goto fail;
+    /* 2. exact duplicates */
+    progress(opt, "duplicates", 0, n);
+    if ((rc = find_twins(&run, p->tmp_dir, p->twin)) < 0) goto fail;
+    /* 3-4. sketches, sorted; candidates, to a file of their own */
+    progress(opt, "sketches", 0, n);
+    if ((rc = new_sorter(opt, p->tmp_dir, "k-mer keys", n * (uint64_t)opt->sketch.m, TAL_MEM_KMERS, &keys)) < 0)
+        goto fail;
+    if ((rc = make_sketches(&run, keys)) < 0) goto fail;
+    if ((rc = tal_sorter_finish(keys)) < 0) goto fail;
+    tal_budget_free(opt->budget, TAL_MEM_RECORDS, rank, ((size_t)n + 1) * sizeof *rank);
+    rank = NULL;
+    progress(opt, "candidates", 0, n);
+    p->cand_fd = open(p->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (p->cand_fd < 0) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/talaria-cand-XXXXXX", p->tmp_dir);
+        if ((p->cand_fd = mkostemp(path, O_CLOEXEC)) >= 0) unlink(path);
+    }
+    if (p->cand_fd < 0) {
+        tal_log_error("cannot create the candidate list in --tmp-dir %s: %s", p->tmp_dir, strerror(errno));
+        rc = TAL_EIO;
+        goto fail;
+    }
+    if ((rc = make_candidates(p, &run, keys)) < 0) goto fail;
+    tal_sorter_destroy(keys);
+    *out = p;
+    return 0;
+fail:
+    tal_sorter_destroy(keys);
+    tal_budget_free(opt->budget, TAL_MEM_RECORDS, rank, ((size_t)n + 1) * sizeof *rank);
+    tal_cluster_prep_free(p);
+    return rc;
 }
 
 /* ---- the greedy pass, on threads ----
@@ -474,7 +636,7 @@ typedef struct {
 
 typedef struct {
     const run_t *run;
-    const uint32_t *cand;
+    const uint32_t *cand; /* the batch's rows */
     uint32_t *refr;
     uint64_t C, r0, r1;
     pick_t *picks;
@@ -489,13 +651,42 @@ typedef struct {
     int rc;
 } phase_job_t;
 
+/* One alignment, its memory reserved first when it is more than the worker's share:
+ * under a tight cap, big alignments wait for each other instead of exceeding it. */
+static int align_pair(const run_t *run, worker_t *wk, const char *m, size_t ml, const char *r, size_t rl,
+                      const band_t *band, tal_alignment_t *al)
+{
+    uint64_t need = tal_align_bytes(ml, rl, TAL_CLUSTER_MAX_CELLS), held = 0;
+    int rc;
+    if (need > TAL_CLUSTER_WORKER_BYTES / 2) {
+        if ((rc = tal_budget_reserve_wait(run->opt->budget, TAL_MEM_ALIGN, need)) < 0) {
+            tal_log_error("the memory cap leaves no room to align a %zu x %zu pair (%llu MiB)", ml, rl,
+                          (unsigned long long)(need >> 20));
+            return TAL_EMEMCAP;
+        }
+        held = need;
+    }
+    if (band->banded) {
+        rc = tal_align_band(wk->aligner, m, ml, r, rl, band->dlo, band->dhi, al);
+        wk->banded++;
+    } else {
+        rc = tal_align(wk->aligner, m, ml, r, rl, al);
+    }
+    if (held) {
+        tal_aligner_trim(wk->aligner, TAL_CLUSTER_WORKER_BYTES / 4);
+        tal_budget_release_waited(run->opt->budget, TAL_MEM_ALIGN, held);
+    }
+    /* over TAL_CLUSTER_MAX_CELLS: not aligned, with or without a cap */
+    return rc == TAL_EMEMCAP ? 1 : rc;
+}
+
 /* Tries rank r's candidates from p->next on; with stop_inside, stops at a candidate in
  * the batch. */
 static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int stop_inside)
 {
     const run_t *run = b->run;
     worker_t *wk = &b->workers[w];
-    const uint32_t *cand = b->cand + r * b->C;
+    const uint32_t *cand = b->cand + (r - b->r0) * b->C;
     uint32_t s = run->order[r], tried[64];
     const char *mseq = NULL, *rseq;
     int n_tried = 0, rc;
@@ -525,15 +716,9 @@ static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int stop_ins
             wk->filtered++;
             continue;
         }
-        if (band.banded) {
-            rc = tal_align_band(wk->aligner, mseq, (size_t)run->lens[s], rseq, (size_t)run->lens[ref_id],
-                                band.dlo, band.dhi, &al);
-            wk->banded++;
-        } else {
-            rc = tal_align(wk->aligner, mseq, (size_t)run->lens[s], rseq, (size_t)run->lens[ref_id], &al);
-        }
-        if (rc == TAL_EMEMCAP) continue; /* too big to align here: not this one */
+        rc = align_pair(run, wk, mseq, (size_t)run->lens[s], rseq, (size_t)run->lens[ref_id], &band, &al);
         if (rc < 0) return rc;
+        if (rc == 1) continue; /* too big to align: not this one */
         wk->alignments++;
         if (al.identity + 1e-9 >= run->opt->identity && al.coverage + 1e-9 >= run->opt->coverage) {
             if (wk->arena_used + al.delta_len > wk->arena_cap) {
@@ -602,84 +787,59 @@ static int decide_batch(batch_t *b)
     return 0;
 }
 
-static int from_array(void *ctx, uint64_t id, char **buf, size_t *cap, const char **seq)
+static int read_rows(const tal_cluster_prep_t *p, uint64_t r0, uint64_t r1, uint32_t *rows)
 {
-    (void)buf;
-    (void)cap;
-    *seq = ((const char *const *)ctx)[id];
+    size_t len = (size_t)((r1 - r0) * p->C * 4), done = 0;
+    off_t at = (off_t)(r0 * p->C * 4);
+    while (done < len) {
+        ssize_t k = pread(p->cand_fd, (char *)rows + done, len - done, at + (off_t)done);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            tal_log_error("cannot read the candidate list back from --tmp-dir %s: %s", p->tmp_dir,
+                          k < 0 ? strerror(errno) : "it is shorter than written");
+            return TAL_EIO;
+        }
+        done += (size_t)k;
+    }
     return 0;
 }
 
-int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const *seqs,
-                    const uint64_t *lens, tal_cluster_t *out)
+int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, tal_cluster_t *out)
 {
-    tal_seq_source_t src = {from_array, (void *)seqs};
-    return tal_cluster_run_source(opt, n, &src, lens, out);
-}
-
-int tal_cluster_run_source(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_source_t *src,
-                           const uint64_t *lens, tal_cluster_t *out)
-{
-    uint64_t *keys = NULL, n_keys = 0, C = opt->candidates > 0 ? (uint64_t)opt->candidates : 1;
-    uint32_t *rank = NULL, *order = NULL, *twin = NULL, *refr = NULL, *cand = NULL;
-    float *ident = NULL, *cover = NULL;
+    uint64_t n = prep->n, C = prep->C;
+    uint32_t *refr, *order = prep->order, *twin = prep->twin, *cand = NULL;
+    float *ident, *cover;
     worker_t *workers = NULL;
     pick_t *picks = NULL;
-    int n_workers = 0;
-    run_t run;
-    int rc;
+    int n_workers = opt->threads > 0 ? (opt->threads > 64 ? 64 : opt->threads) : 1, rc;
+    uint64_t worker_bytes = (uint64_t)n_workers * TAL_CLUSTER_WORKER_BYTES;
+    uint64_t batch_bytes = BATCH * (C * 4 + sizeof(pick_t));
+    run_t run = {opt, n, prep->src, prep->lens, NULL, twin, order};
     memset(out, 0, sizeof *out);
-    if (n > UINT32_MAX - 1 || C > 64) return TAL_EUSAGE;
     out->n = n;
-    out->ref = malloc(((size_t)n + 1) * sizeof *out->ref);
-    out->twin = malloc(((size_t)n + 1) * sizeof *out->twin);
-    out->identity = calloc((size_t)n + 1, sizeof *out->identity);
-    out->coverage = calloc((size_t)n + 1, sizeof *out->coverage);
-    rank = malloc(((size_t)n + 1) * sizeof *rank);
-    order = malloc(((size_t)n + 1) * sizeof *order);
-    twin = malloc(((size_t)n + 1) * sizeof *twin);
-    if (!out->ref || !out->twin || !out->identity || !out->coverage || !rank || !order || !twin)
-        goto nomem;
-
-    /* 1. ranks, longest first */
-    if (!(keys = malloc(((size_t)n + 1) * sizeof *keys))) goto nomem;
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t len = lens[i] > UINT32_MAX ? UINT32_MAX : lens[i];
-        keys[i] = (UINT32_MAX - len) << 32 | i;
+    out->budget = opt->budget;
+    /* ref, twin, identity, coverage by record id; refr by rank */
+    out->block_bytes = ((size_t)n + 1) * 5 * 4;
+    if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, out->block_bytes, &out->block)) < 0) {
+        out->block_bytes = 0;
+        return rc;
     }
-    sort_keys(keys, (size_t)n);
-    for (uint64_t r = 0; r < n; r++) {
-        order[r] = (uint32_t)keys[r];
-        rank[order[r]] = (uint32_t)r;
-    }
-    free(keys);
-    keys = NULL;
-    run = (run_t){opt, n, src, lens, rank, twin, order};
-
-    /* 2. exact duplicates */
-    progress(opt, "duplicates", 0, n);
-    if ((rc = find_twins(&run, twin)) < 0) goto fail;
-
-    /* 3-4. sketches, sorted; candidates */
-    progress(opt, "sketches", 0, n);
-    if ((rc = make_sketches(&run, &keys, &n_keys)) < 0) goto fail;
-    sort_keys(keys, (size_t)n_keys);
-    if (!(cand = malloc((size_t)(n * C) * sizeof *cand + 4))) goto nomem;
-    if ((rc = make_candidates(&run, keys, n_keys, cand)) < 0) goto fail;
-    free(keys);
-    keys = NULL;
-
-    /* 5. greedy, by rank, in batches (see decide_batch) */
-    if (!(refr = malloc(((size_t)n + 1) * sizeof *refr))) goto nomem;
+    out->ref = out->block;
+    out->twin = out->ref + n + 1;
+    out->identity = (float *)(out->twin + n + 1);
+    out->coverage = out->identity + n + 1;
+    refr = (uint32_t *)(out->coverage + n + 1);
     for (uint64_t r = 0; r < n; r++) refr[r] = (uint32_t)r;
     ident = out->identity;
     cover = out->coverage;
-    n_workers = opt->threads > 0 ? (opt->threads > 64 ? 64 : opt->threads) : 1;
-    if (!(workers = calloc((size_t)n_workers, sizeof *workers)) ||
-        !(picks = malloc(BATCH * sizeof *picks)))
-        goto nomem;
+    if ((rc = tal_budget_reserve(opt->budget, TAL_MEM_ALIGN, worker_bytes + batch_bytes)) < 0) goto fail_early;
+    if (!(workers = calloc((size_t)n_workers, sizeof *workers)) || !(picks = malloc(BATCH * sizeof *picks)) ||
+        !(cand = malloc(BATCH * C * sizeof *cand))) {
+        rc = TAL_ENOMEM;
+        goto fail;
+    }
     for (int t = 0; t < n_workers; t++) {
-        if ((rc = tal_aligner_create(&workers[t].aligner, opt->nucleotide, 0)) < 0) goto fail;
+        if ((rc = tal_aligner_create(&workers[t].aligner, opt->nucleotide, TAL_CLUSTER_MAX_CELLS)) < 0) goto fail;
         /* below 0.8 the shared words place the band less surely: check it */
         tal_aligner_verify_bands(workers[t].aligner, opt->identity < 0.8);
         if ((rc = word_filter_init(&workers[t].wf, opt->nucleotide)) < 0) goto fail;
@@ -690,6 +850,7 @@ int tal_cluster_run_source(const tal_cluster_opt_t *opt, uint64_t n, const tal_s
             b.r0 = r0;
             b.r1 = r0 + BATCH < n ? r0 + BATCH : n;
             progress(opt, "aligning", r0, n);
+            if ((rc = read_rows(prep, b.r0, b.r1, cand)) < 0) goto fail;
             if ((rc = decide_batch(&b)) < 0) goto fail;
             for (uint64_t r = b.r0; r < b.r1; r++) {
                 pick_t *p = &picks[r - b.r0];
@@ -733,12 +894,9 @@ int tal_cluster_run_source(const tal_cluster_opt_t *opt, uint64_t n, const tal_s
         }
     }
     rc = 0;
-    goto done;
-nomem:
-    rc = TAL_ENOMEM;
 fail:
-    tal_cluster_free(out);
-done:
+    tal_budget_release(opt->budget, TAL_MEM_ALIGN, worker_bytes + batch_bytes);
+fail_early:
     for (int t = 0; workers && t < n_workers; t++) {
         tal_aligner_free(workers[t].aligner);
         word_filter_free(&workers[t].wf);
@@ -748,11 +906,34 @@ done:
     }
     free(workers);
     free(picks);
-    free(keys);
-    free(rank);
-    free(order);
-    free(twin);
-    free(refr);
     free(cand);
+    if (rc < 0) tal_cluster_free(out);
     return rc;
+}
+
+int tal_cluster_run_source(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_source_t *src,
+                           const uint64_t *lens, tal_cluster_t *out)
+{
+    tal_cluster_prep_t *prep;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = tal_cluster_prepare(opt, n, src, lens, &prep)) < 0) return rc;
+    rc = tal_cluster_decide(prep, opt, out);
+    tal_cluster_prep_free(prep);
+    return rc;
+}
+
+static int from_array(void *ctx, uint64_t id, char **buf, size_t *cap, const char **seq)
+{
+    (void)buf;
+    (void)cap;
+    *seq = ((const char *const *)ctx)[id];
+    return 0;
+}
+
+int tal_cluster_run(const tal_cluster_opt_t *opt, uint64_t n, const char *const *seqs,
+                    const uint64_t *lens, tal_cluster_t *out)
+{
+    tal_seq_source_t src = {from_array, (void *)seqs};
+    return tal_cluster_run_source(opt, n, &src, lens, out);
 }

@@ -1,10 +1,14 @@
 /* Picking references: every sequence either becomes a reference or is assigned to one
- * that a real alignment shows at or above the identity and coverage thresholds.
- * In memory for now; the budgeted, spilling version is issue 5. */
+ * that a real alignment shows at or above the identity and coverage thresholds. Within
+ * a memory budget: the k-mer keys and the links between sequences are sorted by the
+ * external sorter (spilling to tmp_dir when the budget is short), the candidates wait
+ * on disk, and alignments larger than a worker's share wait their turn for memory. The
+ * result never depends on the budget, the sort buffers or the thread count. */
 #ifndef TAL_CLUSTER_INTERNAL_H
 #define TAL_CLUSTER_INTERNAL_H
 
 #include "sketch_internal.h"
+#include "talaria/mem.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +25,9 @@ typedef struct {
      * copies), in the order decided, with the accepted alignment and its delta; a
      * negative return stops the run with that error. NULL: not called. */
     int (*on_member)(void *ctx, uint64_t member, uint64_t ref, const void *alignment);
+    tal_budget_t *budget; /* every large buffer is reserved from it; NULL: none */
+    const char *tmp_dir;  /* sort runs and the candidate file; NULL: $TMPDIR, else /tmp */
+    uint64_t sort_bytes;  /* the most each sorter's buffer holds (two at a time); 0: 128 MiB */
     /* Progress: stage name, done, total. NULL: none. */
     void (*progress)(void *ctx, const char *stage, uint64_t done, uint64_t total);
     void *ctx;
@@ -28,6 +35,9 @@ typedef struct {
 
 typedef struct {
     uint64_t n;
+    tal_budget_t *budget; /* the arrays below are one reserved block of block_bytes */
+    size_t block_bytes;
+    void *block;
     uint32_t *ref;        /* ref[i] == i: i is a reference; else i's reference */
     uint32_t *twin;       /* exact copies: the first copy (lowest id); else i itself */
     float *identity;      /* members: identity and coverage of the accepted alignment */
@@ -47,7 +57,26 @@ typedef struct {
     void *ctx;
 } tal_seq_source_t;
 
+/* The largest alignment (member x reference cells) a reduction computes; bigger pairs
+ * are not aligned (the member stays a reference), with or without a cap. */
+#define TAL_CLUSTER_MAX_CELLS ((uint64_t)1 << 24)
+/* Each worker's own share of alignment memory; bigger alignments reserve theirs. */
+#define TAL_CLUSTER_WORKER_BYTES ((uint64_t)6 << 20)
+/* Bytes per record the clustering holds for its whole run (ranks, copies, references
+ * and the result), for planning. */
+#define TAL_CLUSTER_BYTES_PER_RECORD 32
+
 void tal_cluster_opt_init(tal_cluster_opt_t *opt, int nucleotide);
+
+/* What does not depend on the thresholds (ranks, exact copies, candidates), computed
+ * once and decided on as often as wanted (-r tries several identities). */
+typedef struct tal_cluster_prep tal_cluster_prep_t;
+int tal_cluster_prepare(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_source_t *src,
+                        const uint64_t *lens, tal_cluster_prep_t **out);
+/* The greedy pass at opt's identity and coverage (the rest of opt as at prepare). */
+int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, tal_cluster_t *out);
+void tal_cluster_prep_free(tal_cluster_prep_t *prep);
+/* prepare + decide. */
 int tal_cluster_run_source(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_source_t *src,
                            const uint64_t *lens, tal_cluster_t *out);
 /* Greedy, longest first: a sequence tries its candidates' references in rank order and

@@ -21,8 +21,8 @@ typedef struct {
 } tal_alignment_t;
 
 /* nucleotide: 0 protein (BLOSUM62, gaps 11/1), 1 nucleotide (+2/-3, gaps 5/2).
- * max_cells bounds member x reference cells of one alignment (its traceback memory);
- * 0 means 2^28. */
+ * max_cells bounds member x reference cells of one alignment (a band may span twice
+ * as many); 0 means 2^28. */
 int tal_aligner_create(tal_aligner_t **out, int nucleotide, uint64_t max_cells);
 void tal_aligner_free(tal_aligner_t *a);
 /* Aligns the whole member against any stretch of the reference (end gaps in the
@@ -42,6 +42,25 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
 /* With on, every band's best score is compared with the full DP's (score only, SIMD):
  * when the band missed the best path, the full alignment is computed instead. */
 void tal_aligner_verify_bands(tal_aligner_t *a, int on);
+
+/* Pairs of more cells than this are aligned by the band code over the whole matrix
+ * (one byte a cell) instead of parasail (two to four). */
+#define TAL_PARASAIL_CELLS ((uint64_t)1 << 21)
+
+/* The most memory one alignment of a member_len x ref_len pair can take (parasail's
+ * traceback at 16 bits, or a band's): what a caller reserves before it. */
+static inline uint64_t tal_align_bytes(size_t member_len, size_t ref_len, uint64_t max_cells)
+{
+    uint64_t cells = (uint64_t)member_len * (uint64_t)ref_len, full, band;
+    band = ((uint64_t)member_len + 1) * ((uint64_t)member_len + (uint64_t)ref_len + 3);
+    if (cells > max_cells) cells = max_cells;
+    if (cells > TAL_PARASAIL_CELLS) cells = TAL_PARASAIL_CELLS;
+    if (band > 2 * max_cells) band = 2 * max_cells;
+    full = cells * 17 / 4;
+    return (full > band ? full : band) + ((uint64_t)member_len + (uint64_t)ref_len) * 64 + ((uint64_t)1 << 20);
+}
+/* Frees the band's buffers that have grown past keep bytes (after a rare big pair). */
+void tal_aligner_trim(tal_aligner_t *a, size_t keep);
 
 /* ---- deltas ----
  * A delta is a sequence of operations, each a LEB128 varint (count << 2 | op) followed,

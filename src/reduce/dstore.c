@@ -3,6 +3,7 @@
  * read-only mapping with every offset checked on open. */
 #define _GNU_SOURCE
 #include "dstore_internal.h"
+#include "mem/sorter_internal.h"
 #include "delta_internal.h"
 #include "store/format_internal.h"
 #include "talaria/error.h"
@@ -68,7 +69,7 @@ struct tal_dwriter {
     char fasta[HEADER_SPACE - sizeof(dheader_t)];
     cursor_t entries, headers, refs;
     uint64_t n_rec, n_ref, header_used;
-    dkey_t *keys;
+    tal_sorter_t *keys; /* the key index, sorted by hash, then record */
     uint64_t n_keys;
 };
 
@@ -127,10 +128,25 @@ int tal_dwriter_open(tal_dwriter_t **out, const char *path, const tal_dlayout_t 
     w->entries.buf = malloc(WBUF);
     w->headers.buf = malloc(WBUF);
     w->refs.buf = malloc(WBUF);
-    w->keys = malloc((size_t)(l->records * 2 + 1) * sizeof *w->keys);
-    if (!w->path || !w->entries.buf || !w->headers.buf || !w->refs.buf || !w->keys) {
+    if (!w->path || !w->entries.buf || !w->headers.buf || !w->refs.buf) {
         tal_dwriter_abort(w);
         return TAL_ENOMEM;
+    }
+    {
+        tal_sorter_opt_t so;
+        int rc;
+        memset(&so, 0, sizeof so);
+        so.record_size = sizeof(dkey_t);
+        so.buffer_bytes = l->sort_bytes ? l->sort_bytes : (uint64_t)128 << 20;
+        so.expected = l->records * 2;
+        so.tmp_dir = l->tmp_dir;
+        so.what = "the delta store's key index";
+        so.budget = l->budget;
+        so.component = TAL_MEM_SORT;
+        if ((rc = tal_sorter_create(&w->keys, &so)) < 0) {
+            tal_dwriter_abort(w);
+            return rc;
+        }
     }
     w->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (w->fd < 0) {
@@ -186,9 +202,17 @@ int tal_dwriter_record(tal_dwriter_t *w, const tal_drec_t *rec, uint64_t delta_o
     if ((rc = cursor_put(w, &w->headers, rec->header, rec->header_len)) < 0) return rc;
     w->header_used += rec->header_len;
     tal_header_keys(rec->header, rec->header_len, &keys);
-    w->keys[w->n_keys++] = (dkey_t){tal_key_hash(keys.primary, keys.primary_len), w->n_rec};
+    {
+        dkey_t k = {tal_key_hash(keys.primary, keys.primary_len), w->n_rec};
+        if ((rc = tal_sorter_add(w->keys, &k, 1)) < 0) return rc;
+        w->n_keys++;
+    }
     if (keys.alias)
-        w->keys[w->n_keys++] = (dkey_t){tal_key_hash(keys.alias, keys.alias_len), w->n_rec | ALIAS_BIT};
+    {
+        dkey_t k = {tal_key_hash(keys.alias, keys.alias_len), w->n_rec | ALIAS_BIT};
+        if ((rc = tal_sorter_add(w->keys, &k, 1)) < 0) return rc;
+        w->n_keys++;
+    }
     w->h.residues += rec->length;
     w->n_rec++;
     return 0;
@@ -223,13 +247,6 @@ int tal_dwriter_copy_deltas(tal_dwriter_t *w, int fd)
     return 0;
 }
 
-static int by_key(const void *a, const void *b)
-{
-    const dkey_t *x = a, *y = b;
-    if (x->hash != y->hash) return x->hash < y->hash ? -1 : 1;
-    return x->record < y->record ? -1 : x->record > y->record;
-}
-
 int tal_dwriter_finish(tal_dwriter_t *w)
 {
     char *buf = w->entries.buf;
@@ -241,10 +258,18 @@ int tal_dwriter_finish(tal_dwriter_t *w)
     if ((rc = cursor_flush(w, &w->entries)) < 0 || (rc = cursor_flush(w, &w->headers)) < 0 ||
         (rc = cursor_flush(w, &w->refs)) < 0)
         return rc;
-    qsort(w->keys, (size_t)w->n_keys, sizeof *w->keys, by_key);
     w->h.keys_count = w->n_keys;
-    if ((rc = pwrite_all(w->fd, w->keys, (size_t)w->n_keys * sizeof *w->keys, w->h.keys_off, w->path)) < 0)
-        return rc;
+    if ((rc = tal_sorter_finish(w->keys)) < 0) return rc;
+    {
+        const void *recs;
+        size_t count;
+        uint64_t at = w->h.keys_off;
+        while ((rc = tal_sorter_read(w->keys, &recs, &count)) > 0) {
+            if ((rc = pwrite_all(w->fd, recs, count * sizeof(dkey_t), at, w->path)) < 0) return rc;
+            at += count * sizeof(dkey_t);
+        }
+        if (rc < 0) return rc;
+    }
     w->h.file_size = w->h.keys_off + w->n_keys * sizeof(dkey_t) + 8;
     {
         char head[HEADER_SPACE];
@@ -294,7 +319,7 @@ void tal_dwriter_abort(tal_dwriter_t *w)
     free(w->entries.buf);
     free(w->headers.buf);
     free(w->refs.buf);
-    free(w->keys);
+    tal_sorter_destroy(w->keys);
     free(w);
 }
 

@@ -9,6 +9,8 @@
 #define TAL_DSTORE_INTERNAL_H
 
 #include <stddef.h>
+#include "talaria/mem.h"
+
 #include <stdint.h>
 
 #define TAL_DSTORE_MAGIC "TALDELTA"
@@ -47,6 +49,9 @@ typedef struct {
     double identity, coverage;
     int nucleotide;
     const char *fasta_path; /* the reduced FASTA, as the user named it */
+    tal_budget_t *budget;   /* the key index is sorted within it (NULL: none) */
+    const char *tmp_dir;    /* where that sort spills (NULL: $TMPDIR, else /tmp) */
+    uint64_t sort_bytes;    /* the sort buffer's most (0: 128 MiB) */
 } tal_dlayout_t;
 
 /* Creates path (which must not exist; the caller renames it into place). */

@@ -337,6 +337,14 @@ static int record_header(const tal_store_t *s, uint64_t id, const char **h, size
     return 0;
 }
 
+void tal_store_release_(const tal_store_t *s, uint32_t id)
+{
+    const section_map_t *m;
+    if (id > TAL_SEC_CHUNKS) return;
+    m = &s->maps[id];
+    if (m->data && m->size) madvise((void *)m->data, m->size, MADV_DONTNEED);
+}
+
 int tal_store_header_(const tal_store_t *s, uint64_t id, const char **h, size_t *len)
 {
     return record_header(s, id, h, len);

@@ -28,6 +28,9 @@ int tal_store_corrupt_(const tal_store_t *s, const char *what);
 int tal_store_record_at_(const tal_store_t *s, uint64_t id, const char *base, uint64_t base_offset,
                          size_t base_len, tal_record_t *rec);
 
+/* Drops the pages of section id (a TAL_SEC_* value) from this process's resident set;
+ * they are read again from the page cache when touched. */
+void tal_store_release_(const tal_store_t *s, uint32_t id);
 /* Record id's header, unchecked (the record checksum covers it with the residues). */
 int tal_store_header_(const tal_store_t *s, uint64_t id, const char **h, size_t *len);
 /* Raw stores: the path of the file holding the raw residue space, and the offsets array
