@@ -208,6 +208,13 @@ static int open_input(reduce_t *x)
     return 0;
 }
 
+/* Header pages read so far leave the resident set (the page cache keeps them). */
+static void release_headers(const reduce_t *x)
+{
+    tal_store_release_(x->store, TAL_SEC_HEADERS);
+    tal_store_release_(x->store, TAL_SEC_HDR_OFFSETS);
+}
+
 /* Residues are read with pread from the store's residue file (raw stores) or from a
  * decoded copy in the scratch directory (compressed stores), never through a mapping:
  * the page cache holds them, not this process. Every record's checksum is checked on
@@ -273,6 +280,8 @@ static int prepare_source(reduce_t *x)
     }
     tal_scan_opt_init(&so);
     so.threads = x->threads > 1 ? 2 : 1;
+    so.headers = 1; /* the checksums read every header: their pages go as well */
+    so.budget = x->mem.budget;
     if (rc == 0) rc = tal_scan_open(&scan, x->store, &so);
     while (rc == 0 && (rc = tal_scan_next(scan, &b)) > 0) {
         for (uint64_t i = b.first_record; i < b.first_record + b.record_count && rc >= 0; i++) {
@@ -292,6 +301,8 @@ static int prepare_source(reduce_t *x)
     }
     if (scan) tal_scan_close(scan);
     if (rc > 0) rc = 0;
+    release_headers(x);
+    tal_store_release_(x->store, TAL_SEC_RECORD_CHECKSUMS);
     if (!raw) {
         x->own_offsets[n] = at;
         if (rc == 0 && fflush(f) != 0) {
@@ -487,12 +498,6 @@ out:
 
 /* ---- outputs ---- */
 
-/* Header pages read so far leave the resident set (the page cache keeps them). */
-static void release_headers(const reduce_t *x)
-{
-    tal_store_release_(x->store, TAL_SEC_HEADERS);
-    tal_store_release_(x->store, TAL_SEC_HDR_OFFSETS);
-}
 
 static void write_accession(FILE *f, const char *h, size_t len)
 {
