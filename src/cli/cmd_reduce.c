@@ -245,7 +245,21 @@ static int read_residues(void *ctx, uint64_t id, char **buf, size_t *cap, const 
     return 0;
 }
 
+static int prepare_scan(reduce_t *x);
+
 static int prepare_source(reduce_t *x)
+{
+    uint64_t n = x->info.records;
+    int rc;
+    /* for the scan: the checksums and the scan's windows */
+    uint64_t scan_bytes = 8 * (n + 1) + 3 * ((uint64_t)4 << 20);
+    if ((rc = tal_budget_reserve(x->mem.budget, TAL_MEM_INPUT, scan_bytes)) < 0) return rc;
+    rc = prepare_scan(x);
+    tal_budget_release(x->mem.budget, TAL_MEM_INPUT, scan_bytes);
+    return rc;
+}
+
+static int prepare_scan(reduce_t *x)
 {
     uint64_t n = x->info.records, at = 0;
     int rc = 0, raw = !strcmp(x->info.codec, "none");
@@ -390,7 +404,7 @@ static int plan_memory(reduce_t *x, int exact)
                                                                  .low_memory = x->mem.low_memory});
     }
     /* the store's lengths, offsets and checksums, mapped or copied, and the scan */
-    x->held_input = exact ? 24 * (n + 1) + 3 * ((uint64_t)4 << 20) : 0;
+    x->held_input = exact ? 16 * (n + 1) : 0; /* lengths and offsets, for the whole run */
     fixed = tal_budget_used(b, TAL_MEM_COMPONENTS) + 24 * (n + 1) + 3 * ((uint64_t)4 << 20);
     fixed += (TAL_CLUSTER_BYTES_PER_RECORD + 12 + 4) * (n + 1); /* clustering, deltas, reference index */
     if (x->clstr) fixed += 16 * (n + 1);
@@ -520,9 +534,10 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
     int rc, nucleotide = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE;
     tal_dlayout_t layout;
 
-    if ((rc = tal_budget_reserve(x->mem.budget, TAL_MEM_RECORDS, (n + 1) * 4)) < 0) return rc;
+    /* the reference index, and the checksums' pages read in order */
+    if ((rc = tal_budget_reserve(x->mem.budget, TAL_MEM_RECORDS, (n + 1) * 12)) < 0) return rc;
     if (!(ref_index = malloc((size_t)(n + 1) * sizeof *ref_index))) {
-        tal_budget_release(x->mem.budget, TAL_MEM_RECORDS, (n + 1) * 4);
+        tal_budget_release(x->mem.budget, TAL_MEM_RECORDS, (n + 1) * 12);
         return TAL_ENOMEM;
     }
     for (uint64_t i = 0; i < n; i++) ref_index[i] = c->ref[i] == i ? (uint32_t)k++ : UINT32_MAX;
@@ -706,7 +721,7 @@ fail:
 done:
     free(dtmp);
     free(ref_index);
-    tal_budget_release(x->mem.budget, TAL_MEM_RECORDS, (n + 1) * 4 + clstr_held);
+    tal_budget_release(x->mem.budget, TAL_MEM_RECORDS, (n + 1) * 12 + clstr_held);
     free(mstart);
     free(mlist);
     return rc;

@@ -49,8 +49,9 @@ static void insertion_sort(char *a, size_t n, size_t rs)
     }
 }
 
-/* American flag sort: each bucket is filled by swapping records into place. */
-static void radix_level(char *a, size_t n, size_t rs, int shift)
+/* American flag sort: each bucket is filled by swapping records into place. word 0
+ * sorts by the key, word 1 (records of 16 bytes or more) by the second 8 bytes. */
+static void radix_level(char *a, size_t n, size_t rs, int shift, int word)
 {
     size_t count[256] = {0}, start[256], next[256];
     char x[64], y[64];
@@ -58,7 +59,8 @@ static void radix_level(char *a, size_t n, size_t rs, int shift)
         insertion_sort(a, n, rs);
         return;
     }
-    for (size_t i = 0; i < n; i++) count[(key_at(a, i, rs) >> shift) & 0xff]++;
+    size_t off = word ? 8 : 0;
+    for (size_t i = 0; i < n; i++) count[(key_at(a + off, i, rs) >> shift) & 0xff]++;
     start[0] = 0;
     for (int b = 1; b < 256; b++) start[b] = start[b - 1] + count[b - 1];
     memcpy(next, start, sizeof next);
@@ -67,20 +69,20 @@ static void radix_level(char *a, size_t n, size_t rs, int shift)
         while (next[b] < end) {
             int d;
             memcpy(x, a + next[b] * rs, rs);
-            d = (int)((key_at(x, 0, rs) >> shift) & 0xff);
+            d = (int)((key_at(x + off, 0, rs) >> shift) & 0xff);
             while (d != b) {
                 memcpy(y, a + next[d] * rs, rs);
                 memcpy(a + next[d]++ * rs, x, rs);
                 memcpy(x, y, rs);
-                d = (int)((key_at(x, 0, rs) >> shift) & 0xff);
+                d = (int)((key_at(x + off, 0, rs) >> shift) & 0xff);
             }
             memcpy(a + next[b]++ * rs, x, rs);
         }
     }
     for (int b = 0; b < 256; b++) {
         if (count[b] < 2) continue;
-        if (shift == 0) insertion_sort(a + start[b] * rs, count[b], rs); /* equal keys: the second word */
-        else radix_level(a + start[b] * rs, count[b], rs, shift - 8);
+        if (shift > 0) radix_level(a + start[b] * rs, count[b], rs, shift - 8, word);
+        else if (word == 0 && rs >= 16) radix_level(a + start[b] * rs, count[b], rs, 56, 1); /* equal keys */
     }
 }
 
@@ -126,7 +128,7 @@ static void radix_level_u64(uint64_t *a, size_t n, int shift)
 void tal_sort_records(void *base, size_t n, size_t record_size)
 {
     if (record_size == 8) radix_level_u64(base, n, 56);
-    else radix_level(base, n, record_size, 56);
+    else radix_level(base, n, record_size, 56, 0);
 }
 
 /* ---- the sorter ---- */
@@ -162,6 +164,7 @@ struct tal_sorter {
     char *out;
     size_t out_cap;
     int memory_done;
+    int error; /* a failure in finish or a merge: every later read returns it */
 };
 
 static int grow(tal_sorter_t *s, size_t bytes)
@@ -406,34 +409,36 @@ int tal_sorter_finish(tal_sorter_t *s)
         tal_sort_records(s->buf, s->count, s->opt.record_size);
         return 0;
     }
-    if ((rc = spill(s)) < 0) return rc;
+    if ((rc = spill(s)) < 0) return s->error = rc;
     /* too many runs for one merge: merge the first few into one, again and again */
     while (s->n_runs > fan_in(s)) {
         size_t k = fan_in(s);
         uint64_t start = s->file_end, total = 0;
         int64_t got;
-        if ((rc = merge_begin(s, 0, k)) < 0) return rc;
+        if ((rc = merge_begin(s, 0, k)) < 0) return s->error = rc;
         while ((got = merge_some(s)) > 0) {
             size_t bytes = (size_t)got * s->opt.record_size;
-            if ((rc = write_at(s, s->out, bytes, s->file_end)) < 0) return rc;
+            if ((rc = write_at(s, s->out, bytes, s->file_end)) < 0) return s->error = rc;
             s->file_end += bytes;
             total += (uint64_t)got;
         }
-        if (got < 0) return (int)got;
+        if (got < 0) return s->error = (int)got;
         for (size_t i = 0; i < k; i++) /* the merged runs' disk space back */
             fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)s->runs[i].offset,
                       (off_t)(s->runs[i].records * s->opt.record_size));
         memmove(s->runs, s->runs + k, (s->n_runs - k) * sizeof *s->runs);
         s->n_runs -= k;
-        if ((rc = add_run(s, start, total)) < 0) return rc;
+        if ((rc = add_run(s, start, total)) < 0) return s->error = rc;
     }
-    return merge_begin(s, 0, s->n_runs);
+    if ((rc = merge_begin(s, 0, s->n_runs)) < 0) s->error = rc;
+    return rc;
 }
 
 int tal_sorter_read(tal_sorter_t *s, const void **records, size_t *count)
 {
     int64_t got;
     if (!s->finished) return TAL_EUSAGE;
+    if (s->error) return s->error;
     if (!s->n_runs) {
         if (s->memory_done || !s->count) return 0;
         s->memory_done = 1;
@@ -441,7 +446,7 @@ int tal_sorter_read(tal_sorter_t *s, const void **records, size_t *count)
         *count = s->count;
         return 1;
     }
-    if ((got = merge_some(s)) < 0) return (int)got;
+    if ((got = merge_some(s)) < 0) return s->error = (int)got;
     if (!got) return 0;
     *records = s->out;
     *count = (size_t)got;

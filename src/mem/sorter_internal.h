@@ -36,8 +36,8 @@ typedef struct {
     uint64_t buffer_bytes;   /* the buffer's size at its largest */
 } tal_sorter_stats_t;
 
-/* The smallest buffer_bytes a sorter works with (it merges up to 16 runs at a time in
- * windows of 64 KiB). */
+/* The smallest buffer_bytes a sorter works with (it merges as many runs at a time as
+ * 64 KiB windows fit in its buffer, 31 at this size, in more passes when there are more). */
 #define TAL_SORTER_MIN_BUFFER ((uint64_t)2 << 20)
 
 /* TAL_EMEMCAP when the budget refuses the first megabyte of buffer. */
@@ -45,7 +45,8 @@ int tal_sorter_create(tal_sorter_t **out, const tal_sorter_opt_t *opt);
 /* Adds count records; may sort and spill a run (TAL_EIO when the disk refuses it, with
  * the directory and the bytes still needed in the message). Not thread-safe. */
 int tal_sorter_add(tal_sorter_t *s, const void *records, size_t count);
-/* No more records: sorts what is buffered, or merges the runs down to a few. */
+/* No more records: sorts what is buffered, or merges the runs down to a few. An error
+ * here (or in a later merge) is returned by every later tal_sorter_read as well. */
 int tal_sorter_finish(tal_sorter_t *s);
 /* The next sorted records (after finish): *records points at *count of them, valid until
  * the next call. 1 while records come, 0 at the end, or a negative error. */

@@ -61,7 +61,7 @@ typedef struct {
  * are not aligned (the member stays a reference), with or without a cap. */
 #define TAL_CLUSTER_MAX_CELLS ((uint64_t)1 << 24)
 /* Each worker's own share of alignment memory; bigger alignments reserve theirs. */
-#define TAL_CLUSTER_WORKER_BYTES ((uint64_t)6 << 20)
+#define TAL_CLUSTER_WORKER_BYTES ((uint64_t)3 << 20)
 /* Bytes per record the clustering holds for its whole run (ranks, copies, references
  * and the result), for planning. */
 #define TAL_CLUSTER_BYTES_PER_RECORD 32
