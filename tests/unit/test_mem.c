@@ -179,20 +179,21 @@ static void test_budget_components_and_peak(void **state)
     assert_true(tal_budget_used(budget, TAL_MEM_COMPONENTS) == sum);
     assert_true(tal_budget_peak(budget) == sum);
     /* the peak stays when bytes are released */
-    tal_budget_release(budget, TAL_MEM_OTHER, 700);
+    uint64_t other = 100u * (TAL_MEM_OTHER + 1);
+    tal_budget_release(budget, TAL_MEM_OTHER, other);
     tal_budget_release(budget, TAL_MEM_INPUT, 50);
     assert_true(tal_budget_used(budget, TAL_MEM_OTHER) == 0);
     assert_true(tal_budget_used(budget, TAL_MEM_INPUT) == 50);
-    assert_true(tal_budget_used(budget, TAL_MEM_COMPONENTS) == sum - 750);
+    assert_true(tal_budget_used(budget, TAL_MEM_COMPONENTS) == sum - other - 50);
     assert_true(tal_budget_peak(budget) == sum);
     /* releasing more than a component holds releases only what it holds */
     tal_budget_release(budget, TAL_MEM_INPUT, 1000);
     assert_true(tal_budget_used(budget, TAL_MEM_INPUT) == 0);
-    assert_true(tal_budget_used(budget, TAL_MEM_COMPONENTS) == sum - 800);
+    assert_true(tal_budget_used(budget, TAL_MEM_COMPONENTS) == sum - other - 100);
     assert_true(tal_budget_used(budget, TAL_MEM_CHUNKS) == 200);
     /* a new high raises the peak */
-    assert_int_equal(tal_budget_reserve(budget, TAL_MEM_ALIGN, 5000), 0);
-    assert_true(tal_budget_peak(budget) == sum - 800 + 5000);
+    assert_int_equal(tal_budget_reserve(budget, TAL_MEM_ALIGN, 50000), 0);
+    assert_true(tal_budget_peak(budget) == sum - other - 100 + 50000);
     tal_budget_destroy(budget);
 }
 
@@ -226,7 +227,7 @@ static void test_budget_null_accepts(void **state)
 static void test_budget_component_names(void **state)
 {
     static const char *want[] = {"input", "chunks", "k-mers", "sort", "alignment", "catalog",
-                                 "other"};
+                                 "records", "other"};
     (void)state;
     assert_int_equal(sizeof want / sizeof *want, TAL_MEM_COMPONENTS);
     for (int c = 0; c < TAL_MEM_COMPONENTS; c++)
