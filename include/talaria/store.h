@@ -38,6 +38,9 @@ void tal_index_opt_init(tal_index_opt_t *opt);
  * cache, and the accession table estimated from the first records of a plain file (for
  * compressed input or stdin the table is left out: it is reserved as it grows). */
 uint64_t tal_index_plan(const char *fasta_path, const tal_index_opt_t *opt);
+/* The records of a plain FASTA file, estimated from its first MiB; 0 if it cannot be
+ * sampled. */
+uint64_t tal_index_estimate(const char *fasta_path);
 /* Builds a store at out_path from a FASTA file (plain/gz/zst/lz4, "-" for stdin).
  * Nothing is left at out_path on failure. */
 int tal_store_build(const char *fasta_path, const char *out_path, const tal_index_opt_t *opt,

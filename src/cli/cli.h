@@ -49,7 +49,8 @@ enum { CLI_OPT_MAX_MEMORY = 0x1000, CLI_OPT_MONITOR, CLI_OPT_REPORT, CLI_OPT_LOW
     "                           component beside VmRSS and VmHWM, on stderr\n"                   \
     "      --memory-report FILE the same figures as JSON\n"                                        \
     "      --low-memory         the smallest plan that still runs (slower)\n"                     \
-    "      --stream             stream the input even when it would fit in memory\n"
+    "      --stream             stream the input even when it would fit in memory (both\n" \
+    "                           commands always stream now; accepted for scripts)\n"
 
 /* 1 if opt was one of the memory options (handled), 0 if not, -1 after a usage error. */
 int cli_mem_option(const char *cmd, int opt, const char *arg, cli_mem_t *m);

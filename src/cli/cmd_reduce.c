@@ -361,32 +361,6 @@ static int on_member(void *ctx, uint64_t member, uint64_t ref, const void *align
 #define SORT_DEFAULT ((uint64_t)128 << 20)
 #define HEADER_WINDOW ((uint64_t)8 << 20) /* header pages touched between releases */
 
-static uint64_t estimate_records(const char *path, uint64_t *max_len)
-{
-    struct stat st;
-    uint64_t records = 0, est = 0;
-    char *buf = malloc(1u << 20);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t got = fd >= 0 && buf ? read(fd, buf, 1u << 20) : -1;
-    *max_len = 0;
-    if (got > 0 && fstat(fd, &st) == 0 && buf[0] == '>') {
-        uint64_t len = 0;
-        for (ssize_t i = 0; i < got; i++) {
-            if (buf[i] == '>' && (i == 0 || buf[i - 1] == '\n')) {
-                records++;
-                if (len > *max_len) *max_len = len;
-                len = 0;
-            } else {
-                len++;
-            }
-        }
-        est = (uint64_t)((double)st.st_size * (double)records / (double)got) + 1;
-    }
-    free(buf);
-    if (fd >= 0) close(fd);
-    return est;
-}
-
 static int plan_memory(reduce_t *x, int exact)
 {
     tal_budget_t *b = x->mem.budget;
@@ -398,7 +372,7 @@ static int plan_memory(reduce_t *x, int exact)
     } else {
         struct stat st;
         if (stat(x->in, &st) == 0 && S_ISDIR(st.st_mode)) return 0; /* a store: planned once open */
-        n = estimate_records(x->in, &max_len);
+        n = tal_index_estimate(x->in);
         max_len = 8192; /* unknown yet: as long as the largest alignment allowed */
         index_need = tal_index_plan(x->in, &(tal_index_opt_t){.threads = x->threads, .budget = b,
                                                                  .low_memory = x->mem.low_memory});

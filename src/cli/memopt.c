@@ -72,7 +72,7 @@ int cli_mem_too_small(const char *cmd, const cli_mem_t *m, uint64_t need, const 
     uint64_t mib = (need + (1u << 20) - 1) >> 20;
     tal_format_size(m->cap, a, sizeof a);
     snprintf(b, sizeof b, "%lluM", (unsigned long long)mib);
-    tal_log_error("talaria %s: --max-memory %s is below what this run needs (%s); the smallest cap "
+    tal_log_error("%s: --max-memory %s is below what this run needs (%s); the smallest cap "
                   "that works here is --max-memory %s",
                   cmd, a, why, b);
     return TAL_EMEMCAP;

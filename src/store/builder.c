@@ -93,37 +93,57 @@ static unsigned table_bits(uint64_t input_size, double per_record, double keys_p
     return bits;
 }
 
+/* Records and keys in the first MiB of a plain FASTA file, the bytes read and the
+ * file's size; 0 when the input cannot be sampled (stdin, compressed, not FASTA). */
+static int sample_input(const char *fasta_path, uint64_t *records, uint64_t *keys, uint64_t *sampled,
+                        uint64_t *size)
+{
+    struct stat st;
+    char *buf;
+    ssize_t got;
+    int fd;
+    *records = *keys = 0;
+    if (!strcmp(fasta_path, "-") || stat(fasta_path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
+        return 0;
+    fd = open(fasta_path, O_RDONLY | O_CLOEXEC);
+    buf = malloc(1u << 20);
+    got = fd >= 0 && buf ? read(fd, buf, 1u << 20) : -1;
+    if (got > 2 && buf[0] == '>') {
+        for (ssize_t i = 0; i < got; i++) {
+            char *eol;
+            tal_keys_t k;
+            if (buf[i] != '>' || (i && buf[i - 1] != '\n')) continue;
+            if (!(eol = memchr(buf + i, '\n', (size_t)(got - i)))) break;
+            tal_header_keys(buf + i + 1, (size_t)(eol - buf - i - 1), &k);
+            (*records)++;
+            *keys += 1 + (k.alias != NULL);
+        }
+    }
+    *sampled = got > 0 ? (uint64_t)got : 0;
+    *size = (uint64_t)st.st_size;
+    free(buf);
+    if (fd >= 0) close(fd);
+    return *records > 0;
+}
+
+uint64_t tal_index_estimate(const char *fasta_path)
+{
+    uint64_t records, keys, sampled, size;
+    if (!sample_input(fasta_path, &records, &keys, &sampled, &size)) return 0;
+    return (uint64_t)((double)size * (double)records / (double)sampled) + 1;
+}
+
 uint64_t tal_index_plan(const char *fasta_path, const tal_index_opt_t *opt)
 {
     build_plan_t p;
-    struct stat st;
-    uint64_t total;
+    uint64_t total, records, keys, sampled, size;
     plan_buffers(opt, &p);
     total = p.input + p.output + p.catalog + ((uint64_t)1 << 16) * sizeof(tal_key_slot_t);
-    /* the table, from the records in the first MiB of a plain file */
-    if (strcmp(fasta_path, "-") && stat(fasta_path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-        int fd = open(fasta_path, O_RDONLY | O_CLOEXEC);
-        char *buf = malloc(1u << 20);
-        ssize_t got = fd >= 0 && buf ? read(fd, buf, 1u << 20) : -1;
-        if (got > 2 && buf[0] == '>') {
-            uint64_t records = 0, keys = 0;
-            for (ssize_t i = 0; i < got; i++) {
-                char *eol;
-                tal_keys_t k;
-                if (buf[i] != '>' || (i && buf[i - 1] != '\n')) continue;
-                if (!(eol = memchr(buf + i, '\n', (size_t)(got - i)))) break;
-                tal_header_keys(buf + i + 1, (size_t)(eol - buf - i - 1), &k);
-                records++;
-                keys += 1 + (k.alias != NULL);
-            }
-            if (records)
-                total += ((uint64_t)1 << table_bits((uint64_t)st.st_size, (double)got / (double)records - 2.0,
-                                                    (double)keys / (double)records, 16)) *
-                         sizeof(tal_key_slot_t);
-        }
-        free(buf);
-        if (fd >= 0) close(fd);
-    }
+    /* the accession table, from the records in the first MiB */
+    if (sample_input(fasta_path, &records, &keys, &sampled, &size))
+        total += ((uint64_t)1 << table_bits(size, (double)sampled / (double)records - 2.0,
+                                            (double)keys / (double)records, 16)) *
+                 sizeof(tal_key_slot_t);
     return total;
 }
 
