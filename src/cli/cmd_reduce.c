@@ -98,9 +98,7 @@ typedef struct {
     int delta_fd;
     FILE *delta_out;
     uint64_t delta_used;
-    uint64_t *delta_off;      /* by record id, with delta_len: one reserved block */
-    uint32_t *delta_len;
-    size_t delta_bytes;
+    int result_fd;            /* a member_t per record id, on disk: not in memory */
     cli_mem_t mem;
     uint64_t sort_bytes;      /* the plan: each sorter's buffer */
     uint64_t held_input;      /* reserved for the store's mapped arrays and the scan */
@@ -335,22 +333,63 @@ static int prepare_scan(reduce_t *x)
     return rc;
 }
 
-/* ---- clustering ---- */
+/* ---- clustering ----
+ * What each member needs at the end (its alignment's identity and coverage, where its
+ * delta is) goes to a file of fixed slots by record id as it is decided, and is read
+ * back in record order while writing: memory holds 4 bytes a record (its reference),
+ * not 24. References' slots stay zero (a hole in the file). */
+typedef struct {
+    float identity, coverage;
+    uint64_t delta_off;
+    uint32_t delta_len, flags; /* flags: M_* */
+} member_t;
+
+enum { M_ALIGNED = 1, M_IDENTICAL = 2 /* an exact copy of its reference: no delta */ };
+
+#define SLOTS_READ 4096 /* member_t slots read at once while writing */
+
+static int result_io(const reduce_t *x, member_t *m, size_t count, uint64_t id, int write)
+{
+    size_t bytes = count * sizeof *m, at = 0;
+    off_t where = (off_t)(id * sizeof *m);
+    while (at < bytes) {
+        ssize_t k = write ? pwrite(x->result_fd, (const char *)m + at, bytes - at, where + (off_t)at)
+                          : pread(x->result_fd, (char *)m + at, bytes - at, where + (off_t)at);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            tal_log_error("cannot %s the member list in %s: %s", write ? "write" : "read", x->scratch,
+                          k < 0 ? strerror(errno) : "file too short");
+            return TAL_EIO;
+        }
+        at += (size_t)k;
+    }
+    return 0;
+}
 
 static int on_member(void *ctx, uint64_t member, uint64_t ref, const void *alignment)
 {
     reduce_t *x = ctx;
     const tal_alignment_t *al = alignment;
+    member_t m = {(float)al->identity, (float)al->coverage, x->delta_used, 0, M_ALIGNED};
     (void)ref;
     if (al->delta_len > UINT32_MAX) return TAL_EUSAGE;
-    x->delta_off[member] = x->delta_used;
-    x->delta_len[member] = (uint32_t)al->delta_len;
+    m.delta_len = (uint32_t)al->delta_len;
     if (al->delta_len && fwrite(al->delta, 1, al->delta_len, x->delta_out) != al->delta_len) {
         tal_log_error("cannot write to %s: %s", x->scratch, strerror(errno));
         return TAL_EIO;
     }
     x->delta_used += al->delta_len;
-    return 0;
+    return result_io(x, &m, 1, member, 1);
+}
+
+/* Exact copies share their first copy's delta, or are their reference's copy. */
+static int on_copy(void *ctx, uint64_t member, uint64_t first, uint64_t ref)
+{
+    reduce_t *x = ctx;
+    member_t m = {1.0f, 1.0f, 0, 0, M_IDENTICAL};
+    int rc;
+    if (first != ref && (rc = result_io(x, &m, 1, first, 0)) < 0) return rc;
+    return result_io(x, &m, 1, member, 1);
 }
 
 /* ---- the memory plan ----
@@ -379,9 +418,10 @@ static int plan_memory(reduce_t *x, int exact)
     }
     /* the store's lengths, offsets and checksums, mapped or copied, and the scan */
     x->held_input = exact ? 16 * (n + 1) : 0; /* lengths and offsets, for the whole run */
-    fixed = tal_budget_used(b, TAL_MEM_COMPONENTS) + 24 * (n + 1) + 3 * ((uint64_t)4 << 20);
-    fixed += (TAL_CLUSTER_BYTES_PER_RECORD + 12 + 4) * (n + 1); /* clustering, deltas, reference index */
-    if (x->clstr) fixed += 16 * (n + 1);
+    fixed = tal_budget_used(b, TAL_MEM_COMPONENTS) + 16 * (n + 1) + 3 * ((uint64_t)4 << 20);
+    /* clustering; later the references by id and the reference index (8), and for
+     * --clstr the members by cluster (4 more and 4 per reference) */
+    fixed += TAL_CLUSTER_BYTES_PER_RECORD * (n + 1);
     fixed += (uint64_t)threads * TAL_CLUSTER_WORKER_BYTES + ((uint64_t)2 << 20);
     fixed += tal_align_bytes(max_len, max_len, TAL_CLUSTER_MAX_CELLS);
     fixed += HEADER_WINDOW + ((uint64_t)8 << 20); /* header pages, output buffers */
@@ -421,6 +461,7 @@ static int cluster(reduce_t *x, tal_cluster_t *c)
     opt.budget = x->mem.budget;
     opt.tmp_dir = x->scratch;
     opt.sort_bytes = x->sort_bytes;
+    opt.ref_only = 1;
     /* ranks, copies and candidates do not depend on the thresholds: once */
     if ((rc = tal_cluster_prepare(&opt, n, &src, x->lens, &prep)) < 0) return rc;
     if (x->ratio > 0) {
@@ -455,6 +496,19 @@ static int cluster(reduce_t *x, tal_cluster_t *c)
     }
     opt.identity = x->identity;
     opt.on_member = on_member;
+    opt.on_copy = on_copy;
+    if (asprintf(&path, "%s/members", x->scratch) < 0) {
+        rc = TAL_ENOMEM;
+        goto out;
+    }
+    x->result_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (x->result_fd < 0 || ftruncate(x->result_fd, (off_t)((n + 1) * sizeof(member_t))) < 0) {
+        tal_log_error("cannot create %s: %s", path, strerror(errno));
+        free(path);
+        rc = TAL_EIO;
+        goto out;
+    }
+    free(path);
     if (asprintf(&path, "%s/deltas", x->scratch) < 0) {
         rc = TAL_ENOMEM;
         goto out;
@@ -468,12 +522,6 @@ static int cluster(reduce_t *x, tal_cluster_t *c)
     }
     free(path);
     setvbuf(x->delta_out, NULL, _IOFBF, 1u << 20);
-    x->delta_bytes = ((size_t)n + 1) * (sizeof *x->delta_off + sizeof *x->delta_len);
-    if ((rc = tal_budget_alloc(x->mem.budget, TAL_MEM_RECORDS, x->delta_bytes, (void **)&x->delta_off)) < 0) {
-        x->delta_bytes = 0;
-        goto out;
-    }
-    x->delta_len = (uint32_t *)(x->delta_off + n + 1);
     if ((rc = tal_cluster_decide(prep, &opt, c)) < 0) goto out;
     if (fflush(x->delta_out) != 0 || ferror(x->delta_out)) {
         tal_log_error("cannot write to %s: %s", x->scratch, strerror(errno));
@@ -500,7 +548,9 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
 {
     uint64_t n = x->info.records, R = c->references, fasta_at = 0, k = 0, clstr_held = 0;
     uint32_t *ref_index = NULL;
-    uint64_t *mstart = NULL, *mlist = NULL;
+    uint32_t *mstart = NULL, *mlist = NULL;
+    uint64_t held = (n + 1) * 4 + SLOTS_READ * sizeof(member_t);
+    member_t *slots = NULL;
     tal_outfile_t fasta = {0}, members = {0}, clstr = {0}, taxid = {0};
     tal_dwriter_t *dw = NULL;
     char *dtmp = NULL;
@@ -508,10 +558,12 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
     int rc, nucleotide = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE;
     tal_dlayout_t layout;
 
-    /* the reference index, and the checksums' pages read in order */
-    if ((rc = tal_budget_reserve(x->mem.budget, TAL_MEM_RECORDS, (n + 1) * 12)) < 0) return rc;
-    if (!(ref_index = malloc((size_t)(n + 1) * sizeof *ref_index))) {
-        tal_budget_release(x->mem.budget, TAL_MEM_RECORDS, (n + 1) * 12);
+    /* the reference index and the member slots read at a time (the checksums' pages
+     * go with the header pages, in the header window) */
+    if ((rc = tal_budget_reserve(x->mem.budget, TAL_MEM_RECORDS, held)) < 0) return rc;
+    if (!(ref_index = malloc((size_t)(n + 1) * sizeof *ref_index)) || !(slots = malloc(SLOTS_READ * sizeof *slots))) {
+        free(ref_index);
+        tal_budget_release(x->mem.budget, TAL_MEM_RECORDS, held);
         return TAL_ENOMEM;
     }
     for (uint64_t i = 0; i < n; i++) ref_index[i] = c->ref[i] == i ? (uint32_t)k++ : UINT32_MAX;
@@ -592,8 +644,15 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
         tal_record_t rec;
         tal_drec_t d;
         uint64_t r = c->ref[i], doff = 0;
+        const member_t *m = &slots[i % SLOTS_READ];
         if ((i & 65535) == 0) progress(x, "writing", i, n);
-        if ((i & 4095) == 0) release_headers(x);
+        if ((i & 4095) == 0) {
+            release_headers(x);
+            tal_store_release_(x->store, TAL_SEC_RECORD_CHECKSUMS);
+        }
+        if (i % SLOTS_READ == 0 &&
+            (rc = result_io(x, slots, n - i < SLOTS_READ ? (size_t)(n - i) : SLOTS_READ, i, 0)) < 0)
+            goto fail;
         if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) goto fail;
         memset(&d, 0, sizeof d);
         d.header = rec.header;
@@ -604,15 +663,19 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
         if (r == i) {
             d.flags = TAL_DREC_REFERENCE;
             d.identity = d.coverage = 1.0f;
+        } else if (!(m->flags & (M_ALIGNED | M_IDENTICAL))) {
+            tal_log_error("internal error: record %llu has no reference in %s", (unsigned long long)i + 1,
+                          x->scratch);
+            rc = TAL_EIO;
+            goto fail;
         } else {
-            uint64_t t = c->twin[i]; /* exact copies share their first copy's delta */
-            d.identity = c->identity[i];
-            d.coverage = c->coverage[i];
-            if (t == r || (t != i && c->ref[t] == t)) {
+            d.identity = m->identity;
+            d.coverage = m->coverage;
+            if (m->flags & M_IDENTICAL) {
                 d.flags = TAL_DREC_IDENTICAL;
             } else {
-                doff = x->delta_off[t];
-                d.delta_len = x->delta_len[t];
+                doff = m->delta_off;
+                d.delta_len = m->delta_len;
             }
         }
         if ((rc = tal_dwriter_record(dw, &d, doff)) < 0) goto fail;
@@ -631,15 +694,15 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
 
     /* CD-HIT's .clstr: clusters in reference order, the reference first */
     if (clstr.f) {
-        if ((rc = tal_budget_reserve(x->mem.budget, TAL_MEM_RECORDS, 8 * (R + 2 + n + 1))) < 0) goto fail;
-        clstr_held = 8 * (R + 2 + n + 1);
+        if ((rc = tal_budget_reserve(x->mem.budget, TAL_MEM_RECORDS, 4 * (R + 2 + n + 1))) < 0) goto fail;
+        clstr_held = 4 * (R + 2 + n + 1);
         if (!(mstart = calloc((size_t)R + 2, sizeof *mstart)) || !(mlist = malloc((size_t)n * sizeof *mlist + 8)))
             goto nomem;
         for (uint64_t i = 0; i < n; i++)
             if (c->ref[i] != i) mstart[ref_index[c->ref[i]] + 2]++;
         for (uint64_t q = 0; q < R; q++) mstart[q + 2] += mstart[q + 1];
         for (uint64_t i = 0; i < n; i++)
-            if (c->ref[i] != i) mlist[mstart[ref_index[c->ref[i]] + 1]++] = i;
+            if (c->ref[i] != i) mlist[mstart[ref_index[c->ref[i]] + 1]++] = (uint32_t)i;
         k = 0;
         for (uint64_t i = 0; i < n; i++) {
             tal_record_t rec;
@@ -652,11 +715,12 @@ static int write_outputs(reduce_t *x, const tal_cluster_t *c, char *deltas_path,
             fputs("... *\n", clstr.f);
             for (uint64_t m = mstart[k]; m < mstart[k + 1]; m++) {
                 uint64_t id = mlist[m];
+                if ((rc = result_io(x, slots, 1, id, 0)) < 0) goto fail;
                 if ((rc = tal_store_header_(x->store, id, &rec.header, &rec.header_len)) < 0) goto fail;
                 fprintf(clstr.f, "%llu\t%llu%s, >", (unsigned long long)(m - mstart[k] + 1),
                         (unsigned long long)x->lens[id], unit);
                 write_accession(clstr.f, rec.header, rec.header_len);
-                fprintf(clstr.f, "... at %s%.2f%%\n", nucleotide ? "+/" : "", 100.0 * (double)c->identity[id]);
+                fprintf(clstr.f, "... at %s%.2f%%\n", nucleotide ? "+/" : "", 100.0 * (double)slots[0].identity);
             }
             k++;
         }
@@ -695,7 +759,8 @@ fail:
 done:
     free(dtmp);
     free(ref_index);
-    tal_budget_release(x->mem.budget, TAL_MEM_RECORDS, (n + 1) * 12 + clstr_held);
+    free(slots);
+    tal_budget_release(x->mem.budget, TAL_MEM_RECORDS, held + clstr_held);
     free(mstart);
     free(mlist);
     return rc;
@@ -753,6 +818,7 @@ int cmd_reduce(int argc, char **argv)
     x.coverage = 0.8;
     x.threads = 1;
     x.delta_fd = -1;
+    x.result_fd = -1;
     x.seq_fd = -1;
     opterr = 0;
     optind = 1;
@@ -888,11 +954,11 @@ out:
     if (x.store) tal_store_close(x.store);
     if (x.delta_out) fclose(x.delta_out);
     if (x.delta_fd >= 0) close(x.delta_fd);
+    if (x.result_fd >= 0) close(x.result_fd);
     if (x.scratch) tal_cleanup_extra_done(x.scratch, 1);
     free(x.scratch);
     if (x.held_input) tal_budget_release(x.mem.budget, TAL_MEM_INPUT, x.held_input);
     if (x.mem.budget && cli_mem_end(&x.mem) < 0 && rc == 0) rc = TAL_EIO;
-    tal_budget_free(x.mem.budget, TAL_MEM_RECORDS, x.delta_off, x.delta_bytes);
     free(base);
     free(deltas);
     free(members);

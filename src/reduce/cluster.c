@@ -818,17 +818,19 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
     memset(out, 0, sizeof *out);
     out->n = n;
     out->budget = opt->budget;
-    /* ref, twin, identity, coverage by record id; refr by rank */
-    out->block_bytes = ((size_t)n + 1) * 5 * 4;
+    /* ref by record id, refr by rank; unless ref_only, twin, identity, coverage by id */
+    out->block_bytes = ((size_t)n + 1) * (opt->ref_only ? 2 : 5) * 4;
     if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, out->block_bytes, &out->block)) < 0) {
         out->block_bytes = 0;
         return rc;
     }
     out->ref = out->block;
-    out->twin = out->ref + n + 1;
-    out->identity = (float *)(out->twin + n + 1);
-    out->coverage = out->identity + n + 1;
-    refr = (uint32_t *)(out->coverage + n + 1);
+    refr = out->ref + n + 1;
+    if (!opt->ref_only) {
+        out->twin = refr + n + 1;
+        out->identity = (float *)(out->twin + n + 1);
+        out->coverage = out->identity + n + 1;
+    }
     for (uint64_t r = 0; r < n; r++) refr[r] = (uint32_t)r;
     ident = out->identity;
     cover = out->coverage;
@@ -857,8 +859,10 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
                 uint32_t s = order[r];
                 if (twin[r] != r || p->root == NONE) continue;
                 refr[r] = p->root;
-                ident[s] = p->identity;
-                cover[s] = p->coverage;
+                if (ident) {
+                    ident[s] = p->identity;
+                    cover[s] = p->coverage;
+                }
                 if (opt->on_member) {
                     tal_alignment_t al;
                     memset(&al, 0, sizeof al);
@@ -882,13 +886,16 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
         uint32_t id = order[r], t = twin[r];
         if (t != r) {
             uint32_t first = order[t];
-            out->twin[id] = first;
             out->ref[id] = order[refr[t]];
-            ident[id] = refr[t] == t ? 1.0f : ident[first];
-            cover[id] = refr[t] == t ? 1.0f : cover[first];
+            if (ident) {
+                out->twin[id] = first;
+                ident[id] = refr[t] == t ? 1.0f : ident[first];
+                cover[id] = refr[t] == t ? 1.0f : cover[first];
+            }
             out->duplicates++;
+            if (opt->on_copy && (rc = opt->on_copy(opt->ctx, id, first, out->ref[id])) < 0) goto fail;
         } else {
-            out->twin[id] = id;
+            if (ident) out->twin[id] = id;
             out->ref[id] = order[refr[r]];
             out->references += refr[r] == r;
         }

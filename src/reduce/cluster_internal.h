@@ -25,6 +25,13 @@ typedef struct {
      * copies), in the order decided, with the accepted alignment and its delta; a
      * negative return stops the run with that error. NULL: not called. */
     int (*on_member)(void *ctx, uint64_t member, uint64_t ref, const void *alignment);
+    /* Called once every member has been decided, for each exact copy that is not its
+     * own reference: its id, its first copy's id (which it shares a delta and identity
+     * with, unless first == ref: then it is identical to its reference). NULL: not called. */
+    int (*on_copy)(void *ctx, uint64_t member, uint64_t first, uint64_t ref);
+    /* The result holds ref[] only (twin, identity and coverage NULL): 4 bytes a record
+     * instead of 16, for callers that keep the rest through the callbacks. */
+    int ref_only;
     tal_budget_t *budget; /* every large buffer is reserved from it; NULL: none */
     const char *tmp_dir;  /* sort runs and the candidate file; NULL: $TMPDIR, else /tmp */
     uint64_t sort_bytes;  /* the most each sorter's buffer holds (two at a time); 0: 128 MiB */
@@ -41,7 +48,7 @@ typedef struct {
     uint32_t *ref;        /* ref[i] == i: i is a reference; else i's reference */
     uint32_t *twin;       /* exact copies: the first copy (lowest id); else i itself */
     float *identity;      /* members: identity and coverage of the accepted alignment */
-    float *coverage;
+    float *coverage;      /* (twin, identity, coverage: NULL with opt.ref_only) */
     uint64_t references;
     uint64_t duplicates;  /* members identical to their reference */
     uint64_t alignments;  /* alignments computed */
@@ -62,9 +69,9 @@ typedef struct {
 #define TAL_CLUSTER_MAX_CELLS ((uint64_t)1 << 24)
 /* Each worker's own share of alignment memory; bigger alignments reserve theirs. */
 #define TAL_CLUSTER_WORKER_BYTES ((uint64_t)3 << 20)
-/* Bytes per record the clustering holds for its whole run (ranks, copies, references
- * and the result), for planning. */
-#define TAL_CLUSTER_BYTES_PER_RECORD 32
+/* Bytes per record the clustering holds at most at once with opt.ref_only (ranks,
+ * copies, references by rank and by id), for planning. */
+#define TAL_CLUSTER_BYTES_PER_RECORD 16
 
 void tal_cluster_opt_init(tal_cluster_opt_t *opt, int nucleotide);
 
