@@ -145,11 +145,85 @@ static void test_empty_and_tiny(void **state)
     tal_cluster_free(&c);
 }
 
+/* ref_only: the same references; the callbacks report each member once (aligned ones
+ * with the identity the full result has, copies with their first copy), nothing else */
+typedef struct {
+    uint64_t n, calls;
+    float *identity;
+    int64_t *first; /* -1: not reported; else the first copy (or itself: aligned) */
+} seen_t;
+
+static int seen_member(void *ctx, uint64_t member, uint64_t ref, const void *alignment)
+{
+    seen_t *v = ctx;
+    const tal_alignment_t *al = alignment;
+    (void)ref;
+    if (member >= v->n || v->first[member] != -1) return -1;
+    v->first[member] = (int64_t)member;
+    v->identity[member] = (float)al->identity;
+    v->calls++;
+    return 0;
+}
+
+static int seen_copy(void *ctx, uint64_t member, uint64_t first, uint64_t ref)
+{
+    seen_t *v = ctx;
+    if (member >= v->n || v->first[member] != -1 || first >= member) return -1;
+    /* the first copy is either the reference or already reported as aligned */
+    if (first != ref && v->first[first] != (int64_t)first) return -1;
+    v->first[member] = (int64_t)first;
+    v->identity[member] = first == ref ? 1.0f : v->identity[first];
+    v->calls++;
+    return 0;
+}
+
+static void test_ref_only(void **state)
+{
+    set_t s = make_set(20, 8, 0.04, 20, 29);
+    tal_cluster_opt_t opt;
+    tal_cluster_t full, lean;
+    seen_t v = {s.n, 0, calloc(s.n, sizeof(float)), malloc(s.n * sizeof(int64_t))};
+    uint64_t members = 0;
+    (void)state;
+    for (uint64_t i = 0; i < s.n; i++) v.first[i] = -1;
+    tal_cluster_opt_init(&opt, 0);
+    opt.threads = 2;
+    assert_int_equal(tal_cluster_run(&opt, s.n, (const char *const *)s.seqs, s.lens, &full), 0);
+    opt.ref_only = 1;
+    opt.on_member = seen_member;
+    opt.on_copy = seen_copy;
+    opt.ctx = &v;
+    assert_int_equal(tal_cluster_run(&opt, s.n, (const char *const *)s.seqs, s.lens, &lean), 0);
+    assert_null(lean.identity);
+    assert_null(lean.twin);
+    assert_memory_equal(full.ref, lean.ref, s.n * sizeof *full.ref);
+    assert_int_equal(full.references, lean.references);
+    assert_int_equal(full.duplicates, lean.duplicates);
+    assert_true(lean.duplicates >= 4);
+    for (uint64_t i = 0; i < s.n; i++) {
+        if (full.ref[i] == i) {
+            assert_true(v.first[i] == -1);
+            continue;
+        }
+        members++;
+        assert_true(v.first[i] >= 0);
+        assert_true(v.identity[i] == full.identity[i]);
+        if (full.twin[i] != i) assert_int_equal(v.first[i], full.twin[i]);
+    }
+    assert_int_equal(v.calls, members);
+    tal_cluster_free(&full);
+    tal_cluster_free(&lean);
+    free(v.identity);
+    free(v.first);
+    free_set(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identity_90),
         cmocka_unit_test(test_identity_70),
+        cmocka_unit_test(test_ref_only),
         cmocka_unit_test(test_empty_and_tiny),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
