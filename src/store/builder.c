@@ -67,6 +67,17 @@ void tal_index_opt_init(tal_index_opt_t *opt)
     opt->chunk_size = 4u << 20;
 }
 
+/* The same chunker for the plan and the build: -t 1 compresses in the parsing thread. */
+static void chunker_options(const tal_index_opt_t *opt, tal_chunker_opt_t *co)
+{
+    memset(co, 0, sizeof *co);
+    co->codec = (uint32_t)opt->compress;
+    co->level = opt->level;
+    co->chunk_size = opt->chunk_size;
+    co->threads = opt->threads > 1 ? opt->threads : 0;
+    co->budget = opt->budget;
+}
+
 static void plan_buffers(const tal_index_opt_t *opt, build_plan_t *p)
 {
     uint64_t cap = tal_budget_cap(opt->budget);
@@ -139,6 +150,12 @@ uint64_t tal_index_plan(const char *fasta_path, const tal_index_opt_t *opt)
     uint64_t total, records, keys, sampled, size;
     plan_buffers(opt, &p);
     total = p.input + p.output + p.catalog + ((uint64_t)1 << 16) * sizeof(tal_key_slot_t);
+    if (opt->compress) {
+        /* the compressors' contexts and the chunks in flight */
+        tal_chunker_opt_t co;
+        chunker_options(opt, &co);
+        total += tal_chunker_footprint(&co);
+    }
     /* the accession table, from the records in the first MiB */
     if (sample_input(fasta_path, &records, &keys, &sampled, &size))
         total += ((uint64_t)1 << table_bits(size, (double)sampled / (double)records - 2.0,
@@ -553,12 +570,7 @@ static int open_outputs(builder_t *b)
     }
     if (b->opt->compress) {
         tal_chunker_opt_t co;
-        memset(&co, 0, sizeof co);
-        co.codec = (uint32_t)b->opt->compress;
-        co.level = b->opt->level;
-        co.chunk_size = b->opt->chunk_size;
-        co.threads = b->opt->threads > 1 ? b->opt->threads : 0;
-        co.budget = b->opt->budget;
+        chunker_options(b->opt, &co);
         if ((rc = tal_chunker_start(&b->chunker, &co, &b->residues, b->composition)) < 0)
             return rc;
     }

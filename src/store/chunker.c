@@ -16,6 +16,9 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+/* tal_pool maps its buffers in whole 2 MiB huge pages */
+#define POOL_PAGE ((uint64_t)2 << 20)
+
 typedef struct job {
     uint64_t seq_no;
     tal_chunk_disk_t entry;
@@ -47,6 +50,7 @@ struct tal_chunker {
     pthread_t *threads;
     int n_threads;
     tal_codec_ctx_t **ctx; /* per worker; [0] also serves the caller without threads */
+    uint64_t held_ctx;     /* reserved for ctx[] */
     pthread_mutex_t mu;
     pthread_cond_t work_cv, room_cv;
 };
@@ -151,12 +155,34 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static uint64_t pool_pages(size_t bytes)
+{
+    return ((uint64_t)bytes + POOL_PAGE - 1) / POOL_PAGE * POOL_PAGE;
+}
+
+static uint64_t contexts_footprint(const tal_chunker_opt_t *opt)
+{
+    uint64_t contexts = (uint64_t)(opt->threads > 0 ? opt->threads : 1);
+    return contexts * tal_codec_ctx_footprint(opt->codec, opt->level, opt->chunk_size, 1);
+}
+
+uint64_t tal_chunker_footprint(const tal_chunker_opt_t *opt)
+{
+    uint64_t raw = pool_pages(opt->chunk_size);
+    uint64_t stored = pool_pages(tal_codec_bound(opt->codec, opt->chunk_size));
+    uint64_t window = opt->threads > 0 ? 2 * (uint64_t)opt->threads + 2 : 1;
+    /* in flight: window chunks, raw and compressed; the one being filled besides them when
+     * workers compress (without them a chunk is written before the next is started) */
+    return contexts_footprint(opt) + window * (raw + stored) + (opt->threads > 0 ? raw : 0);
+}
+
 int tal_chunker_start(tal_chunker_t **out, const tal_chunker_opt_t *opt, tal_wfile_t *residues,
                       uint64_t *composition)
 {
     tal_chunker_t *c = calloc(1, sizeof *c);
     tal_pool_opt_t po;
     int rc = TAL_ENOMEM, workers = opt->threads > 0 ? opt->threads : 0;
+    uint64_t ctx_bytes = contexts_footprint(opt);
     *out = NULL;
     if (!c) return TAL_ENOMEM;
     c->opt = *opt;
@@ -171,8 +197,19 @@ int tal_chunker_start(tal_chunker_t **out, const tal_chunker_opt_t *opt, tal_wfi
     c->ctx = calloc((size_t)(workers ? workers : 1), sizeof *c->ctx);
     c->threads = calloc((size_t)(workers ? workers : 1), sizeof *c->threads);
     if (!c->done_ring || !c->counts || !c->ctx || !c->threads) goto fail;
+    /* zstd's tables come to tens of MiB a context at high levels: held for the whole build */
+    if ((rc = tal_budget_reserve(opt->budget, TAL_MEM_CHUNKS, ctx_bytes)) < 0) {
+        char size[32];
+        tal_log_error("%d %s compression context%s of %s each do not fit in --max-memory; a lower "
+                      "--level or fewer threads need less",
+                      workers ? workers : 1, tal_codec_name(opt->codec), workers > 1 ? "s" : "",
+                      tal_format_size(ctx_bytes / (uint64_t)(workers ? workers : 1), size, sizeof size));
+        goto fail;
+    }
+    c->held_ctx = ctx_bytes;
     for (int i = 0; i < (workers ? workers : 1); i++)
-        if ((rc = tal_codec_ctx_create(&c->ctx[i], opt->codec, opt->level)) < 0) goto fail;
+        if ((rc = tal_codec_ctx_create(&c->ctx[i], opt->codec, opt->level, opt->chunk_size)) < 0)
+            goto fail;
     tal_pool_opt_init(&po);
     po.buffer_size = opt->chunk_size;
     po.budget = opt->budget;
@@ -326,6 +363,7 @@ void tal_chunker_abort(tal_chunker_t *c)
     if (c->ctx)
         for (int i = 0; i < (c->opt.threads > 0 ? c->opt.threads : 1); i++)
             tal_codec_ctx_free(c->ctx[i]);
+    tal_budget_release(c->opt.budget, TAL_MEM_CHUNKS, c->held_ctx);
     tal_pool_destroy(c->raw_pool);
     tal_pool_destroy(c->stored_pool);
     free(c->ctx);

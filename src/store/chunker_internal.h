@@ -20,6 +20,10 @@ typedef struct {
     tal_budget_t *budget;
 } tal_chunker_opt_t;
 
+/* The most a chunker with these options reserves from its budget: a compression context
+ * per thread and the chunk buffers in flight (a record longer than chunk_size takes a
+ * buffer of its own besides). */
+uint64_t tal_chunker_footprint(const tal_chunker_opt_t *opt);
 /* out receives the stored chunks; composition ([256], added to) the raw residue counts. */
 int tal_chunker_start(tal_chunker_t **out, const tal_chunker_opt_t *opt, tal_wfile_t *residues,
                       uint64_t *composition);

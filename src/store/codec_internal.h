@@ -8,9 +8,18 @@
 
 typedef struct tal_codec_ctx tal_codec_ctx_t;
 
-/* level 0 picks the codec's default (lz4: 1, the fast mode; zstd: 3). */
-int tal_codec_ctx_create(tal_codec_ctx_t **out, uint32_t codec, int level);
+/* level 0 picks the codec's default (lz4: 1, the fast mode; zstd: 3). chunk_size is the
+ * most raw bytes a chunk aims at: a longer one (a record of its own) is compressed with
+ * the tables of a chunk_size one, so the context never holds more than
+ * tal_codec_ctx_footprint says. 0 for a context that only decompresses. */
+int tal_codec_ctx_create(tal_codec_ctx_t **out, uint32_t codec, int level, size_t chunk_size);
 void tal_codec_ctx_free(tal_codec_ctx_t *ctx);
+/* The most bytes a context of codec and level holds once it has compressed (compress 1)
+ * or decompressed (compress 0) chunks of chunk_size: what to reserve from a budget for it.
+ * Counts lz4's fast-mode state, which lives on the stack, as held. */
+size_t tal_codec_ctx_footprint(uint32_t codec, int level, size_t chunk_size, int compress);
+/* The bytes the context holds now. */
+size_t tal_codec_ctx_held(const tal_codec_ctx_t *ctx);
 /* Room a compressed chunk of raw bytes may need. */
 size_t tal_codec_bound(uint32_t codec, size_t raw);
 /* Compresses src into dst (cap >= tal_codec_bound); *stored_len is 0 when the result

@@ -482,7 +482,7 @@ static int cached_chunk(const tal_store_t *cs, uint64_t k, const char **data)
         victim->buf = buf;
     }
     if (s->bad_chunk == k + 1) return TAL_EINPUT; /* said once already */
-    if (!s->dctx && (rc = tal_codec_ctx_create(&s->dctx, s->codec, 0)) < 0) return rc;
+    if (!s->dctx && (rc = tal_codec_ctx_create(&s->dctx, s->codec, 0, 0)) < 0) return rc;
     if ((rc = tal_store_chunk_decode(s, s->dctx, k, victim->buf, victim->cap)) < 0) {
         if (rc == TAL_EINPUT) s->bad_chunk = k + 1;
         return rc;

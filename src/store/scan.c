@@ -48,6 +48,7 @@ struct tal_scan {
     drop_cursor_t raw_cursor; /* raw stores: the residues; compressed: the stored chunks */
     tal_pool_t *pool;
     tal_codec_ctx_t *ctx;
+    uint64_t held_ctx; /* reserved for ctx */
     slot_t slots[SLOTS];
     uint64_t next_record, next_chunk; /* the producer's position */
     uint64_t produced, consumed;
@@ -230,13 +231,20 @@ int tal_scan_open(tal_scan_t **out, const tal_store_t *s, const tal_scan_opt_t *
     sc->chunks = tal_store_chunks_(s, &sc->n_chunks);
     if (sc->chunks) {
         tal_pool_opt_t po;
+        const void *data;
+        size_t size;
+        const tal_section_disk_t *residues = tal_store_section_(s, TAL_SEC_RESIDUES, &data, &size);
+        uint32_t codec = residues ? residues->codec : TAL_CODEC_NONE;
+        uint64_t ctx_bytes = tal_codec_ctx_footprint(codec, 0, 0, 0);
+        if ((rc = tal_budget_reserve(opt->budget, TAL_MEM_CHUNKS, ctx_bytes)) < 0) goto fail;
+        sc->held_ctx = ctx_bytes;
         tal_pool_opt_init(&po);
         po.buffer_size = (size_t)info.chunk_size;
         po.max_buffers = SLOTS;
         po.budget = opt->budget;
         po.component = TAL_MEM_CHUNKS;
         if ((rc = tal_pool_create(&sc->pool, &po)) < 0) goto fail;
-        if ((rc = tal_codec_ctx_create(&sc->ctx, 0, 0)) < 0) goto fail;
+        if ((rc = tal_codec_ctx_create(&sc->ctx, 0, 0, 0)) < 0) goto fail;
     }
     if (opt->threads > 1) {
         if (pthread_create(&sc->thread, NULL, io_main, sc) != 0) {
@@ -356,6 +364,7 @@ void tal_scan_close(tal_scan_t *sc)
         if (sc->slots[i].buf) tal_pool_put(sc->pool, sc->slots[i].buf, sc->slots[i].cap);
     tal_pool_destroy(sc->pool);
     tal_codec_ctx_free(sc->ctx);
+    tal_budget_release(sc->opt.budget, TAL_MEM_CHUNKS, sc->held_ctx);
     pthread_mutex_destroy(&sc->mu);
     pthread_cond_destroy(&sc->cv);
     free(sc);
