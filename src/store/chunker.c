@@ -199,11 +199,12 @@ int tal_chunker_start(tal_chunker_t **out, const tal_chunker_opt_t *opt, tal_wfi
     if (!c->done_ring || !c->counts || !c->ctx || !c->threads) goto fail;
     /* zstd's tables come to tens of MiB a context at high levels: held for the whole build */
     if ((rc = tal_budget_reserve(opt->budget, TAL_MEM_CHUNKS, ctx_bytes)) < 0) {
+        int contexts = workers ? workers : 1;
         char size[32];
         tal_log_error("%d %s compression context%s of %s each do not fit in --max-memory; a lower "
                       "--level or fewer threads need less",
-                      workers ? workers : 1, tal_codec_name(opt->codec), workers > 1 ? "s" : "",
-                      tal_format_size(ctx_bytes / (uint64_t)(workers ? workers : 1), size, sizeof size));
+                      contexts, tal_codec_name(opt->codec), contexts > 1 ? "s" : "",
+                      tal_format_size(ctx_bytes / (uint64_t)contexts, size, sizeof size));
         goto fail;
     }
     c->held_ctx = ctx_bytes;

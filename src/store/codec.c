@@ -102,12 +102,16 @@ static int zstd_size_tables(tal_codec_ctx_t *c, size_t len)
     const struct {
         ZSTD_cParameter param;
         int value;
-    } set[] = {{ZSTD_c_windowLog, (int)p.windowLog},     {ZSTD_c_chainLog, (int)p.chainLog},
-               {ZSTD_c_hashLog, (int)p.hashLog},         {ZSTD_c_searchLog, (int)p.searchLog},
-               {ZSTD_c_minMatch, (int)p.minMatch},       {ZSTD_c_targetLength, (int)p.targetLength},
+    } set[] = {{ZSTD_c_windowLog, (int)p.windowLog},
+               {ZSTD_c_chainLog, (int)p.chainLog},
+               {ZSTD_c_hashLog, (int)p.hashLog},
+               {ZSTD_c_searchLog, (int)p.searchLog},
+               {ZSTD_c_minMatch, (int)p.minMatch},
+               {ZSTD_c_targetLength, (int)p.targetLength},
                {ZSTD_c_strategy, (int)p.strategy}};
     for (size_t i = 0; i < sizeof set / sizeof *set; i++)
-        if (ZSTD_isError(ZSTD_CCtx_setParameter(c->zc, set[i].param, set[i].value))) return TAL_EUSAGE;
+        if (ZSTD_isError(ZSTD_CCtx_setParameter(c->zc, set[i].param, set[i].value)))
+            return TAL_EUSAGE;
     return 0;
 }
 
