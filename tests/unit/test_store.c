@@ -25,8 +25,11 @@
 #include "test_support.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
+#include "talaria/mem.h"
 #include "talaria/store.h"
 #include "store/catalog_internal.h"
+#include "store/chunker_internal.h"
+#include "store/codec_internal.h"
 #include "store/format_internal.h"
 
 /* ---- temp dir fixture ------------------------------------------------------------ */
@@ -1133,6 +1136,148 @@ static void test_header_taxon(void **state)
     expect_taxon("a OS=E. coli (strain K12) OX=83333", 83333, "E. coli (strain K12)");
 }
 
+/* ---- compression contexts and the budget ------------------------------------------ */
+
+/* Residues drawn from the 20 amino acids by a fixed generator: entropy coding pays, long
+ * matches are rare, as in real protein. */
+static char *protein_residues(size_t len)
+{
+    char *seq = malloc(len);
+    uint32_t x = 12345;
+    assert_non_null(seq);
+    for (size_t i = 0; i < len; i++) {
+        x = x * 1103515245u + 12345u;
+        seq[i] = "ACDEFGHIKLMNPQRSTVWY"[(x >> 16) % 20];
+    }
+    return seq;
+}
+
+/* Compresses len bytes with a fresh context for chunks of chunk_size, decompresses them
+ * again, and checks that neither context holds more than its footprint. */
+static void expect_within_footprint(uint32_t codec, int level, size_t chunk_size, size_t len)
+{
+    char *raw = protein_residues(len), *back = malloc(len);
+    size_t bound = tal_codec_bound(codec, len), stored = 0;
+    char *packed = malloc(bound);
+    size_t footprint = tal_codec_ctx_footprint(codec, level, chunk_size, 1);
+    tal_codec_ctx_t *cc = NULL, *dc = NULL;
+    assert_non_null(back);
+    assert_non_null(packed);
+    assert_int_equal(tal_codec_ctx_create(&cc, codec, level, chunk_size), 0);
+    assert_int_equal(tal_codec_compress(cc, raw, len, packed, bound, &stored), 0);
+    assert_true(stored > 0 && stored < len);
+    if (tal_codec_ctx_held(cc) > footprint)
+        print_error("codec %u level %d, chunks of %zu, %zu bytes: holds %zu, footprint %zu\n",
+                    codec, level, chunk_size, len, tal_codec_ctx_held(cc), footprint);
+    assert_true(tal_codec_ctx_held(cc) <= footprint);
+    assert_int_equal(tal_codec_ctx_create(&dc, codec, 0, 0), 0);
+    assert_int_equal(tal_codec_decompress(dc, codec, packed, stored, back, len), 0);
+    assert_memory_equal(raw, back, len);
+    assert_true(tal_codec_ctx_held(dc) <= tal_codec_ctx_footprint(codec, 0, 0, 0));
+    tal_codec_ctx_free(cc);
+    tal_codec_ctx_free(dc);
+    free(raw);
+    free(back);
+    free(packed);
+}
+
+static void test_codec_footprint(void **state)
+{
+    const size_t mib = 1u << 20;
+    tal_codec_ctx_t *cc = NULL;
+    char *raw = protein_residues(4 * mib);
+    size_t stored = 0, bound = tal_codec_bound(TAL_CODEC_ZSTD, 4 * mib);
+    char *packed = malloc(bound);
+    (void)state;
+    /* zstd 19 sizes its tables by the source: tens of MiB for a 4 MiB chunk, and what it
+     * holds after compressing one is no more than the footprint */
+    assert_true(tal_codec_ctx_footprint(TAL_CODEC_ZSTD, 19, 4 * mib, 1) > 16 * mib);
+    assert_non_null(packed);
+    assert_int_equal(tal_codec_ctx_create(&cc, TAL_CODEC_ZSTD, 19, 4 * mib), 0);
+    assert_int_equal(tal_codec_compress(cc, raw, 4 * mib, packed, bound, &stored), 0);
+    assert_true(stored > 0 && stored < 4 * mib);
+    assert_true(tal_codec_ctx_held(cc) > 16 * mib);
+    assert_true(tal_codec_ctx_held(cc) <= tal_codec_ctx_footprint(TAL_CODEC_ZSTD, 19, 4 * mib, 1));
+    tal_codec_ctx_free(cc);
+    free(raw);
+    free(packed);
+    /* a record longer than the chunk size gets a chunk of its own, and zstd would size
+     * its tables for that record (34 MiB here) had the context not kept them to a chunk's */
+    expect_within_footprint(TAL_CODEC_ZSTD, 19, mib, 2 * mib + 17);
+    /* the last chunk is short, and short sources take another row of zstd's table */
+    expect_within_footprint(TAL_CODEC_ZSTD, 19, mib, 200000);
+    expect_within_footprint(TAL_CODEC_ZSTD, 19, 64u << 10, 64u << 10);
+    expect_within_footprint(TAL_CODEC_ZSTD, 0, 4 * mib, 3 * mib);
+    expect_within_footprint(TAL_CODEC_LZ4, 9, 4 * mib, mib);
+    assert_true(tal_codec_ctx_footprint(TAL_CODEC_LZ4, 1, 4 * mib, 1) > 0);
+    assert_true(tal_codec_ctx_footprint(TAL_CODEC_ZSTD, 0, 0, 0) > 0);
+    assert_true(tal_codec_ctx_footprint(TAL_CODEC_LZ4, 0, 0, 0) <
+                tal_codec_ctx_footprint(TAL_CODEC_ZSTD, 0, 0, 0));
+}
+
+static int build_compressed(const char *fasta, const char *out, tal_budget_t *budget)
+{
+    tal_index_opt_t opt;
+    tal_index_opt_init(&opt);
+    opt.threads = 2;
+    opt.compress = TAL_COMPRESS_ZSTD;
+    opt.level = 19;
+    opt.force = 1;
+    opt.low_memory = 1; /* the buffers the plan below counts, whatever the cap */
+    opt.budget = budget;
+    return tal_store_build(fasta, out, &opt, NULL);
+}
+
+/* The compressors' contexts are reserved from the budget for the whole build and counted
+ * by the plan: a cap that leaves no room for them is refused before anything is left. */
+static void test_compress_contexts_reserved(void **state)
+{
+    const char *fa = tpath(state, "z.fa"), *st = tpath(state, "z.store");
+    fixture_t *f = *state;
+    size_t n;
+    const rdef_t *defs = basic_defs(&n);
+    tal_index_opt_t opt;
+    tal_chunker_opt_t co;
+    tal_budget_t *budget = NULL;
+    tal_store_t *s = NULL;
+    uint64_t plan, plain_plan;
+    uint64_t contexts = 2 * tal_codec_ctx_footprint(TAL_CODEC_ZSTD, 19, 4u << 20, 1);
+    write_fasta(fa, defs, n, 60, 0);
+    tal_index_opt_init(&opt);
+    opt.threads = 2;
+    opt.low_memory = 1;
+    plain_plan = tal_index_plan(fa, &opt);
+    opt.compress = TAL_COMPRESS_ZSTD;
+    opt.level = 19;
+    plan = tal_index_plan(fa, &opt);
+    memset(&co, 0, sizeof co);
+    co.codec = TAL_CODEC_ZSTD;
+    co.level = 19;
+    co.chunk_size = opt.chunk_size;
+    co.threads = 2;
+    assert_true(tal_chunker_footprint(&co) > contexts);
+    assert_true(plan == plain_plan + tal_chunker_footprint(&co));
+
+    /* at the plan: built, the contexts were held, and everything is given back */
+    assert_int_equal(tal_budget_create(&budget, plan), 0);
+    assert_int_equal(build_compressed(fa, st, budget), 0);
+    assert_true(tal_budget_peak(budget) >= contexts);
+    assert_true(tal_budget_used(budget, TAL_MEM_COMPONENTS) == 0);
+    tal_budget_destroy(budget);
+    assert_int_equal(tal_store_open(&s, st), 0);
+    for (size_t i = 0; i < n; i++) expect_record(s, i, defs[i].header, defs[i].seq);
+    tal_store_close(s);
+
+    /* without room for both contexts: refused, nothing left */
+    assert_int_equal(tal_budget_create(&budget, plain_plan + contexts / 2), 0);
+    assert_int_equal(build_compressed(fa, tpath(state, "refused.store"), budget), TAL_EMEMCAP);
+    assert_true(tal_budget_refused(budget) > plain_plan + contexts / 2);
+    assert_true(tal_budget_used(budget, TAL_MEM_COMPONENTS) == 0);
+    tal_budget_destroy(budget);
+    assert_false(exists(tpath(state, "refused.store")));
+    assert_int_equal(tmp_siblings(f->dir), 0);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup_dir, teardown_dir)
 
 int main(void)
@@ -1160,10 +1305,12 @@ int main(void)
         T(test_verify_detects_flips),
         T(test_record_checksum_detects_flip),
         T(test_open_damaged),
+        T(test_compress_contexts_reserved),
         cmocka_unit_test(test_header_keys),
         cmocka_unit_test(test_key_home_and_tag),
         cmocka_unit_test(test_record_checksum_and_names),
         cmocka_unit_test(test_header_taxon),
+        cmocka_unit_test(test_codec_footprint),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
