@@ -445,6 +445,20 @@ static int plan_memory(reduce_t *x, int exact)
     return 0;
 }
 
+/* One pass at identity for -r: whether it keeps at most target references. */
+static int try_identity(tal_cluster_opt_t *opt, tal_cluster_prep_t *prep, tal_cluster_t *c, double identity,
+                        uint64_t target, int *fits)
+{
+    int rc;
+    opt->identity = identity;
+    if ((rc = tal_cluster_decide(prep, opt, c)) < 0) return rc;
+    *fits = c->references <= target;
+    tal_log_info("-r: identity %.4f gives %s%llu references (target %llu)", identity, c->stopped ? "more than " : "",
+                 (unsigned long long)(c->stopped ? target : c->references), (unsigned long long)target);
+    tal_cluster_free(c);
+    return 0;
+}
+
 static int cluster(reduce_t *x, tal_cluster_t *c)
 {
     tal_cluster_opt_t opt;
@@ -465,28 +479,29 @@ static int cluster(reduce_t *x, tal_cluster_t *c)
     /* ranks, copies and candidates do not depend on the thresholds: once */
     if ((rc = tal_cluster_prepare(&opt, n, &src, x->lens, &prep)) < 0) return rc;
     if (x->ratio > 0) {
-        /* the highest identity whose reference count is within R x N */
+        /* the highest identity whose reference count is within R x N: halving [0.30, 1]
+         * six times. The floor is tried only once the middle gives too many, and a pass
+         * stops as soon as it has more references than the target. */
         double lo = 0.30, hi = 1.0, best = -1;
         uint64_t target = (uint64_t)(x->ratio * (double)n + 0.5);
         if (target < 1) target = 1;
-        for (int step = 0; step < 7; step++) {
-            double mid = step == 0 ? lo : (lo + hi) / 2;
-            opt.identity = mid;
-            if ((rc = tal_cluster_decide(prep, &opt, c)) < 0) goto out;
-            tal_log_info("-r: identity %.4f gives %llu references (target %llu)", mid,
-                         (unsigned long long)c->references, (unsigned long long)target);
-            if (c->references <= target) {
-                best = mid;
-                lo = mid;
-            } else {
-                hi = mid;
-                if (step == 0) {
-                    tal_cluster_free(c);
-                    break;
-                }
+        opt.stop_above = target;
+        for (int step = 1; step < 7; step++) {
+            double mid = (lo + hi) / 2;
+            int fits;
+            if ((rc = try_identity(&opt, prep, c, mid, target, &fits)) < 0) goto out;
+            if (fits) {
+                best = lo = mid;
+                continue;
             }
-            tal_cluster_free(c);
+            hi = mid;
+            if (step == 1) {
+                if ((rc = try_identity(&opt, prep, c, lo, target, &fits)) < 0) goto out;
+                if (!fits) break;
+                best = lo;
+            }
         }
+        opt.stop_above = 0;
         if (best < 0) {
             tal_log_warn("-r %.3g: even identity 0.30 keeps more than %llu references; using 0.30",
                          x->ratio, (unsigned long long)target);

@@ -857,6 +857,7 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
             for (uint64_t r = b.r0; r < b.r1; r++) {
                 pick_t *p = &picks[r - b.r0];
                 uint32_t s = order[r];
+                if (twin[r] == r && p->root == NONE) out->references++;
                 if (twin[r] != r || p->root == NONE) continue;
                 refr[r] = p->root;
                 if (ident) {
@@ -873,8 +874,15 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
                     if ((rc = opt->on_member(opt->ctx, s, order[p->root], &al)) < 0) goto fail;
                 }
             }
+            if (opt->stop_above && out->references > opt->stop_above) {
+                out->stopped = 1;
+                progress(opt, "aligning", n, n);
+                rc = 0;
+                goto fail;
+            }
         }
     }
+    out->references = 0; /* counted again below, with the copies' first copies */
     for (int t = 0; t < n_workers; t++) {
         out->alignments += workers[t].alignments;
         out->filtered += workers[t].filtered;

@@ -32,6 +32,10 @@ typedef struct {
     /* The result holds ref[] only (twin, identity and coverage NULL): 4 bytes a record
      * instead of 16, for callers that keep the rest through the callbacks. */
     int ref_only;
+    /* Stop as soon as more references than this are decided (0: never): the result is
+     * then incomplete, with stopped set and references above stop_above. For -r, where
+     * only the count matters and it only grows as the pass goes on. */
+    uint64_t stop_above;
     tal_budget_t *budget; /* every large buffer is reserved from it; NULL: none */
     const char *tmp_dir;  /* sort runs and the candidate file; NULL: $TMPDIR, else /tmp */
     uint64_t sort_bytes;  /* the most each sorter's buffer holds (two at a time); 0: 128 MiB */
@@ -54,6 +58,7 @@ typedef struct {
     uint64_t alignments;  /* alignments computed */
     uint64_t filtered;    /* candidates rejected by the short-word filter */
     uint64_t banded;      /* alignments done in a band (the rest: full DP) */
+    int stopped;          /* opt.stop_above was passed: only references is meaningful */
 } tal_cluster_t;
 
 /* Where the residues come from: points *seq at record id's residues (lens[id] bytes),

@@ -218,12 +218,40 @@ static void test_ref_only(void **state)
     free_set(&s);
 }
 
+/* stop_above: a pass stops once it has more references than that, and one that stays
+ * within it is the full pass */
+static void test_stop_above(void **state)
+{
+    set_t s = make_set(20, 8, 0.04, 30, 31);
+    tal_cluster_opt_t opt;
+    tal_cluster_t full, part;
+    (void)state;
+    tal_cluster_opt_init(&opt, 0);
+    assert_int_equal(tal_cluster_run(&opt, s.n, (const char *const *)s.seqs, s.lens, &full), 0);
+    assert_false(full.stopped);
+    assert_true(full.references > 10);
+    opt.stop_above = full.references - 1;
+    assert_int_equal(tal_cluster_run(&opt, s.n, (const char *const *)s.seqs, s.lens, &part), 0);
+    assert_true(part.stopped);
+    assert_true(part.references > opt.stop_above);
+    tal_cluster_free(&part);
+    opt.stop_above = full.references;
+    assert_int_equal(tal_cluster_run(&opt, s.n, (const char *const *)s.seqs, s.lens, &part), 0);
+    assert_false(part.stopped);
+    assert_int_equal(part.references, full.references);
+    assert_memory_equal(part.ref, full.ref, s.n * sizeof *full.ref);
+    tal_cluster_free(&part);
+    tal_cluster_free(&full);
+    free_set(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identity_90),
         cmocka_unit_test(test_identity_70),
         cmocka_unit_test(test_ref_only),
+        cmocka_unit_test(test_stop_above),
         cmocka_unit_test(test_empty_and_tiny),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
