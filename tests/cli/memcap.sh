@@ -10,30 +10,7 @@ export SOURCE_DATE_EPOCH=1
 # 1-12% substitutions). 20 sketch hashes x 8 bytes a record exceed the 2 MiB the
 # --low-memory sorters hold, so they spill; the residues alone exceed the 2 MiB tmpfs of
 # section 5. A Park-Miller generator, so every awk writes the same file.
-awk -v want=20000 '
-function rnd(n) { seed = (seed * 16807) % 2147483647; return seed % n }
-function randseq(len,   s, j) { s = ""; for (j = 0; j < len; j++) s = s substr(AA, rnd(20) + 1, 1); return s }
-function vary(s, pct,   k, p, c, nsub) {
-    nsub = int(length(s) * pct / 100)
-    for (k = 0; k < nsub; k++) {
-        p = rnd(length(s)) + 1
-        c = index(AA, substr(s, p, 1))
-        s = substr(s, 1, p - 1) substr(AA, (c + rnd(19)) % 20 + 1, 1) substr(s, p + 1)
-    }
-    return s
-}
-function put(h, s,   j) { print ">" h; for (j = 1; j <= length(s); j += 60) print substr(s, j, 60) }
-BEGIN {
-    AA = "ACDEFGHIKLMNPQRSTVWY"; seed = 48271
-    for (f = 1; n < want; f++) {
-        base = randseq(100 + rnd(201))
-        size = 1 + rnd(16)
-        for (m = 1; m <= size && n < want; m++) {
-            put(sprintf("mc%d_%d member %d of family %d", f, m, m, f), m == 1 ? base : vary(base, 1 + rnd(12)))
-            n++
-        }
-    }
-}' >"$T/in.fa"
+protein_families 20000 48271 mc >"$T/in.fa"
 n_in=$(grep -c '^>' "$T/in.fa")
 residues=$(awk '!/^>/ { r += length($0) } END { print r + 0 }' "$T/in.fa")
 [ $((n_in * 20 * 8)) -gt $((2 << 20)) ] && [ "$residues" -gt $((2 << 20)) ] ||

@@ -10,30 +10,7 @@ export SOURCE_DATE_EPOCH=1
 # 1-12% substitutions), about 21 MB: five 4 MiB chunks, so both of -t 2's contexts work
 # (level 19 compresses about 1.5 MB/s a thread). A Park-Miller generator, so every awk
 # writes the same file.
-awk -v want=90000 '
-function rnd(n) { seed = (seed * 16807) % 2147483647; return seed % n }
-function randseq(len,   s, j) { s = ""; for (j = 0; j < len; j++) s = s substr(AA, rnd(20) + 1, 1); return s }
-function vary(s, pct,   k, p, c, nsub) {
-    nsub = int(length(s) * pct / 100)
-    for (k = 0; k < nsub; k++) {
-        p = rnd(length(s)) + 1
-        c = index(AA, substr(s, p, 1))
-        s = substr(s, 1, p - 1) substr(AA, (c + rnd(19)) % 20 + 1, 1) substr(s, p + 1)
-    }
-    return s
-}
-function put(h, s,   j) { print ">" h; for (j = 1; j <= length(s); j += 60) print substr(s, j, 60) }
-BEGIN {
-    AA = "ACDEFGHIKLMNPQRSTVWY"; seed = 16807
-    for (f = 1; n < want; f++) {
-        base = randseq(100 + rnd(201))
-        size = 1 + rnd(16)
-        for (m = 1; m <= size && n < want; m++) {
-            put(sprintf("cz%d_%d member %d of family %d", f, m, m, f), m == 1 ? base : vary(base, 1 + rnd(12)))
-            n++
-        }
-    }
-}' >"$T/in.fa"
+protein_families 90000 16807 cz >"$T/in.fa"
 residues=$(awk '!/^>/ { r += length($0) } END { print r + 0 }' "$T/in.fa")
 [ "$residues" -gt $((4 * 4 << 20)) ] ||
     fail "the generated input has $residues residues, not more than four 4 MiB chunks"
