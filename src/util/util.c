@@ -1,6 +1,9 @@
 /* Human-readable sizes, a monotonic clock and the kernel's peak-RSS figure. */
 #include "talaria/util.h"
+#include "talaria/api.h"
 #include "talaria/error.h"
+
+#include "config.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -8,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+const char *tal_version(void) { return PACKAGE_VERSION; }
 
 int tal_parse_size(const char *text, uint64_t *bytes)
 {
