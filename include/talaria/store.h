@@ -20,7 +20,10 @@ typedef struct {
     int force;            /* replace an existing store at the output path */
     int allow_duplicates; /* keep the first record of a duplicated accession */
     int catalog_index;    /* build an SQL index on the catalog's accession column */
-    int progress;         /* show progress on stderr */
+    /* Called every half second or so and once at the end (final 1) with the records and
+     * residues read so far; NULL: no progress. The library prints nothing itself. */
+    void (*progress)(void *ctx, uint64_t records, uint64_t residues, double seconds, int final);
+    void *progress_ctx;
     tal_budget_t *budget; /* every buffer is reserved from it; NULL: no budget */
     int low_memory;       /* the smallest buffers (also chosen under a cap below 1 GiB) */
 } tal_index_opt_t;

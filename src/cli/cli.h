@@ -23,6 +23,17 @@ int cli_parse_threads(const char *cmd, const char *text, int *threads);
 void cli_quieter(void);
 void cli_louder(void);
 
+/* A progress line on stderr, only when it is a terminal and not -q. */
+typedef struct {
+    int enabled, shown;
+    double last;
+} cli_progress_t;
+void cli_progress_init(cli_progress_t *p, int quiet);
+/* Redraws the line (at most every half second unless force). */
+void cli_progress_show(cli_progress_t *p, int force, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Erases the line, if one is shown. */
+void cli_progress_end(cli_progress_t *p);
+
 /* The memory options index and reduce share. */
 typedef struct {
     uint64_t cap;          /* --max-memory; 0: none */

@@ -42,6 +42,13 @@ static const char help[] =
     "Exit codes: 0 ok, 1 I/O error or the output exists, 2 usage, 3 invalid input (the\n"
     "message names file and line).\n";
 
+static void show_indexing(void *ctx, uint64_t records, uint64_t residues, double seconds, int final)
+{
+    char size[32];
+    cli_progress_show(ctx, final, "indexing: %llu records, %s of residues, %.1f s", (unsigned long long)records,
+                      tal_format_size(residues, size, sizeof size), seconds);
+}
+
 int cmd_index(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -57,6 +64,7 @@ int cmd_index(int argc, char **argv)
     tal_index_opt_t opt;
     tal_build_stats_t st;
     cli_mem_t mem;
+    cli_progress_t bar;
     int c, rc, quiet = 0;
     memset(&mem, 0, sizeof mem);
     tal_index_opt_init(&opt);
@@ -117,7 +125,9 @@ int cmd_index(int argc, char **argv)
                                    level_arg);
         opt.level = (int)level;
     }
-    opt.progress = !quiet && isatty(2);
+    cli_progress_init(&bar, quiet);
+    opt.progress = show_indexing;
+    opt.progress_ctx = &bar;
     if (mem.stream) tal_log_info("--stream: index always streams its input");
     if ((rc = cli_mem_begin("index", &mem)) < 0) return tal_exit_code(rc);
     opt.budget = mem.budget;
@@ -133,6 +143,7 @@ int cmd_index(int argc, char **argv)
     if (rc == TAL_EMEMCAP && tal_budget_refused(mem.budget) > mem.cap && mem.cap)
         cli_mem_too_small("index", &mem, tal_budget_refused(mem.budget) + tal_budget_refused(mem.budget) / 16,
                           "a reservation was refused");
+    cli_progress_end(&bar);
     if (cli_mem_end(&mem) < 0 && rc == 0) rc = TAL_EIO;
     if (rc < 0) {
         if (rc == TAL_ENOMEM) tal_log_error("out of memory while indexing %s", in);

@@ -39,6 +39,8 @@ typedef struct {
 /* The smallest buffer_bytes a sorter works with (it merges as many runs at a time as
  * 64 KiB windows fit in its buffer, 31 at this size, in more passes when there are more). */
 #define TAL_SORTER_MIN_BUFFER ((uint64_t)2 << 20)
+/* The buffer a sorter gets when its caller plans none (no cap). */
+#define TAL_SORTER_DEFAULT_BUFFER ((uint64_t)128 << 20)
 
 /* TAL_EMEMCAP when the budget refuses the first megabyte of buffer. */
 int tal_sorter_create(tal_sorter_t **out, const tal_sorter_opt_t *opt);

@@ -216,7 +216,7 @@ static int new_sorter(const tal_cluster_opt_t *opt, const char *dir, const char 
     tal_sorter_opt_t so;
     memset(&so, 0, sizeof so);
     so.record_size = 8;
-    so.buffer_bytes = opt->sort_bytes ? opt->sort_bytes : (uint64_t)128 << 20;
+    so.buffer_bytes = opt->sort_bytes ? opt->sort_bytes : TAL_SORTER_DEFAULT_BUFFER;
     so.expected = expected;
     so.tmp_dir = dir;
     so.what = what;

@@ -137,7 +137,7 @@ int tal_dwriter_open(tal_dwriter_t **out, const char *path, const tal_dlayout_t 
         int rc;
         memset(&so, 0, sizeof so);
         so.record_size = sizeof(dkey_t);
-        so.buffer_bytes = l->sort_bytes ? l->sort_bytes : (uint64_t)128 << 20;
+        so.buffer_bytes = l->sort_bytes ? l->sort_bytes : TAL_SORTER_DEFAULT_BUFFER;
         so.expected = l->records * 2;
         so.tmp_dir = l->tmp_dir;
         so.what = "the delta store's key index";

@@ -265,15 +265,11 @@ static int keys_add(builder_t *b, uint32_t tag, const char *key, size_t len, uin
 static void show_progress(builder_t *b, int final)
 {
     double now;
-    char size[32];
     if (!b->opt->progress || (!final && (b->n & 1023))) return;
     now = tal_now_seconds();
     if (!final && now - b->last_progress < 0.5) return;
     b->last_progress = now;
-    fprintf(stderr, "\rindexing: %llu records, %s of residues, %.1f s%s",
-            (unsigned long long)b->n, tal_format_size(b->residue_total, size, sizeof size),
-            now - b->started, final ? "\n" : "");
-    fflush(stderr);
+    b->opt->progress(b->opt->progress_ctx, b->n, b->residue_total, now - b->started, final);
 }
 
 static int add_record(builder_t *b, const tal_fasta_record_t *rec)

@@ -1,0 +1,294 @@
+/* The outputs of a reduction: the reduced FASTA (references, in input order), the delta
+ * store, the membership TSV, CD-HIT's .clstr and the aligner's taxid map. Each is written
+ * under a temporary name beside its path and renamed into place only when all are done. */
+#define _GNU_SOURCE
+#include "reduce_internal.h"
+#include "dstore_internal.h"
+#include "store/format_internal.h"
+#include "store/store_internal.h"
+#include "talaria/error.h"
+#include "talaria/log.h"
+#include "util/files_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FASTA_WIDTH 60 /* residues per line of the reduced FASTA */
+
+typedef struct {
+    tal_reduction_t *x;
+    const tal_cluster_t *c;
+    uint32_t *ref_index;      /* record id -> its index among the references */
+    tal_member_slot_t *slots; /* TAL_MEMBER_SLOTS_READ at a time */
+    tal_outfile_t fasta, members, clstr, taxid;
+    tal_dwriter_t *dw;
+    char *deltas_tmp;
+    long missing_taxid;
+} outputs_t;
+
+static void write_accession(FILE *f, const char *h, size_t len)
+{
+    const char *acc;
+    size_t acc_len;
+    tal_dstore_accession(h, len, &acc, &acc_len);
+    fwrite(acc, 1, acc_len, f);
+}
+
+static int open_outputs(outputs_t *o)
+{
+    tal_reduction_t *x = o->x;
+    int rc, force = x->opt->force;
+    tal_dlayout_t layout;
+    if ((rc = tal_outfile_open(&o->fasta, x->out, force)) < 0) return rc;
+    if ((rc = tal_outfile_open(&o->members, x->members_path, force)) < 0) return rc;
+    if (x->opt->clstr_path && (rc = tal_outfile_open(&o->clstr, x->opt->clstr_path, force)) < 0) return rc;
+    if (x->taxid_path && (rc = tal_outfile_open(&o->taxid, x->taxid_path, force)) < 0) return rc;
+    if (asprintf(&o->deltas_tmp, "%s.tmp-%d", x->deltas_path, (int)getpid()) < 0) {
+        o->deltas_tmp = NULL;
+        return TAL_ENOMEM;
+    }
+    tal_cleanup_extra_add(o->deltas_tmp, 0);
+    layout = (tal_dlayout_t){x->info.records, o->c->references, x->info.header_bytes, x->delta_used,
+                             x->identity,     x->coverage,     x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE,
+                             x->out,          x->budget,       x->scratch,
+                             x->sort_bytes};
+    if ((rc = tal_dwriter_open(&o->dw, o->deltas_tmp, &layout)) < 0) return rc;
+    fprintf(o->members.f, "#member\treference\tidentity\tcoverage\n");
+    if (o->taxid.f) fputs(tal_aligner_side_header(x->opt->aligner), o->taxid.f);
+    return 0;
+}
+
+/* A reference's header line; *written counts its bytes. Kraken wants the taxid in the
+ * accession ("ACC|kraken:taxid|N"). */
+static void write_header(const outputs_t *o, const tal_record_t *rec, long tax, uint64_t *written)
+{
+    FILE *f = o->fasta.f;
+    fputc('>', f);
+    if (o->x->opt->aligner == TAL_ALIGNER_KRAKEN && tax >= 0) {
+        const char *acc;
+        size_t acc_len, acc_end;
+        tal_dstore_accession(rec->header, rec->header_len, &acc, &acc_len);
+        acc_end = (size_t)(acc + acc_len - rec->header);
+        *written += (uint64_t)fprintf(f, "%.*s|kraken:taxid|%ld", (int)acc_end, rec->header, tax);
+        fwrite(acc + acc_len, 1, rec->header_len - acc_end, f);
+        *written += rec->header_len - acc_end + 1;
+    } else {
+        fwrite(rec->header, 1, rec->header_len, f);
+        *written += rec->header_len + 1;
+    }
+    fputc('\n', f);
+    (*written)++;
+}
+
+/* The references: the reduced FASTA in input order, each with its place and checksum in
+ * the delta store, and its taxid in the side file. */
+static int write_references(outputs_t *o)
+{
+    tal_reduction_t *x = o->x;
+    int aligner = x->opt->aligner, rc;
+    uint64_t n = x->info.records, fasta_at = 0;
+    tal_reduction_progress(x, "writing", 0, n);
+    for (uint64_t i = 0; i < n; i++) {
+        tal_record_t rec;
+        tal_dref_t dref;
+        const char *seq;
+        uint64_t len = x->lens[i], start = fasta_at;
+        long tax;
+        if ((i & 4095) == 0) tal_reduction_release_headers(x);
+        if (o->c->ref[i] != i) continue;
+        if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) return rc;
+        if ((rc = tal_reduction_residues(x, i, &x->buf, &x->buf_cap, &seq)) < 0) return rc;
+        tax = aligner != TAL_ALIGNER_GENERIC ? tal_header_taxid(rec.header, rec.header_len) : -1;
+        if (aligner != TAL_ALIGNER_GENERIC && tax < 0) o->missing_taxid++;
+        write_header(o, &rec, tax, &fasta_at);
+        for (uint64_t p = 0; p < len; p += FASTA_WIDTH) {
+            size_t w = len - p < FASTA_WIDTH ? (size_t)(len - p) : FASTA_WIDTH;
+            fwrite(seq + p, 1, w, o->fasta.f);
+            fputc('\n', o->fasta.f);
+            fasta_at += w + 1;
+        }
+        if (o->taxid.f && tax >= 0) {
+            /* the aligners name "db|ACC|NAME" sequences ACC */
+            tal_keys_t keys;
+            tal_header_keys(rec.header, rec.header_len, &keys);
+            tal_aligner_side_line(aligner, o->taxid.f, keys.alias ? keys.alias : keys.primary,
+                                  keys.alias ? keys.alias_len : keys.primary_len, tax);
+        }
+        dref = (tal_dref_t){start, fasta_at - start, len, XXH3_64bits(seq, (size_t)len), i};
+        if ((rc = tal_dwriter_reference(o->dw, &dref)) < 0) return rc;
+    }
+    return 0;
+}
+
+/* Every record in input order: the delta store's entry and, for members, a TSV line. */
+static int write_records(outputs_t *o)
+{
+    tal_reduction_t *x = o->x;
+    uint64_t n = x->info.records;
+    int rc;
+    for (uint64_t i = 0; i < n; i++) {
+        tal_record_t rec;
+        tal_drec_t d;
+        uint64_t r = o->c->ref[i], doff = 0;
+        const tal_member_slot_t *m = &o->slots[i % TAL_MEMBER_SLOTS_READ];
+        if ((i & 65535) == 0) tal_reduction_progress(x, "writing", i, n);
+        if ((i & 4095) == 0) {
+            tal_reduction_release_headers(x);
+            tal_store_release_(x->store, TAL_SEC_RECORD_CHECKSUMS);
+        }
+        if (i % TAL_MEMBER_SLOTS_READ == 0) {
+            size_t count = n - i < TAL_MEMBER_SLOTS_READ ? (size_t)(n - i) : TAL_MEMBER_SLOTS_READ;
+            if ((rc = tal_reduction_slots(x, o->slots, count, i, 0)) < 0) return rc;
+        }
+        if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) return rc;
+        memset(&d, 0, sizeof d);
+        d.header = rec.header;
+        d.header_len = rec.header_len;
+        d.length = x->lens[i];
+        d.checksum = x->checksums[i]; /* tal_record_checksum, checked by the first pass */
+        d.ref = o->ref_index[r];
+        if (r == i) {
+            d.flags = TAL_DREC_REFERENCE;
+            d.identity = d.coverage = 1.0f;
+        } else if (!(m->flags & (TAL_MEMBER_ALIGNED | TAL_MEMBER_IDENTICAL))) {
+            tal_log_error("internal error: record %llu has no reference in %s", (unsigned long long)i + 1,
+                          x->scratch);
+            return TAL_EIO;
+        } else {
+            d.identity = m->identity;
+            d.coverage = m->coverage;
+            if (m->flags & TAL_MEMBER_IDENTICAL) {
+                d.flags = TAL_DREC_IDENTICAL;
+            } else {
+                doff = m->delta_off;
+                d.delta_len = m->delta_len;
+            }
+        }
+        if ((rc = tal_dwriter_record(o->dw, &d, doff)) < 0) return rc;
+        if (r != i) {
+            tal_record_t rr;
+            if ((rc = tal_store_header_(x->store, r, &rr.header, &rr.header_len)) < 0) return rc;
+            write_accession(o->members.f, rec.header, rec.header_len);
+            fputc('\t', o->members.f);
+            write_accession(o->members.f, rr.header, rr.header_len);
+            fprintf(o->members.f, "\t%.4f\t%.4f\n", (double)d.identity, (double)d.coverage);
+        }
+    }
+    if ((rc = tal_dwriter_copy_deltas(o->dw, x->delta_fd)) < 0) return rc;
+    if ((rc = tal_dwriter_finish(o->dw)) < 0) return rc;
+    o->dw = NULL;
+    return 0;
+}
+
+/* CD-HIT's .clstr: clusters in reference order, the reference first, members by id. */
+static int write_clstr(outputs_t *o)
+{
+    tal_reduction_t *x = o->x;
+    const tal_cluster_t *c = o->c;
+    uint64_t n = x->info.records, R = c->references, k = 0, held = 4 * (R + 2 + n + 1);
+    uint32_t *mstart = NULL, *mlist = NULL;
+    const char *unit = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE ? "nt" : "aa";
+    const char *strand = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE ? "+/" : "";
+    int rc;
+    if ((rc = tal_budget_reserve(x->budget, TAL_MEM_RECORDS, held)) < 0) return rc;
+    if (!(mstart = calloc((size_t)R + 2, sizeof *mstart)) || !(mlist = malloc((size_t)n * sizeof *mlist + 8))) {
+        rc = TAL_ENOMEM;
+        goto out;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        if (c->ref[i] != i) mstart[o->ref_index[c->ref[i]] + 2]++;
+    for (uint64_t q = 0; q < R; q++) mstart[q + 2] += mstart[q + 1];
+    for (uint64_t i = 0; i < n; i++)
+        if (c->ref[i] != i) mlist[mstart[o->ref_index[c->ref[i]] + 1]++] = (uint32_t)i;
+    for (uint64_t i = 0; i < n; i++) {
+        tal_record_t rec;
+        if (c->ref[i] != i) continue;
+        if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) goto out;
+        fprintf(o->clstr.f, ">Cluster %llu\n0\t%llu%s, >", (unsigned long long)k, (unsigned long long)x->lens[i],
+                unit);
+        write_accession(o->clstr.f, rec.header, rec.header_len);
+        fputs("... *\n", o->clstr.f);
+        for (uint64_t m = mstart[k]; m < mstart[k + 1]; m++) {
+            uint64_t id = mlist[m];
+            if ((rc = tal_reduction_slots(x, o->slots, 1, id, 0)) < 0) goto out;
+            if ((rc = tal_store_header_(x->store, id, &rec.header, &rec.header_len)) < 0) goto out;
+            fprintf(o->clstr.f, "%llu\t%llu%s, >", (unsigned long long)(m - mstart[k] + 1),
+                    (unsigned long long)x->lens[id], unit);
+            write_accession(o->clstr.f, rec.header, rec.header_len);
+            fprintf(o->clstr.f, "... at %s%.2f%%\n", strand, 100.0 * (double)o->slots[0].identity);
+        }
+        k++;
+    }
+out:
+    free(mstart);
+    free(mlist);
+    tal_budget_release(x->budget, TAL_MEM_RECORDS, held);
+    return rc;
+}
+
+/* Everything is complete: into place, the delta store first. */
+static int commit_outputs(outputs_t *o)
+{
+    tal_reduction_t *x = o->x;
+    int rc, force = x->opt->force;
+    if ((rc = tal_outfile_close(&o->fasta)) < 0 || (rc = tal_outfile_close(&o->members)) < 0 ||
+        (rc = tal_outfile_close(&o->clstr)) < 0 || (rc = tal_outfile_close(&o->taxid)) < 0)
+        return rc;
+    if ((force ? rename(o->deltas_tmp, x->deltas_path)
+               : renameat2(AT_FDCWD, o->deltas_tmp, AT_FDCWD, x->deltas_path, RENAME_NOREPLACE)) < 0) {
+        tal_log_error("cannot rename %s to %s: %s", o->deltas_tmp, x->deltas_path, strerror(errno));
+        return TAL_EIO;
+    }
+    tal_cleanup_extra_done(o->deltas_tmp, 0);
+    if ((rc = tal_outfile_commit(&o->fasta, force)) < 0 || (rc = tal_outfile_commit(&o->members, force)) < 0 ||
+        (rc = tal_outfile_commit(&o->clstr, force)) < 0 || (rc = tal_outfile_commit(&o->taxid, force)) < 0)
+        return rc;
+    return 0;
+}
+
+int tal_reduction_write(tal_reduction_t *x, const tal_cluster_t *c)
+{
+    uint64_t n = x->info.records, k = 0;
+    /* the reference index and the member slots read at a time (the checksums' pages go
+     * with the header pages, in the header window) */
+    uint64_t held = (n + 1) * 4 + TAL_MEMBER_SLOTS_READ * sizeof(tal_member_slot_t);
+    outputs_t o;
+    int rc;
+    memset(&o, 0, sizeof o);
+    o.x = x;
+    o.c = c;
+    if ((rc = tal_budget_reserve(x->budget, TAL_MEM_RECORDS, held)) < 0) return rc;
+    if (!(o.ref_index = malloc((size_t)(n + 1) * sizeof *o.ref_index)) ||
+        !(o.slots = malloc(TAL_MEMBER_SLOTS_READ * sizeof *o.slots))) {
+        rc = TAL_ENOMEM;
+        goto out;
+    }
+    for (uint64_t i = 0; i < n; i++) o.ref_index[i] = c->ref[i] == i ? (uint32_t)k++ : UINT32_MAX;
+    if ((rc = open_outputs(&o)) < 0) goto out;
+    if ((rc = write_references(&o)) < 0) goto out;
+    if ((rc = write_records(&o)) < 0) goto out;
+    if (o.clstr.f && (rc = write_clstr(&o)) < 0) goto out;
+    if (o.missing_taxid && x->opt->aligner != TAL_ALIGNER_GENERIC)
+        tal_log_warn("%ld of %llu references have no taxid in their header (OX=, TaxID=, taxid|N|)%s",
+                     o.missing_taxid, (unsigned long long)c->references,
+                     x->opt->aligner == TAL_ALIGNER_KRAKEN ? "; their headers are left as they are" : "");
+    rc = commit_outputs(&o);
+out:
+    if (rc < 0) {
+        tal_outfile_abort(&o.fasta);
+        tal_outfile_abort(&o.members);
+        tal_outfile_abort(&o.clstr);
+        tal_outfile_abort(&o.taxid);
+        if (o.dw) tal_dwriter_abort(o.dw);
+        if (o.deltas_tmp) tal_cleanup_extra_done(o.deltas_tmp, 0);
+    }
+    free(o.deltas_tmp);
+    free(o.ref_index);
+    free(o.slots);
+    tal_budget_release(x->budget, TAL_MEM_RECORDS, held);
+    return rc;
+}

@@ -1,0 +1,152 @@
+/* The memory plan of a reduction: what the run holds at once, from the record count
+ * (per-record arrays), the threads (each worker's share) and the longest sequence (the
+ * largest single alignment); the rest of the cap goes to the two sorters alive together. */
+#include "reduce_internal.h"
+#include "delta_internal.h"
+#include "mem/sorter_internal.h"
+#include "talaria/error.h"
+#include "talaria/log.h"
+#include "talaria/util.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define HEADER_WINDOW ((uint64_t)8 << 20) /* header pages touched between releases */
+#define OUTPUT_BUFFERS ((uint64_t)8 << 20)
+#define SCAN_WINDOWS (3 * ((uint64_t)4 << 20))
+/* Before the input is indexed its longest sequence is unknown: planned as long as the
+ * largest alignment allowed. */
+#define ESTIMATED_MAX_LENGTH 8192
+
+typedef struct {
+    uint64_t fixed;      /* everything but the sort buffers */
+    uint64_t need;       /* fixed and the two smallest sort buffers, or the indexing */
+    uint64_t sort_bytes; /* each sort buffer under the cap */
+} plan_figures_t;
+
+/* used: what the budget holds already; index_need: a FASTA input's indexing. */
+static void plan_figures(uint64_t records, uint64_t max_len, uint64_t used, uint64_t index_need,
+                         int threads, uint64_t cap, int low_memory, plan_figures_t *p)
+{
+    uint64_t fixed, room;
+    /* the store's lengths, offsets and checksums, mapped or copied, and the scan */
+    fixed = used + 16 * (records + 1) + SCAN_WINDOWS;
+    /* clustering; later the references by id and the reference index (8), and for
+     * --clstr the members by cluster (4 more and 4 per reference) */
+    fixed += TAL_CLUSTER_BYTES_PER_RECORD * (records + 1);
+    fixed += (uint64_t)threads * TAL_CLUSTER_WORKER_BYTES + ((uint64_t)2 << 20);
+    fixed += tal_align_bytes(max_len, max_len, TAL_CLUSTER_MAX_CELLS);
+    fixed += HEADER_WINDOW + OUTPUT_BUFFERS;
+    p->fixed = fixed;
+    p->need = fixed + 2 * TAL_SORTER_MIN_BUFFER;
+    if (p->need < used + index_need) p->need = used + index_need;
+    room = cap && cap > fixed ? (cap - fixed) / 2 : TAL_SORTER_DEFAULT_BUFFER;
+    p->sort_bytes = low_memory                            ? TAL_SORTER_MIN_BUFFER
+                    : room < TAL_SORTER_DEFAULT_BUFFER ? room
+                                                         : TAL_SORTER_DEFAULT_BUFFER;
+}
+
+static uint64_t index_need(const char *fasta, const tal_reduce_opt_t *opt, tal_budget_t *budget)
+{
+    tal_index_opt_t io;
+    tal_index_opt_init(&io);
+    io.threads = opt->threads;
+    io.budget = budget;
+    io.low_memory = opt->low_memory;
+    io.allow_duplicates = opt->allow_duplicates;
+    return tal_index_plan(fasta, &io);
+}
+
+/* Rounded up to a whole MiB, the way people type it. */
+static uint64_t whole_mib(uint64_t bytes)
+{
+    return (bytes + ((uint64_t)1 << 20) - 1) & ~(((uint64_t)1 << 20) - 1);
+}
+
+/* The smallest cap to name: a sixteenth above the need. */
+static uint64_t cap_to_name(uint64_t need) { return whole_mib(need + need / 16); }
+
+static int too_small(uint64_t cap, uint64_t name, const char *why)
+{
+    char a[32];
+    tal_format_size(cap, a, sizeof a);
+    tal_log_error("reduce: --max-memory %s is below what this run needs (%s); the smallest cap "
+                  "that works here is --max-memory %lluM",
+                  a, why, (unsigned long long)(whole_mib(name) >> 20));
+    return TAL_EMEMCAP;
+}
+
+int tal_reduction_plan(tal_reduction_t *x, int exact)
+{
+    tal_budget_t *b = x->budget;
+    uint64_t cap = tal_budget_cap(b), n, max_len, need_index = 0;
+    plan_figures_t p;
+    if (exact) {
+        n = x->info.records;
+        max_len = x->info.max_length;
+    } else {
+        struct stat st;
+        if (x->store || (stat(x->in, &st) == 0 && S_ISDIR(st.st_mode)))
+            return 0; /* a store: planned once open */
+        n = tal_index_estimate(x->in);
+        max_len = ESTIMATED_MAX_LENGTH;
+        need_index = index_need(x->in, x->opt, b);
+    }
+    plan_figures(n, max_len, tal_budget_used(b, TAL_MEM_COMPONENTS), need_index, x->opt->threads, cap,
+                 x->opt->low_memory, &p);
+    if (cap && p.need > cap)
+        return too_small(cap, cap_to_name(p.need),
+                         exact ? "per-record arrays, workers and sort buffers"
+                               : "per-record arrays, workers and sort buffers, estimated");
+    x->sort_bytes = p.sort_bytes;
+    if (exact) {
+        /* the store's lengths and offsets, for the whole run */
+        x->held_input = 16 * (n + 1);
+        if (tal_budget_reserve(b, TAL_MEM_INPUT, x->held_input) < 0) {
+            x->held_input = 0;
+            return too_small(cap, tal_budget_refused(b) + p.need / 16, "the store's arrays");
+        }
+        tal_log_debug("memory plan: %llu records, fixed %llu MiB, sort buffers 2 x %llu MiB",
+                      (unsigned long long)n, (unsigned long long)(p.fixed >> 20),
+                      (unsigned long long)(p.sort_bytes >> 20));
+    }
+    return 0;
+}
+
+int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt, tal_reduce_plan_t *plan)
+{
+    struct stat st;
+    uint64_t used, cap = opt->budget ? tal_budget_cap(opt->budget) : opt->max_memory;
+    uint64_t max_len = ESTIMATED_MAX_LENGTH, need_index = 0;
+    plan_figures_t p;
+    tal_rss_t rss;
+    if (!input || opt->threads < 1) return TAL_EUSAGE;
+    memset(plan, 0, sizeof *plan);
+    if (opt->budget) used = tal_budget_used(opt->budget, TAL_MEM_COMPONENTS);
+    else used = tal_rss_read(&rss) == 0 ? rss.rss : 0;
+    if (stat(input, &st) == 0 && S_ISDIR(st.st_mode)) {
+        tal_store_t *s;
+        tal_store_info_t info;
+        int rc = tal_store_open(&s, input);
+        if (rc < 0) return rc;
+        tal_store_info(s, &info);
+        tal_store_close(s);
+        plan->records = info.records;
+        max_len = info.max_length;
+        plan->exact = 1;
+    } else {
+        if (stat(input, &st) < 0) {
+            tal_log_error("cannot open %s: %m", input);
+            return TAL_EIO;
+        }
+        plan->records = tal_index_estimate(input);
+        need_index = index_need(input, opt, opt->budget);
+    }
+    plan_figures(plan->records, max_len, used, need_index, opt->threads, cap, opt->low_memory, &p);
+    plan->need = p.need;
+    plan->min_cap = cap_to_name(p.need);
+    plan->sort_bytes = p.sort_bytes;
+    plan->fits = !cap || p.need <= cap;
+    return 0;
+}
