@@ -18,6 +18,9 @@
 
 /* ---- huge-page buffers ---- */
 
+/* The huge page size the buffers are aligned to and sized in multiples of. */
+#define TAL_HUGE_PAGE_BYTES ((size_t)2 << 20)
+
 typedef enum {
     TAL_HUGE_THP = 0,     /* madvise(MADV_HUGEPAGE) before first touch (the default) */
     TAL_HUGE_HUGETLB = 1, /* MAP_HUGETLB 2 MiB pages; THP when none are reserved */

@@ -19,4 +19,10 @@ uint64_t tal_peak_rss_bytes(void);
 /* Adds the count of every byte value in data to counts[256] (residue composition). */
 void tal_count_bytes(uint64_t counts[256], const void *data, size_t len);
 
+/* Removes every temporary output of the runs in progress (a store being built, a
+ * reduction's scratch directory and unfinished outputs). Async-signal-safe: a program's
+ * SIGINT/SIGTERM handler calls it, then ends the process. The library installs no
+ * signal handler of its own. */
+void tal_cleanup_temporaries(void);
+
 #endif

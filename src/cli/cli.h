@@ -23,6 +23,9 @@ int cli_parse_threads(const char *cmd, const char *text, int *threads);
 void cli_quieter(void);
 void cli_louder(void);
 
+/* SIGINT, SIGTERM and SIGHUP remove the temporary outputs, then end the process. */
+void cli_install_signal_handlers(void);
+
 /* A progress line on stderr, only when it is a terminal and not -q. */
 typedef struct {
     int enabled, shown;

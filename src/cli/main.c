@@ -62,6 +62,7 @@ int main(int argc, char **argv)
 {
     const char *cmd;
     tal_log_set_prog("talaria");
+    cli_install_signal_handlers();
     if (argc < 2) {
         fputs(usage_text, stderr);
         return 2;

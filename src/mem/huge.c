@@ -13,14 +13,13 @@
 #include <numaif.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
-#define HUGE_ALIGN ((size_t)2 << 20)
+#define HUGE_ALIGN TAL_HUGE_PAGE_BYTES
 /* log2 of the page size in the MAP_HUGETLB flags: ask for 2 MiB pages even where the
  * default hugetlbfs page size is 1 GiB */
 #define MAP_HUGE_2MIB (21 << MAP_HUGE_SHIFT)
@@ -34,24 +33,6 @@ static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static size_t map_len(size_t size) { return round_up(size ? size : 1, HUGE_ALIGN); }
 
 /* ---- libnuma ---- */
-
-/* libnuma reports failures through numa_warn and numa_error, whose own versions print to
- * stderr; the library lets the program replace both. Every NUMA failure here ends in a
- * documented fallback (no binding), so libnuma's messages go to the debug log only. */
-void numa_warn(int num, char *fmt, ...)
-{
-    char msg[256];
-    size_t len;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    len = strlen(msg);
-    while (len > 0 && msg[len - 1] == '\n') msg[--len] = '\0';
-    tal_log_debug("libnuma warning %d: %s", num, msg);
-}
-
-void numa_error(char *where) { tal_log_debug("libnuma: %s failed", where); }
 
 static pthread_once_t numa_once = PTHREAD_ONCE_INIT;
 static int numa_usable;   /* numa_available() >= 0: the kernel takes memory policies */

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HUGE_ALIGN ((size_t)2 << 20)
+#define HUGE_ALIGN TAL_HUGE_PAGE_BYTES
 
 struct tal_pool {
     tal_pool_opt_t opt; /* buffer_size rounded up to 2 MiB */

@@ -18,9 +18,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* The signal handler needs to know what to remove, so this one registry is global.
- * It holds fixed-size strings so that the handler only calls unlink and rmdir,
- * which are async-signal-safe. */
+/* The program's signal handler calls tal_cleanup_temporaries, which needs to know what
+ * to remove, so this one registry is global. It holds fixed-size strings so that the
+ * cleanup only calls unlink and rmdir, which are async-signal-safe. */
 #define CLEANUP_MAX_FILES 64
 #define CLEANUP_PATH_MAX 4096
 static char cleanup_dir[CLEANUP_PATH_MAX];
@@ -90,26 +90,13 @@ static void extra_cleanup(void)
     }
 }
 
-static void cleanup_on_signal(int sig)
+void tal_cleanup_temporaries(void)
 {
     if (cleanup_armed) {
         for (int i = 0; i < cleanup_count; i++) unlink(cleanup_files[i]);
         rmdir(cleanup_dir);
     }
     extra_cleanup();
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void install_handler(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = cleanup_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
 }
 
 static void cleanup_arm(const char *dir)
@@ -117,7 +104,6 @@ static void cleanup_arm(const char *dir)
     cleanup_armed = 0;
     snprintf(cleanup_dir, sizeof cleanup_dir, "%s", dir);
     cleanup_count = 0;
-    install_handler();
     cleanup_armed = 1;
 }
 
@@ -129,7 +115,6 @@ int tal_cleanup_extra_add(const char *path, int tree)
         extra_tree[i] = tree;
         memcpy(extra_paths[i] + 1, path + 1, strlen(path)); /* the first byte last */
         extra_paths[i][0] = path[0];
-        install_handler();
         return 0;
     }
     return TAL_EUSAGE;

@@ -404,7 +404,9 @@ static void test_huge_local_single_node_quiet(void **state)
     tal_huge_free(p, size);
 }
 
-/* libnuma's own warnings (here: a node string it cannot parse) are kept off stderr */
+/* libnuma's own warnings (here: a node string it cannot parse) are kept off stderr by the
+ * program's replacements of its hooks (src/cli/signals.c, linked into this test: the
+ * library itself overrides nothing) */
 static void test_libnuma_warnings_quiet(void **state)
 {
     stderr_capture_t cap;
