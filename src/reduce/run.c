@@ -186,8 +186,8 @@ static int open_input(tal_reduction_t *x)
         x->own_store = rc == 0;
         free(path);
         if (rc == 0 && bs.duplicates_skipped)
-            tal_log_warn("%s: %llu records with an accession seen before were left out (--allow-duplicates)",
-                         x->in, (unsigned long long)bs.duplicates_skipped);
+            tal_log_warn("%s: %llu record%s with an accession seen before left out (--allow-duplicates)", x->in,
+                         (unsigned long long)bs.duplicates_skipped, bs.duplicates_skipped == 1 ? "" : "s");
     }
     if (rc < 0) return rc;
     tal_store_info(x->store, &x->info);

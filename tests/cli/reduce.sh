@@ -463,4 +463,39 @@ expect_exit 0 "$TALARIA" get "$T/p90/red.deltas.tal" "$member:3-10" &&
     { printf '>%s:3-10\n%s\n' "$member" "$region" | cmp -s - "$T/out" || fail "get region on a delta store: $(cat "$T/out")"; }
 first_acc=$(echo "$first" | sed 's/.*(//')
 expect_exit 3 "$TALARIA" get "$T/wrong/red.deltas.tal" "$first_acc" && expect_stderr "$first_acc"
+# ---- 12: --summary-json agrees with the outputs; --allow-duplicates ----
+mkdir -p "$T/js"
+expect_exit 0 "$TALARIA" reduce -q -i "$T/in.fa" -o "$T/js/red.fasta" --identity 0.9 --summary-json "$T/js/s.json"
+cmp -s "$T/js/red.fasta" "$T/p90/red.fasta" || fail "--summary-json changed the reduced FASTA"
+python3 - "$T/js" "$n_in" <<'PY' || fail "--summary-json does not match the outputs"
+import json, sys
+d, n = sys.argv[1], int(sys.argv[2])
+s = json.load(open(d + "/s.json"))
+refs = sum(1 for l in open(d + "/red.fasta") if l.startswith(">"))
+members = sum(1 for l in open(d + "/red.members.tsv") if not l.startswith("#"))
+ok = (s["records"] == n and s["references"] == refs and s["members"] == members and
+      s["identity"] == 0.9 and s["coverage"] == 0.8 and s["ratio"] is None and s["passes"] == 1 and
+      s["outputs"]["fasta"] == d + "/red.fasta" and s["outputs"]["deltas"] == d + "/red.deltas.tal" and
+      s["peak_rss_bytes"] > 0 and s["reference_residues"] <= s["residues"])
+if not ok:
+    print(s, refs, members, file=sys.stderr)
+sys.exit(0 if ok else 1)
+PY
+# an existing summary is kept without --force, and nothing else is written
+expect_exit 1 "$TALARIA" reduce -q -i "$T/in.fa" -o "$T/js/other.fasta" --summary-json "$T/js/s.json" &&
+    expect_stderr "already exists"
+[ -e "$T/js/other.fasta" ] && fail "a refused --summary-json still wrote other.fasta"
+# -r: the identity the search chose and its passes
+expect_exit 0 "$TALARIA" reduce -q -i "$T/in.fa" -o "$T/js/r.fasta" -r 0.3 --summary-json "$T/js/r.json"
+python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); sys.exit(not (s["ratio"] == 0.3 and s["passes"] > 1 and 0.3 <= s["identity"] <= 1))' \
+    "$T/js/r.json" || fail "-r's summary: $(cat "$T/js/r.json")"
+# a repeated accession is exit 3 naming the flag; with it the first is kept and counted
+mkdir -p "$T/dup"
+printf '>d1 first\nMKVLAAGICK\n>d2\nMKVLA\n>d1 again\nMKVLAAGICW\n' >"$T/dup/in.fa"
+expect_exit 3 "$TALARIA" reduce -q -i "$T/dup/in.fa" -o "$T/dup/red.fasta" && expect_stderr "--allow-duplicates"
+[ -e "$T/dup/red.fasta" ] && fail "a refused duplicate left red.fasta"
+expect_exit 0 "$TALARIA" reduce -i "$T/dup/in.fa" -o "$T/dup/red.fasta" --allow-duplicates &&
+    expect_stderr "1 record with an accession seen before left out"
+expect_exit 0 "$TALARIA" reconstruct -d "$T/dup/red.deltas.tal" &&
+    { printf '>d1 first\nMKVLAAGICK\n>d2\nMKVLA\n' | cmp -s - "$T/out" || fail "--allow-duplicates kept $(cat "$T/out")"; }
 finish
