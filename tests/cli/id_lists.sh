@@ -28,6 +28,7 @@ expect_exit 3 "$TALARIA" reconstruct -d "$deltas" --ids "$T/tab" && expect_stder
 
 # each command names a list it cannot open in its own words
 expect_exit 3 "$TALARIA" get -f "$T/none" "$deltas" && expect_stderr "cannot open $T/none: No such file"
-expect_exit 3 "$TALARIA" reconstruct -d "$deltas" --ids "$T/none" && expect_stderr "$T/none: cannot open: No such file"
+expect_exit 3 "$TALARIA" reconstruct -d "$deltas" --ids "$T/none" &&
+    expect_stderr "$T/none: cannot open: No such file"
 expect_exit 1 "$TALARIA" get -f "$T" "$deltas" && expect_stderr "cannot read $T: Is a directory"
 finish

@@ -174,10 +174,10 @@ static void test_bad_lines(void **state)
     assert_int_equal(feed(x, "just_one_field", 12), TAL_EINPUT);
     assert_int_equal(feed(x, "q\t\t1.0", 13), TAL_EINPUT); /* an empty subject */
     err = capture_end(&cap);
-    assert_string_equal(err, "talaria: error: hits.m8 line 12: not a tabular hit (needs a query and a subject, "
-                             "separated by a tab)\n"
-                             "talaria: error: hits.m8 line 13: not a tabular hit (needs a query and a subject, "
-                             "separated by a tab)\n");
+    assert_string_equal(err, "talaria: error: hits.m8 line 12: not a tabular hit "
+                             "(needs a query and a subject, separated by a tab)\n"
+                             "talaria: error: hits.m8 line 13: not a tabular hit "
+                             "(needs a query and a subject, separated by a tab)\n");
     sink_close(&s);
     assert_int_equal(s.hits + s.comments, 0);
     tal_expander_free(x);
