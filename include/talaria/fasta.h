@@ -1,10 +1,13 @@
 /* Streaming FASTA reader: plain, gzip, zstd or lz4 input (by magic bytes) or stdin.
- * Validates as it reads; errors name the file and line. */
+ * Validates as it reads; errors name the file and line. And the one FASTA record writer. */
 #ifndef TALARIA_FASTA_H
 #define TALARIA_FASTA_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "talaria/api.h"
 
 typedef struct tal_fasta_reader tal_fasta_reader_t;
 
@@ -34,6 +37,16 @@ uint64_t tal_fasta_stored_size(const tal_fasta_reader_t *r);
 /* XXH3-64 of the bytes of the file as stored; complete once tal_fasta_next returned 0. */
 uint64_t tal_fasta_stored_hash(tal_fasta_reader_t *r);
 void tal_fasta_close(tal_fasta_reader_t *r);
+
+enum {
+    TAL_FASTA_EMPTY_LINE = 1 /* an empty sequence still gets its (empty) line */
+};
+
+/* Writes ">header" (unless header is NULL: the caller wrote its own) and seq in lines of
+ * width residues (0: one line); an empty seq writes no line unless flags has
+ * TAL_FASTA_EMPTY_LINE. TAL_EIO, not logged, if out's error flag is set. */
+TAL_EXPORT int tal_fasta_write(FILE *out, const char *header, size_t header_len, const char *seq,
+                               size_t seq_len, size_t width, unsigned flags);
 
 /* 1 if c may appear in a sequence: letters, '*' and '-'. */
 static inline int tal_is_residue(unsigned char c)

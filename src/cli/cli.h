@@ -4,6 +4,7 @@
 
 #include "talaria/mem.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 int cmd_index(int argc, char **argv);
@@ -14,6 +15,8 @@ int cmd_reduce(int argc, char **argv);
 int cmd_reconstruct(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_expand(int argc, char **argv);
+
+/* ---- common.c ---- */
 
 /* Prints "talaria CMD: MSG" and a pointer to --help; returns exit code 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -36,6 +39,23 @@ void cli_progress_init(cli_progress_t *p, int quiet);
 void cli_progress_show(cli_progress_t *p, int force, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Erases the line, if one is shown. */
 void cli_progress_end(cli_progress_t *p);
+
+/* How a command reads an id list. The commands' differences are kept as they were before
+ * they shared this reader (their messages and exit codes are documented and tested). */
+typedef struct {
+    const char *open_error; /* a format taking the path and strerror: "cannot open %s: %s" */
+    int open_is_input;      /* a list that cannot be opened is TAL_EINPUT (else only when
+                             * missing, TAL_EIO otherwise) */
+    int trim_tabs;          /* trailing tabs go too */
+    int read_errors;        /* a read error is TAL_EIO ("cannot read PATH: ..."), not the end */
+} cli_ids_opt_t;
+
+/* Called with each id (NUL-terminated); a negative return stops the reading. */
+typedef int (*cli_id_fn)(void *arg, const char *id, size_t len);
+
+/* Reads accessions one per line from path ('-': stdin): trailing CR, LF and spaces
+ * trimmed, blank lines skipped. Returns 0, the callback's error, or the list's. */
+int cli_read_ids(const char *path, const cli_ids_opt_t *opt, cli_id_fn fn, void *arg);
 
 /* The memory options index and reduce share. */
 typedef struct {

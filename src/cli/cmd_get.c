@@ -1,8 +1,9 @@
 /* talaria get: records or regions of a store as FASTA on stdout. */
 #define _GNU_SOURCE
 #include "cli.h"
-#include "reduce/dstore_internal.h"
+#include "talaria/deltas.h"
 #include "talaria/error.h"
+#include "talaria/fasta.h"
 #include "talaria/log.h"
 #include "talaria/store.h"
 
@@ -64,21 +65,6 @@ typedef struct {
     size_t dbuf_cap;
 } get_ctx_t;
 
-static void put_wrapped(const char *seq, size_t len, size_t width)
-{
-    if (len == 0) return;
-    if (width == 0 || len <= width) {
-        fwrite_unlocked(seq, 1, len, stdout);
-        putc_unlocked('\n', stdout);
-        return;
-    }
-    for (size_t i = 0; i < len; i += width) {
-        size_t n = len - i < width ? len - i : width;
-        fwrite_unlocked(seq + i, 1, n, stdout);
-        putc_unlocked('\n', stdout);
-    }
-}
-
 static void note_missing(get_ctx_t *g, const char *name)
 {
     if (g->missing < 20) {
@@ -130,6 +116,7 @@ static int parse_region(const char *q, size_t *acc_len, uint64_t *start, uint64_
     return 0;
 }
 
+/* Records go to stdout with tal_fasta_write; a write error shows at the final fflush. */
 static void get_one(get_ctx_t *g, const char *q)
 {
     uint64_t id, start, end;
@@ -141,10 +128,7 @@ static void get_one(get_ctx_t *g, const char *q)
             g->corrupt = 1;
             return;
         }
-        putc_unlocked('>', stdout);
-        fwrite_unlocked(rec.header, 1, rec.header_len, stdout);
-        putc_unlocked('\n', stdout);
-        put_wrapped(rec.seq, rec.seq_len, g->width);
+        tal_fasta_write(stdout, rec.header, rec.header_len, rec.seq, rec.seq_len, g->width, 0);
         return;
     }
     if (parse_region(q, &acc_len, &start, &end) < 0 ||
@@ -165,7 +149,7 @@ static void get_one(get_ctx_t *g, const char *q)
     }
     fprintf(stdout, ">%.*s:%llu-%llu\n", (int)acc_len, q, (unsigned long long)start,
             (unsigned long long)end);
-    put_wrapped(rec.seq + start - 1, (size_t)(end - start + 1), g->width);
+    tal_fasta_write(stdout, NULL, 0, rec.seq + start - 1, (size_t)(end - start + 1), g->width, 0);
 }
 
 /* A record of a delta store (reference or member), rebuilt and checked. */
@@ -190,10 +174,7 @@ static void get_delta_one(get_ctx_t *g, const char *q)
         return;
     }
     if (!region) {
-        putc_unlocked('>', stdout);
-        fwrite_unlocked(rec.header, 1, rec.header_len, stdout);
-        putc_unlocked('\n', stdout);
-        put_wrapped(g->dbuf, len, g->width);
+        tal_fasta_write(stdout, rec.header, rec.header_len, g->dbuf, len, g->width, 0);
         return;
     }
     if (end > len) end = len;
@@ -203,7 +184,7 @@ static void get_delta_one(get_ctx_t *g, const char *q)
         return;
     }
     fprintf(stdout, ">%.*s:%llu-%llu\n", (int)acc_len, q, (unsigned long long)start, (unsigned long long)end);
-    put_wrapped(g->dbuf + start - 1, (size_t)(end - start + 1), g->width);
+    tal_fasta_write(stdout, NULL, 0, g->dbuf + start - 1, (size_t)(end - start + 1), g->width, 0);
 }
 
 static int by_id(const void *a, const void *b, void *arg)
@@ -279,12 +260,11 @@ static void flush_batch(get_ctx_t *g)
             if (q->region) {
                 fprintf(stdout, ">%.*s:%llu-%llu\n", (int)q->acc_len, q->text,
                         (unsigned long long)q->start, (unsigned long long)q->end);
+                tal_fasta_write(stdout, NULL, 0, g->arena + q->out_off, q->out_len, g->width, 0);
             } else {
-                putc_unlocked('>', stdout);
-                fwrite_unlocked(q->header, 1, q->header_len, stdout);
-                putc_unlocked('\n', stdout);
+                tal_fasta_write(stdout, q->header, q->header_len, g->arena + q->out_off, q->out_len,
+                                g->width, 0);
             }
-            put_wrapped(g->arena + q->out_off, q->out_len, g->width);
         }
         free(q->text);
     }
@@ -359,29 +339,10 @@ static void ask(get_ctx_t *g, const char *text)
         get_one(g, text);
 }
 
-static int get_from_file(get_ctx_t *g, const char *path)
+static int ask_id(void *arg, const char *id, size_t len)
 {
-    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    if (!f) {
-        tal_log_error("cannot open %s: %s", path, strerror(errno));
-        return errno == ENOENT ? TAL_EINPUT : TAL_EIO;
-    }
-    while ((n = getline(&line, &cap, f)) >= 0) {
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
-                         line[n - 1] == '\t'))
-            line[--n] = '\0';
-        ask(g, line);
-    }
-    free(line);
-    if (ferror(f)) {
-        tal_log_error("cannot read %s: %s", path, strerror(errno));
-        if (f != stdin) fclose(f);
-        return TAL_EIO;
-    }
-    if (f != stdin) fclose(f);
+    (void)len;
+    ask(arg, id);
     return 0;
 }
 
@@ -434,7 +395,10 @@ int cmd_get(int argc, char **argv)
         tal_store_lengths(g.store, &g.lengths);
     }
     for (int i = optind + 1; i < argc; i++) ask(&g, argv[i]);
-    if (id_file) rc = get_from_file(&g, id_file);
+    if (id_file) {
+        static const cli_ids_opt_t ids = {"cannot open %s: %s", 0, 1, 1};
+        rc = cli_read_ids(id_file, &ids, ask_id, &g);
+    }
     flush_batch(&g);
     free(g.batch);
     free(g.arena);

@@ -2,10 +2,10 @@
  * reduced FASTA and the delta store. */
 #define _GNU_SOURCE
 #include "cli.h"
-#include "reduce/dstore_internal.h"
+#include "talaria/deltas.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
-#include "util/files_internal.h"
+#include "talaria/util.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -31,27 +31,25 @@ static const char help[] =
     "  -q, --quiet           only errors on stderr\n"
     "  -h, --help            this help\n";
 
-static int emit(FILE *f, tal_dstore_t *d, uint64_t i, size_t width, char **buf, size_t *cap)
+/* --ids: the records asked for, in the order asked. */
+typedef struct {
+    tal_dstore_t *d;
+    const char *deltas; /* as the user named it */
+    FILE *f;
+    size_t width;
+    uint64_t missing, written;
+} ids_ctx_t;
+
+static int emit_id(void *arg, const char *id, size_t len)
 {
-    tal_drec_t rec;
-    size_t len;
-    int rc;
-    if ((rc = tal_dstore_rebuild(d, i, buf, cap, &len)) < 0) return rc;
-    tal_dstore_record(d, i, &rec);
-    fputc('>', f);
-    fwrite(rec.header, 1, rec.header_len, f);
-    fputc('\n', f);
-    if (!width) {
-        fwrite(*buf, 1, len, f);
-        fputc('\n', f);
-    } else {
-        for (size_t p = 0; p < len; p += width) {
-            fwrite(*buf + p, 1, len - p < width ? len - p : width, f);
-            fputc('\n', f);
-        }
-        if (!len) fputc('\n', f);
+    ids_ctx_t *c = arg;
+    uint64_t i;
+    if (tal_dstore_find(c->d, id, len, &i) < 0) {
+        if (c->missing++ < 10) tal_log_error("%s: not in %s", id, c->deltas);
+        return 0;
     }
-    return ferror(f) ? TAL_EIO : 0;
+    c->written++;
+    return tal_dstore_write_fasta(c->d, i, 1, c->width, c->f);
 }
 
 int cmd_reconstruct(int argc, char **argv)
@@ -63,9 +61,8 @@ int cmd_reconstruct(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},            {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *refs = NULL, *deltas = NULL, *out = NULL, *ids = NULL;
-    size_t width = 0, cap = 0;
+    size_t width = 0;
     int force = 0, opt, rc = 0;
-    char *buf = NULL;
     FILE *f = stdout;
     tal_outfile_t of = {0};
     tal_dstore_t *d = NULL;
@@ -109,31 +106,14 @@ int cmd_reconstruct(int argc, char **argv)
     if (!ids) {
         tal_dinfo_t info;
         tal_dstore_info(d, &info);
-        for (uint64_t i = 0; i < info.records && rc == 0; i++, written++) rc = emit(f, d, i, width, &buf, &cap);
+        rc = tal_dstore_write_fasta(d, 0, info.records, width, f);
+        written = info.records;
     } else {
-        FILE *in = strcmp(ids, "-") ? fopen(ids, "r") : stdin;
-        char *line = NULL;
-        size_t lcap = 0;
-        ssize_t len;
-        if (!in) {
-            tal_log_error("%s: cannot open: %s", ids, strerror(errno));
-            rc = TAL_EINPUT;
-            goto done;
-        }
-        while (rc == 0 && (len = getline(&line, &lcap, in)) >= 0) {
-            uint64_t i;
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' '))
-                line[--len] = '\0';
-            if (!len) continue;
-            if (tal_dstore_find(d, line, (size_t)len, &i) < 0) {
-                if (missing++ < 10) tal_log_error("%s: not in %s", line, deltas);
-                continue;
-            }
-            rc = emit(f, d, i, width, &buf, &cap);
-            written++;
-        }
-        free(line);
-        if (in != stdin) fclose(in);
+        static const cli_ids_opt_t ids_opt = {"%s: cannot open: %s", 1, 0, 0};
+        ids_ctx_t c = {d, deltas, f, width, 0, 0};
+        rc = cli_read_ids(ids, &ids_opt, emit_id, &c);
+        missing = c.missing;
+        written = c.written;
     }
     if (rc == 0 && out) {
         rc = tal_outfile_commit(&of, force);
@@ -148,7 +128,6 @@ int cmd_reconstruct(int argc, char **argv)
     if (rc == 0) tal_log_info("%llu records rebuilt", (unsigned long long)written);
 done:
     tal_outfile_abort(&of); /* nothing left to do after a commit */
-    free(buf);
     tal_dstore_close(d);
     return rc < 0 ? tal_exit_code(rc) : 0;
 }

@@ -5,7 +5,6 @@
 #include "talaria/log.h"
 #include "talaria/reduce.h"
 #include "talaria/util.h"
-#include "util/files_internal.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -2,8 +2,9 @@
  * byte, summarises it, and measures how many search hits survive reduce + expand. */
 #define _GNU_SOURCE
 #include "cli.h"
-#include "expand.h"
+#include "talaria/deltas.h"
 #include "talaria/error.h"
+#include "talaria/expand.h"
 #include "talaria/fasta.h"
 #include "talaria/log.h"
 #include "talaria/store.h"
@@ -271,42 +272,27 @@ static void pairset_free(pairset_t *p)
     free(p->scratch);
 }
 
+/* A hit of the original search: its pair, "QUERY\tSUBJECT". */
+static int add_pair(void *arg, const tal_hit_t *hit)
+{
+    return hit->subject ? pairset_add(arg, hit->line, hit->rest_at) : 0;
+}
+
 static int load_pairs(pairset_t *p, const char *path)
 {
     FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0, subject_at, subject_end;
-    ssize_t n;
-    uint64_t line_no = 0;
-    int rc = 0, kind;
+    int rc;
     if (!f) {
         tal_log_error("cannot open %s: %s", path, strerror(errno));
         return errno == ENOENT ? TAL_EINPUT : TAL_EIO;
     }
-    while ((n = getline(&line, &cap, f)) >= 0) {
-        line_no++;
-        if (n > 0 && line[n - 1] == '\n') n--;
-        kind = cli_hit_fields(line, (size_t)n, &subject_at, &subject_end);
-        if (kind < 0) {
-            tal_log_error("%s line %llu: not a tabular hit (needs a query and a subject, "
-                          "separated by a tab)",
-                          path, (unsigned long long)line_no);
-            rc = TAL_EINPUT;
-            break;
-        }
-        if (kind > 0 && (rc = pairset_add(p, line, subject_end)) < 0) break;
-    }
-    if (!rc && ferror(f)) {
-        tal_log_error("cannot read %s: %s", path, strerror(errno));
-        rc = TAL_EIO;
-    }
-    free(line);
+    rc = tal_hits_read(f, path, add_pair, p);
     fclose(f);
     return rc;
 }
 
 /* An expanded hit of the reduced search: marks its pair found. */
-static int mark_pair(void *arg, const cli_hit_t *hit)
+static int mark_pair(void *arg, const tal_hit_t *hit)
 {
     pairset_t *p = arg;
     size_t len = hit->subject_at + hit->subject_len;
@@ -331,7 +317,7 @@ static int mark_pair(void *arg, const cli_hit_t *hit)
 static int hit_recovery(tal_dstore_t *dstore, const char *original, const char *reduced,
                         pairset_t *p)
 {
-    cli_expander_t x;
+    tal_expander_t *x;
     FILE *f;
     int rc;
     if ((rc = load_pairs(p, original)) < 0) return rc;
@@ -339,10 +325,11 @@ static int hit_recovery(tal_dstore_t *dstore, const char *original, const char *
         tal_log_error("cannot open %s: %s", reduced, strerror(errno));
         return errno == ENOENT ? TAL_EINPUT : TAL_EIO;
     }
-    cli_expander_init(&x, dstore, 0);
-    rc = cli_expand_stream(&x, f, reduced, mark_pair, p);
-    if (rc == 0) cli_expander_warn(&x, reduced);
-    cli_expander_free(&x);
+    if ((rc = tal_expander_create(&x, dstore, 0, mark_pair, p)) == 0) {
+        rc = tal_expander_feed_file(x, f, reduced);
+        if (rc == 0) tal_expander_warn(x, reduced);
+        tal_expander_free(x);
+    }
     fclose(f);
     return rc;
 }

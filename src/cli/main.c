@@ -2,9 +2,7 @@
 #include "cli.h"
 #include "talaria/log.h"
 
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -27,36 +25,6 @@ static const char usage_text[] =
     "Run 'talaria COMMAND --help' for a command's options.\n"
     "Exit codes: 0 success, 1 runtime or I/O failure, 2 usage error, 3 invalid input,\n"
     "4 memory cap too small.\n";
-
-int cli_usage_error(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    fprintf(stderr, "talaria %s: ", cmd);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nTry 'talaria %s --help'.\n", cmd);
-    return 2;
-}
-
-int cli_parse_threads(const char *cmd, const char *text, int *threads)
-{
-    char *end;
-    long v = strtol(text, &end, 10);
-    if (*text == '\0' || *end || v < 1 || v > 1024) {
-        cli_usage_error(cmd, "--threads must be a whole number from 1 to 1024, not '%s'", text);
-        return -1;
-    }
-    *threads = (int)v;
-    return 0;
-}
-
-void cli_quieter(void) { tal_log_set_level(TAL_LOG_ERROR); }
-void cli_louder(void)
-{
-    tal_log_level_t l = tal_log_get_level();
-    tal_log_set_level(l < TAL_LOG_INFO ? TAL_LOG_INFO : TAL_LOG_DEBUG);
-}
 
 int main(int argc, char **argv)
 {

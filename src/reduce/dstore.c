@@ -7,6 +7,7 @@
 #include "delta_internal.h"
 #include "store/format_internal.h"
 #include "talaria/error.h"
+#include "talaria/fasta.h"
 #include "talaria/log.h"
 
 #include <errno.h>
@@ -340,6 +341,8 @@ struct tal_dstore {
     size_t cached_len;
     char *refbuf, *raw;
     size_t refbuf_cap, raw_cap;
+    char *recbuf; /* tal_dstore_write_fasta's rebuilt record */
+    size_t recbuf_cap;
     uint64_t *member_start, *member_list; /* built on first tal_dstore_members */
 };
 
@@ -471,6 +474,7 @@ void tal_dstore_close(tal_dstore_t *d)
     free(d->fasta_path);
     free(d->refbuf);
     free(d->raw);
+    free(d->recbuf);
     free(d->member_start);
     free(d->member_list);
     free(d);
@@ -689,4 +693,34 @@ int tal_dstore_members(tal_dstore_t *d, uint32_t k, const uint64_t **members, ui
     *members = d->member_list + d->member_start[k];
     *count = d->member_start[k + 1] - d->member_start[k];
     return 0;
+}
+
+int tal_dstore_write_fasta(tal_dstore_t *d, uint64_t first, uint64_t count, size_t width, FILE *out)
+{
+    tal_drec_t rec;
+    size_t len;
+    int rc;
+    if (first > d->h->records || count > d->h->records - first) return TAL_ENOTFOUND;
+    for (uint64_t i = first; i < first + count; i++) {
+        if ((rc = tal_dstore_rebuild(d, i, &d->recbuf, &d->recbuf_cap, &len)) < 0) return rc;
+        if ((rc = tal_dstore_record(d, i, &rec)) < 0) return rc;
+        rc = tal_fasta_write(out, rec.header, rec.header_len, d->recbuf, len, width, TAL_FASTA_EMPTY_LINE);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+int tal_dstore_verify(const char *path, const char *fasta)
+{
+    tal_dstore_t *d = NULL;
+    char *buf = NULL;
+    size_t cap = 0, len;
+    int rc;
+    if ((rc = tal_dstore_open(&d, path, fasta, 1)) < 0) goto out;
+    for (uint64_t i = 0; i < d->h->records; i++)
+        if ((rc = tal_dstore_rebuild(d, i, &buf, &cap, &len)) < 0) goto out;
+out:
+    free(buf);
+    tal_dstore_close(d);
+    return rc;
 }

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdint.h>
 
+#include "talaria/util.h"
+
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
@@ -75,23 +77,7 @@ void tal_cleanup_add_file(const tal_atomic_dir_t *dir, const char *name);
 int tal_cleanup_extra_add(const char *path, int tree);
 void tal_cleanup_extra_done(const char *path, int remove_it);
 
-/* One output file written whole or not at all: PATH.tmp-XXXXXX beside PATH (removed on
- * a signal or by abort), fsynced, then renamed into place. Without force an existing
- * PATH is TAL_EEXIST, at open and again at the rename (a file that appeared meanwhile
- * is not replaced). */
-typedef struct {
-    const char *path;
-    char *tmp;
-    FILE *f; /* 1 MiB buffered */
-} tal_outfile_t;
-
-int tal_outfile_open(tal_outfile_t *o, const char *path, int force);
-/* Flushes, fsyncs and closes; the file keeps its temporary name. */
-int tal_outfile_close(tal_outfile_t *o);
-/* Closes if still open, renames into place and syncs the directory. */
-int tal_outfile_commit(tal_outfile_t *o, int force);
-/* Closes and removes the temporary file (no-op after commit, or on a zeroed struct). */
-void tal_outfile_abort(tal_outfile_t *o);
+/* tal_outfile_t (one output file written whole or not at all) is public: talaria/util.h. */
 
 /* Hashes a whole file with XXH3-64 (used for the catalog and by verify). */
 int tal_hash_file(const char *path, uint64_t *checksum, uint64_t *size);

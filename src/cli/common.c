@@ -1,0 +1,70 @@
+/* What several talaria commands share: usage errors, -t and -q/-v, and reading a list
+ * of accessions. */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "talaria/error.h"
+#include "talaria/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "talaria %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'talaria %s --help'.\n", cmd);
+    return 2;
+}
+
+int cli_parse_threads(const char *cmd, const char *text, int *threads)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (*text == '\0' || *end || v < 1 || v > 1024) {
+        cli_usage_error(cmd, "--threads must be a whole number from 1 to 1024, not '%s'", text);
+        return -1;
+    }
+    *threads = (int)v;
+    return 0;
+}
+
+void cli_quieter(void) { tal_log_set_level(TAL_LOG_ERROR); }
+void cli_louder(void)
+{
+    tal_log_level_t l = tal_log_get_level();
+    tal_log_set_level(l < TAL_LOG_INFO ? TAL_LOG_INFO : TAL_LOG_DEBUG);
+}
+
+int cli_read_ids(const char *path, const cli_ids_opt_t *opt, cli_id_fn fn, void *arg)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    if (!f) {
+        int err = errno;
+        tal_log_error(opt->open_error, path, strerror(err));
+        return opt->open_is_input || err == ENOENT ? TAL_EINPUT : TAL_EIO;
+    }
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+                         (opt->trim_tabs && line[n - 1] == '\t')))
+            line[--n] = '\0';
+        if (n > 0) rc = fn(arg, line, (size_t)n);
+    }
+    if (rc == 0 && opt->read_errors && ferror(f)) {
+        tal_log_error("cannot read %s: %s", path, strerror(errno));
+        rc = TAL_EIO;
+    }
+    free(line);
+    if (f != stdin) fclose(f);
+    return rc;
+}

@@ -1,0 +1,34 @@
+# The accession lists of get -f and reconstruct --ids (one reader, src/cli/common.c): what
+# is trimmed, blank lines, stdin, and each command's own errors, which stay as they were.
+. "$TAL_SRCDIR/tests/cli/lib.sh"
+
+protein_families 60 7 fam >"$T/in.fa"
+expect_exit 0 "$TALARIA" reduce -q -i "$T/in.fa" -o "$T/red.fasta" --identity 0.9 --tmp-dir "$T"
+deltas=$T/red.deltas.tal
+member=$(awk -F'\t' '!/^#/ { print $1; exit }' "$T/red.members.tsv")
+reference=$(awk '/^>/ { print substr($1, 2); exit }' "$T/red.fasta")
+[ -n "$member" ] && [ -n "$reference" ] || fail "the reduction has no member or no reference"
+
+# CR, LF and trailing spaces go, blank lines are skipped, the order is the list's
+printf '%s  \r\n\n   \n%s\n' "$member" "$reference" >"$T/ids"
+expect_exit 0 "$TALARIA" get -w 0 "$deltas" "$member" "$reference" && cp "$T/out" "$T/both.fa"
+[ "$(grep -c '^>' "$T/both.fa")" = 2 ] || fail "get by arguments printed $(grep -c '^>' "$T/both.fa") records"
+expect_exit 0 "$TALARIA" get -w 0 -f "$T/ids" "$deltas" &&
+    { cmp -s "$T/out" "$T/both.fa" || fail "get -f: $(diff "$T/both.fa" "$T/out" | head -4)"; }
+expect_exit 0 "$TALARIA" reconstruct -d "$deltas" --ids "$T/ids" &&
+    { cmp -s "$T/out" "$T/both.fa" || fail "reconstruct --ids: $(diff "$T/both.fa" "$T/out" | head -4)"; }
+"$TALARIA" get -w 0 -f - "$deltas" <"$T/ids" 2>/dev/null | cmp -s - "$T/both.fa" || fail "get -f - (stdin)"
+"$TALARIA" reconstruct -d "$deltas" --ids - <"$T/ids" 2>/dev/null | cmp -s - "$T/both.fa" ||
+    fail "reconstruct --ids - (stdin)"
+
+# a trailing tab: get trims it, reconstruct looks the accession up with it
+printf '%s\t\n' "$member" >"$T/tab"
+expect_exit 0 "$TALARIA" get -w 0 -f "$T/tab" "$deltas"
+expect_exit 3 "$TALARIA" reconstruct -d "$deltas" --ids "$T/tab" && expect_stderr "not in $deltas"
+
+# each command names a list it cannot open in its own words
+expect_exit 3 "$TALARIA" get -f "$T/none" "$deltas" && expect_stderr "cannot open $T/none: No such file"
+expect_exit 3 "$TALARIA" reconstruct -d "$deltas" --ids "$T/none" &&
+    expect_stderr "$T/none: cannot open: No such file"
+expect_exit 1 "$TALARIA" get -f "$T" "$deltas" && expect_stderr "cannot read $T: Is a directory"
+finish
