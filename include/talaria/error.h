@@ -3,6 +3,10 @@
 #ifndef TALARIA_ERROR_H
 #define TALARIA_ERROR_H
 
+#include "talaria/api.h"
+
+TAL_BEGIN_DECLS
+
 typedef enum {
     TAL_OK = 0,
     TAL_EIO = -1,       /* read/write/fsync failed, disk full */
@@ -16,9 +20,11 @@ typedef enum {
 } tal_err_t;
 
 /* A short, fixed description of an error code. */
-const char *tal_strerror(int err);
+TAL_EXPORT const char *tal_strerror(int err);
 
 /* The process exit code for an error (DESIGN.md: 1 runtime, 2 usage, 3 input, 4 cap). */
-int tal_exit_code(int err);
+TAL_EXPORT int tal_exit_code(int err);
+
+TAL_END_DECLS
 
 #endif

@@ -9,6 +9,8 @@
 
 #include "talaria/api.h"
 
+TAL_BEGIN_DECLS
+
 typedef struct tal_fasta_reader tal_fasta_reader_t;
 
 typedef struct {
@@ -24,19 +26,19 @@ typedef struct {
     int read_ahead; /* decompress/read in a background thread */
 } tal_fasta_opt_t;
 
-void tal_fasta_opt_init(tal_fasta_opt_t *opt);
+TAL_EXPORT void tal_fasta_opt_init(tal_fasta_opt_t *opt);
 
 /* path "-" is stdin. */
-int tal_fasta_open(tal_fasta_reader_t **out, const char *path, const tal_fasta_opt_t *opt);
+TAL_EXPORT int tal_fasta_open(tal_fasta_reader_t **out, const char *path, const tal_fasta_opt_t *opt);
 /* Returns 1 and fills rec (valid until the next call), 0 at the end, <0 on error
  * (already logged with file and line). */
-int tal_fasta_next(tal_fasta_reader_t *r, tal_fasta_record_t *rec);
-const char *tal_fasta_path(const tal_fasta_reader_t *r);
-const char *tal_fasta_format(const tal_fasta_reader_t *r);
-uint64_t tal_fasta_stored_size(const tal_fasta_reader_t *r);
+TAL_EXPORT int tal_fasta_next(tal_fasta_reader_t *r, tal_fasta_record_t *rec);
+TAL_EXPORT const char *tal_fasta_path(const tal_fasta_reader_t *r);
+TAL_EXPORT const char *tal_fasta_format(const tal_fasta_reader_t *r);
+TAL_EXPORT uint64_t tal_fasta_stored_size(const tal_fasta_reader_t *r);
 /* XXH3-64 of the bytes of the file as stored; complete once tal_fasta_next returned 0. */
-uint64_t tal_fasta_stored_hash(tal_fasta_reader_t *r);
-void tal_fasta_close(tal_fasta_reader_t *r);
+TAL_EXPORT uint64_t tal_fasta_stored_hash(tal_fasta_reader_t *r);
+TAL_EXPORT void tal_fasta_close(tal_fasta_reader_t *r);
 
 enum {
     TAL_FASTA_EMPTY_LINE = 1 /* an empty sequence still gets its (empty) line */
@@ -54,5 +56,7 @@ static inline int tal_is_residue(unsigned char c)
     unsigned char l = (unsigned char)(c | 0x20);
     return (l >= 'a' && l <= 'z') || c == '*' || c == '-';
 }
+
+TAL_END_DECLS
 
 #endif

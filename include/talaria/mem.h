@@ -13,8 +13,12 @@
 #ifndef TALARIA_MEM_H
 #define TALARIA_MEM_H
 
+#include "talaria/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
+
+TAL_BEGIN_DECLS
 
 /* ---- huge-page buffers ---- */
 
@@ -28,8 +32,8 @@ typedef enum {
 } tal_huge_mode_t;
 
 /* Zero-filled THP mapping; NULL on failure. */
-void *tal_huge_alloc(size_t size);
-void tal_huge_free(void *p, size_t size);
+TAL_EXPORT void *tal_huge_alloc(size_t size);
+TAL_EXPORT void tal_huge_free(void *p, size_t size);
 
 /* As tal_huge_alloc with a mode and a NUMA node: node >= 0 binds the range to that node
  * (mbind, MPOL_BIND) before first touch; node == TAL_NODE_LOCAL binds to the calling
@@ -37,10 +41,10 @@ void tal_huge_free(void *p, size_t size);
  * otherwise (first touch), silently. *hugetlb (may be NULL) is set to 1 when the range
  * is backed by hugetlbfs pages. Free with tal_huge_free(p, size). */
 #define TAL_NODE_LOCAL (-1)
-void *tal_huge_alloc_ex(size_t size, tal_huge_mode_t mode, int node, int *hugetlb);
+TAL_EXPORT void *tal_huge_alloc_ex(size_t size, tal_huge_mode_t mode, int node, int *hugetlb);
 
 /* Configured NUMA nodes per libnuma; 1 when NUMA is unavailable. */
-int tal_numa_nodes(void);
+TAL_EXPORT int tal_numa_nodes(void);
 
 /* What the kernel reports for the pages of [p, p + size). */
 typedef struct {
@@ -53,7 +57,7 @@ typedef struct {
 
 /* 0, or TAL_EIO when /proc/self/smaps cannot be read (the policy fields are still
  * filled when get_mempolicy works). */
-int tal_mem_inspect(const void *p, size_t size, tal_mem_report_t *report);
+TAL_EXPORT int tal_mem_inspect(const void *p, size_t size, tal_mem_report_t *report);
 
 /* ---- the budget ---- */
 
@@ -72,31 +76,31 @@ typedef enum {
 typedef struct tal_budget tal_budget_t;
 
 /* cap 0 means no cap (bytes are still counted). */
-int tal_budget_create(tal_budget_t **out, uint64_t cap);
-void tal_budget_destroy(tal_budget_t *budget);
+TAL_EXPORT int tal_budget_create(tal_budget_t **out, uint64_t cap);
+TAL_EXPORT void tal_budget_destroy(tal_budget_t *budget);
 /* Reserves bytes for a component: 0, or TAL_EMEMCAP (nothing reserved) when the cap
  * would be exceeded. A NULL budget accepts everything. Thread-safe. */
-int tal_budget_reserve(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
-void tal_budget_release(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
+TAL_EXPORT int tal_budget_reserve(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
+TAL_EXPORT void tal_budget_release(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
 /* Counts bytes that are held whether the cap allows them or not (what the process
  * already holds when the budget is made); the next reservation then fails if the total
  * is over the cap. */
-void tal_budget_force(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
+TAL_EXPORT void tal_budget_force(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
 /* The total a refused reservation asked for (held + requested), the largest so far; 0 if
  * nothing was refused. What the cap would have to be for that reservation to pass. */
-uint64_t tal_budget_refused(const tal_budget_t *budget);
-uint64_t tal_budget_cap(const tal_budget_t *budget);
+TAL_EXPORT uint64_t tal_budget_refused(const tal_budget_t *budget);
+TAL_EXPORT uint64_t tal_budget_cap(const tal_budget_t *budget);
 /* Bytes held now by one component, or by all when component is TAL_MEM_COMPONENTS. */
-uint64_t tal_budget_used(const tal_budget_t *budget, tal_mem_component_t component);
+TAL_EXPORT uint64_t tal_budget_used(const tal_budget_t *budget, tal_mem_component_t component);
 /* The highest total ever held. */
-uint64_t tal_budget_peak(const tal_budget_t *budget);
-const char *tal_mem_component_name(tal_mem_component_t component);
+TAL_EXPORT uint64_t tal_budget_peak(const tal_budget_t *budget);
+TAL_EXPORT const char *tal_mem_component_name(tal_mem_component_t component);
 
 /* A zero-filled buffer of our own (an anonymous mapping, returned to the kernel by
  * tal_budget_free) whose bytes are reserved first: 0, TAL_EMEMCAP (nothing reserved)
  * or TAL_ENOMEM. bytes == 0 gives a NULL buffer and 0. */
-int tal_budget_alloc(tal_budget_t *budget, tal_mem_component_t component, size_t bytes, void **out);
-void tal_budget_free(tal_budget_t *budget, tal_mem_component_t component, void *p, size_t bytes);
+TAL_EXPORT int tal_budget_alloc(tal_budget_t *budget, tal_mem_component_t component, size_t bytes, void **out);
+TAL_EXPORT void tal_budget_free(tal_budget_t *budget, tal_mem_component_t component, void *p, size_t bytes);
 
 /* As tal_budget_reserve, but when the cap refuses, waits for bytes released by other
  * threads (tal_budget_release wakes it) for as long as some other reservation made with
@@ -104,8 +108,8 @@ void tal_budget_free(tal_budget_t *budget, tal_mem_component_t component, void *
  * memory that threads take and give back (alignment matrices): threads then take turns
  * instead of exceeding the cap, and the result does not depend on the cap. Pair with
  * tal_budget_release_waited. */
-int tal_budget_reserve_wait(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
-void tal_budget_release_waited(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
+TAL_EXPORT int tal_budget_reserve_wait(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
+TAL_EXPORT void tal_budget_release_waited(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
 
 /* ---- what the kernel measures ---- */
 
@@ -114,16 +118,16 @@ typedef struct {
     uint64_t hwm;  /* VmHWM: the peak resident set */
 } tal_rss_t;
 /* From /proc/self/status; TAL_EIO when it cannot be read. */
-int tal_rss_read(tal_rss_t *rss);
+TAL_EXPORT int tal_rss_read(tal_rss_t *rss);
 
 /* --monitor-memory: a thread that prints, every interval seconds and once at the end,
  * the budget's bytes per component beside VmRSS and VmHWM; with json_path, the final
  * figures (and each sample) are also written there as JSON. */
 typedef struct tal_memmon tal_memmon_t;
-int tal_memmon_start(tal_memmon_t **out, tal_budget_t *budget, double interval, int print,
+TAL_EXPORT int tal_memmon_start(tal_memmon_t **out, tal_budget_t *budget, double interval, int print,
                      const char *json_path, const char *command);
 /* The final report; then stops the thread. Returns the JSON file's write status. */
-int tal_memmon_stop(tal_memmon_t *mon);
+TAL_EXPORT int tal_memmon_stop(tal_memmon_t *mon);
 
 /* ---- a pool of chunk buffers ---- */
 
@@ -139,23 +143,23 @@ typedef struct {
 } tal_pool_opt_t;
 
 /* 4 MiB, no limit, local node, no budget; the page mode from tal_huge_mode_from_env. */
-void tal_pool_opt_init(tal_pool_opt_t *opt);
+TAL_EXPORT void tal_pool_opt_init(tal_pool_opt_t *opt);
 /* TALARIA_HUGE_PAGES=hugetlb asks for explicit hugetlbfs pages (THP when none are
  * reserved), =none for 4 KiB pages; THP otherwise. Until configuration profiles exist
  * this is how a site opts in to hugetlbfs. */
-tal_huge_mode_t tal_huge_mode_from_env(void);
-int tal_pool_create(tal_pool_t **out, const tal_pool_opt_t *opt);
+TAL_EXPORT tal_huge_mode_t tal_huge_mode_from_env(void);
+TAL_EXPORT int tal_pool_create(tal_pool_t **out, const tal_pool_opt_t *opt);
 /* Frees every buffer; all must have been put back. */
-void tal_pool_destroy(tal_pool_t *pool);
+TAL_EXPORT void tal_pool_destroy(tal_pool_t *pool);
 
 /* A buffer of at least size bytes: a pooled one (reused or newly mapped) when size <=
  * buffer_size, else a one-off mapping of its own. Reserved from the budget when newly
  * mapped. Returns 0, TAL_EMEMCAP (budget refused, or max_buffers reached) or
  * TAL_ENOMEM. *cap receives the buffer's usable size. Thread-safe. */
-int tal_pool_get(tal_pool_t *pool, size_t size, void **buf, size_t *cap);
+TAL_EXPORT int tal_pool_get(tal_pool_t *pool, size_t size, void **buf, size_t *cap);
 /* Gives a buffer back: pooled ones are kept for reuse, one-off ones unmapped and their
  * bytes released. */
-void tal_pool_put(tal_pool_t *pool, void *buf, size_t cap);
+TAL_EXPORT void tal_pool_put(tal_pool_t *pool, void *buf, size_t cap);
 
 typedef struct {
     unsigned buffers;        /* pooled buffers mapped now */
@@ -163,6 +167,8 @@ typedef struct {
     int hugetlb;             /* 1 if any buffer came from hugetlbfs */
     int numa_bound;          /* 1 if buffers were bound to a node */
 } tal_pool_stats_t;
-void tal_pool_stats(tal_pool_t *pool, tal_pool_stats_t *stats);
+TAL_EXPORT void tal_pool_stats(tal_pool_t *pool, tal_pool_stats_t *stats);
+
+TAL_END_DECLS
 
 #endif

@@ -5,10 +5,14 @@
 #ifndef TALARIA_SCAN_H
 #define TALARIA_SCAN_H
 
+#include "talaria/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #include "talaria/store.h"
+
+TAL_BEGIN_DECLS
 
 typedef struct tal_scan tal_scan_t;
 
@@ -28,18 +32,20 @@ typedef struct {
     int slot; /* the scan's own */
 } tal_scan_block_t;
 
-void tal_scan_opt_init(tal_scan_opt_t *opt);
-int tal_scan_open(tal_scan_t **out, const tal_store_t *store, const tal_scan_opt_t *opt);
+TAL_EXPORT void tal_scan_opt_init(tal_scan_opt_t *opt);
+TAL_EXPORT int tal_scan_open(tal_scan_t **out, const tal_store_t *store, const tal_scan_opt_t *opt);
 /* 1 and the next block, 0 at the end, or an error (a damaged chunk is TAL_EINPUT with
  * a message naming it). The block stays valid until tal_scan_release; at most two may
  * be held at once. */
-int tal_scan_next(tal_scan_t *scan, tal_scan_block_t *block);
-void tal_scan_release(tal_scan_t *scan, tal_scan_block_t *block);
+TAL_EXPORT int tal_scan_next(tal_scan_t *scan, tal_scan_block_t *block);
+TAL_EXPORT void tal_scan_release(tal_scan_t *scan, tal_scan_block_t *block);
 /* Record id of a held block, its checksum checked (TAL_EINPUT if it fails). */
-int tal_scan_record(tal_scan_t *scan, const tal_scan_block_t *block, uint64_t id,
+TAL_EXPORT int tal_scan_record(tal_scan_t *scan, const tal_scan_block_t *block, uint64_t id,
                     tal_record_t *rec);
 /* Bytes of buffers the scan holds (the three chunk buffers of a compressed store). */
-size_t tal_scan_buffer_bytes(const tal_scan_t *scan);
-void tal_scan_close(tal_scan_t *scan);
+TAL_EXPORT size_t tal_scan_buffer_bytes(const tal_scan_t *scan);
+TAL_EXPORT void tal_scan_close(tal_scan_t *scan);
+
+TAL_END_DECLS
 
 #endif

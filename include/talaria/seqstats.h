@@ -2,7 +2,11 @@
 #ifndef TALARIA_SEQSTATS_H
 #define TALARIA_SEQSTATS_H
 
+#include "talaria/api.h"
+
 #include <stdint.h>
+
+TAL_BEGIN_DECLS
 
 typedef struct {
     uint64_t records;
@@ -14,11 +18,13 @@ typedef struct {
 } tal_seqstats_t;
 
 /* Fills the length statistics from a lengths array (composition is left alone). */
-int tal_seqstats_from_lengths(const uint64_t *lengths, uint64_t n, tal_seqstats_t *st);
+TAL_EXPORT int tal_seqstats_from_lengths(const uint64_t *lengths, uint64_t n, tal_seqstats_t *st);
 /* Streams a FASTA file and fills everything. */
-int tal_seqstats_fasta(const char *path, int read_ahead, tal_seqstats_t *st);
+TAL_EXPORT int tal_seqstats_fasta(const char *path, int read_ahead, tal_seqstats_t *st);
 /* Nucleotide if at least 90% of residues are A, C, G, T, U or N (any case). */
-int tal_guess_alphabet(const uint64_t composition[256], uint64_t residues);
-const char *tal_alphabet_name(int alphabet);
+TAL_EXPORT int tal_guess_alphabet(const uint64_t composition[256], uint64_t residues);
+TAL_EXPORT const char *tal_alphabet_name(int alphabet);
+
+TAL_END_DECLS
 
 #endif

@@ -3,10 +3,14 @@
 #ifndef TALARIA_STORE_H
 #define TALARIA_STORE_H
 
+#include "talaria/api.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #include "talaria/mem.h"
+
+TAL_BEGIN_DECLS
 
 typedef struct tal_store tal_store_t;
 
@@ -36,17 +40,17 @@ typedef struct {
     double seconds;
 } tal_build_stats_t;
 
-void tal_index_opt_init(tal_index_opt_t *opt);
+TAL_EXPORT void tal_index_opt_init(tal_index_opt_t *opt);
 /* The bytes a build of fasta_path would reserve from its budget: buffers, the SQLite
  * cache, and the accession table estimated from the first records of a plain file (for
  * compressed input or stdin the table is left out: it is reserved as it grows). */
-uint64_t tal_index_plan(const char *fasta_path, const tal_index_opt_t *opt);
+TAL_EXPORT uint64_t tal_index_plan(const char *fasta_path, const tal_index_opt_t *opt);
 /* The records of a plain FASTA file, estimated from its first MiB; 0 if it cannot be
  * sampled. */
-uint64_t tal_index_estimate(const char *fasta_path);
+TAL_EXPORT uint64_t tal_index_estimate(const char *fasta_path);
 /* Builds a store at out_path from a FASTA file (plain/gz/zst/lz4, "-" for stdin).
  * Nothing is left at out_path on failure. */
-int tal_store_build(const char *fasta_path, const char *out_path, const tal_index_opt_t *opt,
+TAL_EXPORT int tal_store_build(const char *fasta_path, const char *out_path, const tal_index_opt_t *opt,
                     tal_build_stats_t *stats);
 
 typedef enum { TAL_ALPHABET_PROTEIN = 1, TAL_ALPHABET_NUCLEOTIDE = 2 } tal_alphabet_t;
@@ -74,30 +78,32 @@ typedef struct {
 } tal_record_t;
 
 /* Opens with bounds checks on every count and size; a damaged store is TAL_EINPUT. */
-int tal_store_open(tal_store_t **out, const char *path);
-void tal_store_close(tal_store_t *store);
-const char *tal_store_path(const tal_store_t *store);
-void tal_store_info(const tal_store_t *store, tal_store_info_t *info);
+TAL_EXPORT int tal_store_open(tal_store_t **out, const char *path);
+TAL_EXPORT void tal_store_close(tal_store_t *store);
+TAL_EXPORT const char *tal_store_path(const tal_store_t *store);
+TAL_EXPORT void tal_store_info(const tal_store_t *store, tal_store_info_t *info);
 
 /* Finds the record whose first header word (or the ACC of "db|ACC|NAME") is acc. */
-int tal_store_find(const tal_store_t *store, const char *acc, size_t acc_len, uint64_t *id);
+TAL_EXPORT int tal_store_find(const tal_store_t *store, const char *acc, size_t acc_len, uint64_t *id);
 /* Gives record id with its checksum checked (TAL_EINPUT if it fails). Raw stores: zero
  * copy, valid until close. Compressed stores: the residues point into a decoded chunk
  * in the store's cache and stay valid until the next call on the same store; such a
  * store is not safe for concurrent tal_store_record calls (open it once per thread, or
  * use tal_scan). */
-int tal_store_record(const tal_store_t *store, uint64_t id, tal_record_t *rec);
+TAL_EXPORT int tal_store_record(const tal_store_t *store, uint64_t id, tal_record_t *rec);
 /* Bytes of decoded chunks a compressed store keeps for random access (default 32 MiB,
  * at least one chunk). */
-int tal_store_set_cache(tal_store_t *store, size_t bytes);
+TAL_EXPORT int tal_store_set_cache(tal_store_t *store, size_t bytes);
 /* What the kernel reports for a decoded chunk buffer (huge pages, NUMA policy);
  * TAL_ENOTFOUND for raw stores, which are read in place. */
-int tal_store_buffer_report(tal_store_t *store, tal_mem_report_t *report);
+TAL_EXPORT int tal_store_buffer_report(tal_store_t *store, tal_mem_report_t *report);
 /* The lengths array (record_count values). Mapped bytes: the caller must compare what it
  * derives (sum, min, max) with tal_store_info before trusting it. */
-int tal_store_lengths(const tal_store_t *store, const uint64_t **lengths);
+TAL_EXPORT int tal_store_lengths(const tal_store_t *store, const uint64_t **lengths);
 
 /* Recomputes every checksum and checks every offset; logs the first broken section. */
-int tal_store_verify(const char *path, int quiet);
+TAL_EXPORT int tal_store_verify(const char *path, int quiet);
+
+TAL_END_DECLS
 
 #endif

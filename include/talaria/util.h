@@ -43,12 +43,12 @@ TAL_EXPORT int tal_outfile_commit(tal_outfile_t *o, int force);
 /* Closes and removes the temporary file (no-op after commit, or on a zeroed struct). */
 TAL_EXPORT void tal_outfile_abort(tal_outfile_t *o);
 
-TAL_END_DECLS
-
 /* Removes every temporary output of the runs in progress (a store being built, a
  * reduction's scratch directory and unfinished outputs). Async-signal-safe: a program's
  * SIGINT/SIGTERM handler calls it, then ends the process. The library installs no
  * signal handler of its own. */
-void tal_cleanup_temporaries(void);
+TAL_EXPORT void tal_cleanup_temporaries(void);
+
+TAL_END_DECLS
 
 #endif
