@@ -76,7 +76,7 @@ int cmd_index(int argc, char **argv)
         case 'o': out = optarg; break;
         case 't':
         case 'j':
-            if (cli_parse_threads("index", optarg, &opt.threads) < 0) return 2;
+            if (cli_parse_threads("index", optarg, &opt.threads) < 0) return tal_exit_code(TAL_EUSAGE);
             break;
         case 'C':
             if (!strcmp(optarg, "none"))
@@ -105,7 +105,7 @@ int cmd_index(int argc, char **argv)
         case 'v': cli_louder(); break;
         case 'h': fputs(help, stdout); return 0;
         default:
-            if ((rc = cli_mem_option("index", c, optarg, &mem)) < 0) return 2;
+            if ((rc = cli_mem_option("index", c, optarg, &mem)) < 0) return tal_exit_code(TAL_EUSAGE);
             if (rc) break;
             return cli_usage_error("index", "unknown or incomplete option '%s'", argv[optind - 1]);
         }

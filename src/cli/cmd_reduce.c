@@ -216,19 +216,19 @@ int cmd_reduce(int argc, char **argv)
         case OPT_CLSTR: opt.clstr_path = optarg; break;
         case OPT_SUMMARY_JSON: summary_json = optarg; break;
         case OPT_IDENTITY:
-            if (parse_fraction("--identity", optarg, &identity) < 0) return 2;
+            if (parse_fraction("--identity", optarg, &identity) < 0) return tal_exit_code(TAL_EUSAGE);
             break;
         case OPT_COVERAGE:
-            if (parse_fraction("--coverage", optarg, &coverage) < 0) return 2;
+            if (parse_fraction("--coverage", optarg, &coverage) < 0) return tal_exit_code(TAL_EUSAGE);
             break;
         case 'r':
-            if (parse_fraction("-r", optarg, &opt.ratio) < 0) return 2;
+            if (parse_fraction("-r", optarg, &opt.ratio) < 0) return tal_exit_code(TAL_EUSAGE);
             break;
         case 'a': aligner = optarg; break;
         case OPT_ALLOW_DUPLICATES: opt.allow_duplicates = 1; break;
         case 't':
         case 'j':
-            if (cli_parse_threads("reduce", optarg, &opt.threads) < 0) return 2;
+            if (cli_parse_threads("reduce", optarg, &opt.threads) < 0) return tal_exit_code(TAL_EUSAGE);
             break;
         case OPT_TMP_DIR: opt.tmp_dir = optarg; break;
         case 'f': opt.force = 1; break;
@@ -239,7 +239,7 @@ int cmd_reduce(int argc, char **argv)
         case 'v': cli_louder(); break;
         case 'h': fputs(help, stdout); return 0;
         default:
-            if ((rc = cli_mem_option("reduce", c, optarg, &mem)) < 0) return 2;
+            if ((rc = cli_mem_option("reduce", c, optarg, &mem)) < 0) return tal_exit_code(TAL_EUSAGE);
             if (rc) break;
             return cli_usage_error("reduce", "unknown or incomplete option '%s'", argv[optind - 1]);
         }

@@ -289,7 +289,7 @@ int cmd_stats(int argc, char **argv)
             break;
         case 't':
         case 'j':
-            if (cli_parse_threads("stats", optarg, &threads) < 0) return 2;
+            if (cli_parse_threads("stats", optarg, &threads) < 0) return tal_exit_code(TAL_EUSAGE);
             break;
         case 'U': full = 1; break;
         case 'q': cli_quieter(); break;

@@ -20,7 +20,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nTry 'talaria %s --help'.\n", cmd);
-    return 2;
+    return tal_exit_code(TAL_EUSAGE);
 }
 
 int cli_parse_threads(const char *cmd, const char *text, int *threads)
