@@ -1,4 +1,5 @@
-/* A levelled logger writing to stderr: the only global state in libtalaria. */
+/* A levelled logger: messages go to stderr, or to a sink the program sets. The level, the
+ * prefix and the sink are the only global state in libtalaria. */
 #ifndef TALARIA_LOG_H
 #define TALARIA_LOG_H
 
@@ -12,6 +13,12 @@ TAL_EXPORT void tal_log_set_level(tal_log_level_t level);
 TAL_EXPORT tal_log_level_t tal_log_get_level(void);
 /* The program name that prefixes every message ("talaria"). */
 TAL_EXPORT void tal_log_set_prog(const char *prog);
+
+/* Where messages go instead of stderr: sink gets the level and the whole line ("PROG:
+ * error: ...", no newline); NULL: stderr again. Called from any thread, one message at a
+ * time per call; set it before the library's threads start. */
+typedef void (*tal_log_sink_fn)(void *ctx, tal_log_level_t level, const char *line);
+TAL_EXPORT void tal_log_set_sink(tal_log_sink_fn sink, void *ctx);
 
 TAL_EXPORT void tal_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 TAL_EXPORT void tal_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -8,10 +8,17 @@
 
 static tal_log_level_t log_level = TAL_LOG_WARN;
 static const char *log_prog = "talaria";
+static tal_log_sink_fn log_sink;
+static void *log_sink_ctx;
 
 void tal_log_set_level(tal_log_level_t level) { log_level = level; }
 tal_log_level_t tal_log_get_level(void) { return log_level; }
 void tal_log_set_prog(const char *prog) { log_prog = prog; }
+void tal_log_set_sink(tal_log_sink_fn sink, void *ctx)
+{
+    log_sink = sink;
+    log_sink_ctx = ctx;
+}
 
 static void log_emit(tal_log_level_t level, const char *tag, const char *fmt, va_list ap)
 {
@@ -25,6 +32,11 @@ static void log_emit(tal_log_level_t level, const char *tag, const char *fmt, va
         if (m > 0) n += m;
     }
     if ((size_t)n >= sizeof line - 1) n = (int)sizeof line - 2;
+    if (log_sink) {
+        line[n] = '\0';
+        log_sink(log_sink_ctx, level, line);
+        return;
+    }
     line[n++] = '\n';
     fwrite(line, 1, (size_t)n, stderr);
 }

@@ -274,17 +274,41 @@ static void test_ratio_search(void **state)
     tal_reduce_result_free(&r);
 }
 
+/* The library's messages, caught through the log sink instead of stderr. */
+static char caught[4096];
+static void catch_line(void *ctx, tal_log_level_t level, const char *line)
+{
+    (void)ctx;
+    if (level == TAL_LOG_ERROR && !caught[0]) snprintf(caught, sizeof caught, "%s", line);
+}
+
 static void test_failures_leave_nothing(void **state)
 {
     tal_reduce_opt_t opt;
+    tal_reduce_plan_t plan;
+    char want[64];
+    unsigned long long named;
     (void)state;
     mkdir(tal_test_join(dir, "fail"), 0700);
     tal_reduce_opt_init(&opt);
     opt.tmp_dir = tmp_dir;
-    /* a cap below the plan */
+    /* a cap below the plan: the message, through the sink, names the plan's smallest cap */
     opt.max_memory = 1 << 20;
+    assert_int_equal(tal_reduce_plan(tal_test_join(dir, "in.fa"), &opt, &plan), 0);
+    assert_false(plan.fits);
+    caught[0] = '\0';
+    tal_log_set_level(TAL_LOG_ERROR);
+    tal_log_set_sink(catch_line, NULL);
     assert_int_equal(tal_reduce_run(tal_test_join(dir, "in.fa"), tal_test_join(dir, "fail/red.fasta"), &opt, NULL),
                      TAL_EMEMCAP);
+    tal_log_set_sink(NULL, NULL);
+    tal_log_set_level(TAL_LOG_QUIET);
+    /* the same figure as the plan's, give or take the pages the process touched between */
+    snprintf(want, sizeof want, "the smallest cap that works here is --max-memory ");
+    assert_non_null(strstr(caught, want));
+    named = strtoull(strstr(caught, want) + strlen(want), NULL, 10);
+    assert_true(named + 1 >= plan.min_cap >> 20 && named <= (plan.min_cap >> 20) + 1);
+    assert_null(strchr(caught, '\n'));
     opt.max_memory = 0;
     /* an output that is the input */
     assert_int_equal(tal_reduce_run(tal_test_join(dir, "in.fa"), tal_test_join(dir, "in.fa"), &opt, NULL),
