@@ -95,13 +95,15 @@ int main(int argc, char **argv)
     cell_t *H = NULL, *F = NULL, *nH = NULL;
     size_t rows_cap = 0;
     if (argc != 4 || load_matrix(argv[1]) < 0) {
-        fprintf(stderr, "usage: identity_check MATRIX OPEN EXTEND < NAME<TAB>MEMBER<TAB>REFERENCE lines\n");
+        fprintf(stderr,
+                "usage: identity_check MATRIX OPEN EXTEND < NAME<TAB>MEMBER<TAB>REFERENCE lines\n");
         return 2;
     }
     int open = atoi(argv[2]), ext = atoi(argv[3]);
     const cell_t none = {NEG, 0, 0, 0, 0}, zero = {0, 0, 0, 0, 0};
     while ((len = getline(&line, &cap, stdin)) > 0) {
-        char *name = strtok(line, "\t\r\n"), *m = strtok(NULL, "\t\r\n"), *r = strtok(NULL, "\t\r\n");
+        char *name = strtok(line, "\t\r\n"), *m = strtok(NULL, "\t\r\n"),
+             *r = strtok(NULL, "\t\r\n");
         if (!name || !m || !r || !*m) continue;
         size_t ml = strlen(m), rl = strlen(r);
         if (rl + 1 > rows_cap) {
@@ -137,7 +139,8 @@ int main(int argc, char **argv)
         cell_t best = none;
         for (size_t j = 0; j <= rl; j++) best = pick(best, H[j]); /* the reference's tail is free */
         printf("%s\t%d\t%.6f\t%.6f\t%.6f\t%.6f\n", name, best.s, (double)best.imin / (double)ml,
-               (double)best.imax / (double)ml, (double)best.cmin / (double)ml, (double)best.cmax / (double)ml);
+               (double)best.imax / (double)ml, (double)best.cmin / (double)ml,
+               (double)best.cmax / (double)ml);
     }
     free(line);
     free(H);

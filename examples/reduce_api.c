@@ -31,7 +31,8 @@ int main(int argc, char **argv)
     uint64_t id;
     int rc;
     if (argc != 6) {
-        fprintf(stderr, "usage: %s INPUT.fasta REDUCED.fasta THREADS MAX_MEMORY_MIB ACCESSION\n", argv[0]);
+        fprintf(stderr, "usage: %s INPUT.fasta REDUCED.fasta THREADS MAX_MEMORY_MIB ACCESSION\n",
+                argv[0]);
         return 2;
     }
     tal_reduce_opt_init(&opt);
@@ -43,8 +44,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "reduce_api: %s\n", tal_strerror(rc));
         return tal_exit_code(rc);
     }
-    printf("libtalaria %s: %llu records -> %llu references, %llu members; deltas in %s\n", tal_version(),
-           (unsigned long long)result.records, (unsigned long long)result.references,
+    printf("libtalaria %s: %llu records -> %llu references, %llu members; deltas in %s\n",
+           tal_version(), (unsigned long long)result.records, (unsigned long long)result.references,
            (unsigned long long)result.members, result.deltas_path);
     rc = tal_dstore_open(&deltas, result.deltas_path, NULL, 0);
     if (rc == 0) rc = tal_dstore_find(deltas, argv[5], strlen(argv[5]), &id);

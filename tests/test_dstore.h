@@ -20,16 +20,13 @@
 /* Six records in three clusters. Reference 0 (record 0) has two members that differ from
  * it (records 1 and 4), reference 1 (record 2) one identical member (record 3), and
  * reference 2 (record 5) is an empty sequence without members. */
-#define FIX_RECORDS 6
+#define FIX_RECORDS    6
 #define FIX_REFERENCES 3
 
 static const char *const fix_headers[FIX_RECORDS] = {
-    "sp|P11111|REF1_HUMAN reference one",
-    "m1 a member of one with two substitutions",
-    "sp|P22222|REF2_MOUSE reference two",
-    "tr|Q33333|M2_RAT identical to two",
-    "m3 a shorter member of one",
-    "empty an empty reference",
+    "sp|P11111|REF1_HUMAN reference one", "m1 a member of one with two substitutions",
+    "sp|P22222|REF2_MOUSE reference two", "tr|Q33333|M2_RAT identical to two",
+    "m3 a shorter member of one",         "empty an empty reference",
 };
 static const uint32_t fix_ref_of[FIX_RECORDS] = {0, 0, 1, 1, 0, 2};
 static const int fix_is_ref[FIX_RECORDS] = {1, 0, 1, 0, 0, 1};
@@ -91,7 +88,8 @@ static int fixture_build(fixture_t *fx)
         tal_alignment_t al;
         int ref_record = i == 1 || i == 4 ? 0 : -1;
         if (ref_record < 0) continue;
-        if (tal_align(aligner, fx->seq[i], fx->len[i], fx->seq[ref_record], fx->len[ref_record], &al) < 0 ||
+        if (tal_align(aligner, fx->seq[i], fx->len[i], fx->seq[ref_record], fx->len[ref_record],
+                      &al) < 0 ||
             write(delta_fd, al.delta, al.delta_len) != (ssize_t)al.delta_len)
             return -1;
         delta_off[i] = delta_bytes;
@@ -131,7 +129,8 @@ static int fixture_build(fixture_t *fx)
             long start = ftell(fasta);
             fprintf(fasta, ">%s\n", fix_headers[i]);
             for (size_t at = 0; at < fx->len[i]; at += 60)
-                fprintf(fasta, "%.*s\n", (int)(fx->len[i] - at < 60 ? fx->len[i] - at : 60), fx->seq[i] + at);
+                fprintf(fasta, "%.*s\n", (int)(fx->len[i] - at < 60 ? fx->len[i] - at : 60),
+                        fx->seq[i] + at);
             ref.fasta_offset = (uint64_t)start;
             ref.fasta_len = (uint64_t)(ftell(fasta) - start);
             ref.length = fx->len[i];

@@ -11,7 +11,7 @@
 
 #ifdef __cplusplus
 #define TAL_BEGIN_DECLS extern "C" {
-#define TAL_END_DECLS }
+#define TAL_END_DECLS   }
 #else
 #define TAL_BEGIN_DECLS
 #define TAL_END_DECLS

@@ -31,12 +31,12 @@ enum {
 typedef struct {
     const char *header; /* without '>' and line end; not NUL-terminated */
     size_t header_len;
-    uint64_t length;     /* residues */
-    uint64_t checksum;   /* of header and residues (the store's record checksum) */
-    uint32_t ref;        /* reference index (0-based, the reduced FASTA's record order) */
-    uint32_t flags;      /* TAL_DREC_* */
+    uint64_t length;          /* residues */
+    uint64_t checksum;        /* of header and residues (the store's record checksum) */
+    uint32_t ref;             /* reference index (0-based, the reduced FASTA's record order) */
+    uint32_t flags;           /* TAL_DREC_* */
     float identity, coverage; /* members: of the alignment that admitted them */
-    const uint8_t *delta; /* members that differ from their reference: the edit script */
+    const uint8_t *delta;     /* members that differ from their reference: the edit script */
     size_t delta_len;
 } tal_drec_t;
 
@@ -51,10 +51,10 @@ typedef struct {
 
 typedef struct {
     uint64_t records, references, members;
-    uint64_t residues;           /* of all original records */
+    uint64_t residues; /* of all original records */
     uint64_t reference_residues;
     uint64_t header_bytes, delta_bytes, file_bytes;
-    double identity, coverage;   /* the thresholds of the reduction */
+    double identity, coverage; /* the thresholds of the reduction */
     int nucleotide;
     const char *fasta_path; /* the reduced FASTA this store reads references from */
 } tal_dinfo_t;
@@ -83,7 +83,8 @@ TAL_EXPORT int tal_dstore_reference(const tal_dstore_t *d, uint32_t k, tal_dref_
  * "db|ACC|NAME" header (the first such record). TAL_ENOTFOUND, not logged, if none. */
 TAL_EXPORT int tal_dstore_find(const tal_dstore_t *d, const char *acc, size_t acc_len, uint64_t *i);
 /* The accession (primary key, the first word) of a header, pointing into it. */
-TAL_EXPORT void tal_dstore_accession(const char *header, size_t len, const char **acc, size_t *acc_len);
+TAL_EXPORT void tal_dstore_accession(const char *header, size_t len, const char **acc,
+                                     size_t *acc_len);
 
 /* Reference k's residues from the reduced FASTA, checked against its hash: TAL_EINPUT
  * (logged, naming the reference and record) if the FASTA does not belong. *seq is owned by
@@ -91,10 +92,12 @@ TAL_EXPORT void tal_dstore_accession(const char *header, size_t len, const char 
 TAL_EXPORT int tal_dstore_ref_residues(tal_dstore_t *d, uint32_t k, const char **seq, size_t *len);
 /* Record i's residues rebuilt into *buf (malloc'd, grown as needed; *cap its size) and
  * checked against the record's checksum: TAL_EINPUT (logged) if they do not match. */
-TAL_EXPORT int tal_dstore_rebuild(tal_dstore_t *d, uint64_t i, char **buf, size_t *cap, size_t *len);
+TAL_EXPORT int tal_dstore_rebuild(tal_dstore_t *d, uint64_t i, char **buf, size_t *cap,
+                                  size_t *len);
 /* The members of reference k: *count record indices in original order, in an array owned
  * by d (built on the first call, which reads every entry). */
-TAL_EXPORT int tal_dstore_members(tal_dstore_t *d, uint32_t k, const uint64_t **members, uint64_t *count);
+TAL_EXPORT int tal_dstore_members(tal_dstore_t *d, uint32_t k, const uint64_t **members,
+                                  uint64_t *count);
 
 /* Writes records [first, first + count) rebuilt, as FASTA: ">header", then the residues in
  * lines of width (0: one line). An empty sequence still gets its (empty) line, so the

@@ -60,7 +60,8 @@ TAL_EXPORT int tal_expander_feed(tal_expander_t *x, const char *line, size_t len
 TAL_EXPORT int tal_expander_feed_file(tal_expander_t *x, FILE *in, const char *name);
 /* The hit lines so far whose subject is not in the store; with first (may be NULL) the
  * first such subject (NUL-terminated, owned by x) and with first_line its line number. */
-TAL_EXPORT uint64_t tal_expander_unknown(const tal_expander_t *x, const char **first, uint64_t *first_line);
+TAL_EXPORT uint64_t tal_expander_unknown(const tal_expander_t *x, const char **first,
+                                         uint64_t *first_line);
 /* Logs a warning naming the unknown subjects' count and the first, if there were any; name
  * is the input as the warning calls it. */
 TAL_EXPORT void tal_expander_warn(const tal_expander_t *x, const char *name);

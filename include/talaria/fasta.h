@@ -29,7 +29,8 @@ typedef struct {
 TAL_EXPORT void tal_fasta_opt_init(tal_fasta_opt_t *opt);
 
 /* path "-" is stdin. */
-TAL_EXPORT int tal_fasta_open(tal_fasta_reader_t **out, const char *path, const tal_fasta_opt_t *opt);
+TAL_EXPORT int tal_fasta_open(tal_fasta_reader_t **out, const char *path,
+                              const tal_fasta_opt_t *opt);
 /* Returns 1 and fills rec (valid until the next call), 0 at the end, <0 on error
  * (already logged with file and line). */
 TAL_EXPORT int tal_fasta_next(tal_fasta_reader_t *r, tal_fasta_record_t *rec);

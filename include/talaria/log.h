@@ -7,7 +7,13 @@
 
 TAL_BEGIN_DECLS
 
-typedef enum { TAL_LOG_QUIET = 0, TAL_LOG_ERROR, TAL_LOG_WARN, TAL_LOG_INFO, TAL_LOG_DEBUG } tal_log_level_t;
+typedef enum {
+    TAL_LOG_QUIET = 0,
+    TAL_LOG_ERROR,
+    TAL_LOG_WARN,
+    TAL_LOG_INFO,
+    TAL_LOG_DEBUG
+} tal_log_level_t;
 
 TAL_EXPORT void tal_log_set_level(tal_log_level_t level);
 TAL_EXPORT tal_log_level_t tal_log_get_level(void);

@@ -48,11 +48,11 @@ TAL_EXPORT int tal_numa_nodes(void);
 
 /* What the kernel reports for the pages of [p, p + size). */
 typedef struct {
-    uint64_t rss_bytes;        /* Rss of the overlapping mappings, from smaps */
-    uint64_t anon_huge_bytes;  /* AnonHugePages of the overlapping mappings */
-    uint64_t hugetlb_bytes;    /* Private_Hugetlb + Shared_Hugetlb */
-    int policy;                /* MPOL_DEFAULT, MPOL_BIND, ... for p (get_mempolicy) */
-    int bound_node;            /* the lowest node in the policy's mask, -1 if none */
+    uint64_t rss_bytes;       /* Rss of the overlapping mappings, from smaps */
+    uint64_t anon_huge_bytes; /* AnonHugePages of the overlapping mappings */
+    uint64_t hugetlb_bytes;   /* Private_Hugetlb + Shared_Hugetlb */
+    int policy;               /* MPOL_DEFAULT, MPOL_BIND, ... for p (get_mempolicy) */
+    int bound_node;           /* the lowest node in the policy's mask, -1 if none */
 } tal_mem_report_t;
 
 /* 0, or TAL_EIO when /proc/self/smaps cannot be read (the policy fields are still
@@ -80,12 +80,15 @@ TAL_EXPORT int tal_budget_create(tal_budget_t **out, uint64_t cap);
 TAL_EXPORT void tal_budget_destroy(tal_budget_t *budget);
 /* Reserves bytes for a component: 0, or TAL_EMEMCAP (nothing reserved) when the cap
  * would be exceeded. A NULL budget accepts everything. Thread-safe. */
-TAL_EXPORT int tal_budget_reserve(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
-TAL_EXPORT void tal_budget_release(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
+TAL_EXPORT int tal_budget_reserve(tal_budget_t *budget, tal_mem_component_t component,
+                                  uint64_t bytes);
+TAL_EXPORT void tal_budget_release(tal_budget_t *budget, tal_mem_component_t component,
+                                   uint64_t bytes);
 /* Counts bytes that are held whether the cap allows them or not (what the process
  * already holds when the budget is made); the next reservation then fails if the total
  * is over the cap. */
-TAL_EXPORT void tal_budget_force(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
+TAL_EXPORT void tal_budget_force(tal_budget_t *budget, tal_mem_component_t component,
+                                 uint64_t bytes);
 /* The total a refused reservation asked for (held + requested), the largest so far; 0 if
  * nothing was refused. What the cap would have to be for that reservation to pass. */
 TAL_EXPORT uint64_t tal_budget_refused(const tal_budget_t *budget);
@@ -99,8 +102,10 @@ TAL_EXPORT const char *tal_mem_component_name(tal_mem_component_t component);
 /* A zero-filled buffer of our own (an anonymous mapping, returned to the kernel by
  * tal_budget_free) whose bytes are reserved first: 0, TAL_EMEMCAP (nothing reserved)
  * or TAL_ENOMEM. bytes == 0 gives a NULL buffer and 0. */
-TAL_EXPORT int tal_budget_alloc(tal_budget_t *budget, tal_mem_component_t component, size_t bytes, void **out);
-TAL_EXPORT void tal_budget_free(tal_budget_t *budget, tal_mem_component_t component, void *p, size_t bytes);
+TAL_EXPORT int tal_budget_alloc(tal_budget_t *budget, tal_mem_component_t component, size_t bytes,
+                                void **out);
+TAL_EXPORT void tal_budget_free(tal_budget_t *budget, tal_mem_component_t component, void *p,
+                                size_t bytes);
 
 /* As tal_budget_reserve, but when the cap refuses, waits for bytes released by other
  * threads (tal_budget_release wakes it) for as long as some other reservation made with
@@ -108,14 +113,16 @@ TAL_EXPORT void tal_budget_free(tal_budget_t *budget, tal_mem_component_t compon
  * memory that threads take and give back (alignment matrices): threads then take turns
  * instead of exceeding the cap, and the result does not depend on the cap. Pair with
  * tal_budget_release_waited. */
-TAL_EXPORT int tal_budget_reserve_wait(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
-TAL_EXPORT void tal_budget_release_waited(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes);
+TAL_EXPORT int tal_budget_reserve_wait(tal_budget_t *budget, tal_mem_component_t component,
+                                       uint64_t bytes);
+TAL_EXPORT void tal_budget_release_waited(tal_budget_t *budget, tal_mem_component_t component,
+                                          uint64_t bytes);
 
 /* ---- what the kernel measures ---- */
 
 typedef struct {
-    uint64_t rss;  /* VmRSS */
-    uint64_t hwm;  /* VmHWM: the peak resident set */
+    uint64_t rss; /* VmRSS */
+    uint64_t hwm; /* VmHWM: the peak resident set */
 } tal_rss_t;
 /* From /proc/self/status; TAL_EIO when it cannot be read. */
 TAL_EXPORT int tal_rss_read(tal_rss_t *rss);
@@ -124,8 +131,8 @@ TAL_EXPORT int tal_rss_read(tal_rss_t *rss);
  * the budget's bytes per component beside VmRSS and VmHWM; with json_path, the final
  * figures (and each sample) are also written there as JSON. */
 typedef struct tal_memmon tal_memmon_t;
-TAL_EXPORT int tal_memmon_start(tal_memmon_t **out, tal_budget_t *budget, double interval, int print,
-                     const char *json_path, const char *command);
+TAL_EXPORT int tal_memmon_start(tal_memmon_t **out, tal_budget_t *budget, double interval,
+                                int print, const char *json_path, const char *command);
 /* The final report; then stops the thread. Returns the JSON file's write status. */
 TAL_EXPORT int tal_memmon_stop(tal_memmon_t *mon);
 
@@ -134,11 +141,11 @@ TAL_EXPORT int tal_memmon_stop(tal_memmon_t *mon);
 typedef struct tal_pool tal_pool_t;
 
 typedef struct {
-    size_t buffer_size;       /* bytes per pooled buffer (rounded up to 2 MiB) */
-    unsigned max_buffers;     /* pooled buffers that may exist at once; 0 = no limit */
+    size_t buffer_size;   /* bytes per pooled buffer (rounded up to 2 MiB) */
+    unsigned max_buffers; /* pooled buffers that may exist at once; 0 = no limit */
     tal_huge_mode_t mode;
-    int node;                 /* TAL_NODE_LOCAL or a node number */
-    tal_budget_t *budget;     /* may be NULL */
+    int node;             /* TAL_NODE_LOCAL or a node number */
+    tal_budget_t *budget; /* may be NULL */
     tal_mem_component_t component;
 } tal_pool_opt_t;
 
@@ -162,10 +169,10 @@ TAL_EXPORT int tal_pool_get(tal_pool_t *pool, size_t size, void **buf, size_t *c
 TAL_EXPORT void tal_pool_put(tal_pool_t *pool, void *buf, size_t cap);
 
 typedef struct {
-    unsigned buffers;        /* pooled buffers mapped now */
-    uint64_t bytes;          /* bytes mapped now, pooled and one-off */
-    int hugetlb;             /* 1 if any buffer came from hugetlbfs */
-    int numa_bound;          /* 1 if buffers were bound to a node */
+    unsigned buffers; /* pooled buffers mapped now */
+    uint64_t bytes;   /* bytes mapped now, pooled and one-off */
+    int hugetlb;      /* 1 if any buffer came from hugetlbfs */
+    int numa_bound;   /* 1 if buffers were bound to a node */
 } tal_pool_stats_t;
 TAL_EXPORT void tal_pool_stats(tal_pool_t *pool, tal_pool_stats_t *stats);
 

@@ -36,11 +36,11 @@ typedef struct {
 } tal_reduce_progress_t;
 
 typedef struct {
-    double identity;  /* identical residues / member length, (0, 1] (0.9) */
-    double coverage;  /* aligned member residues / member length, (0, 1] (0.8) */
-    double ratio;     /* > 0: aim at ratio x N references instead of a fixed identity */
-    int aligner;      /* tal_aligner_preset_t (generic) */
-    int threads;      /* worker threads, exactly (1) */
+    double identity;     /* identical residues / member length, (0, 1] (0.9) */
+    double coverage;     /* aligned member residues / member length, (0, 1] (0.8) */
+    double ratio;        /* > 0: aim at ratio x N references instead of a fixed identity */
+    int aligner;         /* tal_aligner_preset_t (generic) */
+    int threads;         /* worker threads, exactly (1) */
     const char *tmp_dir; /* scratch space; NULL: $TMPDIR, else /tmp */
     /* Outputs beside the reduced FASTA when NULL: BASE.deltas.tal, BASE.members.tsv, where
      * BASE is the FASTA's path without .fasta/.fa/.faa/.fna/.fas. No .clstr when NULL. */
@@ -51,7 +51,7 @@ typedef struct {
      * max_memory as the cap (0: none), counting what the process holds already. */
     tal_budget_t *budget;
     uint64_t max_memory;
-    int low_memory;       /* the smallest sort buffers (spills more, slower) */
+    int low_memory; /* the smallest sort buffers (spills more, slower) */
     /* Called from the calling thread as the work goes on; NULL: no progress. */
     void (*progress)(void *ctx, const tal_reduce_progress_t *progress);
     void *ctx;
@@ -88,8 +88,8 @@ typedef struct {
     uint64_t residues, reference_residues;
     uint64_t alignments, banded, filtered; /* alignments computed, of them in a band;
                                               candidates the short-word filter rejected */
-    double identity, coverage; /* used (with a ratio: the identity the search chose) */
-    int passes;                /* clustering passes (1 without a ratio) */
+    double identity, coverage;             /* used (with a ratio: the identity the search chose) */
+    int passes;                            /* clustering passes (1 without a ratio) */
     int nucleotide;
     double seconds;
     uint64_t peak_rss; /* the process's VmHWM at the end */
@@ -104,8 +104,8 @@ typedef struct {
  * TAL_EEXIST (an output exists without force), TAL_EINPUT (bad FASTA or store),
  * TAL_EMEMCAP (the cap is below the plan: logged with the smallest that works), TAL_EIO.
  * result may be NULL; else free it with tal_reduce_result_free. */
-TAL_EXPORT int tal_reduce_run(const char *input, const char *out_fasta,
-                              const tal_reduce_opt_t *opt, tal_reduce_result_t *result);
+TAL_EXPORT int tal_reduce_run(const char *input, const char *out_fasta, const tal_reduce_opt_t *opt,
+                              tal_reduce_result_t *result);
 /* The same from a store the caller has open (not closed here). */
 TAL_EXPORT int tal_reduce_run_store(tal_store_t *store, const char *out_fasta,
                                     const tal_reduce_opt_t *opt, tal_reduce_result_t *result);

@@ -41,7 +41,7 @@ TAL_EXPORT int tal_scan_next(tal_scan_t *scan, tal_scan_block_t *block);
 TAL_EXPORT void tal_scan_release(tal_scan_t *scan, tal_scan_block_t *block);
 /* Record id of a held block, its checksum checked (TAL_EINPUT if it fails). */
 TAL_EXPORT int tal_scan_record(tal_scan_t *scan, const tal_scan_block_t *block, uint64_t id,
-                    tal_record_t *rec);
+                               tal_record_t *rec);
 /* Bytes of buffers the scan holds (the three chunk buffers of a compressed store). */
 TAL_EXPORT size_t tal_scan_buffer_bytes(const tal_scan_t *scan);
 TAL_EXPORT void tal_scan_close(tal_scan_t *scan);

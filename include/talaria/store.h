@@ -50,8 +50,8 @@ TAL_EXPORT uint64_t tal_index_plan(const char *fasta_path, const tal_index_opt_t
 TAL_EXPORT uint64_t tal_index_estimate(const char *fasta_path);
 /* Builds a store at out_path from a FASTA file (plain/gz/zst/lz4, "-" for stdin).
  * Nothing is left at out_path on failure. */
-TAL_EXPORT int tal_store_build(const char *fasta_path, const char *out_path, const tal_index_opt_t *opt,
-                    tal_build_stats_t *stats);
+TAL_EXPORT int tal_store_build(const char *fasta_path, const char *out_path,
+                               const tal_index_opt_t *opt, tal_build_stats_t *stats);
 
 typedef enum { TAL_ALPHABET_PROTEIN = 1, TAL_ALPHABET_NUCLEOTIDE = 2 } tal_alphabet_t;
 
@@ -65,9 +65,9 @@ typedef struct {
     int alphabet;
     const uint64_t *composition; /* [256] */
     uint64_t stored_residue_bytes;
-    const char *codec;     /* "none", "lz4" or "zstd" */
-    uint64_t chunk_count;  /* compressed stores */
-    uint64_t chunk_size;   /* compressed stores: raw bytes a chunk aims at */
+    const char *codec;    /* "none", "lz4" or "zstd" */
+    uint64_t chunk_count; /* compressed stores */
+    uint64_t chunk_size;  /* compressed stores: raw bytes a chunk aims at */
 } tal_store_info_t;
 
 typedef struct {
@@ -84,7 +84,8 @@ TAL_EXPORT const char *tal_store_path(const tal_store_t *store);
 TAL_EXPORT void tal_store_info(const tal_store_t *store, tal_store_info_t *info);
 
 /* Finds the record whose first header word (or the ACC of "db|ACC|NAME") is acc. */
-TAL_EXPORT int tal_store_find(const tal_store_t *store, const char *acc, size_t acc_len, uint64_t *id);
+TAL_EXPORT int tal_store_find(const tal_store_t *store, const char *acc, size_t acc_len,
+                              uint64_t *id);
 /* Gives record id with its checksum checked (TAL_EINPUT if it fails). Raw stores: zero
  * copy, valid until close. Compressed stores: the residues point into a decoded chunk
  * in the store's cache and stay valid until the next call on the same store; such a

@@ -36,7 +36,8 @@ typedef struct {
 } cli_progress_t;
 void cli_progress_init(cli_progress_t *p, int quiet);
 /* Redraws the line (at most every half second unless force). */
-void cli_progress_show(cli_progress_t *p, int force, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void cli_progress_show(cli_progress_t *p, int force, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Erases the line, if one is shown. */
 void cli_progress_end(cli_progress_t *p);
 
@@ -59,31 +60,40 @@ int cli_read_ids(const char *path, const cli_ids_opt_t *opt, cli_id_fn fn, void 
 
 /* The memory options index and reduce share. */
 typedef struct {
-    uint64_t cap;          /* --max-memory; 0: none */
-    int monitor;           /* --monitor-memory */
-    double interval;       /* its period in seconds */
-    const char *report;    /* --memory-report FILE */
-    int low_memory;        /* --low-memory: the smallest plan that runs */
-    int stream;            /* --stream: stream the input even when it would fit */
+    uint64_t cap;       /* --max-memory; 0: none */
+    int monitor;        /* --monitor-memory */
+    double interval;    /* its period in seconds */
+    const char *report; /* --memory-report FILE */
+    int low_memory;     /* --low-memory: the smallest plan that runs */
+    int stream;         /* --stream: stream the input even when it would fit */
     tal_budget_t *budget;
     tal_memmon_t *mon;
 } cli_mem_t;
 
-enum { CLI_OPT_MAX_MEMORY = 0x1000, CLI_OPT_MONITOR, CLI_OPT_REPORT, CLI_OPT_LOW_MEMORY, CLI_OPT_STREAM };
-#define CLI_MEM_LONGOPTS                                                                             \
+enum {
+    CLI_OPT_MAX_MEMORY = 0x1000,
+    CLI_OPT_MONITOR,
+    CLI_OPT_REPORT,
+    CLI_OPT_LOW_MEMORY,
+    CLI_OPT_STREAM
+};
+#define CLI_MEM_LONGOPTS                                                                           \
     {"max-memory", required_argument, NULL, CLI_OPT_MAX_MEMORY},                                   \
         {"monitor-memory", optional_argument, NULL, CLI_OPT_MONITOR},                              \
         {"memory-report", required_argument, NULL, CLI_OPT_REPORT},                                \
-        {"low-memory", no_argument, NULL, CLI_OPT_LOW_MEMORY}, {"stream", no_argument, NULL, CLI_OPT_STREAM}
-#define CLI_MEM_HELP                                                                                 \
-    "      --max-memory SIZE    a hard cap on the peak resident set (VmHWM), e.g. 256M, 4G:\n"    \
-    "                           buffers are planned within it and work spills to --tmp-dir;\n"   \
-    "                           below the smallest workable cap: exit 4 naming it\n"              \
-    "      --monitor-memory[=S] every S seconds (default 5) and at the end, the bytes held per\n" \
-    "                           component beside VmRSS and VmHWM, on stderr\n"                   \
+        {"low-memory", no_argument, NULL, CLI_OPT_LOW_MEMORY},                                     \
+    {                                                                                              \
+        "stream", no_argument, NULL, CLI_OPT_STREAM                                                \
+    }
+#define CLI_MEM_HELP                                                                               \
+    "      --max-memory SIZE    a hard cap on the peak resident set (VmHWM), e.g. 256M, 4G:\n"     \
+    "                           buffers are planned within it and work spills to --tmp-dir;\n"     \
+    "                           below the smallest workable cap: exit 4 naming it\n"               \
+    "      --monitor-memory[=S] every S seconds (default 5) and at the end, the bytes held per\n"  \
+    "                           component beside VmRSS and VmHWM, on stderr\n"                     \
     "      --memory-report FILE the same figures as JSON\n"                                        \
-    "      --low-memory         the smallest plan that still runs (slower)\n"                     \
-    "      --stream             stream the input even when it would fit in memory (both\n" \
+    "      --low-memory         the smallest plan that still runs (slower)\n"                      \
+    "      --stream             stream the input even when it would fit in memory (both\n"         \
     "                           commands always stream now; accepted for scripts)\n"
 
 /* 1 if opt was one of the memory options (handled), 0 if not, -1 after a usage error. */

@@ -67,14 +67,11 @@ static int write_hit(void *arg, const tal_hit_t *hit)
 int cmd_expand(int argc, char **argv)
 {
     enum { OPT_STRICT = 256 };
-    static const struct option longopts[] = {{"deltas", required_argument, NULL, 'd'},
-                                             {"reduced", required_argument, NULL, 'r'},
-                                             {"output", required_argument, NULL, 'o'},
-                                             {"force", no_argument, NULL, 'f'},
-                                             {"strict", no_argument, NULL, OPT_STRICT},
-                                             {"quiet", no_argument, NULL, 'q'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"deltas", required_argument, NULL, 'd'},  {"reduced", required_argument, NULL, 'r'},
+        {"output", required_argument, NULL, 'o'},  {"force", no_argument, NULL, 'f'},
+        {"strict", no_argument, NULL, OPT_STRICT}, {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     const char *deltas = NULL, *reduced = NULL, *out_path = NULL, *hits = "-";
     tal_dstore_t *dstore = NULL;
     tal_expander_t *x = NULL;

@@ -32,11 +32,11 @@ static const char help[] =
  * order (each chunk decompressed once per batch) into an arena, then printed in the
  * order asked. A batch ends at BATCH_QUERIES queries or BATCH_BYTES of output. */
 #define BATCH_QUERIES 16384
-#define BATCH_BYTES (64u << 20)
+#define BATCH_BYTES   (64u << 20)
 
 typedef struct {
-    char *text;         /* the query as given */
-    size_t acc_len;     /* region: the accession part of text */
+    char *text;              /* the query as given */
+    size_t acc_len;          /* region: the accession part of text */
     uint64_t id, start, end; /* region: 1-based, end clamped later */
     int region;
     int found;          /* 0: missing, 1: to fetch, 2: impossible length, -1: damaged */
@@ -59,7 +59,7 @@ typedef struct {
     char **missing_names;
     size_t missing_cap;
     int corrupt;
-    int failed; /* out of memory */
+    int failed;           /* out of memory */
     tal_dstore_t *dstore; /* a delta store: members are rebuilt from the reduced FASTA */
     char *dbuf;
     size_t dbuf_cap;
@@ -161,7 +161,8 @@ static void get_delta_one(get_ctx_t *g, const char *q)
     tal_drec_t rec;
     if (!*q) return;
     if (tal_dstore_find(g->dstore, q, acc_len, &id) < 0) {
-        if (parse_region(q, &acc_len, &start, &end) < 0 || tal_dstore_find(g->dstore, q, acc_len, &id) < 0) {
+        if (parse_region(q, &acc_len, &start, &end) < 0 ||
+            tal_dstore_find(g->dstore, q, acc_len, &id) < 0) {
             note_missing(g, q);
             return;
         }
@@ -169,8 +170,10 @@ static void get_delta_one(get_ctx_t *g, const char *q)
     }
     if ((rc = tal_dstore_rebuild(g->dstore, id, &g->dbuf, &g->dbuf_cap, &len)) < 0 ||
         tal_dstore_record(g->dstore, id, &rec) < 0) {
-        if (rc == TAL_ENOMEM) g->failed = 1;
-        else g->corrupt = 1;
+        if (rc == TAL_ENOMEM)
+            g->failed = 1;
+        else
+            g->corrupt = 1;
         return;
     }
     if (!region) {
@@ -179,11 +182,13 @@ static void get_delta_one(get_ctx_t *g, const char *q)
     }
     if (end > len) end = len;
     if (start > end) {
-        tal_log_error("%s: region %s is outside the sequence (length %zu)", tal_dstore_path(g->dstore), q, len);
+        tal_log_error("%s: region %s is outside the sequence (length %zu)",
+                      tal_dstore_path(g->dstore), q, len);
         note_missing(g, q);
         return;
     }
-    fprintf(stdout, ">%.*s:%llu-%llu\n", (int)acc_len, q, (unsigned long long)start, (unsigned long long)end);
+    fprintf(stdout, ">%.*s:%llu-%llu\n", (int)acc_len, q, (unsigned long long)start,
+            (unsigned long long)end);
     tal_fasta_write(stdout, NULL, 0, g->dbuf + start - 1, (size_t)(end - start + 1), g->width, 0);
 }
 
@@ -374,7 +379,8 @@ int cmd_get(int argc, char **argv)
             break;
         case 'q': cli_quieter(); break;
         case 'h': fputs(help, stdout); return 0;
-        default: return cli_usage_error("get", "unknown or incomplete option '%s'", argv[optind - 1]);
+        default:
+            return cli_usage_error("get", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind >= argc) return cli_usage_error("get", "missing DB.tal");
@@ -408,8 +414,9 @@ int cmd_get(int argc, char **argv)
         rc = TAL_EIO;
     }
     if (g.missing) {
-        fprintf(stderr, "talaria get: %llu accession%s not found in %s:",
-                (unsigned long long)g.missing, g.missing == 1 ? "" : "s", argv[optind]);
+        fprintf(stderr,
+                "talaria get: %llu accession%s not found in %s:", (unsigned long long)g.missing,
+                g.missing == 1 ? "" : "s", argv[optind]);
         for (uint64_t i = 0; i < g.missing && i < 20; i++)
             fprintf(stderr, " %s", g.missing_names[i] ? g.missing_names[i] : "?");
         fprintf(stderr, "%s\n", g.missing > 20 ? " ..." : "");

@@ -32,8 +32,7 @@ static const char help[] =
     "                           sequence gets a chunk of its own\n"
     "      --allow-duplicates   keep the first record of a repeated accession, skip the rest\n"
     "      --catalog-index      also index catalog.sqlite by accession for SQL queries\n"
-    "                           (talaria's own lookups use the store's key table)\n"
-    CLI_MEM_HELP
+    "                           (talaria's own lookups use the store's key table)\n" CLI_MEM_HELP
     "  -f, --force              replace an existing store at the output path\n"
     "  -q, --quiet              only errors on stderr\n"
     "  -v, --verbose            timings of the build's phases\n"
@@ -45,20 +44,27 @@ static const char help[] =
 static void show_indexing(void *ctx, uint64_t records, uint64_t residues, double seconds, int final)
 {
     char size[32];
-    cli_progress_show(ctx, final, "indexing: %llu records, %s of residues, %.1f s", (unsigned long long)records,
-                      tal_format_size(residues, size, sizeof size), seconds);
+    cli_progress_show(ctx, final, "indexing: %llu records, %s of residues, %.1f s",
+                      (unsigned long long)records, tal_format_size(residues, size, sizeof size),
+                      seconds);
 }
 
 int cmd_index(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"input", required_argument, NULL, 'i'},  {"output", required_argument, NULL, 'o'},
-        {"threads", required_argument, NULL, 't'}, {"allow-duplicates", no_argument, NULL, 'D'},
-        {"catalog-index", no_argument, NULL, 'N'}, {"force", no_argument, NULL, 'f'},
-        {"quiet", no_argument, NULL, 'q'},        {"verbose", no_argument, NULL, 'v'},
-        {"compress", required_argument, NULL, 'C'}, {"level", required_argument, NULL, 'L'},
-        {"chunk-size", required_argument, NULL, 'S'}, CLI_MEM_LONGOPTS,
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"input", required_argument, NULL, 'i'},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"threads", required_argument, NULL, 't'},
+                                             {"allow-duplicates", no_argument, NULL, 'D'},
+                                             {"catalog-index", no_argument, NULL, 'N'},
+                                             {"force", no_argument, NULL, 'f'},
+                                             {"quiet", no_argument, NULL, 'q'},
+                                             {"verbose", no_argument, NULL, 'v'},
+                                             {"compress", required_argument, NULL, 'C'},
+                                             {"level", required_argument, NULL, 'L'},
+                                             {"chunk-size", required_argument, NULL, 'S'},
+                                             CLI_MEM_LONGOPTS,
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     const char *level_arg = NULL;
     const char *in = NULL, *out = NULL;
     tal_index_opt_t opt;
@@ -76,7 +82,8 @@ int cmd_index(int argc, char **argv)
         case 'o': out = optarg; break;
         case 't':
         case 'j':
-            if (cli_parse_threads("index", optarg, &opt.threads) < 0) return tal_exit_code(TAL_EUSAGE);
+            if (cli_parse_threads("index", optarg, &opt.threads) < 0)
+                return tal_exit_code(TAL_EUSAGE);
             break;
         case 'C':
             if (!strcmp(optarg, "none"))
@@ -93,19 +100,23 @@ int cmd_index(int argc, char **argv)
         case 'S': {
             uint64_t size;
             if (tal_parse_size(optarg, &size) < 0 || size < (64u << 10) || size > (1u << 30))
-                return cli_usage_error("index", "--chunk-size must be a size from 64K to 1G, not '%s'",
-                                       optarg);
+                return cli_usage_error(
+                    "index", "--chunk-size must be a size from 64K to 1G, not '%s'", optarg);
             opt.chunk_size = size;
             break;
         }
         case 'D': opt.allow_duplicates = 1; break;
         case 'N': opt.catalog_index = 1; break;
         case 'f': opt.force = 1; break;
-        case 'q': quiet = 1; cli_quieter(); break;
+        case 'q':
+            quiet = 1;
+            cli_quieter();
+            break;
         case 'v': cli_louder(); break;
         case 'h': fputs(help, stdout); return 0;
         default:
-            if ((rc = cli_mem_option("index", c, optarg, &mem)) < 0) return tal_exit_code(TAL_EUSAGE);
+            if ((rc = cli_mem_option("index", c, optarg, &mem)) < 0)
+                return tal_exit_code(TAL_EUSAGE);
             if (rc) break;
             return cli_usage_error("index", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -136,12 +147,14 @@ int cmd_index(int argc, char **argv)
         /* planning: the buffers and the accession table, beside what is held already */
         uint64_t need = tal_budget_used(mem.budget, TAL_MEM_COMPONENTS) + tal_index_plan(in, &opt);
         if (mem.cap && need > mem.cap)
-            rc = cli_mem_too_small("index", &mem, need + need / 16, "buffers and the accession table");
+            rc = cli_mem_too_small("index", &mem, need + need / 16,
+                                   "buffers and the accession table");
         else
             rc = tal_store_build(in, out, &opt, &st);
     }
     if (rc == TAL_EMEMCAP && tal_budget_refused(mem.budget) > mem.cap && mem.cap)
-        cli_mem_too_small("index", &mem, tal_budget_refused(mem.budget) + tal_budget_refused(mem.budget) / 16,
+        cli_mem_too_small("index", &mem,
+                          tal_budget_refused(mem.budget) + tal_budget_refused(mem.budget) / 16,
                           "a reservation was refused");
     cli_progress_end(&bar);
     if (cli_mem_end(&mem) < 0 && rc == 0) rc = TAL_EIO;

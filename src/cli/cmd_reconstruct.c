@@ -54,12 +54,15 @@ static int emit_id(void *arg, const char *id, size_t len)
 
 int cmd_reconstruct(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"references", required_argument, NULL, 'r'}, {"deltas", required_argument, NULL, 'd'},
-        {"output", required_argument, NULL, 'o'},     {"ids", required_argument, NULL, 'I'},
-        {"width", required_argument, NULL, 'w'},      {"force", no_argument, NULL, 'f'},
-        {"quiet", no_argument, NULL, 'q'},            {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"references", required_argument, NULL, 'r'},
+                                             {"deltas", required_argument, NULL, 'd'},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"ids", required_argument, NULL, 'I'},
+                                             {"width", required_argument, NULL, 'w'},
+                                             {"force", no_argument, NULL, 'f'},
+                                             {"quiet", no_argument, NULL, 'q'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     const char *refs = NULL, *deltas = NULL, *out = NULL, *ids = NULL;
     size_t width = 0;
     int force = 0, opt, rc = 0;
@@ -79,7 +82,8 @@ int cmd_reconstruct(int argc, char **argv)
             char *end;
             long v = strtol(optarg, &end, 10);
             if (!*optarg || *end || v < 0 || v > 1000000)
-                return cli_usage_error("reconstruct", "--width must be 0 to 1000000, not '%s'", optarg);
+                return cli_usage_error("reconstruct", "--width must be 0 to 1000000, not '%s'",
+                                       optarg);
             width = (size_t)v;
             break;
         }
@@ -87,10 +91,12 @@ int cmd_reconstruct(int argc, char **argv)
         case 'q': cli_quieter(); break;
         case 'h': fputs(help, stdout); return 0;
         default:
-            return cli_usage_error("reconstruct", "unknown or incomplete option '%s'", argv[optind - 1]);
+            return cli_usage_error("reconstruct", "unknown or incomplete option '%s'",
+                                   argv[optind - 1]);
         }
     }
-    if (optind < argc) return cli_usage_error("reconstruct", "unexpected argument '%s'", argv[optind]);
+    if (optind < argc)
+        return cli_usage_error("reconstruct", "unexpected argument '%s'", argv[optind]);
     if (!deltas) return cli_usage_error("reconstruct", "missing -d DELTAS.tal");
     if (out && !force && access(out, F_OK) == 0) { /* before the work, not after */
         tal_log_error("%s already exists; use --force to replace it", out);

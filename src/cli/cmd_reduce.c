@@ -77,8 +77,8 @@ static void show_progress(void *ctx, const tal_reduce_progress_t *p)
     }
     if (p->pass) snprintf(pass, sizeof pass, "-r pass %d, identity %.4f: ", p->pass, p->identity);
     if (p->total)
-        cli_progress_show(&d->bar, 0, "talaria reduce: %s%s %llu/%llu (%.0f%%), %.1f s", pass, p->stage,
-                          (unsigned long long)p->done, (unsigned long long)p->total,
+        cli_progress_show(&d->bar, 0, "talaria reduce: %s%s %llu/%llu (%.0f%%), %.1f s", pass,
+                          p->stage, (unsigned long long)p->done, (unsigned long long)p->total,
                           100.0 * (double)p->done / (double)p->total, p->seconds);
     else
         cli_progress_show(&d->bar, 0, "talaria reduce: %s%s, %.1f s", pass, p->stage, p->seconds);
@@ -97,10 +97,11 @@ static void print_summary(const tal_reduce_result_t *r)
             "  %.2f s, peak RSS %s; deltas in %s\n",
             (unsigned long long)r->records, tal_format_size(r->residues, a, sizeof a),
             (unsigned long long)r->references, tal_format_size(r->reference_residues, b, sizeof b),
-            r->fasta_path, (unsigned long long)r->members, (unsigned long long)r->duplicates, r->identity,
-            r->coverage, ratio_of(r->records, r->references), ratio_of(r->residues, r->reference_residues),
-            (unsigned long long)r->alignments, (unsigned long long)r->banded, (unsigned long long)r->filtered,
-            r->seconds, tal_format_size(r->peak_rss, p, sizeof p), r->deltas_path);
+            r->fasta_path, (unsigned long long)r->members, (unsigned long long)r->duplicates,
+            r->identity, r->coverage, ratio_of(r->records, r->references),
+            ratio_of(r->residues, r->reference_residues), (unsigned long long)r->alignments,
+            (unsigned long long)r->banded, (unsigned long long)r->filtered, r->seconds,
+            tal_format_size(r->peak_rss, p, sizeof p), r->deltas_path);
 }
 
 static void json_string(FILE *f, const char *s)
@@ -108,9 +109,12 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
     for (; s && *s; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
-        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
-        else fputc(ch, f);
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
     }
     fputc('"', f);
 }
@@ -118,13 +122,15 @@ static void json_string(FILE *f, const char *s)
 static void json_path(FILE *f, const char *key, const char *path, int last)
 {
     fprintf(f, "    \"%s\": ", key);
-    if (path) json_string(f, path);
-    else fputs("null", f);
+    if (path)
+        json_string(f, path);
+    else
+        fputs("null", f);
     fputs(last ? "\n" : ",\n", f);
 }
 
-static int write_summary_json(const char *path, const tal_reduce_opt_t *opt, const tal_reduce_result_t *r,
-                              int force)
+static int write_summary_json(const char *path, const tal_reduce_opt_t *opt,
+                              const tal_reduce_result_t *r, int force)
 {
     tal_outfile_t of = {0};
     int rc;
@@ -134,19 +140,24 @@ static int write_summary_json(const char *path, const tal_reduce_opt_t *opt, con
             "  \"exact_copies\": %llu,\n  \"residues\": %llu,\n  \"reference_residues\": %llu,\n"
             "  \"reduction_ratio_records\": %.6f,\n  \"reduction_ratio_residues\": %.6f,\n"
             "  \"identity\": %.6g,\n  \"coverage\": %.6g,\n",
-            (unsigned long long)r->records, (unsigned long long)r->references, (unsigned long long)r->members,
-            (unsigned long long)r->duplicates, (unsigned long long)r->residues,
-            (unsigned long long)r->reference_residues, ratio_of(r->records, r->references),
-            ratio_of(r->residues, r->reference_residues), r->identity, r->coverage);
-    if (opt->ratio > 0) fprintf(of.f, "  \"ratio\": %.6g,\n", opt->ratio);
-    else fputs("  \"ratio\": null,\n", of.f);
-    fprintf(of.f,
-            "  \"passes\": %d,\n  \"alphabet\": \"%s\",\n  \"aligner\": \"%s\",\n  \"threads\": %d,\n"
-            "  \"alignments\": %llu,\n  \"banded_alignments\": %llu,\n  \"candidates_filtered\": %llu,\n"
-            "  \"seconds\": %.3f,\n  \"peak_rss_bytes\": %llu,\n  \"outputs\": {\n",
-            r->passes, r->nucleotide ? "nucleotide" : "protein", tal_aligner_name(opt->aligner), opt->threads,
-            (unsigned long long)r->alignments, (unsigned long long)r->banded, (unsigned long long)r->filtered,
-            r->seconds, (unsigned long long)r->peak_rss);
+            (unsigned long long)r->records, (unsigned long long)r->references,
+            (unsigned long long)r->members, (unsigned long long)r->duplicates,
+            (unsigned long long)r->residues, (unsigned long long)r->reference_residues,
+            ratio_of(r->records, r->references), ratio_of(r->residues, r->reference_residues),
+            r->identity, r->coverage);
+    if (opt->ratio > 0)
+        fprintf(of.f, "  \"ratio\": %.6g,\n", opt->ratio);
+    else
+        fputs("  \"ratio\": null,\n", of.f);
+    fprintf(
+        of.f,
+        "  \"passes\": %d,\n  \"alphabet\": \"%s\",\n  \"aligner\": \"%s\",\n  \"threads\": %d,\n"
+        "  \"alignments\": %llu,\n  \"banded_alignments\": %llu,\n  \"candidates_filtered\": "
+        "%llu,\n"
+        "  \"seconds\": %.3f,\n  \"peak_rss_bytes\": %llu,\n  \"outputs\": {\n",
+        r->passes, r->nucleotide ? "nucleotide" : "protein", tal_aligner_name(opt->aligner),
+        opt->threads, (unsigned long long)r->alignments, (unsigned long long)r->banded,
+        (unsigned long long)r->filtered, r->seconds, (unsigned long long)r->peak_rss);
     json_path(of.f, "fasta", r->fasta_path, 0);
     json_path(of.f, "deltas", r->deltas_path, 0);
     json_path(of.f, "membership", r->membership_path, 0);
@@ -172,8 +183,15 @@ static int parse_fraction(const char *name, const char *text, double *v)
 
 int cmd_reduce(int argc, char **argv)
 {
-    enum { OPT_MEMBERSHIP = 0x100, OPT_CLSTR, OPT_IDENTITY, OPT_COVERAGE, OPT_TMP_DIR, OPT_SUMMARY_JSON,
-           OPT_ALLOW_DUPLICATES };
+    enum {
+        OPT_MEMBERSHIP = 0x100,
+        OPT_CLSTR,
+        OPT_IDENTITY,
+        OPT_COVERAGE,
+        OPT_TMP_DIR,
+        OPT_SUMMARY_JSON,
+        OPT_ALLOW_DUPLICATES
+    };
     static const struct option longopts[] = {
         {"input", required_argument, NULL, 'i'},
         {"output", required_argument, NULL, 'o'},
@@ -216,10 +234,12 @@ int cmd_reduce(int argc, char **argv)
         case OPT_CLSTR: opt.clstr_path = optarg; break;
         case OPT_SUMMARY_JSON: summary_json = optarg; break;
         case OPT_IDENTITY:
-            if (parse_fraction("--identity", optarg, &identity) < 0) return tal_exit_code(TAL_EUSAGE);
+            if (parse_fraction("--identity", optarg, &identity) < 0)
+                return tal_exit_code(TAL_EUSAGE);
             break;
         case OPT_COVERAGE:
-            if (parse_fraction("--coverage", optarg, &coverage) < 0) return tal_exit_code(TAL_EUSAGE);
+            if (parse_fraction("--coverage", optarg, &coverage) < 0)
+                return tal_exit_code(TAL_EUSAGE);
             break;
         case 'r':
             if (parse_fraction("-r", optarg, &opt.ratio) < 0) return tal_exit_code(TAL_EUSAGE);
@@ -228,7 +248,8 @@ int cmd_reduce(int argc, char **argv)
         case OPT_ALLOW_DUPLICATES: opt.allow_duplicates = 1; break;
         case 't':
         case 'j':
-            if (cli_parse_threads("reduce", optarg, &opt.threads) < 0) return tal_exit_code(TAL_EUSAGE);
+            if (cli_parse_threads("reduce", optarg, &opt.threads) < 0)
+                return tal_exit_code(TAL_EUSAGE);
             break;
         case OPT_TMP_DIR: opt.tmp_dir = optarg; break;
         case 'f': opt.force = 1; break;
@@ -239,7 +260,8 @@ int cmd_reduce(int argc, char **argv)
         case 'v': cli_louder(); break;
         case 'h': fputs(help, stdout); return 0;
         default:
-            if ((rc = cli_mem_option("reduce", c, optarg, &mem)) < 0) return tal_exit_code(TAL_EUSAGE);
+            if ((rc = cli_mem_option("reduce", c, optarg, &mem)) < 0)
+                return tal_exit_code(TAL_EUSAGE);
             if (rc) break;
             return cli_usage_error("reduce", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -247,11 +269,13 @@ int cmd_reduce(int argc, char **argv)
     if (optind < argc) return cli_usage_error("reduce", "unexpected argument '%s'", argv[optind]);
     if (!in) return cli_usage_error("reduce", "missing -i FASTA|DB.tal");
     if (!out) return cli_usage_error("reduce", "missing -o REDUCED.fasta");
-    if (opt.ratio > 0 && identity > 0) return cli_usage_error("reduce", "-r and --identity exclude each other");
+    if (opt.ratio > 0 && identity > 0)
+        return cli_usage_error("reduce", "-r and --identity exclude each other");
     /* the preset's thresholds, then the flags' */
     if (aligner && tal_reduce_set_aligner(&opt, aligner) < 0)
-        return cli_usage_error("reduce", "-a must be diamond, mmseqs2, blast, lambda, kraken or generic, not '%s'",
-                               aligner);
+        return cli_usage_error(
+            "reduce", "-a must be diamond, mmseqs2, blast, lambda, kraken or generic, not '%s'",
+            aligner);
     if (identity > 0) opt.identity = identity;
     if (coverage > 0) opt.coverage = coverage;
     if (summary_json && !opt.force && access(summary_json, F_OK) == 0) {

@@ -77,10 +77,11 @@ static void print_extra(const store_extra_t *x, out_format_t fmt)
         if (x->full) printf("scan_seconds\t%.3f\n", x->scan_seconds);
         break;
     case FMT_JSON:
-        printf(",\"codec\":\"%s\",\"chunks\":%llu,\"chunk_size\":%llu,\"stored_residue_bytes\":%llu,"
-               "\"compression_ratio\":%.3f,\"huge_pages\":",
-               x->codec, (unsigned long long)x->chunks, (unsigned long long)x->chunk_size,
-               (unsigned long long)x->stored_bytes, x->ratio);
+        printf(
+            ",\"codec\":\"%s\",\"chunks\":%llu,\"chunk_size\":%llu,\"stored_residue_bytes\":%llu,"
+            "\"compression_ratio\":%.3f,\"huge_pages\":",
+            x->codec, (unsigned long long)x->chunks, (unsigned long long)x->chunk_size,
+            (unsigned long long)x->stored_bytes, x->ratio);
         json_string(x->huge_pages);
         printf(",\"numa\":");
         json_string(x->numa);
@@ -106,8 +107,7 @@ static void print_stats(const char *path, const char *kind, const tal_seqstats_t
                tal_alphabet_name(st->alphabet));
         for (int c = 0; c < 256; c++) {
             if (!st->composition[c]) continue;
-            printf("%s%c:%llu(%.2f%%)", first ? "" : " ", c,
-                   (unsigned long long)st->composition[c],
+            printf("%s%c:%llu(%.2f%%)", first ? "" : " ", c, (unsigned long long)st->composition[c],
                    100.0 * (double)st->composition[c] / (double)st->residues);
             first = 0;
         }
@@ -234,7 +234,8 @@ static int store_stats(const char *path, int full, int threads, tal_seqstats_t *
     x->chunks = info.chunk_count;
     x->chunk_size = info.chunk_size;
     x->stored_bytes = info.stored_residue_bytes;
-    x->ratio = info.stored_residue_bytes ? (double)info.residues / (double)info.stored_residue_bytes : 1.0;
+    x->ratio =
+        info.stored_residue_bytes ? (double)info.residues / (double)info.stored_residue_bytes : 1.0;
     snprintf(x->huge_pages, sizeof x->huge_pages, "n/a (raw residues are read in place)");
     snprintf(x->numa, sizeof x->numa, "n/a (raw residues are read in place)");
     if ((rc = tal_store_lengths(s, &lengths)) == 0)
@@ -282,10 +283,15 @@ int cmd_stats(int argc, char **argv)
         switch (c) {
         case 'i': in = optarg; break;
         case 'F':
-            if (!strcmp(optarg, "text")) fmt = FMT_TEXT;
-            else if (!strcmp(optarg, "json")) fmt = FMT_JSON;
-            else if (!strcmp(optarg, "tsv")) fmt = FMT_TSV;
-            else return cli_usage_error("stats", "--format must be text, json or tsv, not '%s'", optarg);
+            if (!strcmp(optarg, "text"))
+                fmt = FMT_TEXT;
+            else if (!strcmp(optarg, "json"))
+                fmt = FMT_JSON;
+            else if (!strcmp(optarg, "tsv"))
+                fmt = FMT_TSV;
+            else
+                return cli_usage_error("stats", "--format must be text, json or tsv, not '%s'",
+                                       optarg);
             break;
         case 't':
         case 'j':
@@ -294,7 +300,8 @@ int cmd_stats(int argc, char **argv)
         case 'U': full = 1; break;
         case 'q': cli_quieter(); break;
         case 'h': fputs(help, stdout); return 0;
-        default: return cli_usage_error("stats", "unknown or incomplete option '%s'", argv[optind - 1]);
+        default:
+            return cli_usage_error("stats", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (!in && optind < argc) in = argv[optind++];

@@ -152,9 +152,9 @@ static int check_extra(check_t *c)
         tal_dstore_accession(rec.header, rec.header_len, &acc, &acc_len);
         tal_log_error("%s: has %llu records, the delta store %llu; record %llu (%.*s) of %s is not "
                       "in the original",
-                      c->original, (unsigned long long)c->seen,
-                      (unsigned long long)c->info.records, (unsigned long long)c->seen + 1,
-                      (int)(acc_len > 200 ? 200 : acc_len), acc, tal_dstore_path(c->dstore));
+                      c->original, (unsigned long long)c->seen, (unsigned long long)c->info.records,
+                      (unsigned long long)c->seen + 1, (int)(acc_len > 200 ? 200 : acc_len), acc,
+                      tal_dstore_path(c->dstore));
     }
     c->failed += c->info.records - c->seen;
     return 0;
@@ -347,8 +347,7 @@ static void print_report(const check_t *c, const member_stats_t *m, const pairse
            (unsigned long long)c->exact);
     printf("sequence_coverage: %.6f\n", total ? ratio(c->exact, total) : 1.0);
     printf("reduction_ratio_records: %.6f\n", ratio(c->info.records, c->info.references));
-    printf("reduction_ratio_residues: %.6f\n",
-           ratio(c->info.residues, c->info.reference_residues));
+    printf("reduction_ratio_residues: %.6f\n", ratio(c->info.residues, c->info.reference_residues));
     printf("identity_1.00: %llu\n", (unsigned long long)m->exact_identity);
     for (int b = BINS - 1; b >= 0; b--)
         printf("identity_ge_0.%02d: %llu\n", 50 + 5 * b, (unsigned long long)m->bins[b]);

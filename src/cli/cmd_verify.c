@@ -17,9 +17,8 @@ static const char help[] =
 
 int cmd_verify(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"quiet", no_argument, NULL, 'q'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int c, quiet = 0, worst = 0;
     opterr = 0;
     optind = 1;
@@ -27,8 +26,7 @@ int cmd_verify(int argc, char **argv)
         switch (c) {
         case 'q': quiet = 1; break;
         case 'h': fputs(help, stdout); return 0;
-        default:
-            return cli_usage_error("verify", "unknown option '%s'", argv[optind - 1]);
+        default: return cli_usage_error("verify", "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind >= argc) return cli_usage_error("verify", "missing DB.tal");

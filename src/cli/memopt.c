@@ -50,8 +50,8 @@ int cli_mem_begin(const char *cmd, cli_mem_t *m)
     /* what the process holds already (program, libraries, stacks) counts as well */
     if (tal_rss_read(&rss) == 0) tal_budget_force(m->budget, TAL_MEM_OTHER, rss.rss);
     if (m->monitor || m->report)
-        if ((rc = tal_memmon_start(&m->mon, m->budget, m->interval > 0 ? m->interval : 5.0, m->monitor,
-                                   m->report, cmd)) < 0)
+        if ((rc = tal_memmon_start(&m->mon, m->budget, m->interval > 0 ? m->interval : 5.0,
+                                   m->monitor, m->report, cmd)) < 0)
             return rc;
     return 0;
 }

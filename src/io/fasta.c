@@ -249,7 +249,10 @@ int tal_fasta_open(tal_fasta_reader_t **out, const char *path, const tal_fasta_o
 
 const char *tal_fasta_path(const tal_fasta_reader_t *r) { return r->path; }
 const char *tal_fasta_format(const tal_fasta_reader_t *r) { return tal_instream_format(r->in); }
-uint64_t tal_fasta_stored_size(const tal_fasta_reader_t *r) { return tal_instream_stored_size(r->in); }
+uint64_t tal_fasta_stored_size(const tal_fasta_reader_t *r)
+{
+    return tal_instream_stored_size(r->in);
+}
 uint64_t tal_fasta_stored_hash(tal_fasta_reader_t *r) { return tal_instream_stored_hash(r->in); }
 
 void tal_fasta_close(tal_fasta_reader_t *r)

@@ -6,8 +6,8 @@
 
 #include <stdio.h>
 
-int tal_fasta_write(FILE *out, const char *header, size_t header_len, const char *seq, size_t seq_len,
-                    size_t width, unsigned flags)
+int tal_fasta_write(FILE *out, const char *header, size_t header_len, const char *seq,
+                    size_t seq_len, size_t width, unsigned flags)
 {
     int rc;
     /* one lock per record, not per line: records of millions of short lines are common */

@@ -23,7 +23,7 @@
 
 #define RAW_BUF_SIZE (1u << 20)
 #define OUT_BUF_SIZE (4u << 20)
-#define N_BUFS 3
+#define N_BUFS       3
 
 typedef enum { FMT_PLAIN, FMT_GZIP, FMT_ZSTD, FMT_LZ4 } stream_format_t;
 
@@ -62,7 +62,7 @@ struct tal_instream {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int head, count; /* filled blocks waiting for the consumer, ring order */
+    int head, count;    /* filled blocks waiting for the consumer, ring order */
     int consumer_holds; /* index of the block the consumer holds, or -1 */
     int stop;
 };
@@ -201,8 +201,8 @@ static long decode(tal_instream_t *s, char *out, size_t cap)
                 s->finished = 1;
                 break;
             }
-            s->lz4_last =
-                LZ4F_decompress(s->lz4, out + produced, &out_len, s->raw + s->raw_pos, &in_len, NULL);
+            s->lz4_last = LZ4F_decompress(s->lz4, out + produced, &out_len, s->raw + s->raw_pos,
+                                          &in_len, NULL);
             if (LZ4F_isError(s->lz4_last)) {
                 snprintf(s->error, sizeof s->error, "lz4 data is corrupt (%s)",
                          LZ4F_getErrorName(s->lz4_last));
@@ -320,7 +320,10 @@ static int detect_format(tal_instream_t *s, const char *path)
                       "decompress it first",
                       path);
         return TAL_EINPUT;
-    } else if (s->raw_len >= 6 && !memcmp(m, "\xfd" "7zXZ", 5)) {
+    } else if (s->raw_len >= 6 && !memcmp(m,
+                                          "\xfd"
+                                          "7zXZ",
+                                          5)) {
         tal_log_error("%s: xz-compressed input is not supported; use gzip, zstd or lz4, or "
                       "decompress it first",
                       path);

@@ -83,8 +83,8 @@ static int stats_by_sorting(const uint64_t *lengths, uint64_t n, tal_seqstats_t 
         free(sorted);
         return rc;
     }
-    st->median_length = n % 2 ? (double)sorted[n / 2]
-                              : ((double)sorted[n / 2 - 1] + (double)sorted[n / 2]) / 2.0;
+    st->median_length =
+        n % 2 ? (double)sorted[n / 2] : ((double)sorted[n / 2 - 1] + (double)sorted[n / 2]) / 2.0;
     for (uint64_t i = n; i-- > 0;) {
         cum += sorted[i];
         if (cum * 2 >= st->residues) {

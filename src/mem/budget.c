@@ -100,7 +100,10 @@ void tal_budget_force(tal_budget_t *budget, tal_mem_component_t component, uint6
     }
 }
 
-uint64_t tal_budget_refused(const tal_budget_t *budget) { return budget ? atomic_load(&budget->refused) : 0; }
+uint64_t tal_budget_refused(const tal_budget_t *budget)
+{
+    return budget ? atomic_load(&budget->refused) : 0;
+}
 
 int tal_budget_reserve_wait(tal_budget_t *budget, tal_mem_component_t component, uint64_t bytes)
 {

@@ -19,13 +19,13 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define HUGE_ALIGN TAL_HUGE_PAGE_BYTES
+#define HUGE_ALIGN    TAL_HUGE_PAGE_BYTES
 /* log2 of the page size in the MAP_HUGETLB flags: ask for 2 MiB pages even where the
  * default hugetlbfs page size is 1 GiB */
 #define MAP_HUGE_2MIB (21 << MAP_HUGE_SHIFT)
 /* node masks passed to the kernel cover this many nodes (CONFIG_NODES_SHIFT is at most 10) */
-#define MASK_NODES 1024
-#define ULONG_BITS (CHAR_BIT * sizeof(unsigned long))
+#define MASK_NODES    1024
+#define ULONG_BITS    (CHAR_BIT * sizeof(unsigned long))
 
 static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 
@@ -35,7 +35,7 @@ static size_t map_len(size_t size) { return round_up(size ? size : 1, HUGE_ALIGN
 /* ---- libnuma ---- */
 
 static pthread_once_t numa_once = PTHREAD_ONCE_INIT;
-static int numa_usable;   /* numa_available() >= 0: the kernel takes memory policies */
+static int numa_usable; /* numa_available() >= 0: the kernel takes memory policies */
 static int numa_node_count = 1;
 
 static void numa_probe(void)

@@ -22,8 +22,10 @@ int tal_rss_read(tal_rss_t *rss)
     memset(rss, 0, sizeof *rss);
     if (!f) return TAL_EIO;
     while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "VmRSS:", 6)) rss->rss = strtoull(line + 6, NULL, 10) * 1024, found++;
-        else if (!strncmp(line, "VmHWM:", 6)) rss->hwm = strtoull(line + 6, NULL, 10) * 1024, found++;
+        if (!strncmp(line, "VmRSS:", 6))
+            rss->rss = strtoull(line + 6, NULL, 10) * 1024, found++;
+        else if (!strncmp(line, "VmHWM:", 6))
+            rss->hwm = strtoull(line + 6, NULL, 10) * 1024, found++;
     }
     fclose(f);
     return found == 2 ? 0 : TAL_EIO;
@@ -51,7 +53,8 @@ static void mib(char *buf, size_t size, uint64_t bytes)
 static void sample(tal_memmon_t *m, int final)
 {
     tal_rss_t rss;
-    uint64_t tracked = tal_budget_used(m->budget, TAL_MEM_COMPONENTS), peak = tal_budget_peak(m->budget);
+    uint64_t tracked = tal_budget_used(m->budget, TAL_MEM_COMPONENTS),
+             peak = tal_budget_peak(m->budget);
     uint64_t cap = tal_budget_cap(m->budget);
     double t = tal_now_seconds() - m->started;
     char a[32];
@@ -59,12 +62,14 @@ static void sample(tal_memmon_t *m, int final)
     if (m->print) {
         char line[1024];
         size_t at = 0;
-        at += (size_t)snprintf(line + at, sizeof line - at, "memory %s %.1fs: tracked", final ? "final" : "at", t);
+        at += (size_t)snprintf(line + at, sizeof line - at, "memory %s %.1fs: tracked",
+                               final ? "final" : "at", t);
         for (int c = 0; c < TAL_MEM_COMPONENTS; c++) {
             uint64_t u = tal_budget_used(m->budget, (tal_mem_component_t)c);
             if (!u) continue;
             mib(a, sizeof a, u);
-            at += (size_t)snprintf(line + at, sizeof line - at, " %s %s", tal_mem_component_name((tal_mem_component_t)c), a);
+            at += (size_t)snprintf(line + at, sizeof line - at, " %s %s",
+                                   tal_mem_component_name((tal_mem_component_t)c), a);
             if (at >= sizeof line) break;
         }
         if (at < sizeof line) {
@@ -73,26 +78,32 @@ static void sample(tal_memmon_t *m, int final)
             mib(b, sizeof b, peak);
             mib(c2, sizeof c2, rss.rss);
             mib(d, sizeof d, rss.hwm);
-            snprintf(line + at, sizeof line - at, " = %s MiB (peak %s); VmRSS %s, VmHWM %s MiB; gap %+.1f%% of VmHWM%s", a,
-                     b, c2, d, rss.hwm ? 100.0 * ((double)peak - (double)rss.hwm) / (double)rss.hwm : 0.0,
+            snprintf(line + at, sizeof line - at,
+                     " = %s MiB (peak %s); VmRSS %s, VmHWM %s MiB; gap %+.1f%% of VmHWM%s", a, b,
+                     c2, d,
+                     rss.hwm ? 100.0 * ((double)peak - (double)rss.hwm) / (double)rss.hwm : 0.0,
                      cap ? "" : " (no cap)");
         }
         /* straight to stderr: the log level must not hide what was asked for */
         fprintf(stderr, "talaria %s: %s\n", m->command, line);
     }
     if (m->json) {
-        fprintf(m->json, "%s\n    {\"seconds\": %.3f, \"tracked\": %llu, \"tracked_peak\": %llu, \"vmrss\": %llu, "
-                         "\"vmhwm\": %llu, \"components\": {",
+        fprintf(m->json,
+                "%s\n    {\"seconds\": %.3f, \"tracked\": %llu, \"tracked_peak\": %llu, \"vmrss\": "
+                "%llu, "
+                "\"vmhwm\": %llu, \"components\": {",
                 m->samples ? "," : "", t, (unsigned long long)tracked, (unsigned long long)peak,
                 (unsigned long long)rss.rss, (unsigned long long)rss.hwm);
         for (int c = 0; c < TAL_MEM_COMPONENTS; c++)
-            fprintf(m->json, "%s\"%s\": %llu", c ? ", " : "", tal_mem_component_name((tal_mem_component_t)c),
+            fprintf(m->json, "%s\"%s\": %llu", c ? ", " : "",
+                    tal_mem_component_name((tal_mem_component_t)c),
                     (unsigned long long)tal_budget_used(m->budget, (tal_mem_component_t)c));
         fprintf(m->json, "}}");
         m->samples++;
         if (final)
-            fprintf(m->json, "\n  ],\n  \"cap\": %llu,\n  \"tracked_peak\": %llu,\n  \"vmhwm\": %llu,\n"
-                             "  \"gap_fraction\": %.4f\n}\n",
+            fprintf(m->json,
+                    "\n  ],\n  \"cap\": %llu,\n  \"tracked_peak\": %llu,\n  \"vmhwm\": %llu,\n"
+                    "  \"gap_fraction\": %.4f\n}\n",
                     (unsigned long long)cap, (unsigned long long)peak, (unsigned long long)rss.hwm,
                     rss.hwm ? ((double)peak - (double)rss.hwm) / (double)rss.hwm : 0.0);
         fflush(m->json);

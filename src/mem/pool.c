@@ -19,7 +19,7 @@
 struct tal_pool {
     tal_pool_opt_t opt; /* buffer_size rounded up to 2 MiB */
     pthread_mutex_t lock;
-    void **free_bufs;   /* pooled buffers put back, a stack */
+    void **free_bufs; /* pooled buffers put back, a stack */
     unsigned n_free;
     unsigned n_buffers; /* pooled buffers mapped now */
     unsigned free_cap;  /* room in free_bufs, at least n_buffers so put never allocates */

@@ -81,8 +81,10 @@ static void radix_level(char *a, size_t n, size_t rs, int shift, int word)
     }
     for (int b = 0; b < 256; b++) {
         if (count[b] < 2) continue;
-        if (shift > 0) radix_level(a + start[b] * rs, count[b], rs, shift - 8, word);
-        else if (word == 0 && rs >= 16) radix_level(a + start[b] * rs, count[b], rs, 56, 1); /* equal keys */
+        if (shift > 0)
+            radix_level(a + start[b] * rs, count[b], rs, shift - 8, word);
+        else if (word == 0 && rs >= 16)
+            radix_level(a + start[b] * rs, count[b], rs, 56, 1); /* equal keys */
     }
 }
 
@@ -127,8 +129,10 @@ static void radix_level_u64(uint64_t *a, size_t n, int shift)
 
 void tal_sort_records(void *base, size_t n, size_t record_size)
 {
-    if (record_size == 8) radix_level_u64(base, n, 56);
-    else radix_level(base, n, record_size, 56, 0);
+    if (record_size == 8)
+        radix_level_u64(base, n, 56);
+    else
+        radix_level(base, n, record_size, 56, 0);
 }
 
 /* ---- the sorter ---- */
@@ -172,7 +176,8 @@ static int grow(tal_sorter_t *s, size_t bytes)
     void *p;
     if (bytes > s->buf_max) bytes = s->buf_max;
     if (bytes <= s->buf_bytes) return TAL_EMEMCAP;
-    if (tal_budget_reserve(s->opt.budget, s->opt.component, bytes - s->buf_bytes) < 0) return TAL_EMEMCAP;
+    if (tal_budget_reserve(s->opt.budget, s->opt.component, bytes - s->buf_bytes) < 0)
+        return TAL_EMEMCAP;
     p = s->buf ? mremap(s->buf, s->buf_bytes, bytes, MREMAP_MAYMOVE)
                : mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
@@ -198,7 +203,8 @@ int tal_sorter_create(tal_sorter_t **out, const tal_sorter_opt_t *opt)
     if (!dir || !*dir) dir = getenv("TMPDIR");
     if (!dir || !*dir) dir = "/tmp";
     snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s", dir);
-    s->buf_max = opt->buffer_bytes < TAL_SORTER_MIN_BUFFER ? TAL_SORTER_MIN_BUFFER : (size_t)opt->buffer_bytes;
+    s->buf_max = opt->buffer_bytes < TAL_SORTER_MIN_BUFFER ? TAL_SORTER_MIN_BUFFER
+                                                           : (size_t)opt->buffer_bytes;
     s->buf_max -= s->buf_max % opt->record_size;
     if ((rc = grow(s, (size_t)1 << 20)) < 0) {
         free(s);
@@ -220,8 +226,8 @@ static int open_spill(tal_sorter_t *s)
         if (s->fd >= 0) unlink(path);
     }
     if (s->fd < 0) {
-        tal_log_error("cannot spill %s to --tmp-dir %s: %s", s->opt.what ? s->opt.what : "sort runs",
-                      s->tmp_dir, strerror(errno));
+        tal_log_error("cannot spill %s to --tmp-dir %s: %s",
+                      s->opt.what ? s->opt.what : "sort runs", s->tmp_dir, strerror(errno));
         return TAL_EIO;
     }
     return 0;
@@ -231,7 +237,8 @@ static int spill_error(tal_sorter_t *s, int err, uint64_t pending)
 {
     char need[32];
     uint64_t expected = s->opt.expected > s->records ? s->opt.expected : s->records;
-    uint64_t total = expected * s->opt.record_size, more = total > s->file_end ? total - s->file_end : 0;
+    uint64_t total = expected * s->opt.record_size,
+             more = total > s->file_end ? total - s->file_end : 0;
     if (more < pending) more = pending;
     tal_log_error("cannot spill %s to --tmp-dir %s: %s; about %s more free space is needed there",
                   s->opt.what ? s->opt.what : "sort runs", s->tmp_dir, strerror(err),
@@ -307,14 +314,16 @@ int tal_sorter_add(tal_sorter_t *s, const void *records, size_t count)
 
 static int load(tal_sorter_t *s, source_t *src)
 {
-    size_t rs = s->opt.record_size, want = src->left < src->capacity ? (size_t)src->left : src->capacity;
+    size_t rs = s->opt.record_size,
+           want = src->left < src->capacity ? (size_t)src->left : src->capacity;
     size_t done = 0, bytes = want * rs;
     while (done < bytes) {
         ssize_t k = pread(s->fd, src->window + done, bytes - done, (off_t)(src->offset + done));
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) {
-            tal_log_error("cannot read back %s from --tmp-dir %s: %s", s->opt.what ? s->opt.what : "sort runs",
-                          s->tmp_dir, k < 0 ? strerror(errno) : "the spill file is shorter than written");
+            tal_log_error("cannot read back %s from --tmp-dir %s: %s",
+                          s->opt.what ? s->opt.what : "sort runs", s->tmp_dir,
+                          k < 0 ? strerror(errno) : "the spill file is shorter than written");
             return TAL_EIO;
         }
         done += (size_t)k;

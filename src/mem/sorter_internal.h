@@ -20,25 +20,25 @@ void tal_sort_records(void *base, size_t n, size_t record_size);
 typedef struct tal_sorter tal_sorter_t;
 
 typedef struct {
-    size_t record_size;      /* a multiple of 8, 8..64; the first 8 bytes are the key */
-    uint64_t buffer_bytes;   /* the most the buffer may hold; it grows up to this */
-    uint64_t expected;       /* records expected in all (for the disk-full message), or 0 */
-    const char *tmp_dir;     /* where runs go; NULL: $TMPDIR, else /tmp */
-    const char *what;        /* named in messages: "k-mer keys" */
-    tal_budget_t *budget;    /* the buffer is reserved from it; may be NULL */
+    size_t record_size;    /* a multiple of 8, 8..64; the first 8 bytes are the key */
+    uint64_t buffer_bytes; /* the most the buffer may hold; it grows up to this */
+    uint64_t expected;     /* records expected in all (for the disk-full message), or 0 */
+    const char *tmp_dir;   /* where runs go; NULL: $TMPDIR, else /tmp */
+    const char *what;      /* named in messages: "k-mer keys" */
+    tal_budget_t *budget;  /* the buffer is reserved from it; may be NULL */
     tal_mem_component_t component;
 } tal_sorter_opt_t;
 
 typedef struct {
-    uint64_t records;        /* added */
-    uint64_t runs;           /* spilled runs (0: sorted in memory) */
-    uint64_t spilled_bytes;  /* written to disk, merge passes included */
-    uint64_t buffer_bytes;   /* the buffer's size at its largest */
+    uint64_t records;       /* added */
+    uint64_t runs;          /* spilled runs (0: sorted in memory) */
+    uint64_t spilled_bytes; /* written to disk, merge passes included */
+    uint64_t buffer_bytes;  /* the buffer's size at its largest */
 } tal_sorter_stats_t;
 
 /* The smallest buffer_bytes a sorter works with (it merges as many runs at a time as
  * 64 KiB windows fit in its buffer, 31 at this size, in more passes when there are more). */
-#define TAL_SORTER_MIN_BUFFER ((uint64_t)2 << 20)
+#define TAL_SORTER_MIN_BUFFER     ((uint64_t)2 << 20)
 /* The buffer a sorter gets when its caller plans none (no cap). */
 #define TAL_SORTER_DEFAULT_BUFFER ((uint64_t)128 << 20)
 

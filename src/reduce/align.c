@@ -31,7 +31,7 @@ struct tal_aligner {
     size_t trace_cap;
     uint64_t *ops; /* (count << 2 | op) of the banded path, last column first */
     size_t ops_len, ops_cap;
-    int verify;    /* check each band's score against the full DP's (score only) */
+    int verify; /* check each band's score against the full DP's (score only) */
 };
 
 void tal_aligner_verify_bands(tal_aligner_t *a, int on) { a->verify = on; }
@@ -188,12 +188,14 @@ int tal_align(tal_aligner_t *a, const char *member, size_t member_len, const cha
     /* parasail's traceback takes 2-4 bytes a cell: big pairs go to the band code with
      * the whole matrix as its band, at one byte a cell */
     if ((uint64_t)member_len * (uint64_t)ref_len > TAL_PARASAIL_CELLS && member_len && ref_len)
-        return tal_align_band(a, member, member_len, ref, ref_len, -(int64_t)member_len, (int64_t)ref_len, out);
+        return tal_align_band(a, member, member_len, ref, ref_len, -(int64_t)member_len,
+                              (int64_t)ref_len, out);
     if (member_len && ref_len) {
         res = parasail_sg_dx_trace_striped_sat(member, (int)member_len, ref, (int)ref_len, a->open,
                                                a->extend, a->matrix);
         if (!res) return TAL_ENOMEM;
-        cigar = parasail_result_get_cigar(res, member, (int)member_len, ref, (int)ref_len, a->matrix);
+        cigar =
+            parasail_result_get_cigar(res, member, (int)member_len, ref, (int)ref_len, a->matrix);
         if (!cigar) {
             parasail_result_free(res);
             return TAL_ENOMEM;
@@ -307,7 +309,8 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
         int32_t e = NEG_INF, hleft = NEG_INF, hdiag_next;
         if (klo < 0) klo = 0;
         if (khi > w - 1) khi = w - 1;
-        if (klo > khi) return tal_align(a, member, member_len, ref, ref_len, out); /* band left the matrix */
+        if (klo > khi)
+            return tal_align(a, member, member_len, ref, ref_len, out); /* band left the matrix */
         /* F reads the previous row at k + 1 before it is overwritten, H at k likewise */
         hdiag_next = H[klo + 1];
         for (k = 0; k < klo; k++) H[k + 1] = E[k + 1] = F[k + 1] = NEG_INF;
@@ -352,12 +355,13 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
             best_k = k;
         }
     }
-    if (best_k < 0 || best <= NEG_INF / 2) return tal_align(a, member, member_len, ref, ref_len, out);
+    if (best_k < 0 || best <= NEG_INF / 2)
+        return tal_align(a, member, member_len, ref, ref_len, out);
     if (a->verify && !whole) {
         /* the best path may lie outside the band without touching its edge (a repeat
          * elsewhere, a second copy of a domain): the full DP's score says so */
-        parasail_result_t *res = parasail_sg_dx_striped_sat(member, (int)member_len, ref, (int)ref_len,
-                                                            a->open, a->extend, a->matrix);
+        parasail_result_t *res = parasail_sg_dx_striped_sat(
+            member, (int)member_len, ref, (int)ref_len, a->open, a->extend, a->matrix);
         int full = res ? res->score : best;
         if (res) parasail_result_free(res);
         if (full > best) return tal_align(a, member, member_len, ref, ref_len, out);

@@ -38,9 +38,9 @@
  * (L - WORD + 1) - WORD x (1 - I) x L words cannot pass. Exact residues, 20 letters (or
  * 4 bases). The diagonals (reference position - member position) of the shared words
  * show where the member lies on the reference and how far indels shift it. */
-#define WORD 4
+#define WORD       4
 #define WORD_SPACE (20 * 20 * 20 * 20)
-#define BAND_PAD 8
+#define BAND_PAD   8
 
 typedef struct {
     uint16_t *count; /* WORD_SPACE entries, zero between calls */
@@ -75,23 +75,25 @@ static void word_filter_free(word_filter_t *wf)
 
 /* Runs body for each word w of seq ending at position i_ (words across a non-residue
  * are skipped). */
-#define FOR_EACH_WORD(wf, seq, len, w, body)                                                \
-    do {                                                                                   \
-        uint32_t w = 0, run_ = 0;                                                          \
-        for (size_t i_ = 0; i_ < (len); i_++) {                                            \
-            int c_ = (wf)->code[(unsigned char)(seq)[i_]];                                 \
-            if (c_ < 0) {                                                                  \
-                run_ = 0;                                                                  \
-                w = 0;                                                                     \
-                continue;                                                                  \
-            }                                                                              \
-            w = (w * 20 + (uint32_t)c_) % WORD_SPACE;                                      \
-            if (++run_ >= WORD) { body; }                                                  \
-        }                                                                                  \
+#define FOR_EACH_WORD(wf, seq, len, w, body)                                                       \
+    do {                                                                                           \
+        uint32_t w = 0, run_ = 0;                                                                  \
+        for (size_t i_ = 0; i_ < (len); i_++) {                                                    \
+            int c_ = (wf)->code[(unsigned char)(seq)[i_]];                                         \
+            if (c_ < 0) {                                                                          \
+                run_ = 0;                                                                          \
+                w = 0;                                                                             \
+                continue;                                                                          \
+            }                                                                                      \
+            w = (w * 20 + (uint32_t)c_) % WORD_SPACE;                                              \
+            if (++run_ >= WORD) {                                                                  \
+                body;                                                                              \
+            }                                                                                      \
+        }                                                                                          \
     } while (0)
 
 typedef struct {
-    int banded;       /* 1: align in [dlo, dhi]; 0: no clear diagonal, align in full */
+    int banded; /* 1: align in [dlo, dhi]; 0: no clear diagonal, align in full */
     int64_t dlo, dhi;
 } band_t;
 
@@ -178,10 +180,10 @@ struct tal_cluster_prep {
     uint64_t n, C;
     const tal_seq_source_t *src;
     const uint64_t *lens;
-    uint32_t *order;     /* by rank: the record id */
-    uint32_t *twin;      /* by rank: the rank of the first exact copy (itself if none) */
+    uint32_t *order; /* by rank: the record id */
+    uint32_t *twin;  /* by rank: the rank of the first exact copy (itself if none) */
     size_t arrays_bytes;
-    int cand_fd;         /* by rank, C candidate ranks each (NONE pads) */
+    int cand_fd; /* by rank, C candidate ranks each (NONE pads) */
     char tmp_dir[4096];
 };
 
@@ -210,8 +212,8 @@ static void progress(const tal_cluster_opt_t *opt, const char *stage, uint64_t d
     if (opt->progress) opt->progress(opt->ctx, stage, done, total);
 }
 
-static int new_sorter(const tal_cluster_opt_t *opt, const char *dir, const char *what, uint64_t expected,
-                      tal_mem_component_t component, tal_sorter_t **out)
+static int new_sorter(const tal_cluster_opt_t *opt, const char *dir, const char *what,
+                      uint64_t expected, tal_mem_component_t component, tal_sorter_t **out)
 {
     tal_sorter_opt_t so;
     memset(&so, 0, sizeof so);
@@ -242,7 +244,8 @@ static void *sketch_slice(void *arg)
     sketch_job_t *job = arg;
     const run_t *run = job->run;
     size_t m = (size_t)run->opt->sketch.m, used = 0;
-    uint64_t *hashes = malloc(m * sizeof *hashes + 8), *batch = malloc((SKETCH_BATCH + m) * sizeof *batch);
+    uint64_t *hashes = malloc(m * sizeof *hashes + 8),
+             *batch = malloc((SKETCH_BATCH + m) * sizeof *batch);
     seqbuf_t b = {NULL, 0};
     if (!hashes || !batch) job->rc = TAL_ENOMEM;
     for (uint64_t i = job->lo; i < job->hi && job->rc == 0; i++) {
@@ -282,16 +285,24 @@ static int make_sketches(const run_t *run, tal_sorter_t *sorter)
     if (threads > 64) threads = 64;
     if ((uint64_t)threads > run->n) threads = run->n ? (int)run->n : 1;
     /* each thread's batch and read buffer */
-    if ((rc = tal_budget_reserve(run->opt->budget, TAL_MEM_KMERS, per_thread * (uint64_t)threads)) < 0) return rc;
+    if ((rc = tal_budget_reserve(run->opt->budget, TAL_MEM_KMERS, per_thread * (uint64_t)threads)) <
+        0)
+        return rc;
     for (int t = 0; t < threads; t++) {
-        jobs[t] = (sketch_job_t){run, sorter, &mu, run->n * (uint64_t)t / (uint64_t)threads,
-                                 run->n * (uint64_t)(t + 1) / (uint64_t)threads, 0};
+        jobs[t] = (sketch_job_t){run,
+                                 sorter,
+                                 &mu,
+                                 run->n * (uint64_t)t / (uint64_t)threads,
+                                 run->n * (uint64_t)(t + 1) / (uint64_t)threads,
+                                 0};
         if (t > 0 && pthread_create(&tids[t], NULL, sketch_slice, &jobs[t]) == 0) started[t] = 1;
     }
     sketch_slice(&jobs[0]);
     for (int t = 1; t < threads; t++) {
-        if (started[t]) pthread_join(tids[t], NULL);
-        else sketch_slice(&jobs[t]);
+        if (started[t])
+            pthread_join(tids[t], NULL);
+        else
+            sketch_slice(&jobs[t]);
     }
     for (int t = 0; t < threads; t++)
         if (jobs[t].rc < 0) rc = jobs[t].rc;
@@ -479,7 +490,9 @@ static int make_candidates(tal_cluster_prep_t *p, const run_t *run, tal_sorter_t
     size_t count;
     int rc;
     if (per > 64) per = 64;
-    if ((rc = new_sorter(run->opt, p->tmp_dir, "candidate links", run->n * 20, TAL_MEM_SORT, &ls)) < 0) return rc;
+    if ((rc = new_sorter(run->opt, p->tmp_dir, "candidate links", run->n * 20, TAL_MEM_SORT, &ls)) <
+        0)
+        return rc;
     while ((rc = tal_sorter_read(keys, &recs, &count)) > 0) {
         rc = 0;
         for (size_t k = 0; k < count && rc == 0; k++) {
@@ -524,7 +537,8 @@ static int make_candidates(tal_cluster_prep_t *p, const run_t *run, tal_sorter_t
         }
     }
     if (rc == 0 && cur != UINT64_MAX) rc = rows_emit(&w, cur, list, list_len);
-    if (rc == 0 && run->n) rc = rows_emit(&w, run->n - 1, NULL, 0); /* the ranks after the last with links */
+    if (rc == 0 && run->n)
+        rc = rows_emit(&w, run->n - 1, NULL, 0); /* the ranks after the last with links */
     if (rc == 0) rc = rows_flush(&w);
     if (w.rows) {
         free(w.rows);
@@ -564,9 +578,12 @@ int tal_cluster_prepare(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_
     if (!dir || !*dir) dir = "/tmp";
     snprintf(p->tmp_dir, sizeof p->tmp_dir, "%s", dir);
     p->arrays_bytes = ((size_t)n + 1) * 2 * sizeof(uint32_t);
-    if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, p->arrays_bytes, (void **)&p->order)) < 0) goto fail;
+    if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, p->arrays_bytes, (void **)&p->order)) <
+        0)
+        goto fail;
     p->twin = p->order + n + 1;
-    if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, ((size_t)n + 1) * sizeof *rank, (void **)&rank)) < 0)
+    if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, ((size_t)n + 1) * sizeof *rank,
+                               (void **)&rank)) < 0)
         goto fail;
     run = (run_t){opt, n, src, lens, rank, p->twin, p->order};
 
@@ -577,7 +594,8 @@ int tal_cluster_prepare(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_
     if ((rc = find_twins(&run, p->tmp_dir, p->twin)) < 0) goto fail;
     /* 3-4. sketches, sorted; candidates, to a file of their own */
     progress(opt, "sketches", 0, n);
-    if ((rc = new_sorter(opt, p->tmp_dir, "k-mer keys", n * (uint64_t)opt->sketch.m, TAL_MEM_KMERS, &keys)) < 0)
+    if ((rc = new_sorter(opt, p->tmp_dir, "k-mer keys", n * (uint64_t)opt->sketch.m, TAL_MEM_KMERS,
+                         &keys)) < 0)
         goto fail;
     if ((rc = make_sketches(&run, keys)) < 0) goto fail;
     if ((rc = tal_sorter_finish(keys)) < 0) goto fail;
@@ -591,7 +609,8 @@ int tal_cluster_prepare(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_
         if ((p->cand_fd = mkostemp(path, O_CLOEXEC)) >= 0) unlink(path);
     }
     if (p->cand_fd < 0) {
-        tal_log_error("cannot create the candidate list in --tmp-dir %s: %s", p->tmp_dir, strerror(errno));
+        tal_log_error("cannot create the candidate list in --tmp-dir %s: %s", p->tmp_dir,
+                      strerror(errno));
         rc = TAL_EIO;
         goto fail;
     }
@@ -653,15 +672,15 @@ typedef struct {
 
 /* One alignment, its memory reserved first when it is more than the worker's share:
  * under a tight cap, big alignments wait for each other instead of exceeding it. */
-static int align_pair(const run_t *run, worker_t *wk, const char *m, size_t ml, const char *r, size_t rl,
-                      const band_t *band, tal_alignment_t *al)
+static int align_pair(const run_t *run, worker_t *wk, const char *m, size_t ml, const char *r,
+                      size_t rl, const band_t *band, tal_alignment_t *al)
 {
     uint64_t need = tal_align_bytes(ml, rl, TAL_CLUSTER_MAX_CELLS), held = 0;
     int rc;
     if (need > TAL_CLUSTER_WORKER_BYTES / 2) {
         if ((rc = tal_budget_reserve_wait(run->opt->budget, TAL_MEM_ALIGN, need)) < 0) {
-            tal_log_error("the memory cap leaves no room to align a %zu x %zu pair (%llu MiB)", ml, rl,
-                          (unsigned long long)(need >> 20));
+            tal_log_error("the memory cap leaves no room to align a %zu x %zu pair (%llu MiB)", ml,
+                          rl, (unsigned long long)(need >> 20));
             return TAL_EMEMCAP;
         }
         held = need;
@@ -716,7 +735,8 @@ static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int stop_ins
             wk->filtered++;
             continue;
         }
-        rc = align_pair(run, wk, mseq, (size_t)run->lens[s], rseq, (size_t)run->lens[ref_id], &band, &al);
+        rc = align_pair(run, wk, mseq, (size_t)run->lens[s], rseq, (size_t)run->lens[ref_id], &band,
+                        &al);
         if (rc < 0) return rc;
         if (rc == 1) continue; /* too big to align: not this one */
         wk->alignments++;
@@ -764,7 +784,8 @@ static int decide_batch(batch_t *b)
     pthread_t tids[64];
     int started[64] = {0}, rc = 0, threads = b->n_workers;
     for (int t = 0; t < threads; t++) b->workers[t].arena_used = 0;
-    for (uint64_t r = b->r0; r < b->r1; r++) b->picks[r - b->r0] = (pick_t){NONE, 0, 1, 0, 0, 0, 0, 0};
+    for (uint64_t r = b->r0; r < b->r1; r++)
+        b->picks[r - b->r0] = (pick_t){NONE, 0, 1, 0, 0, 0, 0, 0};
     b->next = 0;
     if (threads > 1 && b->r1 - b->r0 < 64) threads = 1; /* not worth a thread */
     for (int t = 0; t < threads; t++) {
@@ -834,14 +855,17 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
     for (uint64_t r = 0; r < n; r++) refr[r] = (uint32_t)r;
     ident = out->identity;
     cover = out->coverage;
-    if ((rc = tal_budget_reserve(opt->budget, TAL_MEM_ALIGN, worker_bytes + batch_bytes)) < 0) goto fail_early;
-    if (!(workers = calloc((size_t)n_workers, sizeof *workers)) || !(picks = malloc(BATCH * sizeof *picks)) ||
-        !(cand = malloc(BATCH * C * sizeof *cand))) {
+    if ((rc = tal_budget_reserve(opt->budget, TAL_MEM_ALIGN, worker_bytes + batch_bytes)) < 0)
+        goto fail_early;
+    if (!(workers = calloc((size_t)n_workers, sizeof *workers)) ||
+        !(picks = malloc(BATCH * sizeof *picks)) || !(cand = malloc(BATCH * C * sizeof *cand))) {
         rc = TAL_ENOMEM;
         goto fail;
     }
     for (int t = 0; t < n_workers; t++) {
-        if ((rc = tal_aligner_create(&workers[t].aligner, opt->nucleotide, TAL_CLUSTER_MAX_CELLS)) < 0) goto fail;
+        if ((rc = tal_aligner_create(&workers[t].aligner, opt->nucleotide, TAL_CLUSTER_MAX_CELLS)) <
+            0)
+            goto fail;
         /* below 0.8 the shared words place the band less surely: check it */
         tal_aligner_verify_bands(workers[t].aligner, opt->identity < 0.8);
         if ((rc = word_filter_init(&workers[t].wf, opt->nucleotide)) < 0) goto fail;
@@ -901,7 +925,8 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
                 cover[id] = refr[t] == t ? 1.0f : cover[first];
             }
             out->duplicates++;
-            if (opt->on_copy && (rc = opt->on_copy(opt->ctx, id, first, out->ref[id])) < 0) goto fail;
+            if (opt->on_copy && (rc = opt->on_copy(opt->ctx, id, first, out->ref[id])) < 0)
+                goto fail;
         } else {
             if (ident) out->twin[id] = id;
             out->ref[id] = order[refr[r]];

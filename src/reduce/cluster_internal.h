@@ -14,12 +14,12 @@
 #include <stdint.h>
 
 typedef struct {
-    double identity;   /* identical residues / member length, (0, 1] */
-    double coverage;   /* aligned member residues / member length, (0, 1] */
+    double identity; /* identical residues / member length, (0, 1] */
+    double coverage; /* aligned member residues / member length, (0, 1] */
     int nucleotide;
-    int per_group;     /* longer sequences of a k-mer group a member is linked to (3) */
-    int candidates;    /* ranked candidates kept per sequence (8) */
-    int threads;       /* sketching threads (1) */
+    int per_group;  /* longer sequences of a k-mer group a member is linked to (3) */
+    int candidates; /* ranked candidates kept per sequence (8) */
+    int threads;    /* sketching threads (1) */
     tal_sketch_opt_t sketch;
     /* Called for each sequence that joins a reference by alignment (not for exact
      * copies), in the order decided, with the accepted alignment and its delta; a
@@ -49,16 +49,16 @@ typedef struct {
     tal_budget_t *budget; /* the arrays below are one reserved block of block_bytes */
     size_t block_bytes;
     void *block;
-    uint32_t *ref;        /* ref[i] == i: i is a reference; else i's reference */
-    uint32_t *twin;       /* exact copies: the first copy (lowest id); else i itself */
-    float *identity;      /* members: identity and coverage of the accepted alignment */
-    float *coverage;      /* (twin, identity, coverage: NULL with opt.ref_only) */
+    uint32_t *ref;   /* ref[i] == i: i is a reference; else i's reference */
+    uint32_t *twin;  /* exact copies: the first copy (lowest id); else i itself */
+    float *identity; /* members: identity and coverage of the accepted alignment */
+    float *coverage; /* (twin, identity, coverage: NULL with opt.ref_only) */
     uint64_t references;
-    uint64_t duplicates;  /* members identical to their reference */
-    uint64_t alignments;  /* alignments computed */
-    uint64_t filtered;    /* candidates rejected by the short-word filter */
-    uint64_t banded;      /* alignments done in a band (the rest: full DP) */
-    int stopped;          /* opt.stop_above was passed: only references is meaningful */
+    uint64_t duplicates; /* members identical to their reference */
+    uint64_t alignments; /* alignments computed */
+    uint64_t filtered;   /* candidates rejected by the short-word filter */
+    uint64_t banded;     /* alignments done in a band (the rest: full DP) */
+    int stopped;         /* opt.stop_above was passed: only references is meaningful */
 } tal_cluster_t;
 
 /* Where the residues come from: points *seq at record id's residues (lens[id] bytes),
@@ -71,9 +71,9 @@ typedef struct {
 
 /* The largest alignment (member x reference cells) a reduction computes; bigger pairs
  * are not aligned (the member stays a reference), with or without a cap. */
-#define TAL_CLUSTER_MAX_CELLS ((uint64_t)1 << 24)
+#define TAL_CLUSTER_MAX_CELLS        ((uint64_t)1 << 24)
 /* Each worker's own share of alignment memory; bigger alignments reserve theirs. */
-#define TAL_CLUSTER_WORKER_BYTES ((uint64_t)3 << 20)
+#define TAL_CLUSTER_WORKER_BYTES     ((uint64_t)3 << 20)
 /* Bytes per record the clustering holds at most at once with opt.ref_only (ranks,
  * copies, references by rank and by id), for planning. */
 #define TAL_CLUSTER_BYTES_PER_RECORD 16

@@ -12,12 +12,12 @@
 typedef struct tal_aligner tal_aligner_t;
 
 typedef struct {
-    uint64_t identical;  /* aligned columns with the same byte in both */
-    uint64_t aligned;    /* member residues in aligned (match or mismatch) columns */
-    double identity;     /* identical / member length (CD-HIT -c) */
-    double coverage;     /* aligned / member length */
-    const uint8_t *delta;/* the member as a delta against the reference (see below) */
-    size_t delta_len;    /* valid until the next tal_align on this aligner */
+    uint64_t identical;   /* aligned columns with the same byte in both */
+    uint64_t aligned;     /* member residues in aligned (match or mismatch) columns */
+    double identity;      /* identical / member length (CD-HIT -c) */
+    double coverage;      /* aligned / member length */
+    const uint8_t *delta; /* the member as a delta against the reference (see below) */
+    size_t delta_len;     /* valid until the next tal_align on this aligner */
 } tal_alignment_t;
 
 /* nucleotide: 0 protein (BLOSUM62, gaps 11/1), 1 nucleotide (+2/-3, gaps 5/2).
@@ -57,7 +57,8 @@ static inline uint64_t tal_align_bytes(size_t member_len, size_t ref_len, uint64
     if (cells > TAL_PARASAIL_CELLS) cells = TAL_PARASAIL_CELLS;
     if (band > 2 * max_cells) band = 2 * max_cells;
     full = cells * 17 / 4;
-    return (full > band ? full : band) + ((uint64_t)member_len + (uint64_t)ref_len) * 64 + ((uint64_t)1 << 20);
+    return (full > band ? full : band) + ((uint64_t)member_len + (uint64_t)ref_len) * 64 +
+           ((uint64_t)1 << 20);
 }
 /* Frees the band's buffers that have grown past keep bytes (after a rare big pair). */
 void tal_aligner_trim(tal_aligner_t *a, size_t keep);

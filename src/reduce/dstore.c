@@ -50,15 +50,15 @@ _Static_assert(sizeof(dentry_t) == 56, "delta entry layout");
 _Static_assert(sizeof(tal_dref_t) == 40, "delta reference layout");
 
 #define HEADER_SPACE 4096 /* header, then the FASTA path */
-#define ALIAS_BIT (1ull << 63)
-#define WBUF (1u << 20)
+#define ALIAS_BIT    (1ull << 63)
+#define WBUF         (1u << 20)
 
 static uint64_t pad8(uint64_t x) { return (x + 7) & ~7ull; }
 
 /* ---- writing ---- */
 
 typedef struct {
-    uint64_t at;   /* file offset of buf[0] */
+    uint64_t at; /* file offset of buf[0] */
     char *buf;
     size_t used;
 } cursor_t;
@@ -208,8 +208,7 @@ int tal_dwriter_record(tal_dwriter_t *w, const tal_drec_t *rec, uint64_t delta_o
         if ((rc = tal_sorter_add(w->keys, &k, 1)) < 0) return rc;
         w->n_keys++;
     }
-    if (keys.alias)
-    {
+    if (keys.alias) {
         dkey_t k = {tal_key_hash(keys.alias, keys.alias_len), w->n_rec | ALIAS_BIT};
         if ((rc = tal_sorter_add(w->keys, &k, 1)) < 0) return rc;
         w->n_keys++;
@@ -242,7 +241,8 @@ int tal_dwriter_copy_deltas(tal_dwriter_t *w, int fd)
                           k < 0 ? strerror(errno) : "short file");
             return TAL_EIO;
         }
-        if ((rc = pwrite_all(w->fd, buf, (size_t)k, w->h.deltas_off + done, w->path)) < 0) return rc;
+        if ((rc = pwrite_all(w->fd, buf, (size_t)k, w->h.deltas_off + done, w->path)) < 0)
+            return rc;
         done += (uint64_t)k;
     }
     return 0;
@@ -254,7 +254,8 @@ int tal_dwriter_finish(tal_dwriter_t *w)
     XXH3_state_t *st;
     uint64_t sum, off = 0;
     int rc;
-    if (w->n_rec != w->h.records || w->n_ref != w->h.references || w->header_used != w->h.headers_size)
+    if (w->n_rec != w->h.records || w->n_ref != w->h.references ||
+        w->header_used != w->h.headers_size)
         return TAL_EUSAGE;
     if ((rc = cursor_flush(w, &w->entries)) < 0 || (rc = cursor_flush(w, &w->headers)) < 0 ||
         (rc = cursor_flush(w, &w->refs)) < 0)
@@ -288,7 +289,8 @@ int tal_dwriter_finish(tal_dwriter_t *w)
         if (k <= 0) {
             if (k < 0 && errno == EINTR) continue;
             XXH3_freeState(st);
-            tal_log_error("%s: cannot read back: %s", w->path, k < 0 ? strerror(errno) : "short file");
+            tal_log_error("%s: cannot read back: %s", w->path,
+                          k < 0 ? strerror(errno) : "short file");
             return TAL_EIO;
         }
         XXH3_64bits_update(st, buf, (size_t)k);
@@ -370,10 +372,12 @@ static int check_layout(tal_dstore_t *d)
     uint64_t size = d->size;
     if (h->major != 1) return damaged(d, "unknown format version");
     if (h->file_size != size) return damaged(d, "its size is not the size it was written with");
-    if (h->records > TAL_MAX_RECORDS || h->references > h->records || h->keys_count > 2 * h->records)
+    if (h->records > TAL_MAX_RECORDS || h->references > h->records ||
+        h->keys_count > 2 * h->records)
         return damaged(d, "impossible record counts");
     if (h->path_len >= HEADER_SPACE - sizeof *h) return damaged(d, "bad FASTA path length");
-    if (h->entries_off != HEADER_SPACE || h->headers_off != h->entries_off + h->records * sizeof(dentry_t) ||
+    if (h->entries_off != HEADER_SPACE ||
+        h->headers_off != h->entries_off + h->records * sizeof(dentry_t) ||
         h->headers_size > size || h->deltas_off != pad8(h->headers_off + h->headers_size) ||
         h->deltas_size > size || h->refs_off != pad8(h->deltas_off + h->deltas_size) ||
         h->keys_off != h->refs_off + h->references * sizeof(tal_dref_t) ||
@@ -509,7 +513,8 @@ int tal_dstore_record(const tal_dstore_t *d, uint64_t i, tal_drec_t *rec)
         e->ref >= d->h->references || e->length > d->h->residues ||
         (!(e->flags & (TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL)) &&
          (e->delta_off > d->h->deltas_size || e->delta_len > d->h->deltas_size - e->delta_off))) {
-        snprintf(what, sizeof what, "record %llu has offsets outside the file", (unsigned long long)i + 1);
+        snprintf(what, sizeof what, "record %llu has offsets outside the file",
+                 (unsigned long long)i + 1);
         return damaged(d, what);
     }
     rec->header = d->headers + e->header_off;
@@ -520,7 +525,8 @@ int tal_dstore_record(const tal_dstore_t *d, uint64_t i, tal_drec_t *rec)
     rec->flags = e->flags;
     rec->identity = e->identity;
     rec->coverage = e->coverage;
-    rec->delta = e->flags & (TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL) ? NULL : d->deltas + e->delta_off;
+    rec->delta =
+        e->flags & (TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL) ? NULL : d->deltas + e->delta_off;
     rec->delta_len = rec->delta ? e->delta_len : 0;
     return 0;
 }
@@ -545,8 +551,10 @@ int tal_dstore_find(const tal_dstore_t *d, const char *acc, size_t acc_len, uint
     uint64_t hash = tal_key_hash(acc, acc_len), lo = 0, hi = d->h->keys_count, alias = UINT64_MAX;
     while (lo < hi) { /* the first key with this hash */
         uint64_t mid = lo + (hi - lo) / 2;
-        if (d->keys[mid].hash < hash) lo = mid + 1;
-        else hi = mid;
+        if (d->keys[mid].hash < hash)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     for (; lo < d->h->keys_count && d->keys[lo].hash == hash; lo++) {
         uint64_t rid = d->keys[lo].record & ~ALIAS_BIT;
@@ -606,11 +614,13 @@ int tal_dstore_ref_residues(tal_dstore_t *d, uint32_t k, const char **seq, size_
             return TAL_EINPUT;
         }
     }
-    if (r->fasta_len > SIZE_MAX / 2 || (rc = grow(&d->raw, &d->raw_cap, (size_t)r->fasta_len + 1)) < 0 ||
+    if (r->fasta_len > SIZE_MAX / 2 ||
+        (rc = grow(&d->raw, &d->raw_cap, (size_t)r->fasta_len + 1)) < 0 ||
         (rc = grow(&d->refbuf, &d->refbuf_cap, (size_t)r->fasta_len + 1)) < 0)
         return rc < 0 ? rc : TAL_ENOMEM;
     while (at < r->fasta_len) {
-        ssize_t got = pread(d->fasta_fd, d->raw + at, (size_t)r->fasta_len - at, (off_t)(r->fasta_offset + at));
+        ssize_t got = pread(d->fasta_fd, d->raw + at, (size_t)r->fasta_len - at,
+                            (off_t)(r->fasta_offset + at));
         if (got < 0 && errno == EINTR) continue;
         if (got <= 0) break;
         at += (size_t)got;
@@ -645,18 +655,22 @@ int tal_dstore_rebuild(tal_dstore_t *d, uint64_t i, char **buf, size_t *cap, siz
     if (rec.length > SIZE_MAX / 2) return damaged(d, "impossible record length");
     if ((rc = tal_dstore_ref_residues(d, rec.ref, &ref, &ref_len)) < 0) {
         if (rc == TAL_EINPUT)
-            tal_log_error("%s: record %llu (%.*s) cannot be rebuilt", d->path, (unsigned long long)i + 1,
+            tal_log_error("%s: record %llu (%.*s) cannot be rebuilt", d->path,
+                          (unsigned long long)i + 1,
                           (int)(rec.header_len > 60 ? 60 : rec.header_len), rec.header);
         return rc;
     }
     if ((rc = grow(buf, cap, (size_t)rec.length + 1)) < 0) return rc;
     if (rec.flags & (TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL)) {
-        if (ref_len != rec.length) rc = TAL_EINPUT;
-        else memcpy(*buf, ref, ref_len);
+        if (ref_len != rec.length)
+            rc = TAL_EINPUT;
+        else
+            memcpy(*buf, ref, ref_len);
     } else {
         rc = tal_delta_apply(rec.delta, rec.delta_len, ref, ref_len, *buf, (size_t)rec.length);
     }
-    if (rc < 0 || tal_record_checksum(rec.header, rec.header_len, *buf, (size_t)rec.length) != rec.checksum) {
+    if (rc < 0 ||
+        tal_record_checksum(rec.header, rec.header_len, *buf, (size_t)rec.length) != rec.checksum) {
         tal_log_error("%s: record %llu (%.*s) does not rebuild to its checksum: the reduced FASTA "
                       "%s does not belong to this delta store, or one of them is damaged",
                       d->path, (unsigned long long)i + 1,
@@ -704,7 +718,8 @@ int tal_dstore_write_fasta(tal_dstore_t *d, uint64_t first, uint64_t count, size
     for (uint64_t i = first; i < first + count; i++) {
         if ((rc = tal_dstore_rebuild(d, i, &d->recbuf, &d->recbuf_cap, &len)) < 0) return rc;
         if ((rc = tal_dstore_record(d, i, &rec)) < 0) return rc;
-        rc = tal_fasta_write(out, rec.header, rec.header_len, d->recbuf, len, width, TAL_FASTA_EMPTY_LINE);
+        rc = tal_fasta_write(out, rec.header, rec.header_len, d->recbuf, len, width,
+                             TAL_FASTA_EMPTY_LINE);
         if (rc < 0) return rc;
     }
     return 0;

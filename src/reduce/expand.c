@@ -162,8 +162,9 @@ static int note_unknown(tal_expander_t *x, const char *name, uint64_t line_no, c
                         size_t len)
 {
     if (x->strict) {
-        tal_log_error("%s line %llu: subject '%.*s' is not in %s", name, (unsigned long long)line_no,
-                      (int)(len > 200 ? 200 : len), subject, tal_dstore_path(x->dstore));
+        tal_log_error("%s line %llu: subject '%.*s' is not in %s", name,
+                      (unsigned long long)line_no, (int)(len > 200 ? 200 : len), subject,
+                      tal_dstore_path(x->dstore));
         return TAL_ENOTFOUND;
     }
     if (!x->unknown_lines++) {

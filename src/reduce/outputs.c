@@ -45,16 +45,24 @@ static int open_outputs(outputs_t *o)
     tal_dlayout_t layout;
     if ((rc = tal_outfile_open(&o->fasta, x->out, force)) < 0) return rc;
     if ((rc = tal_outfile_open(&o->members, x->members_path, force)) < 0) return rc;
-    if (x->opt->clstr_path && (rc = tal_outfile_open(&o->clstr, x->opt->clstr_path, force)) < 0) return rc;
+    if (x->opt->clstr_path && (rc = tal_outfile_open(&o->clstr, x->opt->clstr_path, force)) < 0)
+        return rc;
     if (x->taxid_path && (rc = tal_outfile_open(&o->taxid, x->taxid_path, force)) < 0) return rc;
     if (asprintf(&o->deltas_tmp, "%s.tmp-%d", x->deltas_path, (int)getpid()) < 0) {
         o->deltas_tmp = NULL;
         return TAL_ENOMEM;
     }
     tal_cleanup_extra_add(o->deltas_tmp, 0);
-    layout = (tal_dlayout_t){x->info.records, o->c->references, x->info.header_bytes, x->delta_used,
-                             x->identity,     x->coverage,     x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE,
-                             x->out,          x->budget,       x->scratch,
+    layout = (tal_dlayout_t){x->info.records,
+                             o->c->references,
+                             x->info.header_bytes,
+                             x->delta_used,
+                             x->identity,
+                             x->coverage,
+                             x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE,
+                             x->out,
+                             x->budget,
+                             x->scratch,
                              x->sort_bytes};
     if ((rc = tal_dwriter_open(&o->dw, o->deltas_tmp, &layout)) < 0) return rc;
     fprintf(o->members.f, "#member\treference\tidentity\tcoverage\n");
@@ -155,8 +163,8 @@ static int write_records(outputs_t *o)
             d.flags = TAL_DREC_REFERENCE;
             d.identity = d.coverage = 1.0f;
         } else if (!(m->flags & (TAL_MEMBER_ALIGNED | TAL_MEMBER_IDENTICAL))) {
-            tal_log_error("internal error: record %llu has no reference in %s", (unsigned long long)i + 1,
-                          x->scratch);
+            tal_log_error("internal error: record %llu has no reference in %s",
+                          (unsigned long long)i + 1, x->scratch);
             return TAL_EIO;
         } else {
             d.identity = m->identity;
@@ -195,7 +203,8 @@ static int write_clstr(outputs_t *o)
     const char *strand = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE ? "+/" : "";
     int rc;
     if ((rc = tal_budget_reserve(x->budget, TAL_MEM_RECORDS, held)) < 0) return rc;
-    if (!(mstart = calloc((size_t)R + 2, sizeof *mstart)) || !(mlist = malloc((size_t)n * sizeof *mlist + 8))) {
+    if (!(mstart = calloc((size_t)R + 2, sizeof *mstart)) ||
+        !(mlist = malloc((size_t)n * sizeof *mlist + 8))) {
         rc = TAL_ENOMEM;
         goto out;
     }
@@ -208,8 +217,8 @@ static int write_clstr(outputs_t *o)
         tal_record_t rec;
         if (c->ref[i] != i) continue;
         if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) goto out;
-        fprintf(o->clstr.f, ">Cluster %llu\n0\t%llu%s, >", (unsigned long long)k, (unsigned long long)x->lens[i],
-                unit);
+        fprintf(o->clstr.f, ">Cluster %llu\n0\t%llu%s, >", (unsigned long long)k,
+                (unsigned long long)x->lens[i], unit);
         write_accession(o->clstr.f, rec.header, rec.header_len);
         fputs("... *\n", o->clstr.f);
         for (uint64_t m = mstart[k]; m < mstart[k + 1]; m++) {
@@ -239,13 +248,16 @@ static int commit_outputs(outputs_t *o)
         (rc = tal_outfile_close(&o->clstr)) < 0 || (rc = tal_outfile_close(&o->taxid)) < 0)
         return rc;
     if ((force ? rename(o->deltas_tmp, x->deltas_path)
-               : renameat2(AT_FDCWD, o->deltas_tmp, AT_FDCWD, x->deltas_path, RENAME_NOREPLACE)) < 0) {
+               : renameat2(AT_FDCWD, o->deltas_tmp, AT_FDCWD, x->deltas_path, RENAME_NOREPLACE)) <
+        0) {
         tal_log_error("cannot rename %s to %s: %s", o->deltas_tmp, x->deltas_path, strerror(errno));
         return TAL_EIO;
     }
     tal_cleanup_extra_done(o->deltas_tmp, 0);
-    if ((rc = tal_outfile_commit(&o->fasta, force)) < 0 || (rc = tal_outfile_commit(&o->members, force)) < 0 ||
-        (rc = tal_outfile_commit(&o->clstr, force)) < 0 || (rc = tal_outfile_commit(&o->taxid, force)) < 0)
+    if ((rc = tal_outfile_commit(&o->fasta, force)) < 0 ||
+        (rc = tal_outfile_commit(&o->members, force)) < 0 ||
+        (rc = tal_outfile_commit(&o->clstr, force)) < 0 ||
+        (rc = tal_outfile_commit(&o->taxid, force)) < 0)
         return rc;
     return 0;
 }
@@ -273,9 +285,10 @@ int tal_reduction_write(tal_reduction_t *x, const tal_cluster_t *c)
     if ((rc = write_records(&o)) < 0) goto out;
     if (o.clstr.f && (rc = write_clstr(&o)) < 0) goto out;
     if (o.missing_taxid && x->opt->aligner != TAL_ALIGNER_GENERIC)
-        tal_log_warn("%ld of %llu references have no taxid in their header (OX=, TaxID=, taxid|N|)%s",
-                     o.missing_taxid, (unsigned long long)c->references,
-                     x->opt->aligner == TAL_ALIGNER_KRAKEN ? "; their headers are left as they are" : "");
+        tal_log_warn(
+            "%ld of %llu references have no taxid in their header (OX=, TaxID=, taxid|N|)%s",
+            o.missing_taxid, (unsigned long long)c->references,
+            x->opt->aligner == TAL_ALIGNER_KRAKEN ? "; their headers are left as they are" : "");
     rc = commit_outputs(&o);
 out:
     if (rc < 0) {

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define HEADER_WINDOW ((uint64_t)8 << 20) /* header pages touched between releases */
-#define OUTPUT_BUFFERS ((uint64_t)8 << 20)
-#define SCAN_WINDOWS (3 * ((uint64_t)4 << 20))
+#define HEADER_WINDOW        ((uint64_t)8 << 20) /* header pages touched between releases */
+#define OUTPUT_BUFFERS       ((uint64_t)8 << 20)
+#define SCAN_WINDOWS         (3 * ((uint64_t)4 << 20))
 /* Before the input is indexed its longest sequence is unknown: planned as long as the
  * largest alignment allowed. */
 #define ESTIMATED_MAX_LENGTH 8192
@@ -42,9 +42,9 @@ static void plan_figures(uint64_t records, uint64_t max_len, uint64_t used, uint
     p->need = fixed + 2 * TAL_SORTER_MIN_BUFFER;
     if (p->need < used + index_need) p->need = used + index_need;
     room = cap && cap > fixed ? (cap - fixed) / 2 : TAL_SORTER_DEFAULT_BUFFER;
-    p->sort_bytes = low_memory                            ? TAL_SORTER_MIN_BUFFER
+    p->sort_bytes = low_memory                         ? TAL_SORTER_MIN_BUFFER
                     : room < TAL_SORTER_DEFAULT_BUFFER ? room
-                                                         : TAL_SORTER_DEFAULT_BUFFER;
+                                                       : TAL_SORTER_DEFAULT_BUFFER;
 }
 
 static uint64_t index_need(const char *fasta, const tal_reduce_opt_t *opt, tal_budget_t *budget)
@@ -93,8 +93,8 @@ int tal_reduction_plan(tal_reduction_t *x, int exact)
         max_len = ESTIMATED_MAX_LENGTH;
         need_index = index_need(x->in, x->opt, b);
     }
-    plan_figures(n, max_len, tal_budget_used(b, TAL_MEM_COMPONENTS), need_index, x->opt->threads, cap,
-                 x->opt->low_memory, &p);
+    plan_figures(n, max_len, tal_budget_used(b, TAL_MEM_COMPONENTS), need_index, x->opt->threads,
+                 cap, x->opt->low_memory, &p);
     if (cap && p.need > cap)
         return too_small(cap, cap_to_name(p.need),
                          exact ? "per-record arrays, workers and sort buffers"
@@ -123,8 +123,10 @@ int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt, tal_reduce_p
     tal_rss_t rss;
     if (!input || opt->threads < 1) return TAL_EUSAGE;
     memset(plan, 0, sizeof *plan);
-    if (opt->budget) used = tal_budget_used(opt->budget, TAL_MEM_COMPONENTS);
-    else used = tal_rss_read(&rss) == 0 ? rss.rss : 0;
+    if (opt->budget)
+        used = tal_budget_used(opt->budget, TAL_MEM_COMPONENTS);
+    else
+        used = tal_rss_read(&rss) == 0 ? rss.rss : 0;
     if (stat(input, &st) == 0 && S_ISDIR(st.st_mode)) {
         tal_store_t *s;
         tal_store_info_t info;

@@ -36,23 +36,23 @@ typedef struct {
     char *deltas_path, *members_path, *taxid_path;
     double identity, coverage; /* used: identity as chosen by the -r search */
     int passes;
-    tal_budget_t *budget;     /* opt's, or own_budget */
+    tal_budget_t *budget; /* opt's, or own_budget */
     tal_budget_t *own_budget;
-    char *scratch;            /* our directory under tmp_dir */
+    char *scratch; /* our directory under tmp_dir */
     tal_store_t *store;
-    int own_store;            /* opened (or built) here: closed at the end */
+    int own_store; /* opened (or built) here: closed at the end */
     tal_store_info_t info;
     const uint64_t *lens, *offsets, *checksums;
-    uint64_t *own_offsets;    /* compressed input: offsets into the decoded file */
-    int seq_fd;               /* the raw residues: read with pread, never mapped */
-    char *buf;                /* the calling thread's read buffer */
+    uint64_t *own_offsets; /* compressed input: offsets into the decoded file */
+    int seq_fd;            /* the raw residues: read with pread, never mapped */
+    char *buf;             /* the calling thread's read buffer */
     size_t buf_cap;
     int delta_fd;
     FILE *delta_out;
     uint64_t delta_used;
-    int result_fd;            /* a tal_member_slot_t per record id */
-    uint64_t sort_bytes;      /* the plan: each sorter's buffer */
-    uint64_t held_input;      /* reserved for the store's arrays for the whole run */
+    int result_fd;       /* a tal_member_slot_t per record id */
+    uint64_t sort_bytes; /* the plan: each sorter's buffer */
+    uint64_t held_input; /* reserved for the store's arrays for the whole run */
     double started;
     tal_reduce_progress_t progress;
 } tal_reduction_t;

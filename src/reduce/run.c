@@ -66,8 +66,8 @@ static int same_file(const char *a, const char *b)
         char *sa = strrchr(da, '/'), *sb = strrchr(db, '/');
         if (sa) *sa = '\0';
         if (sb) *sb = '\0';
-        same = realpath(sa ? (*da ? da : "/") : ".", ra) && realpath(sb ? (*db ? db : "/") : ".", rb) &&
-               !strcmp(ra, rb);
+        same = realpath(sa ? (*da ? da : "/") : ".", ra) &&
+               realpath(sb ? (*db ? db : "/") : ".", rb) && !strcmp(ra, rb);
     }
     free(da);
     free(db);
@@ -79,12 +79,18 @@ static int fraction_ok(double v) { return v > 0.0 && v <= 1.0; }
 static int check_options(const tal_reduce_opt_t *opt, const char *out)
 {
     const char *bad = NULL;
-    if (!out || !*out) bad = "no output FASTA";
-    else if (!fraction_ok(opt->coverage)) bad = "the coverage must be in (0, 1]";
-    else if (opt->ratio == 0 && !fraction_ok(opt->identity)) bad = "the identity must be in (0, 1]";
-    else if (opt->ratio != 0 && !fraction_ok(opt->ratio)) bad = "the ratio must be in (0, 1]";
-    else if (!tal_aligner_name(opt->aligner)) bad = "unknown aligner preset";
-    else if (opt->threads < 1 || opt->threads > 1024) bad = "threads must be 1 to 1024";
+    if (!out || !*out)
+        bad = "no output FASTA";
+    else if (!fraction_ok(opt->coverage))
+        bad = "the coverage must be in (0, 1]";
+    else if (opt->ratio == 0 && !fraction_ok(opt->identity))
+        bad = "the identity must be in (0, 1]";
+    else if (opt->ratio != 0 && !fraction_ok(opt->ratio))
+        bad = "the ratio must be in (0, 1]";
+    else if (!tal_aligner_name(opt->aligner))
+        bad = "unknown aligner preset";
+    else if (opt->threads < 1 || opt->threads > 1024)
+        bad = "threads must be 1 to 1024";
     if (!bad) return 0;
     tal_log_error("reduce: %s", bad);
     return TAL_EUSAGE;
@@ -97,14 +103,19 @@ static int output_paths(tal_reduction_t *x)
     char *base = base_of(x->out);
     int rc = 0;
     if (!base) return TAL_ENOMEM;
-    if (opt->deltas_path) x->deltas_path = strdup(opt->deltas_path);
-    else if (asprintf(&x->deltas_path, "%s.deltas.tal", base) < 0) x->deltas_path = NULL;
-    if (opt->membership_path) x->members_path = strdup(opt->membership_path);
-    else if (asprintf(&x->members_path, "%s.members.tsv", base) < 0) x->members_path = NULL;
+    if (opt->deltas_path)
+        x->deltas_path = strdup(opt->deltas_path);
+    else if (asprintf(&x->deltas_path, "%s.deltas.tal", base) < 0)
+        x->deltas_path = NULL;
+    if (opt->membership_path)
+        x->members_path = strdup(opt->membership_path);
+    else if (asprintf(&x->members_path, "%s.members.tsv", base) < 0)
+        x->members_path = NULL;
     if (tal_aligner_side_file(opt->aligner) && asprintf(&x->taxid_path, "%s.taxid.tsv", base) < 0)
         x->taxid_path = NULL;
     free(base);
-    if (!x->deltas_path || !x->members_path || (tal_aligner_side_file(opt->aligner) && !x->taxid_path))
+    if (!x->deltas_path || !x->members_path ||
+        (tal_aligner_side_file(opt->aligner) && !x->taxid_path))
         return TAL_ENOMEM;
     const char *outs[] = {x->out, x->deltas_path, x->members_path, opt->clstr_path, x->taxid_path};
     size_t count = sizeof outs / sizeof *outs;
@@ -131,11 +142,12 @@ static int output_paths(tal_reduction_t *x)
 
 /* ---- input ---- */
 
-static void indexing_progress(void *ctx, uint64_t records, uint64_t residues, double seconds, int final)
+static void indexing_progress(void *ctx, uint64_t records, uint64_t residues, double seconds,
+                              int final)
 {
     (void)residues;
     (void)seconds;
-    (void)final;
+    (void) final;
     tal_reduction_progress(ctx, "reading the input", records, 0);
 }
 
@@ -186,8 +198,10 @@ static int open_input(tal_reduction_t *x)
         x->own_store = rc == 0;
         free(path);
         if (rc == 0 && bs.duplicates_skipped)
-            tal_log_warn("%s: %llu record%s with an accession seen before left out (--allow-duplicates)", x->in,
-                         (unsigned long long)bs.duplicates_skipped, bs.duplicates_skipped == 1 ? "" : "s");
+            tal_log_warn(
+                "%s: %llu record%s with an accession seen before left out (--allow-duplicates)",
+                x->in, (unsigned long long)bs.duplicates_skipped,
+                bs.duplicates_skipped == 1 ? "" : "s");
     }
     if (rc < 0) return rc;
     tal_store_info(x->store, &x->info);
@@ -219,7 +233,8 @@ int tal_reduction_residues(void *ctx, uint64_t id, char **buf, size_t *cap, cons
         ssize_t k = pread(x->seq_fd, *buf + at, len - at, (off_t)(x->offsets[id] + at));
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) {
-            tal_log_error("%s: cannot read record %llu's residues: %s", x->in, (unsigned long long)id + 1,
+            tal_log_error("%s: cannot read record %llu's residues: %s", x->in,
+                          (unsigned long long)id + 1,
                           k < 0 ? strerror(errno) : "file shorter than the store says");
             return k < 0 ? TAL_EIO : TAL_EINPUT;
         }
@@ -243,13 +258,15 @@ static int scan_input(tal_reduction_t *x)
     tal_scan_opt_t so;
     tal_scan_block_t b;
     if (tal_store_lengths(x->store, &x->lens) < 0) return TAL_EINPUT;
-    if (!tal_store_section_(x->store, TAL_SEC_RECORD_CHECKSUMS, &sums, &sums_size) || sums_size < n * 8)
+    if (!tal_store_section_(x->store, TAL_SEC_RECORD_CHECKSUMS, &sums, &sums_size) ||
+        sums_size < n * 8)
         return TAL_EINPUT;
     x->checksums = sums;
     if (raw) {
         if ((rc = tal_store_residue_file_(x->store, path, sizeof path, &x->offsets)) < 0) return rc;
         for (uint64_t i = 0; i < n; i++)
-            if (x->offsets[i + 1] < x->offsets[i] || x->offsets[i + 1] - x->offsets[i] != x->lens[i])
+            if (x->offsets[i + 1] < x->offsets[i] ||
+                x->offsets[i + 1] - x->offsets[i] != x->lens[i])
                 return tal_store_corrupt_(x->store, "record offsets and lengths disagree");
     } else {
         int fd;
@@ -320,17 +337,19 @@ static int check_input(tal_reduction_t *x)
 
 /* ---- clustering ---- */
 
-int tal_reduction_slots(const tal_reduction_t *x, tal_member_slot_t *m, size_t count, uint64_t id, int write)
+int tal_reduction_slots(const tal_reduction_t *x, tal_member_slot_t *m, size_t count, uint64_t id,
+                        int write)
 {
     size_t bytes = count * sizeof *m, at = 0;
     off_t where = (off_t)(id * sizeof *m);
     while (at < bytes) {
-        ssize_t k = write ? pwrite(x->result_fd, (const char *)m + at, bytes - at, where + (off_t)at)
-                          : pread(x->result_fd, (char *)m + at, bytes - at, where + (off_t)at);
+        ssize_t k = write
+                        ? pwrite(x->result_fd, (const char *)m + at, bytes - at, where + (off_t)at)
+                        : pread(x->result_fd, (char *)m + at, bytes - at, where + (off_t)at);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) {
-            tal_log_error("cannot %s the member list in %s: %s", write ? "write" : "read", x->scratch,
-                          k < 0 ? strerror(errno) : "file too short");
+            tal_log_error("cannot %s the member list in %s: %s", write ? "write" : "read",
+                          x->scratch, k < 0 ? strerror(errno) : "file too short");
             return TAL_EIO;
         }
         at += (size_t)k;
@@ -342,7 +361,8 @@ static int on_member(void *ctx, uint64_t member, uint64_t ref, const void *align
 {
     tal_reduction_t *x = ctx;
     const tal_alignment_t *al = alignment;
-    tal_member_slot_t m = {(float)al->identity, (float)al->coverage, x->delta_used, 0, TAL_MEMBER_ALIGNED};
+    tal_member_slot_t m = {(float)al->identity, (float)al->coverage, x->delta_used, 0,
+                           TAL_MEMBER_ALIGNED};
     (void)ref;
     if (al->delta_len > UINT32_MAX) return TAL_EUSAGE;
     m.delta_len = (uint32_t)al->delta_len;
@@ -375,7 +395,8 @@ static int try_identity(tal_reduction_t *x, tal_cluster_opt_t *opt, tal_cluster_
     if ((rc = tal_cluster_decide(prep, opt, c)) < 0) return rc;
     *fits = c->references <= target;
     tal_log_info("-r: identity %.4f gives %s%llu references (target %llu)", identity,
-                 c->stopped ? "more than " : "", (unsigned long long)(c->stopped ? target : c->references),
+                 c->stopped ? "more than " : "",
+                 (unsigned long long)(c->stopped ? target : c->references),
                  (unsigned long long)target);
     tal_cluster_free(c);
     return 0;

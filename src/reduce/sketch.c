@@ -15,7 +15,8 @@ static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 static void init_tables(void)
 {
     /* classes: A | C | D N | E Q | F Y | G | H | I V | K R | L M | P | S T | W */
-    static const char *groups[13] = {"A", "C", "DNB", "EQZ", "FY", "G", "H", "IVJ", "KR", "LM", "P", "ST", "W"};
+    static const char *groups[13] = {"A",   "C",  "DNB", "EQZ", "FY", "G", "H",
+                                     "IVJ", "KR", "LM",  "P",   "ST", "W"};
     memset(protein_class, -1, sizeof protein_class);
     memset(nucleotide_code, -1, sizeof nucleotide_code);
     for (int g = 0; g < 13; g++)

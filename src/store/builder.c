@@ -39,7 +39,7 @@ typedef struct {
     size_t n_slots, n_keys;
     unsigned slot_bits;
     tal_catalog_writer_t *cat;
-    tal_writer_t *writer; /* background writes when threads > 1 */
+    tal_writer_t *writer;   /* background writes when threads > 1 */
     tal_chunker_t *chunker; /* compressed residues (NULL: raw) */
     uint64_t n, residue_total, header_total, min_len, max_len, dups;
     uint64_t input_size; /* of a regular input file, for sizing the accession table */
@@ -81,7 +81,8 @@ static void chunker_options(const tal_index_opt_t *opt, tal_chunker_opt_t *co)
 static void plan_buffers(const tal_index_opt_t *opt, build_plan_t *p)
 {
     uint64_t cap = tal_budget_cap(opt->budget);
-    int small = opt->low_memory || (cap && cap < ((uint64_t)1 << 30)), writers = opt->threads > 1 ? 2 : 1;
+    int small = opt->low_memory || (cap && cap < ((uint64_t)1 << 30)),
+        writers = opt->threads > 1 ? 2 : 1;
     p->wbuf_bulk = small ? WBUF / 2 : 4 * WBUF;
     p->wbuf_small = small ? WBUF / 4 : WBUF;
     p->cache_kib = small ? 2048 : 16384;
@@ -90,14 +91,16 @@ static void plan_buffers(const tal_index_opt_t *opt, build_plan_t *p)
     /* each file's buffer, twice with the writer thread, and one for the closing sections */
     p->output = (uint64_t)(2 * p->wbuf_bulk + 4 * p->wbuf_small) * (uint64_t)writers + WBUF;
     /* the page cache, SQLite's own heap around it, and the batches handed to its thread */
-    p->catalog = (uint64_t)p->cache_kib * 1024 + (4u << 20) + (opt->threads > 1 ? (4u << 20) : (2u << 20));
+    p->catalog =
+        (uint64_t)p->cache_kib * 1024 + (4u << 20) + (opt->threads > 1 ? (4u << 20) : (2u << 20));
 }
 
 /* Slots of the accession table for an input of input_size bytes whose records average
  * per_record bytes and keys_per_record keys (the first word, and a db|ACC| alias): the
  * same rule for the plan and for the table itself, sized once so that it never grows
  * (growing holds the old table and the new one at once). */
-static unsigned table_bits(uint64_t input_size, double per_record, double keys_per_record, unsigned bits)
+static unsigned table_bits(uint64_t input_size, double per_record, double keys_per_record,
+                           unsigned bits)
 {
     double expected = (double)input_size / (per_record + 2.0) * keys_per_record * 1.05;
     while (bits < 31 && (double)((size_t)1 << bits) * 0.70 < expected) bits++;
@@ -106,15 +109,16 @@ static unsigned table_bits(uint64_t input_size, double per_record, double keys_p
 
 /* Records and keys in the first MiB of a plain FASTA file, the bytes read and the
  * file's size; 0 when the input cannot be sampled (stdin, compressed, not FASTA). */
-static int sample_input(const char *fasta_path, uint64_t *records, uint64_t *keys, uint64_t *sampled,
-                        uint64_t *size)
+static int sample_input(const char *fasta_path, uint64_t *records, uint64_t *keys,
+                        uint64_t *sampled, uint64_t *size)
 {
     struct stat st;
     char *buf;
     ssize_t got;
     int fd;
     *records = *keys = 0;
-    if (!strcmp(fasta_path, "-") || stat(fasta_path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
+    if (!strcmp(fasta_path, "-") || stat(fasta_path, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size <= 0)
         return 0;
     fd = open(fasta_path, O_RDONLY | O_CLOEXEC);
     buf = malloc(1u << 20);
@@ -171,9 +175,10 @@ static int keys_grow_to(builder_t *b, unsigned bits)
     int rc;
     if (bits > 32) return TAL_ENOMEM;
     if ((rc = tal_budget_reserve(b->opt->budget, TAL_MEM_RECORDS, cap * sizeof *slots)) < 0) {
-        tal_log_error("%s: the accession table of %llu records needs %llu MiB more than --max-memory allows",
-                      b->in_path, (unsigned long long)b->n,
-                      (unsigned long long)((cap * sizeof *slots) >> 20));
+        tal_log_error(
+            "%s: the accession table of %llu records needs %llu MiB more than --max-memory allows",
+            b->in_path, (unsigned long long)b->n,
+            (unsigned long long)((cap * sizeof *slots) >> 20));
         return rc;
     }
     slots = tal_huge_alloc(cap * sizeof *slots);
@@ -197,10 +202,7 @@ static int keys_grow_to(builder_t *b, unsigned bits)
     return 0;
 }
 
-static int keys_grow(builder_t *b)
-{
-    return keys_grow_to(b, b->n_slots ? b->slot_bits + 1 : 16);
-}
+static int keys_grow(builder_t *b) { return keys_grow_to(b, b->n_slots ? b->slot_bits + 1 : 16); }
 
 /* Once the first records show the average record size, the table is sized for the
  * whole input at once: growing it step by step rehashes every key several times and
@@ -234,8 +236,8 @@ static int earlier_keys(builder_t *b, uint64_t id, tal_keys_t *keys)
 
 /* Adds a key for record id. For a first word, *dup_of is set to an earlier record with
  * the same first word (UINT64_MAX if none) and nothing is added in that case. */
-static int keys_add(builder_t *b, uint32_t tag, const char *key, size_t len, uint64_t id,
-                    int alias, uint64_t *dup_of)
+static int keys_add(builder_t *b, uint32_t tag, const char *key, size_t len, uint64_t id, int alias,
+                    uint64_t *dup_of)
 {
     size_t j;
     int rc;
@@ -260,7 +262,6 @@ static int keys_add(builder_t *b, uint32_t tag, const char *key, size_t len, uin
     b->n_keys++;
     return 0;
 }
-
 
 static void show_progress(builder_t *b, int final)
 {
@@ -313,8 +314,7 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
                       keys.primary, (unsigned long long)dup_of + 1);
         return TAL_EINPUT;
     }
-    if (keys.alias &&
-        (rc = keys_add(b, alias_tag, keys.alias, keys.alias_len, id, 1, &dup_of)) < 0)
+    if (keys.alias && (rc = keys_add(b, alias_tag, keys.alias, keys.alias_len, id, 1, &dup_of)) < 0)
         return rc;
 
     if ((rc = tal_wfile_write(&b->headers, rec->header, rec->header_len)) < 0) return rc;
@@ -391,9 +391,10 @@ static int record_provenance(builder_t *b, const tal_build_stats_t *st)
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)b->dups);
     rc |= tal_catalog_set(b->cat, "duplicates_skipped", buf);
     if (b->opt->compress)
-        snprintf(buf, sizeof buf, "threads=%d allow_duplicates=%d compress=%s level=%d chunk_size=%llu",
-                 b->opt->threads, b->opt->allow_duplicates, tal_codec_name((uint32_t)b->opt->compress),
-                 b->opt->level, (unsigned long long)b->opt->chunk_size);
+        snprintf(
+            buf, sizeof buf, "threads=%d allow_duplicates=%d compress=%s level=%d chunk_size=%llu",
+            b->opt->threads, b->opt->allow_duplicates, tal_codec_name((uint32_t)b->opt->compress),
+            b->opt->level, (unsigned long long)b->opt->chunk_size);
     else
         snprintf(buf, sizeof buf, "threads=%d allow_duplicates=%d compress=none", b->opt->threads,
                  b->opt->allow_duplicates);
@@ -439,10 +440,13 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     b->files_open = 0;
     if ((rc = tal_wfile_finish(&b->headers, &secs[0].checksum, &secs[0].size)) < 0) goto fail_rest;
     if ((rc = tal_wfile_finish(&b->residues, &secs[1].checksum, &secs[1].size)) < 0) goto fail_rest;
-    if ((rc = tal_wfile_finish(&b->seq_offsets, &secs[2].checksum, &secs[2].size)) < 0) goto fail_rest;
+    if ((rc = tal_wfile_finish(&b->seq_offsets, &secs[2].checksum, &secs[2].size)) < 0)
+        goto fail_rest;
     if ((rc = tal_wfile_finish(&b->lengths, &secs[3].checksum, &secs[3].size)) < 0) goto fail_rest;
-    if ((rc = tal_wfile_finish(&b->checksums, &secs[4].checksum, &secs[4].size)) < 0) goto fail_rest;
-    if ((rc = tal_wfile_finish(&b->hdr_offsets, &secs[5].checksum, &secs[5].size)) < 0) goto fail_rest;
+    if ((rc = tal_wfile_finish(&b->checksums, &secs[4].checksum, &secs[4].size)) < 0)
+        goto fail_rest;
+    if ((rc = tal_wfile_finish(&b->hdr_offsets, &secs[5].checksum, &secs[5].size)) < 0)
+        goto fail_rest;
     if ((rc = write_array_file(b, "keys", b->slots, b->n_slots * sizeof *b->slots, &secs[6])) < 0)
         goto out;
     if (n_secs == 9 &&
@@ -451,7 +455,8 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     free(chunks);
     chunks = NULL;
 
-    tal_log_info("records and arrays written and fsynced at %.2f s", tal_now_seconds() - b->started);
+    tal_log_info("records and arrays written and fsynced at %.2f s",
+                 tal_now_seconds() - b->started);
     if ((rc = tal_catalog_finish(b->cat, b->opt->catalog_index)) < 0) return rc;
     tal_log_info("catalog filled at %.2f s", tal_now_seconds() - b->started);
     st->records = b->n;
@@ -544,10 +549,12 @@ static int open_outputs(builder_t *b)
     if ((rc = tal_wfile_open(&b->residues, &b->dir, "residues", b->wbuf_bulk)) < 0) return rc;
     if (!b->opt->compress)
         b->residues.byte_counts = b->composition; /* counted where the bytes are written */
-    if ((rc = tal_wfile_open(&b->seq_offsets, &b->dir, "seq_offsets", b->wbuf_small)) < 0) return rc;
+    if ((rc = tal_wfile_open(&b->seq_offsets, &b->dir, "seq_offsets", b->wbuf_small)) < 0)
+        return rc;
     if ((rc = tal_wfile_open(&b->lengths, &b->dir, "lengths", b->wbuf_small)) < 0) return rc;
     if ((rc = tal_wfile_open(&b->checksums, &b->dir, "checksums", b->wbuf_small)) < 0) return rc;
-    if ((rc = tal_wfile_open(&b->hdr_offsets, &b->dir, "hdr_offsets", b->wbuf_small)) < 0) return rc;
+    if ((rc = tal_wfile_open(&b->hdr_offsets, &b->dir, "hdr_offsets", b->wbuf_small)) < 0)
+        return rc;
     b->files_open = 1;
     if (b->opt->threads > 1) {
         if ((rc = tal_writer_start(&b->writer)) < 0) return rc;
@@ -567,8 +574,7 @@ static int open_outputs(builder_t *b)
     if (b->opt->compress) {
         tal_chunker_opt_t co;
         chunker_options(b->opt, &co);
-        if ((rc = tal_chunker_start(&b->chunker, &co, &b->residues, b->composition)) < 0)
-            return rc;
+        if ((rc = tal_chunker_start(&b->chunker, &co, &b->residues, b->composition)) < 0) return rc;
     }
     if ((rc = keys_grow(b)) < 0) return rc;
     snprintf(cat_path, sizeof cat_path, "%s/catalog.sqlite", b->dir.tmp_path);

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH_ROWS 16384
-#define QUEUE_DEPTH 4
+#define BATCH_ROWS      16384
+#define QUEUE_DEPTH     4
 #define ROWS_PER_INSERT 32
 
 typedef struct {
@@ -219,7 +219,8 @@ static int prepare_many(tal_catalog_writer_t *w)
     return sqlite3_prepare_v2(w->db, sql, -1, &w->insert_many, NULL) == SQLITE_OK ? 0 : -1;
 }
 
-int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threaded, unsigned cache_kib)
+int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threaded,
+                       unsigned cache_kib)
 {
     char pragma[64];
     tal_catalog_writer_t *w = calloc(1, sizeof *w);
@@ -229,8 +230,9 @@ int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threade
     w->path = strdup(path);
     w->current = batch_new();
     if (!w->path || !w->current) goto fail;
-    if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(path, &w->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         tal_log_error("cannot create %s: %s", path, w->db ? sqlite3_errmsg(w->db) : "SQLite error");
         rc = TAL_EIO;
         goto fail;
@@ -250,8 +252,9 @@ int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threade
     if (sqlite3_prepare_v2(w->db,
                            "INSERT INTO records(id,accession,alias,taxid,length) VALUES(?,?,?,?,?)",
                            -1, &w->insert_first, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(w->db, "INSERT INTO records(accession,alias,taxid,length) VALUES(?,?,?,?)",
-                           -1, &w->insert, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(w->db,
+                           "INSERT INTO records(accession,alias,taxid,length) VALUES(?,?,?,?)", -1,
+                           &w->insert, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(w->db, "INSERT OR IGNORE INTO taxa(taxid,organism) VALUES(?,?)", -1,
                            &w->insert_taxon, NULL) != SQLITE_OK ||
         prepare_many(w) != 0) {
@@ -421,9 +424,11 @@ void tal_header_taxon(const char *header, size_t len, int64_t *taxid, const char
     *organism = NULL;
     *organism_len = 0;
     while ((eq = memchr(p, '=', (size_t)(end - p))) != NULL) {
-        if (!ox && ((v = tag_value(header, eq, "OX", 2)) || (v = tag_value(header, eq, "TaxID", 5))))
+        if (!ox &&
+            ((v = tag_value(header, eq, "OX", 2)) || (v = tag_value(header, eq, "TaxID", 5))))
             ox = v;
-        else if (!os && ((v = tag_value(header, eq, "OS", 2)) || (v = tag_value(header, eq, "Tax", 3))))
+        else if (!os &&
+                 ((v = tag_value(header, eq, "OS", 2)) || (v = tag_value(header, eq, "Tax", 3))))
             os = v;
         p = eq + 1;
     }

@@ -8,7 +8,8 @@
 
 typedef struct tal_catalog_writer tal_catalog_writer_t;
 
-int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threaded, unsigned cache_kib);
+int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threaded,
+                       unsigned cache_kib);
 /* Queues a record; accession, alias, taxid and organism are parsed from the header by
  * the catalog's thread. */
 int tal_catalog_add(tal_catalog_writer_t *w, uint64_t id, const char *header, size_t header_len,

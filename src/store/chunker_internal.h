@@ -13,10 +13,10 @@
 typedef struct tal_chunker tal_chunker_t;
 
 typedef struct {
-    uint32_t codec;      /* TAL_CODEC_LZ4 or TAL_CODEC_ZSTD */
-    int level;           /* 0: the codec's default */
-    size_t chunk_size;   /* raw bytes a chunk aims at; a longer record gets its own */
-    int threads;         /* compressing threads; 0 compresses in the caller's thread */
+    uint32_t codec;    /* TAL_CODEC_LZ4 or TAL_CODEC_ZSTD */
+    int level;         /* 0: the codec's default */
+    size_t chunk_size; /* raw bytes a chunk aims at; a longer record gets its own */
+    int threads;       /* compressing threads; 0 compresses in the caller's thread */
     tal_budget_t *budget;
 } tal_chunker_opt_t;
 

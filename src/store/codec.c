@@ -102,12 +102,9 @@ static int zstd_size_tables(tal_codec_ctx_t *c, size_t len)
     const struct {
         ZSTD_cParameter param;
         int value;
-    } set[] = {{ZSTD_c_windowLog, (int)p.windowLog},
-               {ZSTD_c_chainLog, (int)p.chainLog},
-               {ZSTD_c_hashLog, (int)p.hashLog},
-               {ZSTD_c_searchLog, (int)p.searchLog},
-               {ZSTD_c_minMatch, (int)p.minMatch},
-               {ZSTD_c_targetLength, (int)p.targetLength},
+    } set[] = {{ZSTD_c_windowLog, (int)p.windowLog}, {ZSTD_c_chainLog, (int)p.chainLog},
+               {ZSTD_c_hashLog, (int)p.hashLog},     {ZSTD_c_searchLog, (int)p.searchLog},
+               {ZSTD_c_minMatch, (int)p.minMatch},   {ZSTD_c_targetLength, (int)p.targetLength},
                {ZSTD_c_strategy, (int)p.strategy}};
     for (size_t i = 0; i < sizeof set / sizeof *set; i++)
         if (ZSTD_isError(ZSTD_CCtx_setParameter(c->zc, set[i].param, set[i].value)))
@@ -118,7 +115,8 @@ static int zstd_size_tables(tal_codec_ctx_t *c, size_t len)
 size_t tal_codec_bound(uint32_t codec, size_t raw)
 {
     if (codec == TAL_CODEC_ZSTD) return ZSTD_compressBound(raw);
-    if (codec == TAL_CODEC_LZ4 && raw <= LZ4_MAX_INPUT_SIZE) return (size_t)LZ4_compressBound((int)raw);
+    if (codec == TAL_CODEC_LZ4 && raw <= LZ4_MAX_INPUT_SIZE)
+        return (size_t)LZ4_compressBound((int)raw);
     return raw;
 }
 
@@ -161,8 +159,8 @@ int tal_codec_compress(tal_codec_ctx_t *c, const char *src, size_t len, char *ds
     return 0;
 }
 
-int tal_codec_decompress(tal_codec_ctx_t *c, uint32_t codec, const char *src, size_t len,
-                         char *dst, size_t raw_len)
+int tal_codec_decompress(tal_codec_ctx_t *c, uint32_t codec, const char *src, size_t len, char *dst,
+                         size_t raw_len)
 {
     switch (codec) {
     case TAL_CODEC_NONE:

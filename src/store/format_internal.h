@@ -10,10 +10,10 @@
 #error "talaria stores are little-endian; big-endian hosts are not supported yet"
 #endif
 
-#define TAL_STORE_MAGIC "TALSTOR\x1a"
+#define TAL_STORE_MAGIC  "TALSTOR\x1a"
 #define TAL_FORMAT_MAJOR 1u
 #define TAL_FORMAT_MINOR 1u /* 1.1: compressed residue chunks */
-#define TAL_META_FILE "meta"
+#define TAL_META_FILE    "meta"
 #define TAL_MAX_SECTIONS 64u
 
 typedef enum {
@@ -22,15 +22,15 @@ typedef enum {
 } tal_store_kind_t;
 
 typedef enum {
-    TAL_SEC_HEADERS = 1,     /* header bytes, no '>' or newline */
-    TAL_SEC_HDR_OFFSETS,     /* u64[N+1] into HEADERS */
-    TAL_SEC_SEQ_OFFSETS,     /* u64[N+1] into the raw residue space */
-    TAL_SEC_LENGTHS,         /* u64[N] */
-    TAL_SEC_RESIDUES,        /* residue bytes, no newlines; codec none, or chunks */
-    TAL_SEC_RECORD_CHECKSUMS,/* u64[N]: XXH3-64 of residues seeded by XXH3-64 of header */
-    TAL_SEC_KEYS,            /* tal_key_slot_t[key_slots]: open-addressing hash table */
-    TAL_SEC_CATALOG,         /* catalog.sqlite, checksummed as a whole */
-    TAL_SEC_CHUNKS           /* tal_chunk_disk_t[]: the chunks of compressed residues */
+    TAL_SEC_HEADERS = 1,      /* header bytes, no '>' or newline */
+    TAL_SEC_HDR_OFFSETS,      /* u64[N+1] into HEADERS */
+    TAL_SEC_SEQ_OFFSETS,      /* u64[N+1] into the raw residue space */
+    TAL_SEC_LENGTHS,          /* u64[N] */
+    TAL_SEC_RESIDUES,         /* residue bytes, no newlines; codec none, or chunks */
+    TAL_SEC_RECORD_CHECKSUMS, /* u64[N]: XXH3-64 of residues seeded by XXH3-64 of header */
+    TAL_SEC_KEYS,             /* tal_key_slot_t[key_slots]: open-addressing hash table */
+    TAL_SEC_CATALOG,          /* catalog.sqlite, checksummed as a whole */
+    TAL_SEC_CHUNKS            /* tal_chunk_disk_t[]: the chunks of compressed residues */
 } tal_section_id_t;
 
 typedef enum { TAL_CODEC_NONE = 0, TAL_CODEC_LZ4 = 1, TAL_CODEC_ZSTD = 2 } tal_codec_t;
@@ -60,9 +60,9 @@ typedef struct {
     uint32_t flags;
     uint32_t section_count;
     uint64_t composition[256]; /* residue byte counts, case kept */
-    uint64_t key_slots; /* power of two */
-    uint64_t chunk_size;   /* compressed stores: the raw bytes a chunk aims at */
-    uint64_t chunk_count;  /* compressed stores: entries in the chunk table */
+    uint64_t key_slots;        /* power of two */
+    uint64_t chunk_size;       /* compressed stores: the raw bytes a chunk aims at */
+    uint64_t chunk_count;      /* compressed stores: entries in the chunk table */
     uint64_t reserved[5];
 } tal_meta_disk_t;
 
@@ -93,8 +93,8 @@ typedef struct {
     uint32_t ref;
 } tal_key_slot_t;
 
-#define TAL_KEY_ALIAS 0x80000000u
-#define TAL_MAX_RECORDS 0x7ffffffeull
+#define TAL_KEY_ALIAS      0x80000000u
+#define TAL_MAX_RECORDS    0x7ffffffeull
 #define TAL_MAX_CHUNK_SIZE (1ull << 30) /* the largest --chunk-size */
 
 static inline uint32_t tal_key_tag(uint64_t hash) { return (uint32_t)(hash >> 32); }
@@ -120,7 +120,8 @@ typedef struct {
 
 void tal_header_keys(const char *header, size_t len, tal_keys_t *keys);
 uint64_t tal_key_hash(const char *key, size_t len);
-uint64_t tal_record_checksum(const char *header, size_t header_len, const char *seq, size_t seq_len);
+uint64_t tal_record_checksum(const char *header, size_t header_len, const char *seq,
+                             size_t seq_len);
 const char *tal_section_name(uint32_t id);
 const char *tal_codec_name(uint32_t codec);
 

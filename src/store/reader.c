@@ -26,7 +26,7 @@ typedef struct {
     size_t size;
 } section_map_t;
 
-#define CACHE_SLOTS 64
+#define CACHE_SLOTS         64
 #define CACHE_BYTES_DEFAULT (32u << 20)
 
 typedef struct {
@@ -63,8 +63,8 @@ static int cached_chunk(const tal_store_t *cs, uint64_t k, const char **data);
 
 static int corrupt(const tal_store_t *s, const char *what)
 {
-    tal_log_error("%s: %s; the store is damaged (run 'talaria verify %s' and rebuild it)",
-                  s->path, what, s->path);
+    tal_log_error("%s: %s; the store is damaged (run 'talaria verify %s' and rebuild it)", s->path,
+                  what, s->path);
     return TAL_EINPUT;
 }
 
@@ -137,7 +137,8 @@ static int map_section(tal_store_t *s, const tal_section_disk_t *sec)
         return corrupt(s, "a section names an invalid file");
     m->disk = sec;
     if (sec->codec != TAL_CODEC_NONE &&
-        !(sec->id == TAL_SEC_RESIDUES && (sec->codec == TAL_CODEC_LZ4 || sec->codec == TAL_CODEC_ZSTD)))
+        !(sec->id == TAL_SEC_RESIDUES &&
+          (sec->codec == TAL_CODEC_LZ4 || sec->codec == TAL_CODEC_ZSTD)))
         return corrupt(s, "a section uses an unknown codec");
     if (sec->id == TAL_SEC_CATALOG) return 0; /* opened by SQLite, not mapped */
     snprintf(path, sizeof path, "%s/%s", s->path, sec->file);
@@ -149,10 +150,11 @@ static int map_section(tal_store_t *s, const tal_section_disk_t *sec)
     }
     if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != sec->size) {
         close(fd);
-        tal_log_error("%s: the %s section (%s) has size %lld, expected %llu (truncated?); the store "
-                      "is damaged",
-                      s->path, tal_section_name(sec->id), sec->file, (long long)st.st_size,
-                      (unsigned long long)sec->size);
+        tal_log_error(
+            "%s: the %s section (%s) has size %lld, expected %llu (truncated?); the store "
+            "is damaged",
+            s->path, tal_section_name(sec->id), sec->file, (long long)st.st_size,
+            (unsigned long long)sec->size);
         return TAL_EINPUT;
     }
     m->size = (size_t)sec->size;
@@ -197,16 +199,15 @@ static int check_chunks(tal_store_t *s)
         return corrupt(s, "the chunk table is empty or has no chunk size");
     for (uint64_t k = 0; k < s->n_chunks; k++) {
         const tal_chunk_disk_t *c = &s->chunks[k];
-        int bad = c->first_record != record || c->record_count == 0 ||
-                  c->record_count > m->record_count - record || c->raw_offset != raw ||
-                  c->stored_offset != stored || c->stored_size > stored_total - stored ||
-                  c->raw_size > m->residue_count - raw ||
-                  s->seq_offsets[record + c->record_count] - s->seq_offsets[record] != c->raw_size ||
-                  s->seq_offsets[record] != raw ||
-                  (c->codec != TAL_CODEC_NONE && c->codec != s->codec) ||
-                  (c->codec == TAL_CODEC_NONE && c->stored_size != c->raw_size) ||
-                  (c->raw_size > m->chunk_size && c->record_count != 1) ||
-                  c->raw_size > SIZE_MAX / 2;
+        int bad =
+            c->first_record != record || c->record_count == 0 ||
+            c->record_count > m->record_count - record || c->raw_offset != raw ||
+            c->stored_offset != stored || c->stored_size > stored_total - stored ||
+            c->raw_size > m->residue_count - raw ||
+            s->seq_offsets[record + c->record_count] - s->seq_offsets[record] != c->raw_size ||
+            s->seq_offsets[record] != raw || (c->codec != TAL_CODEC_NONE && c->codec != s->codec) ||
+            (c->codec == TAL_CODEC_NONE && c->stored_size != c->raw_size) ||
+            (c->raw_size > m->chunk_size && c->record_count != 1) || c->raw_size > SIZE_MAX / 2;
         if (bad) {
             snprintf(what, sizeof what, "chunk %llu of the chunk table is inconsistent",
                      (unsigned long long)k + 1);
@@ -506,7 +507,8 @@ int tal_store_set_cache(tal_store_t *s, size_t bytes)
         if ((rc = tal_pool_create(&s->pool, &po)) < 0) return rc;
     }
     /* buffers are whole 2 MiB huge pages, so small chunks still take 2 MiB each */
-    slots = (unsigned)(bytes / (s->meta->chunk_size > (2u << 20) ? s->meta->chunk_size : (2u << 20)));
+    slots =
+        (unsigned)(bytes / (s->meta->chunk_size > (2u << 20) ? s->meta->chunk_size : (2u << 20)));
     if (slots < 1) slots = 1;
     if (slots > CACHE_SLOTS) slots = CACHE_SLOTS;
     for (unsigned i = slots; i < s->cache_slots; i++) {

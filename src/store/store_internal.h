@@ -36,6 +36,7 @@ int tal_store_header_(const tal_store_t *s, uint64_t id, const char **h, size_t 
 /* Raw stores: the path of the file holding the raw residue space, and the offsets array
  * (record_count + 1 values, checked on open to rise within the residue space).
  * TAL_ENOTFOUND for compressed stores. */
-int tal_store_residue_file_(const tal_store_t *s, char *path, size_t size, const uint64_t **offsets);
+int tal_store_residue_file_(const tal_store_t *s, char *path, size_t size,
+                            const uint64_t **offsets);
 
 #endif

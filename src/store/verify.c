@@ -13,7 +13,8 @@
 
 static int broken(const tal_store_t *s, uint32_t id, const char *what)
 {
-    tal_log_error("%s: the %s section is broken: %s", tal_store_path(s), tal_section_name(id), what);
+    tal_log_error("%s: the %s section is broken: %s", tal_store_path(s), tal_section_name(id),
+                  what);
     return TAL_EINPUT;
 }
 
@@ -161,8 +162,7 @@ static int check_catalog(const tal_store_t *s, const tal_store_info_t *info)
     st = NULL;
     if (sqlite3_prepare_v2(db, "SELECT count(*), coalesce(max(id),-1) FROM records", -1, &st,
                            NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW ||
-        (uint64_t)sqlite3_column_int64(st, 0) != info->records ||
+        sqlite3_step(st) != SQLITE_ROW || (uint64_t)sqlite3_column_int64(st, 0) != info->records ||
         sqlite3_column_int64(st, 1) != (sqlite3_int64)info->records - 1)
         rc = broken(s, TAL_SEC_CATALOG, "its record count differs from the store's");
 out:

@@ -22,7 +22,7 @@
  * to remove, so this one registry is global. It holds fixed-size strings so that the
  * cleanup only calls unlink and rmdir, which are async-signal-safe. */
 #define CLEANUP_MAX_FILES 64
-#define CLEANUP_PATH_MAX 4096
+#define CLEANUP_PATH_MAX  4096
 static char cleanup_dir[CLEANUP_PATH_MAX];
 static char cleanup_files[CLEANUP_MAX_FILES][CLEANUP_PATH_MAX];
 static volatile sig_atomic_t cleanup_count;
@@ -64,7 +64,8 @@ static void remove_flat_dir(const char *path)
                             long m;
                             while ((m = syscall(SYS_getdents64, sub, b2, sizeof b2)) > 0)
                                 for (long o2 = 0; o2 < m;) {
-                                    struct linux_dirent64_ *f = (struct linux_dirent64_ *)(void *)(b2 + o2);
+                                    struct linux_dirent64_ *f =
+                                        (struct linux_dirent64_ *)(void *)(b2 + o2);
                                     if (strcmp(f->d_name, ".") && strcmp(f->d_name, ".."))
                                         unlinkat(sub, f->d_name, 0);
                                     o2 += f->d_reclen;
@@ -85,8 +86,10 @@ static void extra_cleanup(void)
 {
     for (int i = 0; i < EXTRA_MAX; i++) {
         if (!extra_paths[i][0]) continue;
-        if (extra_tree[i]) remove_flat_dir(extra_paths[i]);
-        else unlink(extra_paths[i]);
+        if (extra_tree[i])
+            remove_flat_dir(extra_paths[i]);
+        else
+            unlink(extra_paths[i]);
     }
 }
 
@@ -126,8 +129,10 @@ void tal_cleanup_extra_done(const char *path, int remove_it)
         if (!extra_paths[i][0] || strcmp(extra_paths[i], path)) continue;
         extra_paths[i][0] = '\0'; /* before removing: a signal now leaves it alone */
         if (remove_it) {
-            if (extra_tree[i]) remove_flat_dir(path);
-            else unlink(path);
+            if (extra_tree[i])
+                remove_flat_dir(path);
+            else
+                unlink(path);
         }
         return;
     }
@@ -264,8 +269,7 @@ int tal_atomic_dir_commit(tal_atomic_dir_t *dir)
         cleanup_disarm();
         remove_dir(dir->tmp_path); /* now the old store */
     } else {
-        if (renameat2(AT_FDCWD, dir->tmp_path, AT_FDCWD, dir->final_path, RENAME_NOREPLACE) !=
-            0) {
+        if (renameat2(AT_FDCWD, dir->tmp_path, AT_FDCWD, dir->final_path, RENAME_NOREPLACE) != 0) {
             tal_log_error("cannot rename %s to %s: %s", dir->tmp_path, dir->final_path,
                           strerror(errno));
             return errno == EEXIST ? TAL_EEXIST : TAL_EIO;
@@ -557,7 +561,8 @@ int tal_wfile_pread(tal_wfile_t *w, uint64_t offset, void *out, size_t len)
         got = pread(w->read_fd, dst, n, (off_t)offset);
         if (got <= 0) {
             if (got < 0 && errno == EINTR) continue;
-            tal_log_error("cannot read back %s: %s", w->display, got < 0 ? strerror(errno) : "short read");
+            tal_log_error("cannot read back %s: %s", w->display,
+                          got < 0 ? strerror(errno) : "short read");
             return TAL_EIO;
         }
         dst += got;

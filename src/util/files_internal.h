@@ -41,15 +41,15 @@ typedef struct {
     size_t cap, used;
     uint64_t written, synced_upto;
     XXH3_state_t *hash;
-    char *display; /* path for messages */
-    tal_writer_t *writer; /* NULL: writes happen in the caller's thread */
-    char *spare;          /* with a writer: the buffer being written while buf fills */
-    int inflight;         /* with a writer: spare is queued or being written */
-    int error;            /* the writer's error for this file */
+    char *display;         /* path for messages */
+    tal_writer_t *writer;  /* NULL: writes happen in the caller's thread */
+    char *spare;           /* with a writer: the buffer being written while buf fills */
+    int inflight;          /* with a writer: spare is queued or being written */
+    int error;             /* the writer's error for this file */
     uint64_t *byte_counts; /* if set: [256] counts of the bytes written (composition) */
-    int direct;           /* O_DIRECT asked for: buffers go out whole (set once, at start) */
-    int fd_direct;        /* fd has O_DIRECT now (the writing thread's business) */
-    int read_fd;          /* with direct: a plain descriptor for tal_wfile_pread */
+    int direct;            /* O_DIRECT asked for: buffers go out whole (set once, at start) */
+    int fd_direct;         /* fd has O_DIRECT now (the writing thread's business) */
+    int read_fd;           /* with direct: a plain descriptor for tal_wfile_pread */
 } tal_wfile_t;
 
 int tal_wfile_open(tal_wfile_t *w, tal_atomic_dir_t *dir, const char *name, size_t buf_size);

@@ -27,14 +27,27 @@ int tal_parse_size(const char *text, uint64_t *bytes)
         whole = whole * 10 + (uint64_t)(*p - '0');
     }
     if (*p == '.')
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++, place /= 10) fraction += (*p - '0') * place;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++, place /= 10)
+            fraction += (*p - '0') * place;
     if (!digits) return TAL_EUSAGE;
     switch (toupper((unsigned char)*p)) {
     case '\0': break;
-    case 'K': scale = 1ull << 10; p++; break;
-    case 'M': scale = 1ull << 20; p++; break;
-    case 'G': scale = 1ull << 30; p++; break;
-    case 'T': scale = 1ull << 40; p++; break;
+    case 'K':
+        scale = 1ull << 10;
+        p++;
+        break;
+    case 'M':
+        scale = 1ull << 20;
+        p++;
+        break;
+    case 'G':
+        scale = 1ull << 30;
+        p++;
+        break;
+    case 'T':
+        scale = 1ull << 40;
+        p++;
+        break;
     default: return TAL_EUSAGE;
     }
     if (scale > 1 && (*p == 'i' || *p == 'I')) p++;

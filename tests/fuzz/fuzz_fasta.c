@@ -89,7 +89,8 @@ static result_t parse(const uint8_t *data, size_t size, int read_ahead)
             if ((c < 0x20 && c != '\t') || c == 0x7f) die("control byte in a header", read_ahead);
         }
         for (size_t i = 0; i < rec.seq_len; i++)
-            if (!tal_is_residue((unsigned char)rec.seq[i])) die("non-residue in a sequence", read_ahead);
+            if (!tal_is_residue((unsigned char)rec.seq[i]))
+                die("non-residue in a sequence", read_ahead);
         res.hash = XXH3_64bits_withSeed(rec.header, rec.header_len, res.hash ^ rec.line);
         res.hash = XXH3_64bits_withSeed(rec.seq, rec.seq_len, res.hash + rec.seq_len);
         res.records++;
@@ -130,10 +131,11 @@ static result_t run_input(const uint8_t *data, size_t size)
     a = parse(data, size, 0);
     b = parse(data, size, 1);
     if (a.open_rc != b.open_rc || a.rc != b.rc || a.records != b.records || a.hash != b.hash) {
-        fprintf(stderr,
-                "fuzz_fasta: read_ahead 0 and 1 disagree: open %d/%d, rc %d/%d, records %llu/%llu\n",
-                a.open_rc, b.open_rc, a.rc, b.rc, (unsigned long long)a.records,
-                (unsigned long long)b.records);
+        fprintf(
+            stderr,
+            "fuzz_fasta: read_ahead 0 and 1 disagree: open %d/%d, rc %d/%d, records %llu/%llu\n",
+            a.open_rc, b.open_rc, a.rc, b.rc, (unsigned long long)a.records,
+            (unsigned long long)b.records);
         abort();
     }
     return a;
@@ -222,7 +224,7 @@ static void zstd_raw(bytes_t *out, const uint8_t *p, size_t n)
 {
     size_t i = 0;
     put_le(out, 0xfd2fb528u, 4);
-    put_u8(out, 0x00); /* FHD: no single segment, no checksum, no size */
+    put_u8(out, 0x00);   /* FHD: no single segment, no checksum, no size */
     put_u8(out, 7 << 3); /* window 2^17 */
     do {
         size_t len = n - i > 65536 ? 65536 : n - i;
@@ -265,7 +267,8 @@ static const char *const texts[] = {
     ">a\nACGT\r",
     ">a\nAC>GT\n>b\n",
     "BZh91AY&SY",
-    "\xfd" "7zXZ\0\0",
+    "\xfd"
+    "7zXZ\0\0",
 };
 
 static void run_one(const uint8_t *p, size_t n) { LLVMFuzzerTestOneInput(p, n); }
@@ -286,15 +289,17 @@ static int run_builtin(void)
 
     /* compressed: whole, two members/frames, cut short, with trailing bytes */
     for (int kind = 0; kind < 3; kind++) {
-        void (*wrap)(bytes_t *, const uint8_t *, size_t) =
-            kind == 0 ? gzip_stored : kind == 1 ? zstd_raw : lz4_raw;
+        void (*wrap)(bytes_t *, const uint8_t *, size_t) = kind == 0   ? gzip_stored
+                                                           : kind == 1 ? zstd_raw
+                                                                       : lz4_raw;
         result_t plain = run_input((const uint8_t *)valid, vlen), packed;
         b.len = 0;
         wrap(&b, (const uint8_t *)valid, vlen);
         packed = run_input(b.p, b.len);
         /* the generated frames decode to the same records as the plain text */
         if (packed.rc != 0 || packed.records != plain.records || packed.hash != plain.hash) {
-            fprintf(stderr, "fuzz_fasta: compressed input %d does not match the plain text\n", kind);
+            fprintf(stderr, "fuzz_fasta: compressed input %d does not match the plain text\n",
+                    kind);
             abort();
         }
         run_one(b.p, b.len - 1);
@@ -325,7 +330,8 @@ static int run_builtin(void)
         size_t n = (size_t)(rng(&seed) % 2048) + 1;
         b.len = 0;
         if (i % 2 == 0) put_u8(&b, '>');
-        for (size_t j = 0; j < n; j++) put_u8(&b, (unsigned char)alphabet[rng(&seed) % (sizeof alphabet - 1)]);
+        for (size_t j = 0; j < n; j++)
+            put_u8(&b, (unsigned char)alphabet[rng(&seed) % (sizeof alphabet - 1)]);
         run_one(b.p, b.len);
     }
     /* valid text with a few bytes changed */
@@ -340,7 +346,8 @@ static int run_builtin(void)
         const size_t big = (4u << 20) + 1000;
         b.len = 0;
         put_str(&b, ">long\n");
-        while (b.len < big) put_str(&b, "ACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACG\n");
+        while (b.len < big)
+            put_str(&b, "ACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACG\n");
         for (int k = 0; k < 100; k++) put_str(&b, ">s\r\nMKV\r\n");
         {
             result_t plain = run_input(b.p, b.len);
@@ -354,7 +361,8 @@ static int run_builtin(void)
                 z.len = 0;
                 (kind == 0 ? gzip_stored : kind == 1 ? zstd_raw : lz4_raw)(&z, b.p, b.len);
                 packed = run_input(z.p, z.len);
-                if (packed.rc != 0 || packed.records != plain.records || packed.hash != plain.hash) {
+                if (packed.rc != 0 || packed.records != plain.records ||
+                    packed.hash != plain.hash) {
                     fprintf(stderr, "fuzz_fasta: compressed long input %d differs\n", kind);
                     abort();
                 }

@@ -33,9 +33,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  *   TRUNCATE: the first edit cuts its file at the offset instead of writing a byte */
 enum { FIX_META = 1, FIX_SECTIONS = 2, TRUNCATE = 4 };
 
-static const char *const files[] = {"meta",      "headers",   "hdr_offsets", "seq_offsets",
-                                    "lengths",   "residues",  "checksums",   "keys",
-                                    "catalog.sqlite"};
+static const char *const files[] = {"meta",        "headers", "hdr_offsets",
+                                    "seq_offsets", "lengths", "residues",
+                                    "checksums",   "keys",    "catalog.sqlite"};
 #define N_FILES (sizeof files / sizeof *files)
 
 static const char fasta[] =
@@ -50,10 +50,24 @@ static const char fasta[] =
     ">a||b\nKK\n"
     ">sp|X1|A one\nAA\n>tr|X1|B two\nCC\n>X1 primary\nDD\n"
     ">P99999 plain\nQQQ\n";
-static const char *const accessions[] = {
-    "sp|P12345|ALBU_HUMAN", "P12345", "tr|Q9XYZ1|Q9XYZ1_MOUSE", "Q9XYZ1", "plain_acc",
-    "empty_seq", "UniRef50_A0A0", "x|Y", "Y", "gi|123|ref|NP_000001.1|", "123", "a||b",
-    "sp|X1|A", "tr|X1|B", "X1", "P99999", "nothere", ""};
+static const char *const accessions[] = {"sp|P12345|ALBU_HUMAN",
+                                         "P12345",
+                                         "tr|Q9XYZ1|Q9XYZ1_MOUSE",
+                                         "Q9XYZ1",
+                                         "plain_acc",
+                                         "empty_seq",
+                                         "UniRef50_A0A0",
+                                         "x|Y",
+                                         "Y",
+                                         "gi|123|ref|NP_000001.1|",
+                                         "123",
+                                         "a||b",
+                                         "sp|X1|A",
+                                         "tr|X1|B",
+                                         "X1",
+                                         "P99999",
+                                         "nothere",
+                                         ""};
 #define N_RECORDS 12u
 
 typedef struct {
@@ -264,7 +278,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     for (size_t i = 0; i < N_FILES; i++)
-        if (w[i].size != g_base[i].size || memcmp(w[i].data, g_base[i].data, w[i].size)) modified = 1;
+        if (w[i].size != g_base[i].size || memcmp(w[i].data, g_base[i].data, w[i].size))
+            modified = 1;
     if (flags & FIX_SECTIONS) fix_sections(w);
     if (flags & (FIX_META | FIX_SECTIONS)) fix_meta(w);
     for (size_t i = 0; i < N_FILES; i++) {
@@ -330,16 +345,26 @@ static int run_builtin(void)
     uint64_t seed = 0x5eed5707e;
     int count = 0;
     const size_t meta_fields[] = {
-        offsetof(tal_meta_disk_t, magic),        offsetof(tal_meta_disk_t, version_major),
-        offsetof(tal_meta_disk_t, kind),         offsetof(tal_meta_disk_t, alphabet),
-        offsetof(tal_meta_disk_t, record_count), offsetof(tal_meta_disk_t, record_count) + 3,
-        offsetof(tal_meta_disk_t, residue_count), offsetof(tal_meta_disk_t, header_bytes),
-        offsetof(tal_meta_disk_t, min_length),   offsetof(tal_meta_disk_t, key_count),
-        offsetof(tal_meta_disk_t, section_count), offsetof(tal_meta_disk_t, key_slots),
-        offsetof(tal_meta_disk_t, key_slots) + 2, sizeof(tal_meta_disk_t) + 0,
-        sizeof(tal_meta_disk_t) + 4,             sizeof(tal_meta_disk_t) + 8,
-        sizeof(tal_meta_disk_t) + 40,            sizeof(tal_meta_disk_t) + 64 + 0,
-        sizeof(tal_meta_disk_t) + 64 * 7 + 0,    sizeof(tal_meta_disk_t) + 64 * 7 + 8,
+        offsetof(tal_meta_disk_t, magic),
+        offsetof(tal_meta_disk_t, version_major),
+        offsetof(tal_meta_disk_t, kind),
+        offsetof(tal_meta_disk_t, alphabet),
+        offsetof(tal_meta_disk_t, record_count),
+        offsetof(tal_meta_disk_t, record_count) + 3,
+        offsetof(tal_meta_disk_t, residue_count),
+        offsetof(tal_meta_disk_t, header_bytes),
+        offsetof(tal_meta_disk_t, min_length),
+        offsetof(tal_meta_disk_t, key_count),
+        offsetof(tal_meta_disk_t, section_count),
+        offsetof(tal_meta_disk_t, key_slots),
+        offsetof(tal_meta_disk_t, key_slots) + 2,
+        sizeof(tal_meta_disk_t) + 0,
+        sizeof(tal_meta_disk_t) + 4,
+        sizeof(tal_meta_disk_t) + 8,
+        sizeof(tal_meta_disk_t) + 40,
+        sizeof(tal_meta_disk_t) + 64 + 0,
+        sizeof(tal_meta_disk_t) + 64 * 7 + 0,
+        sizeof(tal_meta_disk_t) + 64 * 7 + 8,
     };
 
     init();

@@ -91,10 +91,10 @@ static void check_clustering(double identity, double mutation)
         tal_alignment_t al;
         if (r == i) continue;
         members++;
-        assert_true(c.ref[r] == r);                 /* a member's reference is a reference */
-        assert_true(s.family[r] == s.family[i]);    /* never across families */
-        assert_true(s.family[i] >= 0);              /* singletons are unrelated */
-        assert_true(s.lens[r] >= s.lens[i]);        /* longest first */
+        assert_true(c.ref[r] == r);              /* a member's reference is a reference */
+        assert_true(s.family[r] == s.family[i]); /* never across families */
+        assert_true(s.family[i] >= 0);           /* singletons are unrelated */
+        assert_true(s.lens[r] >= s.lens[i]);     /* longest first */
         assert_true(c.identity[i] + 1e-6 >= identity && c.coverage[i] + 1e-6 >= opt.coverage);
         /* an independent alignment of the pair agrees */
         assert_int_equal(tal_align(a, s.seqs[i], s.lens[i], s.seqs[r], s.lens[r], &al), 0);
@@ -248,10 +248,8 @@ static void test_stop_above(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_identity_90),
-        cmocka_unit_test(test_identity_70),
-        cmocka_unit_test(test_ref_only),
-        cmocka_unit_test(test_stop_above),
+        cmocka_unit_test(test_identity_90),    cmocka_unit_test(test_identity_70),
+        cmocka_unit_test(test_ref_only),       cmocka_unit_test(test_stop_above),
         cmocka_unit_test(test_empty_and_tiny),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);

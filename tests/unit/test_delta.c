@@ -188,12 +188,15 @@ static char *mutate(const char *ref, size_t rlen, size_t *mlen, size_t *shift, u
     *shift = start;
     for (size_t i = start; i < rlen - (size_t)(rand_r(seed) % 10) && n + 4 < cap; i++) {
         int roll = rand_r(seed) % 100;
-        if (roll < 6) m[n++] = AA[rand_r(seed) % 20];            /* substitution */
-        else if (roll < 7) continue;                             /* deletion */
-        else if (roll < 8) {                                     /* insertion */
+        if (roll < 6)
+            m[n++] = AA[rand_r(seed) % 20]; /* substitution */
+        else if (roll < 7)
+            continue;        /* deletion */
+        else if (roll < 8) { /* insertion */
             m[n++] = AA[rand_r(seed) % 20];
             m[n++] = ref[i];
-        } else m[n++] = ref[i];
+        } else
+            m[n++] = ref[i];
     }
     *mlen = n;
     return m;
@@ -217,12 +220,16 @@ static void test_band_agrees_with_full(void **state)
         assert_int_equal(tal_align(a, m, mlen, r, rlen, &full), 0);
         fi = full.identity;
         fc = full.coverage;
-        assert_int_equal(tal_align_band(a, m, mlen, r, rlen, (int64_t)shift - 24, (int64_t)shift + 24, &band), 0);
+        assert_int_equal(
+            tal_align_band(a, m, mlen, r, rlen, (int64_t)shift - 24, (int64_t)shift + 24, &band),
+            0);
         assert_true(fabs(band.identity - fi) <= 0.01);
         assert_true(fabs(band.coverage - fc) <= 0.01);
         /* a band of one diagonal, off by a lot: whatever it returns must be lossless
          * (tal_align_band checks its delta and fails with TAL_EIO otherwise) */
-        assert_int_equal(tal_align_band(a, m, mlen, r, rlen, (int64_t)shift + 40, (int64_t)shift + 40, &band), 0);
+        assert_int_equal(
+            tal_align_band(a, m, mlen, r, rlen, (int64_t)shift + 40, (int64_t)shift + 40, &band),
+            0);
         assert_true(band.identity <= fi + 0.01);
         compared++;
         free(r);
@@ -256,8 +263,9 @@ static void test_apply_rejects_malformed(void **state)
     uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
     assert_int_equal(tal_delta_apply(huge, sizeof huge, ref, 10, out, 4), TAL_EINPUT);
     /* SKIP 2, SUB 1 'W', INS 2 "YY", COPY 3 */
-    uint8_t mix[] = {2 << 2 | TAL_DELTA_SKIP, 1 << 2 | TAL_DELTA_SUB, 'W',
-                     2 << 2 | TAL_DELTA_INS, 'Y', 'Y', 3 << 2 | TAL_DELTA_COPY};
+    uint8_t mix[] = {
+        2 << 2 | TAL_DELTA_SKIP, 1 << 2 | TAL_DELTA_SUB, 'W', 2 << 2 | TAL_DELTA_INS, 'Y', 'Y',
+        3 << 2 | TAL_DELTA_COPY};
     assert_int_equal(tal_delta_apply(mix, sizeof mix, ref, 10, out, 6), 0);
     assert_memory_equal(out, "WYYEFG", 6);
 }

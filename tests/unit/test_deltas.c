@@ -149,7 +149,8 @@ static char *expected_fasta(const fixture_t *fx, int first, int count, size_t wi
         fprintf(f, ">%s\n", fix_headers[i]);
         if (!width || !fx->len[i]) fprintf(f, "%s\n", fx->seq[i]);
         for (size_t at = 0; width && at < fx->len[i]; at += width)
-            fprintf(f, "%.*s\n", (int)(fx->len[i] - at < width ? fx->len[i] - at : width), fx->seq[i] + at);
+            fprintf(f, "%.*s\n", (int)(fx->len[i] - at < width ? fx->len[i] - at : width),
+                    fx->seq[i] + at);
     }
     fclose(f);
     return text;
@@ -251,12 +252,9 @@ static void test_verify(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_and_info),
-        cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_records_and_lookup),
-        cmocka_unit_test(test_rebuild_and_members),
-        cmocka_unit_test(test_write_fasta),
-        cmocka_unit_test(test_verify),
+        cmocka_unit_test(test_open_and_info),      cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_records_and_lookup), cmocka_unit_test(test_rebuild_and_members),
+        cmocka_unit_test(test_write_fasta),        cmocka_unit_test(test_verify),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -38,8 +38,8 @@ static int collect(void *arg, const tal_hit_t *hit)
         return 0;
     }
     s->hits++;
-    fprintf(s->f, "%.*s%.*s%.*s\n", (int)hit->subject_at, hit->line, (int)hit->subject_len, hit->subject,
-            (int)(hit->len - hit->rest_at), hit->line + hit->rest_at);
+    fprintf(s->f, "%.*s%.*s%.*s\n", (int)hit->subject_at, hit->line, (int)hit->subject_len,
+            hit->subject, (int)(hit->len - hit->rest_at), hit->line + hit->rest_at);
     return 0;
 }
 

@@ -287,8 +287,8 @@ static void expect_input_error(void **state, const char *name, const char *text,
     n = r.n;
     recs_free(&r); /* before any assert can jump out */
     if (rc != TAL_EINPUT)
-        print_error("%s: tal_fasta_next returned %d after %zu records, want TAL_EINPUT\n", name,
-                    rc, n);
+        print_error("%s: tal_fasta_next returned %d after %zu records, want TAL_EINPUT\n", name, rc,
+                    n);
     assert_int_equal(rc, TAL_EINPUT);
     assert_true(n == good_records);
 }
@@ -428,7 +428,8 @@ static void test_multiline_records(void **state)
 
 static void test_any_line_width(void **state)
 {
-    static const size_t widths[] = {0, 1, 2, 3, 15, 16, 17, 31, 32, 33, 60, 61, 79, 80, 999, 1000, 1001};
+    static const size_t widths[] = {0,  1,  2,  3,  15, 16,  17,   31,  32,
+                                    33, 60, 61, 79, 80, 999, 1000, 1001};
     const size_t nw = sizeof widths / sizeof *widths;
     char *seq = random_residues(1000, "ACDEFGHIKLMNPQRSTVWYacgt*-", 11);
     uint64_t want_line[sizeof widths / sizeof *widths];
@@ -669,7 +670,8 @@ static void mixed_text(buf_t *b)
     buf_str(b, "\nWW\n>huge\n");
     buf_add(b, big, 5u << 20);
     buf_str(b, "\n");
-    for (int i = 0; i < 30000; i++) buf_fmt(b, ">s%d\nMKVLAAGIT\nPEPTIDE%c\n", i, i % 2 ? 'Q' : 'R');
+    for (int i = 0; i < 30000; i++)
+        buf_fmt(b, ">s%d\nMKVLAAGIT\nPEPTIDE%c\n", i, i % 2 ? 'Q' : 'R');
     free(big);
     free(hdr);
 }
@@ -930,7 +932,8 @@ static void test_error_digit_every_position(void **state)
     for (int pos = 0; pos < 64; pos++) {
         char text[128];
         recs_t r;
-        int n = snprintf(text, sizeof text, ">a\n%s\n", "ACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGT");
+        int n = snprintf(text, sizeof text, ">a\n%s\n",
+                         "ACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGTACGT");
         assert_true(n > 0);
         text[3 + pos] = '7';
         tal_test_write_file(tpath(state, "pos.fa"), text, (size_t)n);
@@ -1020,7 +1023,8 @@ static void test_error_stray_cr_at_block_end(void **state)
             recs_free(&r);
             if (rc != TAL_EINPUT)
                 print_error("cr_block.fa (read_ahead %d): a '\\r' inside a line was accepted "
-                            "(rc %d)\n", ra, rc);
+                            "(rc %d)\n",
+                            ra, rc);
             assert_int_equal(rc, TAL_EINPUT);
         }
     }
@@ -1031,7 +1035,8 @@ static void test_error_sticky_and_open_errors(void **state)
     tal_fasta_reader_t *r = (tal_fasta_reader_t *)0x1;
     tal_fasta_record_t rec;
     static const char bz[] = "BZh91AY&SY rest";
-    static const char xz[] = "\xfd" "7zXZ\0 rest";
+    static const char xz[] = "\xfd"
+                             "7zXZ\0 rest";
     tal_log_set_level(TAL_LOG_QUIET);
     assert_int_equal(tal_fasta_open(&r, tpath(state, "missing.fa"), NULL), TAL_EINPUT);
     assert_null(r);
@@ -1191,7 +1196,8 @@ static void expect_stats_like_sorting(const uint64_t *len, uint64_t n)
     memcpy(sorted, len, n * sizeof *sorted);
     qsort(sorted, n, sizeof *sorted, cmp_u64);
     for (uint64_t i = 0; i < n; i++) total += sorted[i];
-    median = n % 2 ? (double)sorted[n / 2] : ((double)sorted[n / 2 - 1] + (double)sorted[n / 2]) / 2.0;
+    median =
+        n % 2 ? (double)sorted[n / 2] : ((double)sorted[n / 2 - 1] + (double)sorted[n / 2]) / 2.0;
     for (uint64_t i = n; i-- > 0;) {
         cum += sorted[i];
         if (cum * 2 >= total) {
@@ -1218,8 +1224,8 @@ static void expect_stats_like_sorting(const uint64_t *len, uint64_t n)
  * odd and even counts. */
 static void test_seqstats_random_sets(void **state)
 {
-    static const uint64_t maxima[] = {1, 2, 10, 1000, (1u << 20) - 1, 1u << 20, (1u << 20) + 1,
-                                      5000000, 1ull << 40};
+    static const uint64_t maxima[] = {
+        1, 2, 10, 1000, (1u << 20) - 1, 1u << 20, (1u << 20) + 1, 5000000, 1ull << 40};
     static const uint64_t counts[] = {1, 2, 3, 4, 7, 100, 1001, 20000};
     uint64_t seed = 4242;
     (void)state;

@@ -26,7 +26,7 @@
 #include "talaria/mem.h"
 #include "test_support.h"
 
-#define MIB ((size_t)1 << 20)
+#define MIB       ((size_t)1 << 20)
 #define HUGE_PAGE (2 * MIB)
 
 /* ---- helpers ---- */
@@ -226,8 +226,8 @@ static void test_budget_null_accepts(void **state)
 
 static void test_budget_component_names(void **state)
 {
-    static const char *want[] = {"input", "chunks", "k-mers", "sort", "alignment", "catalog",
-                                 "records", "other"};
+    static const char *want[] = {"input",     "chunks",  "k-mers",  "sort",
+                                 "alignment", "catalog", "records", "other"};
     (void)state;
     assert_int_equal(sizeof want / sizeof *want, TAL_MEM_COMPONENTS);
     for (int c = 0; c < TAL_MEM_COMPONENTS; c++)

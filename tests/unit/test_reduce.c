@@ -146,7 +146,8 @@ static void test_plan(void **state)
     assert_true(low.sort_bytes <= capped.sort_bytes);
     /* a store: the exact record count */
     tal_index_opt_init(&io);
-    assert_int_equal(tal_store_build(tal_test_join(dir, "in.fa"), tal_test_join(dir, "plan.tal"), &io, NULL), 0);
+    assert_int_equal(
+        tal_store_build(tal_test_join(dir, "in.fa"), tal_test_join(dir, "plan.tal"), &io, NULL), 0);
     tal_reduce_opt_init(&opt);
     assert_int_equal(tal_reduce_plan(tal_test_join(dir, "plan.tal"), &opt, &one), 0);
     assert_true(one.exact);
@@ -236,16 +237,19 @@ static void test_run_store_matches_fasta(void **state)
     mkdir(tal_test_join(dir, "s1"), 0700);
     mkdir(tal_test_join(dir, "s2"), 0700);
     tal_index_opt_init(&io);
-    assert_int_equal(tal_store_build(tal_test_join(dir, "in.fa"), tal_test_join(dir, "in.tal"), &io, NULL), 0);
+    assert_int_equal(
+        tal_store_build(tal_test_join(dir, "in.fa"), tal_test_join(dir, "in.tal"), &io, NULL), 0);
     assert_int_equal(tal_store_open(&store, tal_test_join(dir, "in.tal")), 0);
     tal_reduce_opt_init(&opt);
     opt.tmp_dir = tmp_dir;
-    assert_int_equal(tal_reduce_run_store(store, tal_test_join(dir, "s1/red.fasta"), &opt, NULL), 0);
+    assert_int_equal(tal_reduce_run_store(store, tal_test_join(dir, "s1/red.fasta"), &opt, NULL),
+                     0);
     /* the store stays open and usable */
     assert_int_equal(tal_store_find(store, "fam0_0", 6, &(uint64_t){0}), 0);
     tal_store_close(store);
-    assert_int_equal(tal_reduce_run(tal_test_join(dir, "in.fa"), tal_test_join(dir, "s2/red.fasta"), &opt, NULL),
-                     0);
+    assert_int_equal(
+        tal_reduce_run(tal_test_join(dir, "in.fa"), tal_test_join(dir, "s2/red.fasta"), &opt, NULL),
+        0);
     a = tal_test_read_file(tal_test_join(dir, "s1/red.members.tsv"), &a_len);
     b = tal_test_read_file(tal_test_join(dir, "s2/red.members.tsv"), &b_len);
     assert_int_equal(a_len, b_len);
@@ -266,7 +270,9 @@ static void test_ratio_search(void **state)
     opt.tmp_dir = tmp_dir;
     opt.progress = on_progress;
     opt.ctx = &log;
-    assert_int_equal(tal_reduce_run(tal_test_join(dir, "in.fa"), tal_test_join(dir, "ratio/red.fasta"), &opt, &r), 0);
+    assert_int_equal(tal_reduce_run(tal_test_join(dir, "in.fa"),
+                                    tal_test_join(dir, "ratio/red.fasta"), &opt, &r),
+                     0);
     assert_true(r.references <= 24); /* 0.25 x 96 */
     assert_true(r.passes > 1);
     assert_true(log.passes_seen >= 1 && log.passes_seen == r.passes - 1);
@@ -299,7 +305,8 @@ static void test_failures_leave_nothing(void **state)
     caught[0] = '\0';
     tal_log_set_level(TAL_LOG_ERROR);
     tal_log_set_sink(catch_line, NULL);
-    assert_int_equal(tal_reduce_run(tal_test_join(dir, "in.fa"), tal_test_join(dir, "fail/red.fasta"), &opt, NULL),
+    assert_int_equal(tal_reduce_run(tal_test_join(dir, "in.fa"),
+                                    tal_test_join(dir, "fail/red.fasta"), &opt, NULL),
                      TAL_EMEMCAP);
     tal_log_set_sink(NULL, NULL);
     tal_log_set_level(TAL_LOG_QUIET);
@@ -311,20 +318,24 @@ static void test_failures_leave_nothing(void **state)
     assert_null(strchr(caught, '\n'));
     opt.max_memory = 0;
     /* an output that is the input */
-    assert_int_equal(tal_reduce_run(tal_test_join(dir, "in.fa"), tal_test_join(dir, "in.fa"), &opt, NULL),
-                     TAL_EUSAGE);
+    assert_int_equal(
+        tal_reduce_run(tal_test_join(dir, "in.fa"), tal_test_join(dir, "in.fa"), &opt, NULL),
+        TAL_EUSAGE);
     /* bad options */
     opt.identity = 1.5;
-    assert_int_equal(tal_reduce_run(tal_test_join(dir, "in.fa"), tal_test_join(dir, "fail/red.fasta"), &opt, NULL),
+    assert_int_equal(tal_reduce_run(tal_test_join(dir, "in.fa"),
+                                    tal_test_join(dir, "fail/red.fasta"), &opt, NULL),
                      TAL_EUSAGE);
     opt.identity = 0.9;
     opt.threads = 0;
-    assert_int_equal(tal_reduce_run(tal_test_join(dir, "in.fa"), tal_test_join(dir, "fail/red.fasta"), &opt, NULL),
+    assert_int_equal(tal_reduce_run(tal_test_join(dir, "in.fa"),
+                                    tal_test_join(dir, "fail/red.fasta"), &opt, NULL),
                      TAL_EUSAGE);
     opt.threads = 1;
     /* bad FASTA */
     tal_test_write_file(tal_test_join(dir, "bad.fa"), ">a\nAC GT\n", 9);
-    assert_int_equal(tal_reduce_run(tal_test_join(dir, "bad.fa"), tal_test_join(dir, "fail/red.fasta"), &opt, NULL),
+    assert_int_equal(tal_reduce_run(tal_test_join(dir, "bad.fa"),
+                                    tal_test_join(dir, "fail/red.fasta"), &opt, NULL),
                      TAL_EINPUT);
     assert_int_equal(dir_entries(tal_test_join(dir, "fail")), 0);
     assert_int_equal(dir_entries(tmp_dir), 0);

@@ -38,10 +38,10 @@ _Static_assert(offsetof(tal_chunk_disk_t, stored_offset) == 32, "chunk entry lay
 _Static_assert(offsetof(tal_chunk_disk_t, stored_size) == 40, "chunk entry layout");
 
 #define CHUNK_SIZE (64u << 10)
-#define N_RECORDS 640
-#define LONG_ID 321
-#define LONG_LEN (100000 + 17) /* longer than a chunk: it must get a chunk of its own */
-#define RAW_BLOCK 4096
+#define N_RECORDS  640
+#define LONG_ID    321
+#define LONG_LEN   (100000 + 17) /* longer than a chunk: it must get a chunk of its own */
+#define RAW_BLOCK  4096
 
 enum { CODEC_RAW, CODEC_LZ4, CODEC_ZSTD, N_CODECS };
 
@@ -106,8 +106,8 @@ static int make_dataset(dataset_t *d)
             len = 1 + rnd() % 2000;
         else
             len = 1 + rnd() % 6000;
-        hl = (size_t)snprintf(header, sizeof header, "sp|ACC%05zu|REC%zu_TEST record %zu len=%zu", i,
-                              i, i, len);
+        hl = (size_t)snprintf(header, sizeof header, "sp|ACC%05zu|REC%zu_TEST record %zu len=%zu",
+                              i, i, i, len);
         for (size_t w = 0; w < words && hl + 16 < sizeof header; w++)
             hl += (size_t)snprintf(header + hl, sizeof header - hl, " w%u", rnd() % 100000);
         d->headers[i] = strdup(header);
@@ -506,7 +506,7 @@ static void scan_store(int codec, int threads, size_t block_size, int hold)
     if (t) assert_true(blocks == n_chunks);
     if (codec == CODEC_RAW && block_size) assert_true(blocks > 1);
     if (codec == CODEC_RAW && !block_size) assert_true(blocks == 1); /* default 4 MiB */
-    assert_int_equal(tal_scan_next(sc, &(tal_scan_block_t){0}), 0); /* stays at the end */
+    assert_int_equal(tal_scan_next(sc, &(tal_scan_block_t){0}), 0);  /* stays at the end */
     if (codec == CODEC_RAW)
         assert_true(tal_scan_buffer_bytes(sc) == 0);
     else
@@ -805,7 +805,8 @@ static void test_meta_chunk_fields_checked(void **state)
         tal_store_t *s = (tal_store_t *)0x1;
         copy_store(src, path);
         tal_log_set_level(TAL_LOG_QUIET);
-        patch_meta_u64(path, offsetof(tal_meta_disk_t, chunk_count), info.chunk_count + (1ull << 58));
+        patch_meta_u64(path, offsetof(tal_meta_disk_t, chunk_count),
+                       info.chunk_count + (1ull << 58));
         assert_int_equal(tal_store_open(&s, path), TAL_EINPUT);
         assert_null(s);
     }

@@ -85,7 +85,8 @@ static void test_related_share_unrelated_do_not(void **state)
     (void)state;
     tal_sketch_opt_init(&o, 0);
     for (int t = 0; t < 50; t++) {
-        char *r = random_seq(400, AA, 20, &seed), *m = strdup(r), *u = random_seq(400, AA, 20, &seed);
+        char *r = random_seq(400, AA, 20, &seed), *m = strdup(r),
+             *u = random_seq(400, AA, 20, &seed);
         uint64_t hr[20], hm[20], hu[20];
         size_t nr, nm, nu;
         for (int e = 0; e < 40; e++) m[rand_r(&seed) % 400] = AA[rand_r(&seed) % 20]; /* ~90% */
@@ -108,9 +109,9 @@ static void test_invalid_bytes_break_kmers(void **state)
     uint64_t h[20];
     (void)state;
     tal_sketch_opt_init(&o, 0);
-    assert_int_equal(tal_sketch(&o, "ACDEFGHIK", 9, h), 0);           /* shorter than k */
-    assert_int_equal(tal_sketch(&o, "ACDEFGHIKL", 10, h), 1);         /* exactly one */
-    assert_int_equal(tal_sketch(&o, "ACDEFXGHIKLMNPQ", 15, h), 0);    /* X every < k */
+    assert_int_equal(tal_sketch(&o, "ACDEFGHIK", 9, h), 0);        /* shorter than k */
+    assert_int_equal(tal_sketch(&o, "ACDEFGHIKL", 10, h), 1);      /* exactly one */
+    assert_int_equal(tal_sketch(&o, "ACDEFXGHIKLMNPQ", 15, h), 0); /* X every < k */
     assert_int_equal(tal_sketch(&o, "ACDEFGHIKLXMNPQRSTVWY", 21, h), 2);
     assert_int_equal(tal_sketch(&o, "", 0, h), 0);
     o.m = 3;

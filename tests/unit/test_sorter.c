@@ -21,12 +21,12 @@
 #include "talaria/error.h"
 #include "talaria/mem.h"
 
-#define MIB ((uint64_t)1 << 20)
-#define KIB ((uint64_t)1 << 10)
+#define MIB        ((uint64_t)1 << 20)
+#define KIB        ((uint64_t)1 << 10)
 #define MAX_RECORD 64
-#define WORDS(rs) ((rs) / 8)
+#define WORDS(rs)  ((rs) / 8)
 /* records handed to tal_sorter_add at once: odd, so batches straddle buffer ends */
-#define BATCH 12347
+#define BATCH      12347
 
 static uint64_t splitmix64(uint64_t *state)
 {
@@ -50,7 +50,10 @@ typedef struct {
     uint64_t key, tie;
 } sort_pair_t;
 
-static uint64_t payload_word(uint64_t key, uint64_t tie, size_t w) { return mix64(key ^ mix64(tie + w)); }
+static uint64_t payload_word(uint64_t key, uint64_t tie, size_t w)
+{
+    return mix64(key ^ mix64(tie + w));
+}
 
 static void make_record(uint64_t *rec, size_t rs, sort_pair_t pair)
 {
@@ -95,13 +98,13 @@ static int pair_matches(sort_pair_t got, sort_pair_t want, size_t rs)
 /* ---- key patterns ---- */
 
 typedef enum {
-    KEYS_RANDOM,     /* full 64-bit, with 0, UINT64_MAX and 2^63 mixed in */
-    KEYS_FEW,        /* 37 distinct values spread over all bytes: many duplicates */
+    KEYS_RANDOM, /* full 64-bit, with 0, UINT64_MAX and 2^63 mixed in */
+    KEYS_FEW,    /* 37 distinct values spread over all bytes: many duplicates */
     KEYS_SORTED,
     KEYS_REVERSE,
     KEYS_EQUAL,
-    KEYS_LOW_BYTE,   /* only the lowest byte varies: the radix sort goes all the way down */
-    KEYS_HIGH_BYTE,  /* only the highest byte varies */
+    KEYS_LOW_BYTE,  /* only the lowest byte varies: the radix sort goes all the way down */
+    KEYS_HIGH_BYTE, /* only the highest byte varies */
     KEYS_PATTERNS
 } key_pattern_t;
 
@@ -155,8 +158,9 @@ static void check_sort_records(key_pattern_t pattern, size_t n, size_t rs)
         if (!pair_matches(got, pairs[i], rs))
             fail_msg("pattern %d, n %zu, record size %zu: record %zu is %016llx/%016llx, expected "
                      "%016llx/%016llx",
-                     (int)pattern, n, rs, i, (unsigned long long)got.key, (unsigned long long)got.tie,
-                     (unsigned long long)pairs[i].key, (unsigned long long)pairs[i].tie);
+                     (int)pattern, n, rs, i, (unsigned long long)got.key,
+                     (unsigned long long)got.tie, (unsigned long long)pairs[i].key,
+                     (unsigned long long)pairs[i].tie);
         check_record_whole(records, i, rs);
     }
     free(block);
@@ -165,7 +169,8 @@ static void check_sort_records(key_pattern_t pattern, size_t n, size_t rs)
 
 static void test_sort_records_like_qsort(void **state)
 {
-    static const size_t sizes[] = {0, 1, 2, 3, 47, 48, 49, 50, 97, 255, 256, 257, 1000, 4099, 100000};
+    static const size_t sizes[] = {0,  1,   2,   3,   47,   48,   49,    50,
+                                   97, 255, 256, 257, 1000, 4099, 100000};
     static const size_t record_sizes[] = {8, 16, 24, 64};
     (void)state;
     for (int pattern = 0; pattern < KEYS_PATTERNS; pattern++)
@@ -260,10 +265,12 @@ static int add_records(tal_sorter_t *s, size_t rs, uint64_t n, pair_fn_t pair_of
     assert_non_null(batch);
     for (uint64_t done = 0; done < n && !rc;) {
         size_t count = n - done < BATCH ? (size_t)(n - done) : BATCH;
-        for (size_t j = 0; j < count; j++) make_record(batch + j * WORDS(rs), rs, pair_of(done + j, arg));
+        for (size_t j = 0; j < count; j++)
+            make_record(batch + j * WORDS(rs), rs, pair_of(done + j, arg));
         rc = tal_sorter_add(s, batch, count);
         done += count;
-        if (budget) assert_true(tal_budget_used(budget, TAL_MEM_COMPONENTS) <= tal_budget_cap(budget));
+        if (budget)
+            assert_true(tal_budget_used(budget, TAL_MEM_COMPONENTS) <= tal_budget_cap(budget));
     }
     free(batch);
     return rc;
@@ -309,16 +316,20 @@ typedef struct {
     uint64_t n;
 } array_pairs_t;
 
-static sort_pair_t pair_from_array(uint64_t i, void *arg) { return ((array_pairs_t *)arg)->pairs[i]; }
+static sort_pair_t pair_from_array(uint64_t i, void *arg)
+{
+    return ((array_pairs_t *)arg)->pairs[i];
+}
 
 static void check_against_sorted(uint64_t position, sort_pair_t pair, size_t rs, void *arg)
 {
     const array_pairs_t *a = arg;
     assert_true(position < a->n);
     if (!pair_matches(pair, a->sorted[position], rs))
-        fail_msg("record %llu: %016llx/%016llx, expected %016llx/%016llx", (unsigned long long)position,
-                 (unsigned long long)pair.key, (unsigned long long)pair.tie,
-                 (unsigned long long)a->sorted[position].key, (unsigned long long)a->sorted[position].tie);
+        fail_msg("record %llu: %016llx/%016llx, expected %016llx/%016llx",
+                 (unsigned long long)position, (unsigned long long)pair.key,
+                 (unsigned long long)pair.tie, (unsigned long long)a->sorted[position].key,
+                 (unsigned long long)a->sorted[position].tie);
 }
 
 /* Random keys, a quarter of them repeating an earlier key so that equal keys meet in
@@ -392,8 +403,9 @@ static void check_perm_position(uint64_t position, sort_pair_t pair, size_t rs, 
     sort_pair_t want = {(position / 2) * p->stride, position % 2};
     assert_true(position < p->n);
     if (!pair_matches(pair, want, rs))
-        fail_msg("record %llu: %016llx/%016llx, expected %016llx/%016llx", (unsigned long long)position,
-                 (unsigned long long)pair.key, (unsigned long long)pair.tie, (unsigned long long)want.key,
+        fail_msg("record %llu: %016llx/%016llx, expected %016llx/%016llx",
+                 (unsigned long long)position, (unsigned long long)pair.key,
+                 (unsigned long long)pair.tie, (unsigned long long)want.key,
                  (unsigned long long)want.tie);
 }
 
@@ -441,7 +453,8 @@ static void test_no_spill(void **state)
     /* uneven batches, one of them empty */
     for (size_t c = 0; done < n; c = (c + 1) % (sizeof chunks / sizeof *chunks)) {
         size_t count = chunks[c] < n - done ? chunks[c] : (size_t)(n - done);
-        for (size_t j = 0; j < count; j++) make_record(batch + j * WORDS(rs), rs, a.pairs[done + j]);
+        for (size_t j = 0; j < count; j++)
+            make_record(batch + j * WORDS(rs), rs, a.pairs[done + j]);
         assert_int_equal(tal_sorter_add(s, batch, count), 0);
         done += count;
     }
@@ -499,8 +512,8 @@ static void check_spilled(size_t rs, uint64_t n, uint64_t buffer_bytes, uint64_t
     assert_true(st.runs <= 31); /* one merge pass */
     assert_int_equal(st.records, n);
     assert_int_equal(st.spilled_bytes, n * rs);
-    assert_true(st.buffer_bytes <= (buffer_bytes > TAL_SORTER_MIN_BUFFER ? buffer_bytes
-                                                                          : TAL_SORTER_MIN_BUFFER));
+    assert_true(st.buffer_bytes <=
+                (buffer_bytes > TAL_SORTER_MIN_BUFFER ? buffer_bytes : TAL_SORTER_MIN_BUFFER));
     /* the runs live in an unnamed file */
     assert_int_equal(dir_entries(dir), 0);
     assert_int_equal(read_all(s, rs, check_against_sorted, &a), n);

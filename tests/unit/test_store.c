@@ -243,9 +243,9 @@ static void check_store(const char *path, const rdef_t *defs, size_t n)
 }
 
 /* The files of a store, as the builder writes them. */
-static const char *const store_files[] = {"residues",  "headers",   "lengths",
-                                          "seq_offsets", "hdr_offsets", "checksums",
-                                          "keys",      "catalog.sqlite", "meta"};
+static const char *const store_files[] = {"residues",    "headers",        "lengths",
+                                          "seq_offsets", "hdr_offsets",    "checksums",
+                                          "keys",        "catalog.sqlite", "meta"};
 #define N_STORE_FILES (sizeof store_files / sizeof *store_files)
 
 static void expect_exact_files(const char *store)
@@ -331,8 +331,11 @@ static void check_catalog_rows(const char *store, uint64_t n, expect_row_fn expe
     sqlite3 *db = catalog_open(store);
     sqlite3_stmt *st = NULL;
     uint64_t rows = 0;
-    assert_int_equal(q->prepare_v2(db, "SELECT id, accession, alias, taxid, length FROM records"
-                                       " ORDER BY id", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(q->prepare_v2(db,
+                                   "SELECT id, accession, alias, taxid, length FROM records"
+                                   " ORDER BY id",
+                                   -1, &st, NULL),
+                     SQLITE_OK);
     while (q->step(st) == SQLITE_ROW) {
         cat_row_t want;
         const char *acc = (const char *)q->column_text(st, 1);
@@ -342,8 +345,8 @@ static void check_catalog_rows(const char *store, uint64_t n, expect_row_fn expe
         assert_true((uint64_t)q->column_int64(st, 0) == rows);
         assert_non_null(acc);
         if (strcmp(acc, want.accession))
-            print_error("catalog row %llu: accession '%s', want '%s'\n", (unsigned long long)rows, acc,
-                        want.accession);
+            print_error("catalog row %llu: accession '%s', want '%s'\n", (unsigned long long)rows,
+                        acc, want.accession);
         assert_string_equal(acc, want.accession);
         if (want.alias[0]) {
             assert_non_null(alias);

@@ -295,8 +295,8 @@ static void test_count_bytes(void **state)
         data[i] = i < 20000 ? 'L' : (unsigned char)(rand_r(&seed) & 0xff);
         want[data[i]] += 2;
     }
-    tal_count_bytes(got, data, LEN);          /* the word path, with an odd tail */
-    for (size_t i = 0; i < LEN; i += 500)    /* the short path */
+    tal_count_bytes(got, data, LEN);      /* the word path, with an odd tail */
+    for (size_t i = 0; i < LEN; i += 500) /* the short path */
         tal_count_bytes(got, data + i, LEN - i < 500 ? LEN - i : 500);
     assert_memory_equal(got, want, sizeof want);
     tal_count_bytes(got, data, 0);
