@@ -25,8 +25,8 @@ TAL_EXPORT uint64_t tal_peak_rss_bytes(void);
 /* Adds the count of every byte value in data to counts[256] (residue composition). */
 TAL_EXPORT void tal_count_bytes(uint64_t counts[256], const void *data, size_t len);
 
-/* One output file written whole or not at all: PATH.tmp-XXXXXX beside PATH (removed on
- * a signal or by abort), fsynced, then renamed into place. Without force an existing
+/* One output file written whole or not at all: PATH.tmp-XXXXXX beside PATH (removed by
+ * abort, or by tal_cleanup_temporaries from a signal handler), fsynced, then renamed into place. Without force an existing
  * PATH is TAL_EEXIST, at open and again at the rename (a file that appeared meanwhile
  * is not replaced). A zeroed struct is a valid "not open" state for abort. */
 typedef struct {

@@ -68,11 +68,12 @@ int tal_wfile_pread(tal_wfile_t *w, uint64_t offset, void *out, size_t len);
 int tal_wfile_finish(tal_wfile_t *w, uint64_t *checksum, uint64_t *size);
 void tal_wfile_abort(tal_wfile_t *w);
 
-/* Registers a file inside dir so an interrupting signal unlinks it. */
+/* Registers a file inside dir so tal_cleanup_temporaries (a program's signal handler)
+ * unlinks it. */
 void tal_cleanup_add_file(const tal_atomic_dir_t *dir, const char *name);
 
 /* Temporary outputs outside an atomic directory: path (a file, or with tree a directory
- * of files and store directories) is removed if a signal ends the process. done
+ * of files and store directories) is removed by tal_cleanup_temporaries. done
  * forgets it (after a rename into place) or, with remove_it, removes it now. */
 int tal_cleanup_extra_add(const char *path, int tree);
 void tal_cleanup_extra_done(const char *path, int remove_it);
