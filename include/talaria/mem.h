@@ -41,6 +41,8 @@ TAL_EXPORT void tal_huge_free(void *p, size_t size);
  * otherwise (first touch), silently. *hugetlb (may be NULL) is set to 1 when the range
  * is backed by hugetlbfs pages. Free with tal_huge_free(p, size). */
 #define TAL_NODE_LOCAL (-1)
+/* No binding at all: first touch places the pages (memory.numa = off). */
+#define TAL_NODE_ANY   (-2)
 TAL_EXPORT void *tal_huge_alloc_ex(size_t size, tal_huge_mode_t mode, int node, int *hugetlb);
 
 /* Configured NUMA nodes per libnuma; 1 when NUMA is unavailable. */

@@ -52,6 +52,10 @@ typedef struct {
     tal_budget_t *budget;
     uint64_t max_memory;
     int low_memory; /* the smallest sort buffers (spills more, slower) */
+    /* The sketch: k-mer length (proteins 4-16, over the reduced alphabet; nucleotides
+     * 4-31), k-mers kept per sequence (1-256), candidate references tried per sequence
+     * (1-64). 0: the defaults (10 or 15, 20, 8). */
+    int kmer_size, sketch_size, candidates;
     /* Called from the calling thread as the work goes on; NULL: no progress. */
     void (*progress)(void *ctx, const tal_reduce_progress_t *progress);
     void *ctx;

@@ -2,6 +2,7 @@
 #ifndef TAL_CLI_H
 #define TAL_CLI_H
 
+#include "talaria/config.h"
 #include "talaria/mem.h"
 
 #include <stddef.h>
@@ -15,6 +16,7 @@ int cmd_reduce(int argc, char **argv);
 int cmd_reconstruct(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_expand(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 
 /* ---- common.c ---- */
 
@@ -58,9 +60,35 @@ typedef int (*cli_id_fn)(void *arg, const char *id, size_t len);
  * trimmed, blank lines skipped. Returns 0, the callback's error, or the list's. */
 int cli_read_ids(const char *path, const cli_ids_opt_t *opt, cli_id_fn fn, void *arg);
 
+/* --profile and --config (index, reduce, get, stats): the layers under the flags. */
+typedef struct {
+    const char *profile, *file;
+    tal_config_t *cfg;
+} cli_config_t;
+
+enum { CLI_OPT_PROFILE = 0x1100, CLI_OPT_CONFIG };
+#define CLI_CONFIG_LONGOPTS                                                                        \
+    {"profile", required_argument, NULL, CLI_OPT_PROFILE},                                         \
+    {                                                                                              \
+        "config", required_argument, NULL, CLI_OPT_CONFIG                                          \
+    }
+#define CLI_CONFIG_HELP                                                                            \
+    "      --profile NAME       settings for a kind of machine: low, balanced, high or your\n"     \
+    "                           own (talaria config profiles); flags and TALARIA_* win\n"          \
+    "      --config FILE        settings from a TOML file (talaria.toml(5)), over the profile\n"
+
+/* 1 if opt was --profile or --config (recorded), 0 if not. */
+int cli_config_option(int opt, const char *arg, cli_config_t *c);
+/* Defaults < profile < file < environment; the huge-page and NUMA keys into the
+ * environment the buffer pools read. TAL_EUSAGE (logged) for a bad profile, file or
+ * variable. */
+int cli_config_load(cli_config_t *c);
+void cli_config_end(cli_config_t *c);
+
 /* The memory options index and reduce share. */
 typedef struct {
     uint64_t cap;       /* --max-memory; 0: none */
+    int cap_set;        /* --max-memory was given (it beats the configuration) */
     int monitor;        /* --monitor-memory */
     double interval;    /* its period in seconds */
     const char *report; /* --memory-report FILE */
@@ -105,5 +133,8 @@ int cli_mem_begin(const char *cmd, cli_mem_t *m);
 int cli_mem_end(cli_mem_t *m);
 /* Logs that the cap is too small, naming the smallest that would do; TAL_EMEMCAP. */
 int cli_mem_too_small(const char *cmd, const cli_mem_t *m, uint64_t need, const char *why);
+
+/* memory.max_memory and memory.low_memory under the flags that were not given. */
+void cli_config_mem(const cli_config_t *c, cli_mem_t *m);
 
 #endif

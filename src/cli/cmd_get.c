@@ -25,6 +25,8 @@ static const char help[] =
     "\n"
     "  -f, --file FILE    read accessions from FILE, one per line ('-' for stdin)\n"
     "  -w, --width N      wrap residues at N per line (default 60; 0 = one line)\n"
+    "      --profile NAME, --config FILE  settings (memory.cache_size, memory.huge_pages,\n"
+    "                     memory.numa) from a profile or a TOML file; see talaria.toml(5)\n"
     "  -q, --quiet        only errors on stderr\n"
     "  -h, --help         this help\n";
 
@@ -357,8 +359,11 @@ int cmd_get(int argc, char **argv)
                                              {"width", required_argument, NULL, 'w'},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"help", no_argument, NULL, 'h'},
+                                             CLI_CONFIG_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     const char *id_file = NULL;
+    cli_config_t conf = {0};
+    uint64_t cache = 0;
     get_ctx_t g;
     int c, rc = 0;
     char *end;
@@ -380,15 +385,24 @@ int cmd_get(int argc, char **argv)
         case 'q': cli_quieter(); break;
         case 'h': fputs(help, stdout); return 0;
         default:
+            if (cli_config_option(c, optarg, &conf)) break;
             return cli_usage_error("get", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind >= argc) return cli_usage_error("get", "missing DB.tal");
     if (optind + 1 >= argc && !id_file)
         return cli_usage_error("get", "give accessions as arguments or with -f FILE");
+    rc = cli_config_load(&conf);
+    if (rc == 0 && tal_config_is_set(conf.cfg, "memory.cache_size"))
+        cache = (uint64_t)tal_config_int(conf.cfg, "memory.cache_size");
+    cli_config_end(&conf);
+    if (rc < 0) return tal_exit_code(rc);
     if (tal_dstore_is(argv[optind])) {
         if ((rc = tal_dstore_open(&g.dstore, argv[optind], NULL, 0)) < 0) return tal_exit_code(rc);
     } else if ((rc = tal_store_open(&g.store, argv[optind])) < 0) {
+        return tal_exit_code(rc);
+    } else if (cache && (rc = tal_store_set_cache(g.store, (size_t)cache)) < 0) {
+        tal_store_close(g.store);
         return tal_exit_code(rc);
     }
     setvbuf(stdout, NULL, _IOFBF, 1 << 20);

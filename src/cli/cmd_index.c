@@ -33,7 +33,7 @@ static const char help[] =
     "      --allow-duplicates   keep the first record of a repeated accession, skip the rest\n"
     "      --catalog-index      also index catalog.sqlite by accession for SQL queries\n"
     "                           (talaria's own lookups use the store's key table)\n" CLI_MEM_HELP
-    "  -f, --force              replace an existing store at the output path\n"
+        CLI_CONFIG_HELP "  -f, --force              replace an existing store at the output path\n"
     "  -q, --quiet              only errors on stderr\n"
     "  -v, --verbose            timings of the build's phases\n"
     "  -h, --help               this help\n"
@@ -63,6 +63,7 @@ int cmd_index(int argc, char **argv)
                                              {"level", required_argument, NULL, 'L'},
                                              {"chunk-size", required_argument, NULL, 'S'},
                                              CLI_MEM_LONGOPTS,
+                                             CLI_CONFIG_LONGOPTS,
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *level_arg = NULL;
@@ -71,7 +72,9 @@ int cmd_index(int argc, char **argv)
     tal_build_stats_t st;
     cli_mem_t mem;
     cli_progress_t bar;
-    int c, rc, quiet = 0;
+    cli_config_t conf = {0};
+    int c, rc, quiet = 0, threads = 0, compress = -1;
+    uint64_t chunk_size = 0;
     memset(&mem, 0, sizeof mem);
     tal_index_opt_init(&opt);
     opterr = 0;
@@ -82,16 +85,15 @@ int cmd_index(int argc, char **argv)
         case 'o': out = optarg; break;
         case 't':
         case 'j':
-            if (cli_parse_threads("index", optarg, &opt.threads) < 0)
-                return tal_exit_code(TAL_EUSAGE);
+            if (cli_parse_threads("index", optarg, &threads) < 0) return tal_exit_code(TAL_EUSAGE);
             break;
         case 'C':
             if (!strcmp(optarg, "none"))
-                opt.compress = TAL_COMPRESS_NONE;
+                compress = TAL_COMPRESS_NONE;
             else if (!strcmp(optarg, "lz4"))
-                opt.compress = TAL_COMPRESS_LZ4;
+                compress = TAL_COMPRESS_LZ4;
             else if (!strcmp(optarg, "zstd"))
-                opt.compress = TAL_COMPRESS_ZSTD;
+                compress = TAL_COMPRESS_ZSTD;
             else
                 return cli_usage_error("index", "--compress must be none, lz4 or zstd, not '%s'",
                                        optarg);
@@ -102,7 +104,7 @@ int cmd_index(int argc, char **argv)
             if (tal_parse_size(optarg, &size) < 0 || size < (64u << 10) || size > (1u << 30))
                 return cli_usage_error(
                     "index", "--chunk-size must be a size from 64K to 1G, not '%s'", optarg);
-            opt.chunk_size = size;
+            chunk_size = size;
             break;
         }
         case 'D': opt.allow_duplicates = 1; break;
@@ -117,13 +119,36 @@ int cmd_index(int argc, char **argv)
         default:
             if ((rc = cli_mem_option("index", c, optarg, &mem)) < 0)
                 return tal_exit_code(TAL_EUSAGE);
-            if (rc) break;
+            if (rc || cli_config_option(c, optarg, &conf)) break;
             return cli_usage_error("index", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) return cli_usage_error("index", "unexpected argument '%s'", argv[optind]);
     if (!in) return cli_usage_error("index", "missing -i FASTA");
     if (!out) return cli_usage_error("index", "missing -o DB.tal");
+    /* the profile, file and environment under the flags */
+    if ((rc = cli_config_load(&conf)) < 0) {
+        cli_config_end(&conf);
+        return tal_exit_code(rc);
+    }
+    tal_config_index_opt(conf.cfg, &opt);
+    cli_config_mem(&conf, &mem);
+    cli_config_end(&conf);
+    if (threads) opt.threads = threads;
+    if (compress >= 0) {
+        opt.compress = compress;
+        if (!level_arg) opt.level = 0; /* a level chosen for another codec does not carry */
+    }
+    if (chunk_size) opt.chunk_size = chunk_size;
+    if (opt.level && !level_arg) {
+        int hi = opt.compress == TAL_COMPRESS_ZSTD ? 22 : 12;
+        if (opt.compress == TAL_COMPRESS_NONE)
+            opt.level = 0; /* store.level without a codec */
+        else if (opt.level > hi)
+            return cli_usage_error("index", "store.level for %s must be 1 to %d, not %d",
+                                   opt.compress == TAL_COMPRESS_ZSTD ? "zstd" : "lz4", hi,
+                                   opt.level);
+    }
     if (level_arg) {
         int lo = 1, hi = opt.compress == TAL_COMPRESS_ZSTD ? 22 : 12;
         char *end;

@@ -42,7 +42,7 @@ static const char help[] =
     "                        and leave the rest out (counted in a warning)\n"
     "  -t, --threads N       threads (default 1)\n"
     "      --tmp-dir DIR     scratch space: the indexed input, sort runs, candidates\n"
-    "                        (default $TMPDIR or /tmp)\n" CLI_MEM_HELP
+    "                        (default $TMPDIR or /tmp)\n" CLI_MEM_HELP CLI_CONFIG_HELP
     "  -f, --force           replace existing outputs\n"
     "  -q, --quiet           only errors on stderr\n"
     "  -v, --verbose         more detail on stderr\n"
@@ -211,14 +211,16 @@ int cmd_reduce(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         CLI_MEM_LONGOPTS,
+        CLI_CONFIG_LONGOPTS,
         {NULL, 0, NULL, 0}};
     tal_reduce_opt_t opt;
+    cli_config_t conf = {0};
     tal_reduce_result_t result;
     cli_mem_t mem;
     display_t display;
-    const char *in = NULL, *out = NULL, *aligner = NULL, *summary_json = NULL;
+    const char *in = NULL, *out = NULL, *aligner = NULL, *summary_json = NULL, *tmp_dir = NULL;
     double identity = 0, coverage = 0;
-    int c, rc;
+    int c, rc, threads = 0;
     tal_reduce_opt_init(&opt);
     memset(&mem, 0, sizeof mem);
     memset(&display, 0, sizeof display);
@@ -248,10 +250,9 @@ int cmd_reduce(int argc, char **argv)
         case OPT_ALLOW_DUPLICATES: opt.allow_duplicates = 1; break;
         case 't':
         case 'j':
-            if (cli_parse_threads("reduce", optarg, &opt.threads) < 0)
-                return tal_exit_code(TAL_EUSAGE);
+            if (cli_parse_threads("reduce", optarg, &threads) < 0) return tal_exit_code(TAL_EUSAGE);
             break;
-        case OPT_TMP_DIR: opt.tmp_dir = optarg; break;
+        case OPT_TMP_DIR: tmp_dir = optarg; break;
         case 'f': opt.force = 1; break;
         case 'q':
             display.quiet = 1;
@@ -262,7 +263,7 @@ int cmd_reduce(int argc, char **argv)
         default:
             if ((rc = cli_mem_option("reduce", c, optarg, &mem)) < 0)
                 return tal_exit_code(TAL_EUSAGE);
-            if (rc) break;
+            if (rc || cli_config_option(c, optarg, &conf)) break;
             return cli_usage_error("reduce", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
@@ -271,18 +272,26 @@ int cmd_reduce(int argc, char **argv)
     if (!out) return cli_usage_error("reduce", "missing -o REDUCED.fasta");
     if (opt.ratio > 0 && identity > 0)
         return cli_usage_error("reduce", "-r and --identity exclude each other");
-    /* the preset's thresholds, then the flags' */
     if (aligner && tal_reduce_set_aligner(&opt, aligner) < 0)
         return cli_usage_error(
             "reduce", "-a must be diamond, mmseqs2, blast, lambda, kraken or generic, not '%s'",
             aligner);
+    /* the profile, file and environment, then the flags: the preset's thresholds, then the
+     * thresholds given */
+    if ((rc = cli_config_load(&conf)) < 0) goto out;
+    tal_config_reduce_opt(conf.cfg, &opt);
+    cli_config_mem(&conf, &mem);
+    if (aligner) tal_reduce_set_aligner(&opt, aligner);
     if (identity > 0) opt.identity = identity;
     if (coverage > 0) opt.coverage = coverage;
+    if (threads) opt.threads = threads;
+    if (tmp_dir) opt.tmp_dir = tmp_dir;
     if (summary_json && !opt.force && access(summary_json, F_OK) == 0) {
         tal_log_error("%s already exists; use --force to replace it", summary_json);
-        return tal_exit_code(TAL_EEXIST);
+        rc = TAL_EEXIST;
+        goto out;
     }
-    if ((rc = cli_mem_begin("reduce", &mem)) < 0) return tal_exit_code(rc);
+    if ((rc = cli_mem_begin("reduce", &mem)) < 0) goto out;
     cli_progress_init(&display.bar, display.quiet);
     opt.budget = mem.budget;
     opt.low_memory = mem.low_memory;
@@ -294,5 +303,7 @@ int cmd_reduce(int argc, char **argv)
     if (rc == 0 && summary_json) rc = write_summary_json(summary_json, &opt, &result, opt.force);
     if (cli_mem_end(&mem) < 0 && rc == 0) rc = TAL_EIO;
     tal_reduce_result_free(&result);
+out:
+    cli_config_end(&conf);
     return rc < 0 ? tal_exit_code(rc) : 0;
 }

@@ -31,6 +31,8 @@ static const char help[] =
     "      --format FMT     text (default), json or tsv\n"
     "  -t, --threads N      1 reads FASTA in this thread; 2 or more add a read-ahead\n"
     "                       (decompression) thread (default 2); -j N is the same\n"
+    "      --profile NAME, --config FILE  settings (threads, memory.huge_pages,\n"
+    "                       memory.numa) from a profile or a TOML file; see talaria.toml(5)\n"
     "  -q, --quiet          only errors on stderr\n"
     "  -h, --help           this help\n";
 
@@ -270,13 +272,15 @@ int cmd_stats(int argc, char **argv)
                                              {"full", no_argument, NULL, 'U'},
                                              {"quiet", no_argument, NULL, 'q'},
                                              {"help", no_argument, NULL, 'h'},
+                                             CLI_CONFIG_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
+    cli_config_t conf = {0};
     const char *in = NULL, *kind;
     out_format_t fmt = FMT_TEXT;
     tal_seqstats_t st;
     store_extra_t extra;
     struct stat sb;
-    int c, rc, threads = 2, full = 0;
+    int c, rc, threads = 0, full = 0;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "i:t:j:qh", longopts, NULL)) != -1) {
@@ -301,12 +305,20 @@ int cmd_stats(int argc, char **argv)
         case 'q': cli_quieter(); break;
         case 'h': fputs(help, stdout); return 0;
         default:
+            if (cli_config_option(c, optarg, &conf)) break;
             return cli_usage_error("stats", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (!in && optind < argc) in = argv[optind++];
     if (optind < argc) return cli_usage_error("stats", "unexpected argument '%s'", argv[optind]);
     if (!in) return cli_usage_error("stats", "missing -i FASTA|DB.tal");
+    /* -t, else the configuration's threads, else 2 */
+    rc = cli_config_load(&conf);
+    if (rc == 0 && !threads)
+        threads =
+            tal_config_is_set(conf.cfg, "threads") ? (int)tal_config_int(conf.cfg, "threads") : 2;
+    cli_config_end(&conf);
+    if (rc < 0) return tal_exit_code(rc);
     memset(&st, 0, sizeof st);
     memset(&extra, 0, sizeof extra);
     if (strcmp(in, "-") && stat(in, &sb) == 0 && S_ISDIR(sb.st_mode)) {

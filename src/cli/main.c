@@ -21,6 +21,7 @@ static const struct {
     {"reconstruct", "rebuild the original FASTA from a reduction, byte for byte", cmd_reconstruct},
     {"validate", "check a reduction against its original (and search hits)", cmd_validate},
     {"expand", "turn hits on references into hits on their members", cmd_expand},
+    {"config", "show the effective configuration and the profiles", cmd_config},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof *commands)

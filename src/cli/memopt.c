@@ -13,6 +13,7 @@ int cli_mem_option(const char *cmd, int opt, const char *arg, cli_mem_t *m)
 {
     switch (opt) {
     case CLI_OPT_MAX_MEMORY:
+        m->cap_set = 1;
         if (tal_parse_size(arg, &m->cap) < 0) {
             cli_usage_error(cmd, "--max-memory must be a size such as 512M or 4G, not '%s'", arg);
             return -1;

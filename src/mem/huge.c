@@ -71,6 +71,7 @@ static int bind_to_node(void *p, size_t len, int node)
  * first touch places the pages. */
 static int place_on_node(void *p, size_t len, int node)
 {
+    if (node == TAL_NODE_ANY) return 0;
     pthread_once(&numa_once, numa_probe);
     if (node == TAL_NODE_LOCAL) {
         int cpu, local;
@@ -121,7 +122,7 @@ static void *huge_map(size_t size, tal_huge_mode_t mode, int bind, int node, int
     int from_hugetlb = 0;
     if (hugetlb) *hugetlb = 0;
     if ((mode != TAL_HUGE_THP && mode != TAL_HUGE_HUGETLB && mode != TAL_HUGE_NONE) ||
-        node < TAL_NODE_LOCAL) {
+        node < TAL_NODE_ANY) {
         errno = EINVAL;
         return NULL;
     }

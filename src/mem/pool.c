@@ -32,7 +32,7 @@ tal_huge_mode_t tal_huge_mode_from_env(void)
 {
     const char *v = getenv("TALARIA_HUGE_PAGES");
     if (v && !strcmp(v, "hugetlb")) return TAL_HUGE_HUGETLB;
-    if (v && !strcmp(v, "none")) return TAL_HUGE_NONE;
+    if (v && (!strcmp(v, "none") || !strcmp(v, "off"))) return TAL_HUGE_NONE;
     return TAL_HUGE_THP;
 }
 
@@ -41,7 +41,9 @@ void tal_pool_opt_init(tal_pool_opt_t *opt)
     opt->buffer_size = (size_t)4 << 20;
     opt->max_buffers = 0;
     opt->mode = tal_huge_mode_from_env();
-    opt->node = TAL_NODE_LOCAL;
+    /* TALARIA_NUMA=off (memory.numa): no binding, first touch places the pages */
+    opt->node = getenv("TALARIA_NUMA") && !strcmp(getenv("TALARIA_NUMA"), "off") ? TAL_NODE_ANY
+                                                                                 : TAL_NODE_LOCAL;
     opt->budget = NULL;
     opt->component = TAL_MEM_CHUNKS;
 }
@@ -61,7 +63,7 @@ int tal_pool_create(tal_pool_t **out, const tal_pool_opt_t *opt)
     if (!opt || opt->buffer_size == 0 || opt->buffer_size > SIZE_MAX / 2 ||
         (opt->mode != TAL_HUGE_THP && opt->mode != TAL_HUGE_HUGETLB &&
          opt->mode != TAL_HUGE_NONE) ||
-        opt->node < TAL_NODE_LOCAL || !node_exists(opt->node) || (int)opt->component < 0 ||
+        opt->node < TAL_NODE_ANY || !node_exists(opt->node) || (int)opt->component < 0 ||
         opt->component >= TAL_MEM_COMPONENTS)
         return TAL_EUSAGE;
     pool = calloc(1, sizeof *pool);
@@ -105,7 +107,8 @@ static int map_reserved(tal_pool_t *pool, size_t size, void **buf)
     if (hugetlb) pool->hugetlb = 1;
     /* what tal_huge_alloc_ex does: an explicit node is bound to, the local one only where
      * there is more than one */
-    if (numa_available() >= 0 && (pool->opt.node >= 0 || tal_numa_nodes() > 1))
+    if (numa_available() >= 0 && pool->opt.node != TAL_NODE_ANY &&
+        (pool->opt.node >= 0 || tal_numa_nodes() > 1))
         pool->numa_bound = 1;
     return 0;
 }

@@ -458,6 +458,16 @@ static int cluster(tal_reduction_t *x, tal_cluster_t *c)
     int rc;
     tal_seq_source_t src = {tal_reduction_residues, x};
     tal_cluster_opt_init(&opt, x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE);
+    if (x->opt->kmer_size) {
+        if (!opt.nucleotide && x->opt->kmer_size > 16) {
+            tal_log_error("reduce: a k-mer size of %d is above 16, the most for proteins",
+                          x->opt->kmer_size);
+            return TAL_EUSAGE;
+        }
+        opt.sketch.k = x->opt->kmer_size;
+    }
+    if (x->opt->sketch_size) opt.sketch.m = x->opt->sketch_size;
+    if (x->opt->candidates) opt.candidates = x->opt->candidates;
     opt.coverage = x->coverage;
     opt.threads = x->opt->threads;
     opt.progress = cluster_progress;

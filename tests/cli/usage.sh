@@ -7,7 +7,7 @@ expect_exit 2 "$TALARIA"
 expect_exit 2 "$TALARIA" frobnicate && expect_stderr "unknown command 'frobnicate'"
 expect_exit 2 "$TALARIA" help frobnicate && expect_stderr "unknown command 'frobnicate'"
 expect_exit 0 "$TALARIA" help && cmp -s "$T/out" "$T/main_help" || fail "talaria help differs from talaria --help"
-for cmd in index get stats verify reduce reconstruct validate expand; do
+for cmd in index get stats verify reduce reconstruct validate expand config; do
     expect_exit 0 "$TALARIA" "$cmd" --help && grep -q "Usage: talaria $cmd" "$T/out" || fail "$cmd --help"
     cp "$T/out" "$T/cmd_help"
     expect_exit 2 "$TALARIA" "$cmd" --no-such-option && expect_stderr "Try 'talaria $cmd --help'"

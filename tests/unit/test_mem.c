@@ -321,7 +321,14 @@ static void test_huge_alloc_modes_aligned_zeroed(void **state)
         }
     /* bad arguments */
     assert_null(tal_huge_alloc_ex(MIB, (tal_huge_mode_t)7, TAL_NODE_LOCAL, NULL));
-    assert_null(tal_huge_alloc_ex(MIB, TAL_HUGE_THP, -2, NULL));
+    assert_null(tal_huge_alloc_ex(MIB, TAL_HUGE_THP, TAL_NODE_ANY - 1, NULL));
+    {
+        /* no binding at all (memory.numa = off): a usable range */
+        void *unbound = tal_huge_alloc_ex(MIB, TAL_HUGE_THP, TAL_NODE_ANY, NULL);
+        assert_non_null(unbound);
+        check_usable(unbound, MIB);
+        tal_huge_free(unbound, MIB);
+    }
     assert_null(tal_huge_alloc_ex(SIZE_MAX - 10, TAL_HUGE_THP, TAL_NODE_LOCAL, NULL));
 }
 
@@ -694,8 +701,15 @@ static void test_pool_node_and_bad_options(void **state)
     tal_pool_opt_init(&opt);
     opt.node = 100000;
     assert_int_equal(tal_pool_create(&pool, &opt), TAL_EUSAGE);
-    opt.node = -2;
+    opt.node = TAL_NODE_ANY - 1;
     assert_int_equal(tal_pool_create(&pool, &opt), TAL_EUSAGE);
+    /* TALARIA_NUMA=off (memory.numa = off) asks for no binding */
+    setenv("TALARIA_NUMA", "off", 1);
+    tal_pool_opt_init(&opt);
+    assert_int_equal(opt.node, TAL_NODE_ANY);
+    unsetenv("TALARIA_NUMA");
+    tal_pool_opt_init(&opt);
+    assert_int_equal(opt.node, TAL_NODE_LOCAL);
 
     tal_pool_opt_init(&opt);
     opt.buffer_size = HUGE_PAGE;
@@ -769,6 +783,9 @@ static void test_huge_mode_from_env(void **state)
     tal_pool_opt_init(&opt);
     assert_int_equal(opt.mode, TAL_HUGE_HUGETLB);
     setenv("TALARIA_HUGE_PAGES", "none", 1);
+    tal_pool_opt_init(&opt);
+    assert_int_equal(opt.mode, TAL_HUGE_NONE);
+    setenv("TALARIA_HUGE_PAGES", "off", 1); /* memory.huge_pages = "off" */
     tal_pool_opt_init(&opt);
     assert_int_equal(opt.mode, TAL_HUGE_NONE);
     setenv("TALARIA_HUGE_PAGES", "bogus", 1);
