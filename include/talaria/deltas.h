@@ -57,6 +57,9 @@ typedef struct {
     double identity, coverage; /* the thresholds of the reduction */
     int nucleotide;
     const char *fasta_path; /* the reduced FASTA this store reads references from */
+    /* format 1.1: the configuration the reduction ran with, "key = value  # origin" a
+     * line (talaria config's keys that shape the output); "" when none was recorded */
+    const char *provenance;
 } tal_dinfo_t;
 
 /* 1 if path is a delta store file (by its magic), 0 if not (or it cannot be read). */

@@ -30,6 +30,9 @@ typedef struct {
     void *progress_ctx;
     tal_budget_t *budget; /* every buffer is reserved from it; NULL: no budget */
     int low_memory;       /* the smallest buffers (also chosen under a cap below 1 GiB) */
+    /* Recorded in the catalog's provenance under "config": the configuration the build was
+     * given, as tal_config_summary writes it; NULL: none. */
+    const char *provenance;
 } tal_index_opt_t;
 
 typedef struct {

@@ -73,6 +73,7 @@ int cmd_index(int argc, char **argv)
     cli_mem_t mem;
     cli_progress_t bar;
     cli_config_t conf = {0};
+    char provenance[4096]; /* the configuration, for the catalog */
     int c, rc, quiet = 0, threads = 0, compress = -1;
     uint64_t chunk_size = 0;
     memset(&mem, 0, sizeof mem);
@@ -133,7 +134,13 @@ int cmd_index(int argc, char **argv)
     }
     tal_config_index_opt(conf.cfg, &opt);
     cli_config_mem(&conf, &mem);
+    {
+        char *summary = tal_config_summary(conf.cfg, 1);
+        snprintf(provenance, sizeof provenance, "%s", summary ? summary : "");
+        free(summary);
+    }
     cli_config_end(&conf);
+    opt.provenance = provenance;
     if (threads) opt.threads = threads;
     if (compress >= 0) {
         opt.compress = compress;

@@ -215,6 +215,7 @@ int cmd_reduce(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     tal_reduce_opt_t opt;
     cli_config_t conf = {0};
+    char *provenance = NULL; /* the configuration, for the delta store */
     tal_reduce_result_t result;
     cli_mem_t mem;
     display_t display;
@@ -281,6 +282,11 @@ int cmd_reduce(int argc, char **argv)
     if ((rc = cli_config_load(&conf)) < 0) goto out;
     tal_config_reduce_opt(conf.cfg, &opt);
     cli_config_mem(&conf, &mem);
+    if (!(provenance = tal_config_summary(conf.cfg, 1))) {
+        rc = TAL_ENOMEM;
+        goto out;
+    }
+    opt.provenance = provenance;
     if (aligner) tal_reduce_set_aligner(&opt, aligner);
     if (identity > 0) opt.identity = identity;
     if (coverage > 0) opt.coverage = coverage;
@@ -304,6 +310,7 @@ int cmd_reduce(int argc, char **argv)
     if (cli_mem_end(&mem) < 0 && rc == 0) rc = TAL_EIO;
     tal_reduce_result_free(&result);
 out:
+    free(provenance);
     cli_config_end(&conf);
     return rc < 0 ? tal_exit_code(rc) : 0;
 }

@@ -600,7 +600,7 @@ int tal_config_write(const tal_config_t *c, FILE *out, int json)
     return ferror(out) ? TAL_EIO : 0;
 }
 
-char *tal_config_summary(const tal_config_t *c)
+char *tal_config_summary(const tal_config_t *c, int outputs_only)
 {
     char *buf = NULL;
     size_t size = 0;
@@ -609,8 +609,11 @@ char *tal_config_summary(const tal_config_t *c)
     for (size_t i = 0; i < KEY_COUNT; i++) {
         char text[4200];
         if (!c->values[i].set) continue;
-        format_value(&keys[i], &c->values[i], text, sizeof text, 1);
-        fprintf(f, "%s = %s\n", keys[i].key, text);
+        if (outputs_only &&
+            (!strncmp(keys[i].key, "memory.", 7) || !strcmp(keys[i].key, "threads")))
+            continue;
+        format_value(&keys[i], &c->values[i], text, sizeof text, 0);
+        fprintf(f, "%s = %s  # %s\n", keys[i].key, text, c->values[i].where);
     }
     if (fclose(f) != 0) {
         free(buf);

@@ -67,7 +67,8 @@ struct tal_dwriter {
     char *path;
     int fd;
     dheader_t h;
-    char fasta[HEADER_SPACE - sizeof(dheader_t)];
+    char fasta[HEADER_SPACE - sizeof(dheader_t)]; /* the path, a NUL, the provenance */
+    size_t fasta_bytes;
     cursor_t entries, headers, refs;
     uint64_t n_rec, n_ref, header_used;
     tal_sorter_t *keys; /* the key index, sorted by hash, then record */
@@ -158,8 +159,21 @@ int tal_dwriter_open(tal_dwriter_t **out, const char *path, const tal_dlayout_t 
         return TAL_EIO;
     }
     memcpy(w->fasta, l->fasta_path, plen);
+    w->fasta_bytes = plen;
+    if (l->provenance && *l->provenance && plen + 2 < sizeof w->fasta) {
+        /* format 1.1: after the path and a NUL, the configuration, NUL-terminated, as much
+         * of it as the header has room for (whole lines) */
+        size_t room = sizeof w->fasta - plen - 2, n = strlen(l->provenance);
+        if (n > room) {
+            n = room;
+            while (n && l->provenance[n - 1] != '\n') n--;
+        }
+        memcpy(w->fasta + plen + 1, l->provenance, n);
+        w->fasta_bytes = plen + 1 + n;
+    }
     memcpy(w->h.magic, TAL_DSTORE_MAGIC, 8);
     w->h.major = 1;
+    w->h.minor = 1;
     w->h.records = l->records;
     w->h.references = l->references;
     w->h.entries_off = HEADER_SPACE;
@@ -277,7 +291,7 @@ int tal_dwriter_finish(tal_dwriter_t *w)
         char head[HEADER_SPACE];
         memset(head, 0, sizeof head);
         memcpy(head, &w->h, sizeof w->h);
-        memcpy(head + sizeof w->h, w->fasta, w->h.path_len);
+        memcpy(head + sizeof w->h, w->fasta, w->fasta_bytes);
         if ((rc = pwrite_all(w->fd, head, sizeof head, 0, w->path)) < 0) return rc;
     }
     /* the trailer: XXH3-64 of every byte before it, read back */
@@ -330,6 +344,7 @@ void tal_dwriter_abort(tal_dwriter_t *w)
 
 struct tal_dstore {
     char *path, *fasta_path;
+    const char *provenance; /* in the mapping: NUL-terminated inside the header */
     const unsigned char *map;
     size_t size;
     const dheader_t *h;
@@ -383,6 +398,15 @@ static int check_layout(tal_dstore_t *d)
         h->keys_off != h->refs_off + h->references * sizeof(tal_dref_t) ||
         h->keys_off + h->keys_count * sizeof(dkey_t) + 8 != size)
         return damaged(d, "its sections do not tile the file");
+    /* format 1.1: after the path and a NUL, the configuration, NUL-terminated */
+    d->provenance = "";
+    if (h->minor >= 1 && sizeof *h + h->path_len + 1 < HEADER_SPACE) {
+        const char *text = (const char *)d->map + sizeof *h + h->path_len + 1;
+        size_t room = HEADER_SPACE - sizeof *h - h->path_len - 1;
+        if (!memchr(text, '\0', room))
+            return damaged(d, "its configuration record is not terminated");
+        d->provenance = text;
+    }
     d->entries = (const dentry_t *)(d->map + h->entries_off);
     d->headers = (const char *)(d->map + h->headers_off);
     d->deltas = d->map + h->deltas_off;
@@ -501,6 +525,7 @@ void tal_dstore_info(const tal_dstore_t *d, tal_dinfo_t *info)
     info->coverage = d->h->coverage;
     info->nucleotide = d->h->flags & 1;
     info->fasta_path = d->fasta_path;
+    info->provenance = d->provenance;
 }
 
 int tal_dstore_record(const tal_dstore_t *d, uint64_t i, tal_drec_t *rec)

@@ -20,6 +20,7 @@ typedef struct {
     double identity, coverage;
     int nucleotide;
     const char *fasta_path; /* the reduced FASTA, as the user named it */
+    const char *provenance; /* recorded after the path (format 1.1); NULL: none */
     tal_budget_t *budget;   /* the key index is sorted within it (NULL: none) */
     const char *tmp_dir;    /* where that sort spills (NULL: $TMPDIR, else /tmp) */
     uint64_t sort_bytes;    /* the sort buffer's most (0: 128 MiB) */

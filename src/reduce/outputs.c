@@ -53,17 +53,18 @@ static int open_outputs(outputs_t *o)
         return TAL_ENOMEM;
     }
     tal_cleanup_extra_add(o->deltas_tmp, 0);
-    layout = (tal_dlayout_t){x->info.records,
-                             o->c->references,
-                             x->info.header_bytes,
-                             x->delta_used,
-                             x->identity,
-                             x->coverage,
-                             x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE,
-                             x->out,
-                             x->budget,
-                             x->scratch,
-                             x->sort_bytes};
+    layout = (tal_dlayout_t){.records = x->info.records,
+                             .references = o->c->references,
+                             .header_bytes = x->info.header_bytes,
+                             .delta_bytes = x->delta_used,
+                             .identity = x->identity,
+                             .coverage = x->coverage,
+                             .nucleotide = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE,
+                             .fasta_path = x->out,
+                             .provenance = x->opt->provenance,
+                             .budget = x->budget,
+                             .tmp_dir = x->scratch,
+                             .sort_bytes = x->sort_bytes};
     if ((rc = tal_dwriter_open(&o->dw, o->deltas_tmp, &layout)) < 0) return rc;
     fprintf(o->members.f, "#member\treference\tidentity\tcoverage\n");
     if (o->taxid.f) fputs(tal_aligner_side_header(x->opt->aligner), o->taxid.f);

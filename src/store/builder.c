@@ -399,6 +399,9 @@ static int record_provenance(builder_t *b, const tal_build_stats_t *st)
         snprintf(buf, sizeof buf, "threads=%d allow_duplicates=%d compress=none", b->opt->threads,
                  b->opt->allow_duplicates);
     rc |= tal_catalog_set(b->cat, "parameters", buf);
+    /* the configuration the build was given (profile, file, environment), if any */
+    if (b->opt->provenance && *b->opt->provenance)
+        rc |= tal_catalog_set(b->cat, "config", b->opt->provenance);
     rc |= tal_catalog_set(b->cat, "talaria_version", PACKAGE_VERSION);
     snprintf(buf, sizeof buf, "%u.%u", TAL_FORMAT_MAJOR, TAL_FORMAT_MINOR);
     rc |= tal_catalog_set(b->cat, "format_version", buf);

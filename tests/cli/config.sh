@@ -88,6 +88,21 @@ expect_exit 0 "$TALARIA" stats -i "$T/lz4.tal" && grep -qx 'codec	lz4' "$T/out" 
 expect_exit 0 "$TALARIA" index -q --config "$T/store.toml" --compress none -i "$T/in.fa" -o "$T/raw.tal"
 expect_exit 0 "$TALARIA" stats -i "$T/raw.tal" && grep -qx 'codec	none' "$T/out" || fail "--compress none did not win"
 
+# ---- provenance: the configuration is recorded in the delta store and the catalog ----
+red --profile mine --config "$T/conf.toml" --max-memory 4G 2>"$T/err" || fail "reduce with a configuration failed"
+grep -aq "reduce.identity = 0.8  # config $T/conf.toml:5" "$T/r/red.deltas.tal" ||
+    fail "the delta store does not record the configuration"
+grep -aq "max_memory" "$T/r/red.deltas.tal" && fail "the delta store records a [memory] key, which changes no output"
+expect_exit 0 "$TALARIA" reconstruct -d "$T/r/red.deltas.tal" && unwrap "$T/in.fa" | cmp -s - "$T/out" ||
+    fail "a delta store with a recorded configuration does not reconstruct"
+expect_exit 0 "$TALARIA" verify "$T/lz4.tal"
+python3 -c 'import sqlite3, sys
+c = sqlite3.connect("file:" + sys.argv[1] + "?immutable=1", uri=True)
+print(c.execute("select value from provenance where key = ?", ("config",)).fetchone()[0])' \
+    "$T/lz4.tal/catalog.sqlite" >"$T/prov" 2>&1
+grep -qx "store.compress = lz4  # config $T/store.toml:2" "$T/prov" ||
+    fail "the catalog does not record the configuration: $(cat "$T/prov")"
+
 # ---- bad files: exit 2 naming file, line and column; nothing written ----
 while IFS='	' read -r file code msg; do
     case "$file" in '#'* | '') continue ;; esac
