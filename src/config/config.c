@@ -398,34 +398,48 @@ static uint64_t profile_cap(const char *text, size_t len, const char *name)
     return cap;
 }
 
+/* Whether name is among the first count of names. */
+static int seen_name(char (*names)[128], size_t count, const char *name)
+{
+    for (size_t i = 0; i < count; i++)
+        if (!strcmp(names[i], name)) return 1;
+    return 0;
+}
+
 int tal_config_profiles(void (*fn)(void *arg, const char *name, uint64_t max_memory,
                                    const char *where),
                         void *arg)
 {
-    char dirs[2][2048];
+    /* in the order --profile looks, each name once: the one it would load */
+    char dirs[2][2048], names[256][128];
+    size_t count = 0;
     int n;
     profile_dirs(dirs, &n);
     for (int i = 0; i < n; i++) {
-        DIR *d = opendir(dirs[i]);
-        struct dirent *e;
-        if (!d) continue;
-        while ((e = readdir(d))) {
-            size_t len = strlen(e->d_name);
-            char path[4500], name[128];
-            char *text;
+        struct dirent **list;
+        int entries = scandir(dirs[i], &list, NULL, alphasort);
+        for (int e = 0; e < entries; e++) {
+            size_t len = strlen(list[e]->d_name);
+            char path[4500], name[128], *text;
             size_t size;
-            if (len <= 5 || strcmp(e->d_name + len - 5, ".toml") || len - 5 >= sizeof name)
-                continue;
-            snprintf(name, sizeof name, "%.*s", (int)(len - 5), e->d_name);
-            snprintf(path, sizeof path, "%s/%s", dirs[i], e->d_name);
-            if (tal_config_read_file(path, &text, &size) < 0) continue;
-            fn(arg, name, profile_cap(text, size, path), path);
-            free(text);
+            if (len > 5 && !strcmp(list[e]->d_name + len - 5, ".toml") && len - 5 < sizeof name &&
+                count < sizeof names / sizeof *names) {
+                snprintf(name, sizeof name, "%.*s", (int)(len - 5), list[e]->d_name);
+                snprintf(path, sizeof path, "%s/%s", dirs[i], list[e]->d_name);
+                if (valid_profile_name(name) && !seen_name(names, count, name) &&
+                    tal_config_read_file(path, &text, &size) == 0) {
+                    snprintf(names[count++], sizeof *names, "%s", name);
+                    fn(arg, name, profile_cap(text, size, path), path);
+                    free(text);
+                }
+            }
+            free(list[e]);
         }
-        closedir(d);
+        if (entries >= 0) free(list);
     }
     for (size_t i = 0; i < tal_builtin_profile_count; i++) {
         const char *text = tal_builtin_profiles[i].text;
+        if (seen_name(names, count, tal_builtin_profiles[i].name)) continue;
         fn(arg, tal_builtin_profiles[i].name, profile_cap(text, strlen(text), "built-in"),
            "built-in");
     }
