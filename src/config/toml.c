@@ -268,6 +268,7 @@ static int string_value(parser_t *p, char **out)
                 while (q < p->len && (p->s[q] == ' ' || p->s[q] == '\t')) q++;
                 if (q < p->len && (p->s[q] == '\n' ||
                                    (p->s[q] == '\r' && q + 1 < p->len && p->s[q + 1] == '\n'))) {
+                    advance(p); /* the backslash */
                     while (p->pos < p->len && strchr(" \t\r\n", p->s[p->pos])) {
                         if (peek(p, 0) == '\r' && peek(p, 1) != '\n') break;
                         advance(p);
@@ -706,7 +707,6 @@ int tal_toml_parse(const char *text, size_t len, const char *name, tal_toml_doc_
         rc = FAIL(&p, "invalid UTF-8");
         goto out;
     }
-    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) p.pos = 3; /* a byte order mark */
     while (rc == 0 && p.pos < p.len) {
         skip_ws(&p);
         if ((rc = skip_comment(&p)) < 0) break;
