@@ -115,7 +115,7 @@ int cmd_reconstruct(int argc, char **argv)
         rc = tal_dstore_write_fasta(d, 0, info.records, width, f);
         written = info.records;
     } else {
-        static const cli_ids_opt_t ids_opt = {"%s: cannot open: %s", 1, 0, 0};
+        static const cli_ids_opt_t ids_opt = {"%s: cannot open: %s", 1, 1, 1};
         ids_ctx_t c = {d, deltas, f, width, 0, 0};
         rc = cli_read_ids(ids, &ids_opt, emit_id, &c);
         missing = c.missing;

@@ -1,5 +1,6 @@
 # The accession lists of get -f and reconstruct --ids (one reader, src/cli/common.c): what
-# is trimmed, blank lines, stdin, and each command's own errors, which stay as they were.
+# is trimmed (CR, LF, spaces, tabs), blank lines, stdin, unreadable lists, and each
+# command's own wording for a list it cannot open.
 . "$TAL_SRCDIR/tests/cli/lib.sh"
 
 protein_families 60 7 fam >"$T/in.fa"
@@ -21,14 +22,17 @@ expect_exit 0 "$TALARIA" reconstruct -d "$deltas" --ids "$T/ids" &&
 "$TALARIA" reconstruct -d "$deltas" --ids - <"$T/ids" 2>/dev/null | cmp -s - "$T/both.fa" ||
     fail "reconstruct --ids - (stdin)"
 
-# a trailing tab: get trims it, reconstruct looks the accession up with it
+# a trailing tab goes too, in both (reconstruct used to look the accession up with it)
 printf '%s\t\n' "$member" >"$T/tab"
-expect_exit 0 "$TALARIA" get -w 0 -f "$T/tab" "$deltas"
-expect_exit 3 "$TALARIA" reconstruct -d "$deltas" --ids "$T/tab" && expect_stderr "not in $deltas"
+expect_exit 0 "$TALARIA" get -w 0 -f "$T/tab" "$deltas" && cp "$T/out" "$T/tab.get"
+expect_exit 0 "$TALARIA" reconstruct -d "$deltas" --ids "$T/tab" &&
+    { cmp -s "$T/out" "$T/tab.get" || fail "reconstruct --ids with a trailing tab: $(head -c 200 "$T/out")"; }
 
 # each command names a list it cannot open in its own words
 expect_exit 3 "$TALARIA" get -f "$T/none" "$deltas" && expect_stderr "cannot open $T/none: No such file"
 expect_exit 3 "$TALARIA" reconstruct -d "$deltas" --ids "$T/none" &&
     expect_stderr "$T/none: cannot open: No such file"
+# a list that cannot be read is an I/O error in both (reconstruct used to print nothing, exit 0)
 expect_exit 1 "$TALARIA" get -f "$T" "$deltas" && expect_stderr "cannot read $T: Is a directory"
+expect_exit 1 "$TALARIA" reconstruct -d "$deltas" --ids "$T" && expect_stderr "cannot read $T: Is a directory"
 finish
