@@ -320,6 +320,43 @@ int tal_config_load_file(tal_config_t *c, const char *path)
     return rc;
 }
 
+int tal_config_read_file(const char *path, char **text, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0, n;
+    *text = NULL;
+    *size = 0;
+    if (!f) {
+        tal_log_error("cannot open %s: %s", path, strerror(errno));
+        return TAL_EIO;
+    }
+    do {
+        if (len + 65536 + 1 > cap) {
+            char *b = realloc(buf, cap = (len + 65536 + 1) * 2);
+            if (!b) {
+                free(buf);
+                fclose(f);
+                return TAL_ENOMEM;
+            }
+            buf = b;
+        }
+        n = fread(buf + len, 1, 65536, f);
+        len += n;
+    } while (n > 0);
+    if (ferror(f)) {
+        tal_log_error("cannot read %s: %s", path, strerror(errno));
+        free(buf);
+        fclose(f);
+        return TAL_EIO;
+    }
+    fclose(f);
+    buf[len] = '\0';
+    *text = buf;
+    *size = len;
+    return 0;
+}
+
 /* ---- profiles ---- */
 
 /* The folders a profile is looked for in, in order; *count of them. */
