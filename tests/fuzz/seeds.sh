@@ -8,8 +8,9 @@ fuzz_seeds() {
         printf '%s\n' "$1/tests/data/toml" "$1"/tests/data/config/*.toml "$1"/etc/*.toml
         ;;
     fuzz_deltas) printf '%s\n' "$1/tests/fuzz/corpus/deltas" ;;
+    fuzz_hits) printf '%s\n' "$1/tests/fuzz/corpus/hits" ;;
     *) return 1 ;;
     esac
 }
 
-FUZZ_HARNESSES="fuzz_fasta fuzz_store fuzz_toml fuzz_deltas"
+FUZZ_HARNESSES="fuzz_fasta fuzz_store fuzz_toml fuzz_deltas fuzz_hits"
