@@ -59,6 +59,12 @@ static void fail(const char *what)
     abort();
 }
 
+static void fail_rc(const char *call, int rc)
+{
+    fprintf(stderr, "fuzz_deltas: invariant broken: %s gave %d (%s)\n", call, rc, tal_strerror(rc));
+    abort();
+}
+
 static void init(void)
 {
     if (g_ready) return;
@@ -83,7 +89,9 @@ static void write_whole(const char *path, const uint8_t *p, size_t n)
     close(fd);
 }
 
-static int is_error(int rc) { return rc == TAL_EINPUT || rc == TAL_EIO || rc == TAL_ENOMEM; }
+/* Not TAL_ENOMEM: an input this small needs little memory, unless a damaged field sizes a
+ * buffer (a reference's FASTA length once asked for 256 GiB). */
+static int is_error(int rc) { return rc == TAL_EINPUT || rc == TAL_EIO; }
 
 typedef struct {
     int open_rc, verify_rc;
@@ -141,7 +149,7 @@ static void exercise(tal_dstore_t *d, uint64_t store_size, result_t *res)
     for (uint64_t i = 0; i < n; i++) {
         int rc = tal_dstore_record(d, i, &rec);
         if (rc != 0) {
-            if (rc != TAL_EINPUT) fail("record gave an unexpected error");
+            if (rc != TAL_EINPUT) fail_rc("record", rc);
             continue;
         }
         check_record(&info, &rec);
@@ -152,7 +160,7 @@ static void exercise(tal_dstore_t *d, uint64_t store_size, result_t *res)
                 fail("a rebuilt record that does not match its checksum");
             res->rebuilt++;
         } else if (!is_error(rc)) {
-            fail("rebuild gave an unexpected error");
+            fail_rc("rebuild", rc);
         }
         if (i < 8) {
             const char *acc;
@@ -175,11 +183,8 @@ static void exercise(tal_dstore_t *d, uint64_t store_size, result_t *res)
         if (tal_dstore_reference(d, k, &ref) != 0) fail("a reference that cannot be read");
         rc = tal_dstore_ref_residues(d, k, &seq, &seq_len);
         if (rc == 0 && seq_len != ref.length) fail("reference residues of another length");
-        if (rc != 0 && !is_error(rc)) fail("ref_residues gave an unexpected error");
-        if ((rc = tal_dstore_members(d, k, &members, &count)) != 0) {
-            if (rc != TAL_ENOMEM) fail("members gave an unexpected error");
-            continue;
-        }
+        if (rc != 0 && !is_error(rc)) fail_rc("ref_residues", rc);
+        if (tal_dstore_members(d, k, &members, &count) != 0) fail("members gave an error");
         member_total += count;
         if (member_total > info.records) fail("more members than records");
         for (uint64_t m = 0; m < count && m < MAX_VISITS; m++)
@@ -190,7 +195,7 @@ static void exercise(tal_dstore_t *d, uint64_t store_size, result_t *res)
         fail("a reference past the end was given");
     if (info.records <= MAX_VISITS) {
         int rc = tal_dstore_write_fasta(d, 0, info.records, 60, g_null);
-        if (rc != 0 && !is_error(rc)) fail("write_fasta gave an unexpected error");
+        if (rc != 0 && !is_error(rc)) fail_rc("write_fasta", rc);
         if ((rc == 0) != (res->rebuilt == info.records)) fail("write_fasta and rebuild disagree");
     }
     free(buf);
@@ -225,10 +230,10 @@ static result_t run_input(const uint8_t *data, size_t size)
     } else if (d) {
         fail("open failed but gave a store");
     } else if (!is_error(res.open_rc)) {
-        fail("open gave an unexpected error");
+        fail_rc("open", res.open_rc);
     }
     res.verify_rc = tal_dstore_verify(g_store, g_fasta);
-    if (res.verify_rc != 0 && !is_error(res.verify_rc)) fail("verify gave an unexpected error");
+    if (res.verify_rc != 0 && !is_error(res.verify_rc)) fail_rc("verify", res.verify_rc);
     if (res.verify_rc == 0 &&
         (res.open_rc != 0 || (res.records <= MAX_VISITS && res.rebuilt != res.records)))
         fail("verify accepts a store whose records cannot be rebuilt");
@@ -325,9 +330,8 @@ static int run_builtin(void)
                                    size - 1};
             for (size_t c = 0; c < sizeof cuts / sizeof *cuts; c++, count++) {
                 res = run_input(seed_bytes, cuts[c]);
-                /* a FASTA cut short may lose only an empty last reference, which the
-                 * store rebuilds without reading */
-                if (cuts[c] < store_size && res.verify_rc == 0) fail("a store cut short verifies");
+                /* the FASTA too: its empty last reference was once not missed */
+                if (res.verify_rc == 0) fail("a reduction cut short verifies");
             }
         }
 
