@@ -308,14 +308,14 @@ static int load_doc(tal_config_t *c, const tal_toml_doc_t *doc, const char *name
     return 0;
 }
 
-int tal_config_load_file(tal_config_t *c, const char *path)
+int tal_config_load_text(tal_config_t *c, const char *text, size_t len, const char *name)
 {
     tal_toml_doc_t doc;
     char label[4200];
     int rc;
-    if ((rc = tal_toml_parse_file(path, &doc)) < 0) return rc;
-    snprintf(label, sizeof label, "config %s", path);
-    rc = load_doc(c, &doc, path, TAL_CONFIG_FILE, label);
+    if ((rc = tal_toml_parse(text, len, name, &doc)) < 0) return rc;
+    snprintf(label, sizeof label, "config %s", name);
+    rc = load_doc(c, &doc, name, TAL_CONFIG_FILE, label);
     tal_toml_free(&doc);
     return rc;
 }
@@ -355,6 +355,17 @@ int tal_config_read_file(const char *path, char **text, size_t *size)
     *text = buf;
     *size = len;
     return 0;
+}
+
+int tal_config_load_file(tal_config_t *c, const char *path)
+{
+    char *text;
+    size_t size;
+    int rc;
+    if ((rc = tal_config_read_file(path, &text, &size)) < 0) return rc;
+    rc = tal_config_load_text(c, text, size, path);
+    free(text);
+    return rc;
 }
 
 /* ---- profiles ---- */

@@ -354,7 +354,8 @@ struct tal_dstore {
     const tal_dref_t *refs;
     const dkey_t *keys;
     int fasta_fd;
-    uint64_t cached; /* 1 + the reference in refbuf, 0 if none */
+    uint64_t fasta_size; /* of the reduced FASTA, once fasta_fd is open */
+    uint64_t cached;     /* 1 + the reference in refbuf, 0 if none */
     size_t cached_len;
     char *refbuf, *raw;
     size_t refbuf_cap, raw_cap;
@@ -616,6 +617,14 @@ static int grow(char **buf, size_t *cap, size_t need)
     return 0;
 }
 
+static int not_in_fasta(const tal_dstore_t *d, uint32_t k, const tal_dref_t *r)
+{
+    tal_log_error("%s: reference %u (record %llu) is not in %s as written: the reduced FASTA "
+                  "does not belong to this delta store",
+                  d->path, k + 1, (unsigned long long)r->record + 1, d->fasta_path);
+    return TAL_EINPUT;
+}
+
 int tal_dstore_ref_residues(tal_dstore_t *d, uint32_t k, const char **seq, size_t *len)
 {
     const tal_dref_t *r;
@@ -632,13 +641,20 @@ int tal_dstore_ref_residues(tal_dstore_t *d, uint32_t k, const char **seq, size_
     if (r->length > d->h->reference_residues || r->fasta_len > d->size + (1ull << 40))
         return damaged(d, "a reference has an impossible length");
     if (d->fasta_fd < 0) {
+        struct stat st;
         d->fasta_fd = open(d->fasta_path, O_RDONLY | O_CLOEXEC);
-        if (d->fasta_fd < 0) {
+        if (d->fasta_fd < 0 || fstat(d->fasta_fd, &st) < 0) {
             tal_log_error("%s: cannot open the reduced FASTA of %s: %s", d->fasta_path, d->path,
                           strerror(errno));
+            if (d->fasta_fd >= 0) close(d->fasta_fd);
+            d->fasta_fd = -1;
             return TAL_EINPUT;
         }
+        d->fasta_size = (uint64_t)st.st_size;
     }
+    /* a damaged entry must not size the buffers below past the file they read */
+    if (r->fasta_offset > d->fasta_size || r->fasta_len > d->fasta_size - r->fasta_offset)
+        return not_in_fasta(d, k, r);
     if (r->fasta_len > SIZE_MAX / 2 ||
         (rc = grow(&d->raw, &d->raw_cap, (size_t)r->fasta_len + 1)) < 0 ||
         (rc = grow(&d->refbuf, &d->refbuf_cap, (size_t)r->fasta_len + 1)) < 0)
@@ -657,12 +673,7 @@ int tal_dstore_ref_residues(tal_dstore_t *d, uint32_t k, const char **seq, size_
             for (p++; p < d->raw + at; p++)
                 if (*p != '\n' && *p != '\r') d->refbuf[n++] = *p;
     }
-    if (n != r->length || XXH3_64bits(d->refbuf, n) != r->hash) {
-        tal_log_error("%s: reference %u (record %llu) is not in %s as written: the reduced FASTA "
-                      "does not belong to this delta store",
-                      d->path, k + 1, (unsigned long long)r->record + 1, d->fasta_path);
-        return TAL_EINPUT;
-    }
+    if (n != r->length || XXH3_64bits(d->refbuf, n) != r->hash) return not_in_fasta(d, k, r);
     d->cached = (uint64_t)k + 1;
     d->cached_len = n;
     *seq = d->refbuf;
@@ -675,7 +686,7 @@ int tal_dstore_rebuild(tal_dstore_t *d, uint64_t i, char **buf, size_t *cap, siz
     tal_drec_t rec;
     const char *ref;
     size_t ref_len;
-    int rc;
+    int rc, whole;
     if ((rc = tal_dstore_record(d, i, &rec)) < 0) return rc;
     if (rec.length > SIZE_MAX / 2) return damaged(d, "impossible record length");
     if ((rc = tal_dstore_ref_residues(d, rec.ref, &ref, &ref_len)) < 0) {
@@ -685,15 +696,17 @@ int tal_dstore_rebuild(tal_dstore_t *d, uint64_t i, char **buf, size_t *cap, siz
                           (int)(rec.header_len > 60 ? 60 : rec.header_len), rec.header);
         return rc;
     }
-    if ((rc = grow(buf, cap, (size_t)rec.length + 1)) < 0) return rc;
-    if (rec.flags & (TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL)) {
-        if (ref_len != rec.length)
-            rc = TAL_EINPUT;
-        else
-            memcpy(*buf, ref, ref_len);
-    } else {
+    /* a record is its reference, or at most the reference and every byte of its delta: a
+     * damaged length is caught before it sizes the buffer */
+    whole = (rec.flags & (TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL)) != 0;
+    if (whole ? ref_len != rec.length : rec.length > ref_len + rec.delta_len)
+        rc = TAL_EINPUT;
+    else if ((rc = grow(buf, cap, (size_t)rec.length + 1)) < 0)
+        return rc;
+    else if (whole)
+        memcpy(*buf, ref, ref_len);
+    else
         rc = tal_delta_apply(rec.delta, rec.delta_len, ref, ref_len, *buf, (size_t)rec.length);
-    }
     if (rc < 0 ||
         tal_record_checksum(rec.header, rec.header_len, *buf, (size_t)rec.length) != rec.checksum) {
         tal_log_error("%s: record %llu (%.*s) does not rebuild to its checksum: the reduced FASTA "
