@@ -61,7 +61,7 @@ static void fail(const char *what)
 
 static void fail_rc(const char *call, int rc)
 {
-    fprintf(stderr, "fuzz_deltas: invariant broken: %s gave %d (%s)\n", call, rc, tal_strerror(rc));
+    fprintf(stderr, "fuzz_deltas: %s gave %d (%s)\n", call, rc, tal_strerror(rc));
     abort();
 }
 

@@ -3,18 +3,25 @@
 # of its seed corpus; fails naming the harnesses that crashed, hung or leaked.
 #   run.sh SRCDIR SOURCE...     (from the build directory; SOURCE relative to SRCDIR or .)
 # The Makefile passes FUZZ_CC, FUZZ_SECONDS, FUZZ_CPPFLAGS, FUZZ_DEP_CFLAGS, FUZZ_LIBS,
-# FUZZ_SYSCONFDIR and FUZZ_SHELL in the environment. Everything goes to fuzz-out/ in the build directory:
-# obj/, bin/, corpus/NAME (the copy, grown by the run), NAME.log and crash-NAME-* inputs.
+# FUZZ_SYSCONFDIR and FUZZ_SHELL in the environment. Everything goes to fuzz-out/ in the
+# build directory: obj/, bin/, corpus/NAME (the copy, grown by the run), NAME.log and
+# crash-NAME-* inputs.
 set -u
 
-FLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
+FLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined"
+FLAGS="$FLAGS -fno-sanitize-recover=undefined"
 out=fuzz-out
+
+# the object of a library source
+object_of() {
+    printf '%s/obj/%s.o' "$out" "$(printf '%s' "$1" | sed 's|^\.*/*||; s|/|_|g')"
+}
 
 if [ "${1-}" = --compile ]; then
     # one library source (run by xargs, several at a time): recompiled when it or a header
     # it includes is newer than its object
     src=$2
-    obj=$out/obj/$(printf '%s' "$src" | sed 's|^\.*/*||; s|/|_|g').o
+    obj=$(object_of "$src")
     stale=1
     if [ -f "$obj" ] && [ -f "$obj.d" ]; then
         stale=0
@@ -65,7 +72,7 @@ export FUZZ_CC FUZZ_CPPFLAGS FUZZ_DEP_CFLAGS FUZZ_SYSCONFDIR
 # shellcheck disable=SC2086
 printf '%s\n' $sources | xargs -P "$jobs" -n 1 "${FUZZ_SHELL:-/bin/sh}" "$0" --compile || exit 1
 objects=
-for s in $sources; do objects="$objects $out/obj/$(printf '%s' "$s" | sed 's|^\.*/*||; s|/|_|g').o"; done
+for s in $sources; do objects="$objects $(object_of "$s")"; done
 
 failed=
 for h in $FUZZ_HARNESSES; do
@@ -87,8 +94,9 @@ for h in $FUZZ_HARNESSES; do
         cp "$f" "$corpus/seed$n-$(basename "$f")"
     done
     echo "make fuzz: $h for $seconds s from $n seeds"
-    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} \
-        "$out/bin/$h" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
+        UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} "$out/bin/$h" \
+        -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$out/crash-$h-" "$corpus" >"$out/$h.log" 2>&1
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$h.log")

@@ -5,7 +5,8 @@ fuzz_seeds() {
     fuzz_fasta) printf '%s\n' "$1"/tests/data/*.fa "$1/tests/data/bad" ;;
     fuzz_store) ;; # its inputs are edits to a store it builds; it starts from none
     fuzz_toml)
-        printf '%s\n' "$1/tests/data/toml" "$1"/tests/data/config/*.toml "$1"/etc/*.toml
+        printf '%s\n' "$1/tests/data/toml" "$1"/tests/data/config/*.toml "$1"/etc/*.toml \
+            "$1/tests/fuzz/corpus/toml"
         ;;
     fuzz_deltas) printf '%s\n' "$1/tests/fuzz/corpus/deltas" ;;
     fuzz_hits) printf '%s\n' "$1/tests/fuzz/corpus/hits" ;;
