@@ -220,6 +220,7 @@ int cmd_reduce(int argc, char **argv)
     cli_mem_t mem;
     display_t display;
     const char *in = NULL, *out = NULL, *aligner = NULL, *summary_json = NULL, *tmp_dir = NULL;
+    const char *identity_text = NULL, *coverage_text = NULL;
     double identity = 0, coverage = 0;
     int c, rc, threads = 0;
     tal_reduce_opt_init(&opt);
@@ -237,10 +238,12 @@ int cmd_reduce(int argc, char **argv)
         case OPT_CLSTR: opt.clstr_path = optarg; break;
         case OPT_SUMMARY_JSON: summary_json = optarg; break;
         case OPT_IDENTITY:
+            identity_text = optarg;
             if (parse_fraction("--identity", optarg, &identity) < 0)
                 return tal_exit_code(TAL_EUSAGE);
             break;
         case OPT_COVERAGE:
+            coverage_text = optarg;
             if (parse_fraction("--coverage", optarg, &coverage) < 0)
                 return tal_exit_code(TAL_EUSAGE);
             break;
@@ -277,9 +280,17 @@ int cmd_reduce(int argc, char **argv)
         return cli_usage_error(
             "reduce", "-a must be diamond, mmseqs2, blast, lambda, kraken or generic, not '%s'",
             aligner);
-    /* the profile, file and environment, then the flags: the preset's thresholds, then the
-     * thresholds given */
+    /* the profile, file and environment, then the flags that are configuration keys on
+     * top, so the delta store records them too; then the preset's thresholds, then the
+     * thresholds set in any layer */
     if ((rc = cli_config_load(&conf)) < 0) goto out;
+    if ((aligner &&
+         (rc = tal_config_set(conf.cfg, "reduce.aligner", aligner, TAL_CONFIG_FLAG, "-a")) < 0) ||
+        (identity_text && (rc = tal_config_set(conf.cfg, "reduce.identity", identity_text,
+                                               TAL_CONFIG_FLAG, "--identity")) < 0) ||
+        (coverage_text && (rc = tal_config_set(conf.cfg, "reduce.coverage", coverage_text,
+                                               TAL_CONFIG_FLAG, "--coverage")) < 0))
+        goto out;
     tal_config_reduce_opt(conf.cfg, &opt);
     cli_config_mem(&conf, &mem);
     if (!(provenance = tal_config_summary(conf.cfg, 1))) {
@@ -287,9 +298,6 @@ int cmd_reduce(int argc, char **argv)
         goto out;
     }
     opt.provenance = provenance;
-    if (aligner) tal_reduce_set_aligner(&opt, aligner);
-    if (identity > 0) opt.identity = identity;
-    if (coverage > 0) opt.coverage = coverage;
     if (threads) opt.threads = threads;
     if (tmp_dir) opt.tmp_dir = tmp_dir;
     if (summary_json && !opt.force && access(summary_json, F_OK) == 0) {

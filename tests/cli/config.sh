@@ -93,6 +93,11 @@ red --profile mine --config "$T/conf.toml" --max-memory 4G 2>"$T/err" || fail "r
 grep -aq "reduce.identity = 0.8  # config $T/conf.toml:5" "$T/r/red.deltas.tal" ||
     fail "the delta store does not record the configuration"
 grep -aq "max_memory" "$T/r/red.deltas.tal" && fail "the delta store records a [memory] key, which changes no output"
+# flags that are configuration keys are recorded too; -a's preset, then --identity over it
+red -a kraken --identity 0.85 2>"$T/err" && [ "$(summary identity)" = 0.85 ] && [ "$(summary coverage)" = 0.9 ] ||
+    fail "-a kraken --identity 0.85: $(summary identity) $(summary coverage) $(head -c 200 "$T/err")"
+grep -aq "reduce.identity = 0.85  # --identity" "$T/r/red.deltas.tal" &&
+    grep -aq "reduce.aligner = kraken  # -a" "$T/r/red.deltas.tal" || fail "the delta store does not record the flags"
 expect_exit 0 "$TALARIA" reconstruct -d "$T/r/red.deltas.tal" && unwrap "$T/in.fa" | cmp -s - "$T/out" ||
     fail "a delta store with a recorded configuration does not reconstruct"
 expect_exit 0 "$TALARIA" verify "$T/lz4.tal"
