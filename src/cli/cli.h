@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 int cmd_index(int argc, char **argv);
 int cmd_get(int argc, char **argv);
@@ -27,6 +28,9 @@ int cli_parse_threads(const char *cmd, const char *text, int *threads);
 /* -q and -v adjust the log level. */
 void cli_quieter(void);
 void cli_louder(void);
+
+/* s as a JSON string, quoted and escaped (stats --format json, reduce --summary-json). */
+void cli_json_string(FILE *f, const char *s);
 
 /* SIGINT, SIGTERM and SIGHUP remove the temporary outputs, then end the process. */
 void cli_install_signal_handlers(void);

@@ -104,26 +104,11 @@ static void print_summary(const tal_reduce_result_t *r)
             tal_format_size(r->peak_rss, p, sizeof p), r->deltas_path);
 }
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(f, "\\u%04x", ch);
-        else
-            fputc(ch, f);
-    }
-    fputc('"', f);
-}
-
 static void json_path(FILE *f, const char *key, const char *path, int last)
 {
     fprintf(f, "    \"%s\": ", key);
     if (path)
-        json_string(f, path);
+        cli_json_string(f, path);
     else
         fputs("null", f);
     fputs(last ? "\n" : ",\n", f);

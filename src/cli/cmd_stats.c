@@ -49,21 +49,6 @@ typedef struct {
     int full;
 } store_extra_t;
 
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
 static void print_extra(const store_extra_t *x, out_format_t fmt)
 {
     if (!x->is_store) {
@@ -84,9 +69,9 @@ static void print_extra(const store_extra_t *x, out_format_t fmt)
             "\"compression_ratio\":%.3f,\"huge_pages\":",
             x->codec, (unsigned long long)x->chunks, (unsigned long long)x->chunk_size,
             (unsigned long long)x->stored_bytes, x->ratio);
-        json_string(x->huge_pages);
+        cli_json_string(stdout, x->huge_pages);
         printf(",\"numa\":");
-        json_string(x->numa);
+        cli_json_string(stdout, x->numa);
         if (x->full) printf(",\"scan_seconds\":%.3f", x->scan_seconds);
         printf("}\n");
         break;
@@ -117,7 +102,7 @@ static void print_stats(const char *path, const char *kind, const tal_seqstats_t
         break;
     case FMT_JSON:
         printf("{\"file\":");
-        json_string(path);
+        cli_json_string(stdout, path);
         printf(",\"kind\":\"%s\",\"records\":%llu,\"residues\":%llu,\"min_length\":%llu,"
                "\"max_length\":%llu,\"mean_length\":%.2f,\"median_length\":%.1f,\"n50\":%llu,"
                "\"alphabet\":\"%s\",\"composition\":{",

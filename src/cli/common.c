@@ -68,3 +68,18 @@ int cli_read_ids(const char *path, const cli_ids_opt_t *opt, cli_id_fn fn, void 
     if (f != stdin) fclose(f);
     return rc;
 }
+
+void cli_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
