@@ -31,6 +31,10 @@ TAL_EXPORT void tal_log_warn(const char *fmt, ...) __attribute__((format(printf,
 TAL_EXPORT void tal_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 TAL_EXPORT void tal_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* How many errors tal_log_error has reported so far (shown or not): a program can tell
+ * whether a failure has been explained yet. */
+TAL_EXPORT unsigned long tal_log_error_count(void);
+
 TAL_END_DECLS
 
 #endif

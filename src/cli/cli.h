@@ -26,6 +26,9 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Parses -t/--threads values (1..1024). */
 int cli_parse_threads(const char *cmd, const char *text, int *threads);
 /* -q and -v adjust the log level. */
+/* The exit code for a library error (tal_exit_code), after saying "out of memory" for an
+ * allocation failure that nothing has explained yet. */
+int cli_exit(int err);
 void cli_quieter(void);
 void cli_louder(void);
 

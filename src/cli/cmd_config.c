@@ -78,5 +78,5 @@ int cmd_config(int argc, char **argv)
         return cli_usage_error("config", "unknown action '%s': 'show' or 'profiles'", action);
     }
     if (rc == 0 && fflush(stdout) != 0) rc = TAL_EIO;
-    return rc < 0 ? tal_exit_code(rc) : 0;
+    return rc < 0 ? cli_exit(rc) : 0;
 }

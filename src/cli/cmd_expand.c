@@ -100,20 +100,20 @@ int cmd_expand(int argc, char **argv)
     if (out_path && !strcmp(out_path, "-")) out_path = NULL;
     if (out_path && !force && access(out_path, F_OK) == 0) {
         tal_log_error("%s already exists; use --force to replace it", out_path);
-        return tal_exit_code(TAL_EEXIST);
+        return cli_exit(TAL_EEXIST);
     }
-    if ((rc = tal_dstore_open(&dstore, deltas, reduced, 0)) < 0) return tal_exit_code(rc);
+    if ((rc = tal_dstore_open(&dstore, deltas, reduced, 0)) < 0) return cli_exit(rc);
     if (strcmp(hits, "-") && !(in = fopen(hits, "r"))) {
         rc = errno == ENOENT ? TAL_EINPUT : TAL_EIO;
         tal_log_error("cannot open %s: %s", hits, strerror(errno));
         tal_dstore_close(dstore);
-        return tal_exit_code(rc);
+        return cli_exit(rc);
     }
     if (out_path) {
         if ((rc = tal_outfile_open(&of, out_path, force)) < 0) {
             if (in != stdin) fclose(in);
             tal_dstore_close(dstore);
-            return tal_exit_code(rc);
+            return cli_exit(rc);
         }
         sink.f = of.f;
         sink.name = out_path;
@@ -133,5 +133,5 @@ int cmd_expand(int argc, char **argv)
     if (rc == 0) tal_expander_warn(x, strcmp(hits, "-") ? hits : "stdin");
     tal_expander_free(x);
     tal_dstore_close(dstore);
-    return tal_exit_code(rc);
+    return cli_exit(rc);
 }

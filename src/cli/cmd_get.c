@@ -396,14 +396,14 @@ int cmd_get(int argc, char **argv)
     if (rc == 0 && tal_config_is_set(conf.cfg, "memory.cache_size"))
         cache = (uint64_t)tal_config_int(conf.cfg, "memory.cache_size");
     cli_config_end(&conf);
-    if (rc < 0) return tal_exit_code(rc);
+    if (rc < 0) return cli_exit(rc);
     if (tal_dstore_is(argv[optind])) {
-        if ((rc = tal_dstore_open(&g.dstore, argv[optind], NULL, 0)) < 0) return tal_exit_code(rc);
+        if ((rc = tal_dstore_open(&g.dstore, argv[optind], NULL, 0)) < 0) return cli_exit(rc);
     } else if ((rc = tal_store_open(&g.store, argv[optind])) < 0) {
-        return tal_exit_code(rc);
+        return cli_exit(rc);
     } else if (cache && (rc = tal_store_set_cache(g.store, (size_t)cache)) < 0) {
         tal_store_close(g.store);
-        return tal_exit_code(rc);
+        return cli_exit(rc);
     }
     setvbuf(stdout, NULL, _IOFBF, 1 << 20);
     if (g.store) {
@@ -442,5 +442,5 @@ int cmd_get(int argc, char **argv)
     if (g.store) tal_store_close(g.store);
     tal_dstore_close(g.dstore);
     free(g.dbuf);
-    return tal_exit_code(rc);
+    return cli_exit(rc);
 }

@@ -86,7 +86,7 @@ int cmd_index(int argc, char **argv)
         case 'o': out = optarg; break;
         case 't':
         case 'j':
-            if (cli_parse_threads("index", optarg, &threads) < 0) return tal_exit_code(TAL_EUSAGE);
+            if (cli_parse_threads("index", optarg, &threads) < 0) return cli_exit(TAL_EUSAGE);
             break;
         case 'C':
             if (!strcmp(optarg, "none"))
@@ -118,8 +118,7 @@ int cmd_index(int argc, char **argv)
         case 'v': cli_louder(); break;
         case 'h': fputs(help, stdout); return 0;
         default:
-            if ((rc = cli_mem_option("index", c, optarg, &mem)) < 0)
-                return tal_exit_code(TAL_EUSAGE);
+            if ((rc = cli_mem_option("index", c, optarg, &mem)) < 0) return cli_exit(TAL_EUSAGE);
             if (rc || cli_config_option(c, optarg, &conf)) break;
             return cli_usage_error("index", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -130,7 +129,7 @@ int cmd_index(int argc, char **argv)
     /* the profile, file and environment under the flags */
     if ((rc = cli_config_load(&conf)) < 0) {
         cli_config_end(&conf);
-        return tal_exit_code(rc);
+        return cli_exit(rc);
     }
     tal_config_index_opt(conf.cfg, &opt);
     cli_config_mem(&conf, &mem);
@@ -172,7 +171,7 @@ int cmd_index(int argc, char **argv)
     opt.progress = show_indexing;
     opt.progress_ctx = &bar;
     if (mem.stream) tal_log_info("--stream: index always streams its input");
-    if ((rc = cli_mem_begin("index", &mem)) < 0) return tal_exit_code(rc);
+    if ((rc = cli_mem_begin("index", &mem)) < 0) return cli_exit(rc);
     opt.budget = mem.budget;
     opt.low_memory = mem.low_memory;
     {
@@ -192,7 +191,7 @@ int cmd_index(int argc, char **argv)
     if (cli_mem_end(&mem) < 0 && rc == 0) rc = TAL_EIO;
     if (rc < 0) {
         if (rc == TAL_ENOMEM) tal_log_error("out of memory while indexing %s", in);
-        return tal_exit_code(rc);
+        return cli_exit(rc);
     }
     if (!quiet) {
         char size[32];

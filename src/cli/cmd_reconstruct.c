@@ -100,9 +100,9 @@ int cmd_reconstruct(int argc, char **argv)
     if (!deltas) return cli_usage_error("reconstruct", "missing -d DELTAS.tal");
     if (out && !force && access(out, F_OK) == 0) { /* before the work, not after */
         tal_log_error("%s already exists; use --force to replace it", out);
-        return tal_exit_code(TAL_EEXIST);
+        return cli_exit(TAL_EEXIST);
     }
-    if ((rc = tal_dstore_open(&d, deltas, refs, 0)) < 0) return tal_exit_code(rc);
+    if ((rc = tal_dstore_open(&d, deltas, refs, 0)) < 0) return cli_exit(rc);
     if (out) {
         if ((rc = tal_outfile_open(&of, out, force)) < 0) goto done;
         f = of.f;
@@ -135,5 +135,5 @@ int cmd_reconstruct(int argc, char **argv)
 done:
     tal_outfile_abort(&of); /* nothing left to do after a commit */
     tal_dstore_close(d);
-    return rc < 0 ? tal_exit_code(rc) : 0;
+    return rc < 0 ? cli_exit(rc) : 0;
 }

@@ -224,22 +224,20 @@ int cmd_reduce(int argc, char **argv)
         case OPT_SUMMARY_JSON: summary_json = optarg; break;
         case OPT_IDENTITY:
             identity_text = optarg;
-            if (parse_fraction("--identity", optarg, &identity) < 0)
-                return tal_exit_code(TAL_EUSAGE);
+            if (parse_fraction("--identity", optarg, &identity) < 0) return cli_exit(TAL_EUSAGE);
             break;
         case OPT_COVERAGE:
             coverage_text = optarg;
-            if (parse_fraction("--coverage", optarg, &coverage) < 0)
-                return tal_exit_code(TAL_EUSAGE);
+            if (parse_fraction("--coverage", optarg, &coverage) < 0) return cli_exit(TAL_EUSAGE);
             break;
         case 'r':
-            if (parse_fraction("-r", optarg, &opt.ratio) < 0) return tal_exit_code(TAL_EUSAGE);
+            if (parse_fraction("-r", optarg, &opt.ratio) < 0) return cli_exit(TAL_EUSAGE);
             break;
         case 'a': aligner = optarg; break;
         case OPT_ALLOW_DUPLICATES: opt.allow_duplicates = 1; break;
         case 't':
         case 'j':
-            if (cli_parse_threads("reduce", optarg, &threads) < 0) return tal_exit_code(TAL_EUSAGE);
+            if (cli_parse_threads("reduce", optarg, &threads) < 0) return cli_exit(TAL_EUSAGE);
             break;
         case OPT_TMP_DIR: tmp_dir = optarg; break;
         case 'f': opt.force = 1; break;
@@ -250,8 +248,7 @@ int cmd_reduce(int argc, char **argv)
         case 'v': cli_louder(); break;
         case 'h': fputs(help, stdout); return 0;
         default:
-            if ((rc = cli_mem_option("reduce", c, optarg, &mem)) < 0)
-                return tal_exit_code(TAL_EUSAGE);
+            if ((rc = cli_mem_option("reduce", c, optarg, &mem)) < 0) return cli_exit(TAL_EUSAGE);
             if (rc || cli_config_option(c, optarg, &conf)) break;
             return cli_usage_error("reduce", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -305,5 +302,5 @@ int cmd_reduce(int argc, char **argv)
 out:
     free(provenance);
     cli_config_end(&conf);
-    return rc < 0 ? tal_exit_code(rc) : 0;
+    return rc < 0 ? cli_exit(rc) : 0;
 }

@@ -284,7 +284,7 @@ int cmd_stats(int argc, char **argv)
             break;
         case 't':
         case 'j':
-            if (cli_parse_threads("stats", optarg, &threads) < 0) return tal_exit_code(TAL_EUSAGE);
+            if (cli_parse_threads("stats", optarg, &threads) < 0) return cli_exit(TAL_EUSAGE);
             break;
         case 'U': full = 1; break;
         case 'q': cli_quieter(); break;
@@ -303,7 +303,7 @@ int cmd_stats(int argc, char **argv)
         threads =
             tal_config_is_set(conf.cfg, "threads") ? (int)tal_config_int(conf.cfg, "threads") : 2;
     cli_config_end(&conf);
-    if (rc < 0) return tal_exit_code(rc);
+    if (rc < 0) return cli_exit(rc);
     memset(&st, 0, sizeof st);
     memset(&extra, 0, sizeof extra);
     if (strcmp(in, "-") && stat(in, &sb) == 0 && S_ISDIR(sb.st_mode)) {
@@ -313,7 +313,7 @@ int cmd_stats(int argc, char **argv)
         kind = "fasta";
         rc = tal_seqstats_fasta(in, threads > 1, &st);
     }
-    if (rc < 0) return tal_exit_code(rc);
+    if (rc < 0) return cli_exit(rc);
     print_stats(in, kind, &st, fmt, &extra);
     print_extra(&extra, fmt);
     return 0;

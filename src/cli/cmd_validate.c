@@ -404,7 +404,7 @@ int cmd_validate(int argc, char **argv)
         return cli_usage_error("validate", "--original-results and --reduced-results go together");
     c.original = argv[optind];
     if ((rc = tal_dstore_open(&c.dstore, argv[optind + 2], argv[optind + 1], 1)) < 0)
-        return tal_exit_code(rc);
+        return cli_exit(rc);
     tal_dstore_info(c.dstore, &c.info);
     if (strcmp(c.original, "-") && stat(c.original, &sb) == 0 && S_ISDIR(sb.st_mode))
         rc = check_store(&c);
@@ -430,5 +430,5 @@ int cmd_validate(int argc, char **argv)
     pairset_free(&pairs);
     free(c.buf);
     tal_dstore_close(c.dstore);
-    return tal_exit_code(rc);
+    return cli_exit(rc);
 }

@@ -32,7 +32,7 @@ int cmd_verify(int argc, char **argv)
     if (optind >= argc) return cli_usage_error("verify", "missing DB.tal");
     for (int i = optind; i < argc; i++) {
         int rc = tal_store_verify(argv[i], quiet);
-        int code = tal_exit_code(rc);
+        int code = cli_exit(rc);
         if (code > worst) worst = code;
     }
     return worst;

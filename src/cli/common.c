@@ -35,6 +35,12 @@ int cli_parse_threads(const char *cmd, const char *text, int *threads)
     return 0;
 }
 
+int cli_exit(int err)
+{
+    if (err == TAL_ENOMEM && tal_log_error_count() == 0) tal_log_error("out of memory");
+    return tal_exit_code(err);
+}
+
 void cli_quieter(void) { tal_log_set_level(TAL_LOG_ERROR); }
 void cli_louder(void)
 {
@@ -60,7 +66,7 @@ int cli_read_ids(const char *path, const cli_ids_opt_t *opt, cli_id_fn fn, void 
             line[--n] = '\0';
         if (n > 0) rc = fn(arg, line, (size_t)n);
     }
-    if (rc == 0 && opt->read_errors && ferror(f)) {
+    if (rc == 0 && opt->read_errors && (ferror(f) || !feof(f))) { /* not the end: failed */
         tal_log_error("cannot read %s: %s", path, strerror(errno));
         rc = TAL_EIO;
     }

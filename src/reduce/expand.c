@@ -92,7 +92,7 @@ int tal_hits_read(FILE *in, const char *name, tal_hit_fn fn, void *arg)
         if ((rc = tal_hit_parse(line, (size_t)n, name, ++line_no, &hit)) < 0) break;
         if ((rc = fn(arg, &hit)) < 0) break;
     }
-    if (!rc && ferror(in)) {
+    if (!rc && (ferror(in) || !feof(in))) { /* not the end: a read or an allocation failed */
         tal_log_error("cannot read %s: %s", name, strerror(errno));
         rc = TAL_EIO;
     }

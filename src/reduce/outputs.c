@@ -38,6 +38,22 @@ static void write_accession(FILE *f, const char *h, size_t len)
     fwrite(acc, 1, acc_len, f);
 }
 
+/* Locks the delta store's temporary as in use (files_internal.h) and has a signal
+ * remove it. */
+static int hold_temporary(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || tal_temp_lock(fd) != 0) {
+        tal_log_error("%s was removed while being written: is another run writing the same "
+                      "output?",
+                      path);
+        if (fd >= 0) close(fd);
+        return TAL_EIO;
+    }
+    tal_cleanup_extra_add(path, 0, fd);
+    return 0;
+}
+
 static int open_outputs(outputs_t *o)
 {
     tal_reduction_t *x = o->x;
@@ -52,7 +68,7 @@ static int open_outputs(outputs_t *o)
         o->deltas_tmp = NULL;
         return TAL_ENOMEM;
     }
-    tal_cleanup_extra_add(o->deltas_tmp, 0);
+    tal_sweep_beside(x->deltas_path);
     layout = (tal_dlayout_t){.records = x->info.records,
                              .references = o->c->references,
                              .header_bytes = x->info.header_bytes,
@@ -66,6 +82,7 @@ static int open_outputs(outputs_t *o)
                              .tmp_dir = x->scratch,
                              .sort_bytes = x->sort_bytes};
     if ((rc = tal_dwriter_open(&o->dw, o->deltas_tmp, &layout)) < 0) return rc;
+    if ((rc = hold_temporary(o->deltas_tmp)) < 0) return rc;
     fprintf(o->members.f, "#member\treference\tidentity\tcoverage\n");
     if (o->taxid.f) fputs(tal_aligner_side_header(x->opt->aligner), o->taxid.f);
     return 0;

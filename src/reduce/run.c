@@ -160,15 +160,31 @@ static int make_scratch(tal_reduction_t *x)
         tal_log_error("--tmp-dir %s is not a directory", dir);
         return TAL_EIO;
     }
-    if (asprintf(&x->scratch, "%s/talaria-reduce-XXXXXX", dir) < 0) return TAL_ENOMEM;
-    if (!mkdtemp(x->scratch)) {
-        tal_log_error("cannot create a scratch directory in %s: %s", dir, strerror(errno));
+    /* scratch directories of killed runs go first (files_internal.h) */
+    tal_sweep_temporaries(dir, "talaria-reduce-");
+    for (;;) {
+        int fd;
+        if (asprintf(&x->scratch, "%s/talaria-reduce-XXXXXX", dir) < 0) return TAL_ENOMEM;
+        if (!mkdtemp(x->scratch)) {
+            tal_log_error("cannot create a scratch directory in %s: %s", dir, strerror(errno));
+            free(x->scratch);
+            x->scratch = NULL;
+            return TAL_EIO;
+        }
+        if ((fd = open(x->scratch, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+            tal_log_error("cannot open the scratch directory %s: %s", x->scratch, strerror(errno));
+            rmdir(x->scratch);
+            free(x->scratch);
+            x->scratch = NULL;
+            return TAL_EIO;
+        }
+        if (tal_temp_lock(fd) == 0) {
+            tal_cleanup_extra_add(x->scratch, 1, fd);
+            return 0;
+        }
+        close(fd); /* another run's sweep took it before the lock: make another */
         free(x->scratch);
-        x->scratch = NULL;
-        return TAL_EIO;
     }
-    tal_cleanup_extra_add(x->scratch, 1);
-    return 0;
 }
 
 static int open_input(tal_reduction_t *x)

@@ -1,5 +1,6 @@
 /* Atomic output directories and checksummed writers. A killed build leaves only a
- * NAME.tmp-XXXXXX directory, which never opens as a store. */
+ * NAME.tmp-XXXXXX directory, which never opens as a store, and the next run that writes
+ * NAME removes it (see "temporaries left by killed runs" below). */
 #define _GNU_SOURCE
 #include "files_internal.h"
 #include "talaria/error.h"
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -34,6 +37,7 @@ static volatile sig_atomic_t cleanup_armed;
 #define EXTRA_MAX 16
 static char extra_paths[EXTRA_MAX][CLEANUP_PATH_MAX];
 static volatile sig_atomic_t extra_tree[EXTRA_MAX];
+static int extra_lock[EXTRA_MAX]; /* the descriptor holding the path's lock, plus one */
 
 struct linux_dirent64_ {
     uint64_t d_ino;
@@ -110,16 +114,21 @@ static void cleanup_arm(const char *dir)
     cleanup_armed = 1;
 }
 
-int tal_cleanup_extra_add(const char *path, int tree)
+int tal_cleanup_extra_add(const char *path, int tree, int lock_fd)
 {
     for (int i = 0; i < EXTRA_MAX; i++) {
         if (extra_paths[i][0]) continue;
-        if (strlen(path) >= CLEANUP_PATH_MAX) return TAL_EUSAGE;
+        if (strlen(path) >= CLEANUP_PATH_MAX) {
+            if (lock_fd >= 0) close(lock_fd);
+            return TAL_EUSAGE;
+        }
         extra_tree[i] = tree;
+        extra_lock[i] = lock_fd + 1;
         memcpy(extra_paths[i] + 1, path + 1, strlen(path)); /* the first byte last */
         extra_paths[i][0] = path[0];
         return 0;
     }
+    if (lock_fd >= 0) close(lock_fd);
     return TAL_EUSAGE;
 }
 
@@ -134,6 +143,8 @@ void tal_cleanup_extra_done(const char *path, int remove_it)
             else
                 unlink(path);
         }
+        if (extra_lock[i] > 0) close(extra_lock[i] - 1); /* removed or renamed: unlocked */
+        extra_lock[i] = 0;
         return;
     }
 }
@@ -198,6 +209,99 @@ static int fsync_parent(const char *path)
     return rc;
 }
 
+/* ---- temporaries left by killed runs ----
+ * Every temporary (NAME.tmp-XXXXXX beside an output, a reduction's scratch directory in
+ * --tmp-dir) is held under an exclusive flock on a descriptor its run keeps open, and the
+ * kernel drops that lock when the run ends, however it ends (kill -9 included). A run
+ * about to make a temporary first removes those of the same name pattern whose lock it
+ * can take: nobody holds them any more. A live run's lock makes it skip them. Between
+ * making a temporary and locking it a run is not yet protected, so after locking it
+ * checks that the temporary still has a name (a sweeper got there first) and makes a new
+ * one if not. Where the file system has no flock (some network file systems), nothing is
+ * locked and nothing is swept. */
+
+static int temp_name_matches(const char *name, const char *prefix)
+{
+    size_t n = strlen(prefix), k = 0;
+    if (strncmp(name, prefix, n) != 0) return 0;
+    for (const char *p = name + n; *p; p++, k++)
+        if (!isalnum((unsigned char)*p)) return 0;
+    return k >= 1 && k <= 16; /* mkstemp's six letters, or a pid */
+}
+
+/* Removes what is in the directory open as dir_fd, depth levels of directories down. */
+static void remove_tree_at(int dir_fd, int depth)
+{
+    struct dirent *e;
+    int fd = dup(dir_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0) close(fd);
+        return;
+    }
+    rewinddir(d);
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (unlinkat(dir_fd, e->d_name, 0) == 0 || errno != EISDIR || depth <= 0) continue;
+        int sub = openat(dir_fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0) continue;
+        remove_tree_at(sub, depth - 1);
+        close(sub);
+        unlinkat(dir_fd, e->d_name, AT_REMOVEDIR);
+    }
+    closedir(d);
+}
+
+void tal_sweep_temporaries(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    if (!d) return;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        int fd;
+        if (!temp_name_matches(e->d_name, prefix)) continue;
+        fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) continue;
+        /* only our own files and directories, and only those nobody holds */
+        if (fstat(fd, &st) == 0 && st.st_uid == geteuid() &&
+            (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            if (S_ISDIR(st.st_mode)) {
+                remove_tree_at(fd, 4);
+                unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+            } else {
+                unlinkat(dirfd(d), e->d_name, 0);
+            }
+            tal_log_info("removed %s%s%s, left behind by a talaria run that was killed",
+                         strcmp(dir, ".") ? dir : "", strcmp(dir, ".") ? "/" : "", e->d_name);
+        }
+        close(fd);
+    }
+    closedir(d);
+}
+
+void tal_sweep_beside(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir, *prefix;
+    if (slash == path)
+        dir = strdup("/");
+    else
+        dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+    if (asprintf(&prefix, "%s.tmp-", slash ? slash + 1 : path) < 0) prefix = NULL;
+    if (dir && prefix) tal_sweep_temporaries(dir, prefix);
+    free(dir);
+    free(prefix);
+}
+
+int tal_temp_lock(int fd)
+{
+    struct stat st;
+    if (flock(fd, LOCK_EX) != 0) return 0; /* no locks here: unprotected, and never swept */
+    if (fstat(fd, &st) != 0 || st.st_nlink == 0) return 1;
+    return 0;
+}
+
 int tal_atomic_dir_begin(tal_atomic_dir_t *dir, const char *final_path, int force,
                          const char *marker_file)
 {
@@ -224,21 +328,37 @@ int tal_atomic_dir_begin(tal_atomic_dir_t *dir, const char *final_path, int forc
         }
         dir->replace = 1;
     }
+    tal_sweep_beside(dir->final_path);
     dir->tmp_path = malloc(len + 16);
     if (!dir->tmp_path) return TAL_ENOMEM;
-    snprintf(dir->tmp_path, len + 16, "%s.tmp-XXXXXX", dir->final_path);
-    if (!mkdtemp(dir->tmp_path)) {
-        tal_log_error("cannot create a temporary directory beside %s: %s", dir->final_path,
-                      strerror(errno));
-        free(dir->tmp_path);
-        dir->tmp_path = NULL;
-        return TAL_EIO;
-    }
-    dir->dir_fd = open(dir->tmp_path, O_RDONLY | O_DIRECTORY);
-    if (dir->dir_fd < 0) {
-        tal_log_error("cannot open %s: %s", dir->tmp_path, strerror(errno));
-        rmdir(dir->tmp_path);
-        return TAL_EIO;
+    for (int tries = 0;; tries++) {
+        snprintf(dir->tmp_path, len + 16, "%s.tmp-XXXXXX", dir->final_path);
+        if (!mkdtemp(dir->tmp_path)) {
+            tal_log_error("cannot create a temporary directory beside %s: %s", dir->final_path,
+                          strerror(errno));
+            free(dir->tmp_path);
+            dir->tmp_path = NULL;
+            return TAL_EIO;
+        }
+        dir->dir_fd = open(dir->tmp_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir->dir_fd < 0) {
+            tal_log_error("cannot open %s: %s", dir->tmp_path, strerror(errno));
+            rmdir(dir->tmp_path);
+            free(dir->tmp_path);
+            dir->tmp_path = NULL;
+            return TAL_EIO;
+        }
+        if (tal_temp_lock(dir->dir_fd) == 0) break;
+        close(dir->dir_fd); /* another run writing the same store swept it: a new one */
+        dir->dir_fd = -1;
+        if (tries == 8) {
+            tal_log_error("cannot keep a temporary directory beside %s: another run keeps "
+                          "removing it",
+                          dir->final_path);
+            free(dir->tmp_path);
+            dir->tmp_path = NULL;
+            return TAL_EIO;
+        }
     }
     {
         /* mkdtemp makes the directory private; a store is meant to be shared */
@@ -657,13 +777,38 @@ int tal_outfile_open(tal_outfile_t *o, const char *path, int force)
         o->tmp = NULL;
         return TAL_ENOMEM;
     }
-    if ((fd = mkstemp(o->tmp)) < 0) {
-        tal_log_error("cannot create a temporary file beside %s: %s", path, strerror(errno));
-        free(o->tmp);
-        o->tmp = NULL;
-        return TAL_EIO;
+    tal_sweep_beside(path);
+    for (int tries = 0;; tries++) {
+        int lock_fd;
+        if ((fd = mkstemp(o->tmp)) < 0) {
+            tal_log_error("cannot create a temporary file beside %s: %s", path, strerror(errno));
+            free(o->tmp);
+            o->tmp = NULL;
+            return TAL_EIO;
+        }
+        /* the lock lives on a second descriptor, held until the rename or removal */
+        if ((lock_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+            close(fd);
+            unlink(o->tmp);
+            free(o->tmp);
+            o->tmp = NULL;
+            return TAL_EIO;
+        }
+        if (tal_temp_lock(lock_fd) == 0) {
+            tal_cleanup_extra_add(o->tmp, 0, lock_fd);
+            break;
+        }
+        close(lock_fd);
+        close(fd);
+        if (tries == 8) {
+            tal_log_error("cannot keep a temporary file beside %s: another run keeps removing it",
+                          path);
+            free(o->tmp);
+            o->tmp = NULL;
+            return TAL_EIO;
+        }
+        snprintf(o->tmp + strlen(o->tmp) - 6, 7, "XXXXXX");
     }
-    tal_cleanup_extra_add(o->tmp, 0);
     mask = umask(0); /* mkstemp makes the file private; the output is an ordinary file */
     umask(mask);
     fchmod(fd, 0666 & ~mask);

@@ -73,10 +73,21 @@ void tal_wfile_abort(tal_wfile_t *w);
 void tal_cleanup_add_file(const tal_atomic_dir_t *dir, const char *name);
 
 /* Temporary outputs outside an atomic directory: path (a file, or with tree a directory
- * of files and store directories) is removed by tal_cleanup_temporaries. done
- * forgets it (after a rename into place) or, with remove_it, removes it now. */
-int tal_cleanup_extra_add(const char *path, int tree);
+ * of files and store directories) is removed by tal_cleanup_temporaries. lock_fd (or -1)
+ * is the descriptor holding the temporary's lock (tal_temp_lock); the registry owns it.
+ * done forgets the path (after a rename into place) or, with remove_it, removes it now,
+ * and then closes lock_fd. */
+int tal_cleanup_extra_add(const char *path, int tree, int lock_fd);
 void tal_cleanup_extra_done(const char *path, int remove_it);
+
+/* Temporaries of killed runs. tal_temp_lock marks the temporary open as fd as in use for
+ * as long as fd stays open: 0, or 1 when it was removed before the lock was taken (make
+ * another). tal_sweep_temporaries removes the entries of dir named prefix + up to 16
+ * letters or digits that belong to this user and that no live run holds;
+ * tal_sweep_beside(PATH) those named PATH.tmp-*. */
+int tal_temp_lock(int fd);
+void tal_sweep_temporaries(const char *dir, const char *prefix);
+void tal_sweep_beside(const char *path);
 
 /* tal_outfile_t (one output file written whole or not at all) is public: talaria/util.h. */
 

@@ -10,9 +10,11 @@ static tal_log_level_t log_level = TAL_LOG_WARN;
 static const char *log_prog = "talaria";
 static tal_log_sink_fn log_sink;
 static void *log_sink_ctx;
+static unsigned long log_errors;
 
 void tal_log_set_level(tal_log_level_t level) { log_level = level; }
 tal_log_level_t tal_log_get_level(void) { return log_level; }
+unsigned long tal_log_error_count(void) { return __atomic_load_n(&log_errors, __ATOMIC_RELAXED); }
 void tal_log_set_prog(const char *prog) { log_prog = prog; }
 void tal_log_set_sink(tal_log_sink_fn sink, void *ctx)
 {
@@ -24,6 +26,7 @@ static void log_emit(tal_log_level_t level, const char *tag, const char *fmt, va
 {
     char line[4096];
     int n;
+    if (level == TAL_LOG_ERROR) __atomic_add_fetch(&log_errors, 1, __ATOMIC_RELAXED);
     if (level > log_level) return;
     n = snprintf(line, sizeof line, "%s: %s", log_prog, tag);
     if (n < 0) return;
