@@ -70,6 +70,7 @@ int cmd_reconstruct(int argc, char **argv)
     tal_outfile_t of = {0};
     tal_dstore_t *d = NULL;
     uint64_t missing = 0, written = 0;
+    unsigned long errors;
     opterr = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "r:d:o:w:fqh", longopts, NULL)) != -1) {
@@ -109,6 +110,7 @@ int cmd_reconstruct(int argc, char **argv)
     } else {
         setvbuf(f, NULL, _IOFBF, 1u << 20);
     }
+    errors = tal_log_error_count();
     if (!ids) {
         tal_dinfo_t info;
         tal_dstore_info(d, &info);
@@ -121,6 +123,8 @@ int cmd_reconstruct(int argc, char **argv)
         missing = c.missing;
         written = c.written;
     }
+    if (rc == TAL_EIO && tal_log_error_count() == errors) /* the writes: the library has no name */
+        tal_log_error("cannot write %s: %s", out ? out : "to stdout", strerror(errno));
     if (rc == 0 && out) {
         rc = tal_outfile_commit(&of, force);
     } else if (rc == 0 && (fflush(f) != 0 || ferror(f))) {

@@ -257,26 +257,26 @@ out:
     return rc;
 }
 
-/* Everything is complete: into place, the delta store first. */
+/* Everything is complete: into place all together (a failure puts back what was there). */
 static int commit_outputs(outputs_t *o)
 {
     tal_reduction_t *x = o->x;
-    int rc, force = x->opt->force;
-    if ((rc = tal_outfile_close(&o->fasta)) < 0 || (rc = tal_outfile_close(&o->members)) < 0 ||
-        (rc = tal_outfile_close(&o->clstr)) < 0 || (rc = tal_outfile_close(&o->taxid)) < 0)
-        return rc;
-    if ((force ? rename(o->deltas_tmp, x->deltas_path)
-               : renameat2(AT_FDCWD, o->deltas_tmp, AT_FDCWD, x->deltas_path, RENAME_NOREPLACE)) <
-        0) {
-        tal_log_error("cannot rename %s to %s: %s", o->deltas_tmp, x->deltas_path, strerror(errno));
-        return TAL_EIO;
+    tal_outfile_t *files[] = {&o->fasta, &o->members, &o->clstr, &o->taxid};
+    char *from[5];
+    const char *to[5];
+    int rc, n = 0;
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+        if ((rc = tal_outfile_close(files[i])) < 0) return rc;
+    from[n] = o->deltas_tmp;
+    to[n++] = x->deltas_path;
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        if (!files[i]->tmp) continue;
+        from[n] = files[i]->tmp;
+        to[n++] = files[i]->path;
     }
+    if ((rc = tal_commit_renames(from, to, n, x->opt->force)) < 0) return rc;
     tal_cleanup_extra_done(o->deltas_tmp, 0);
-    if ((rc = tal_outfile_commit(&o->fasta, force)) < 0 ||
-        (rc = tal_outfile_commit(&o->members, force)) < 0 ||
-        (rc = tal_outfile_commit(&o->clstr, force)) < 0 ||
-        (rc = tal_outfile_commit(&o->taxid, force)) < 0)
-        return rc;
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) tal_outfile_committed(files[i]);
     return 0;
 }
 
@@ -315,7 +315,7 @@ out:
         tal_outfile_abort(&o.clstr);
         tal_outfile_abort(&o.taxid);
         if (o.dw) tal_dwriter_abort(o.dw);
-        if (o.deltas_tmp) tal_cleanup_extra_done(o.deltas_tmp, 0);
+        if (o.deltas_tmp) tal_cleanup_extra_done(o.deltas_tmp, 1);
     }
     free(o.deltas_tmp);
     free(o.ref_index);

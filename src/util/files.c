@@ -86,6 +86,8 @@ static void remove_flat_dir(const char *path)
     rmdir(path);
 }
 
+static void remove_tree(const char *path);
+
 static void extra_cleanup(void)
 {
     for (int i = 0; i < EXTRA_MAX; i++) {
@@ -139,9 +141,9 @@ void tal_cleanup_extra_done(const char *path, int remove_it)
         extra_paths[i][0] = '\0'; /* before removing: a signal now leaves it alone */
         if (remove_it) {
             if (extra_tree[i])
-                remove_flat_dir(path);
-            else
-                unlink(path);
+                remove_tree(path);
+            else if (unlink(path) != 0 && errno != ENOENT)
+                tal_log_warn("cannot remove the temporary file %s: %s", path, strerror(errno));
         }
         if (extra_lock[i] > 0) close(extra_lock[i] - 1); /* removed or renamed: unlocked */
         extra_lock[i] = 0;
@@ -156,35 +158,6 @@ void tal_cleanup_add_file(const tal_atomic_dir_t *dir, const char *name)
     if (cleanup_count >= CLEANUP_MAX_FILES) return;
     snprintf(cleanup_files[cleanup_count], CLEANUP_PATH_MAX, "%s/%s", dir->tmp_path, name);
     cleanup_count = cleanup_count + 1;
-}
-
-static int remove_tree_contents(int dir_fd)
-{
-    DIR *d;
-    struct dirent *e;
-    int fd = dup(dir_fd);
-    if (fd < 0) return -1;
-    d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -1;
-    }
-    rewinddir(d);
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        unlinkat(dir_fd, e->d_name, 0);
-    }
-    closedir(d);
-    return 0;
-}
-
-static int remove_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return -1;
-    remove_tree_contents(fd);
-    close(fd);
-    return rmdir(path);
 }
 
 static int fsync_parent(const char *path)
@@ -250,6 +223,22 @@ static void remove_tree_at(int dir_fd, int depth)
         unlinkat(dir_fd, e->d_name, AT_REMOVEDIR);
     }
     closedir(d);
+}
+
+/* Removes the directory path and what is in it (outside signal handlers): with system
+ * calls alone, then, if something is left, through readdir; what still cannot be removed
+ * is named in a warning, and the next run's sweep gets it. */
+static void remove_tree(const char *path)
+{
+    int fd;
+    remove_flat_dir(path);
+    if (access(path, F_OK) != 0) return;
+    if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0) {
+        remove_tree_at(fd, 4);
+        close(fd);
+    }
+    if (rmdir(path) != 0 && errno != ENOENT)
+        tal_log_warn("cannot remove the temporary directory %s: %s", path, strerror(errno));
 }
 
 void tal_sweep_temporaries(const char *dir, const char *prefix)
@@ -374,6 +363,89 @@ exists:
     return TAL_EEXIST;
 }
 
+/* ---- renames into place ----
+ * renameat2's RENAME_NOREPLACE and RENAME_EXCHANGE where the file system has them; NFS
+ * refuses any flag (EINVAL), and there a file is linked then unlinked (no-replace) and an
+ * exchange is three renames through an aside name. */
+
+static int flags_unsupported(void) { return errno == EINVAL || errno == ENOSYS; }
+
+static int rename_noreplace(const char *from, const char *to)
+{
+    struct stat st;
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return 0;
+    if (!flags_unsupported()) return -1;
+    if (lstat(from, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        if (link(from, to) == 0) return unlink(from), 0;
+        if (errno == EEXIST) return -1;
+    }
+    if (lstat(to, &st) == 0) return errno = EEXIST, -1;
+    return rename(from, to);
+}
+
+/* Afterwards to holds what from held, and from what to held. */
+static int rename_exchange(const char *from, const char *to)
+{
+    char *aside;
+    int rc = -1, err;
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) == 0) return 0;
+    if (!flags_unsupported()) return -1;
+    if (asprintf(&aside, "%s.old", from) < 0) return errno = ENOMEM, -1;
+    if (rename(to, aside) == 0) {
+        if (rename(from, to) == 0) {
+            rc = rename(aside, from) == 0 ? 0 : (unlink(aside), 0);
+        } else {
+            err = errno;
+            if (rename(aside, to) != 0) tal_log_warn("%s is now %s", to, aside);
+            errno = err;
+        }
+    }
+    free(aside);
+    return rc;
+}
+
+int tal_commit_renames(char *const *from, const char *const *to, int n, int force)
+{
+    enum { PLACED = 1, SWAPPED = 2 };
+    char state[16] = {0};
+    int i, rc = 0;
+    if (n > (int)sizeof state) return TAL_EUSAGE;
+    for (i = 0; i < n; i++) {
+        struct stat st, fst;
+        int exists = lstat(to[i], &st) == 0;
+        if (exists && !force) {
+            tal_log_error("%s already exists; use --force to replace it", to[i]);
+            rc = TAL_EEXIST;
+            break;
+        }
+        if (exists && lstat(from[i], &fst) == 0 && S_ISDIR(st.st_mode) != S_ISDIR(fst.st_mode)) {
+            tal_log_error("%s exists and is %s; refusing to replace it", to[i],
+                          S_ISDIR(st.st_mode) ? "a directory" : "not a directory");
+            rc = TAL_EEXIST;
+            break;
+        }
+        if ((exists ? rename_exchange(from[i], to[i]) : rename_noreplace(from[i], to[i])) != 0) {
+            rc = errno == EEXIST ? TAL_EEXIST : TAL_EIO;
+            tal_log_error("cannot rename %s to %s: %s", from[i], to[i], strerror(errno));
+            break;
+        }
+        state[i] = exists ? SWAPPED : PLACED;
+    }
+    if (rc < 0) {
+        /* put back what was put in place: the outputs are all new or all as they were */
+        while (i-- > 0)
+            if ((state[i] == SWAPPED ? rename_exchange(from[i], to[i]) : rename(to[i], from[i])) !=
+                0)
+                tal_log_error("cannot put %s back as it was: %s", to[i], strerror(errno));
+        return rc;
+    }
+    for (i = 0; i < n; i++) {
+        if (state[i] == SWAPPED) unlink(from[i]); /* what was replaced */
+        fsync_parent(to[i]);
+    }
+    return 0;
+}
+
 int tal_atomic_dir_commit(tal_atomic_dir_t *dir)
 {
     if (fsync(dir->dir_fd) != 0) {
@@ -382,14 +454,14 @@ int tal_atomic_dir_commit(tal_atomic_dir_t *dir)
     }
     if (dir->replace) {
         /* Swap atomically so a reader sees either the old or the new store. */
-        if (renameat2(AT_FDCWD, dir->tmp_path, AT_FDCWD, dir->final_path, RENAME_EXCHANGE) != 0) {
+        if (rename_exchange(dir->tmp_path, dir->final_path) != 0) {
             tal_log_error("cannot replace %s: %s", dir->final_path, strerror(errno));
             return TAL_EIO;
         }
         cleanup_disarm();
-        remove_dir(dir->tmp_path); /* now the old store */
+        remove_tree(dir->tmp_path); /* now the old store */
     } else {
-        if (renameat2(AT_FDCWD, dir->tmp_path, AT_FDCWD, dir->final_path, RENAME_NOREPLACE) != 0) {
+        if (rename_noreplace(dir->tmp_path, dir->final_path) != 0) {
             tal_log_error("cannot rename %s to %s: %s", dir->tmp_path, dir->final_path,
                           strerror(errno));
             return errno == EEXIST ? TAL_EEXIST : TAL_EIO;
@@ -409,7 +481,7 @@ void tal_atomic_dir_abort(tal_atomic_dir_t *dir)
 {
     if (dir->tmp_path) {
         cleanup_disarm();
-        remove_dir(dir->tmp_path);
+        remove_tree(dir->tmp_path);
     }
     if (dir->dir_fd >= 0) close(dir->dir_fd);
     free(dir->tmp_path);
@@ -840,17 +912,17 @@ int tal_outfile_commit(tal_outfile_t *o, int force)
     int rc;
     if (!o->tmp) return 0;
     if ((rc = tal_outfile_close(o)) < 0) return rc;
-    if ((force ? rename(o->tmp, o->path)
-               : renameat2(AT_FDCWD, o->tmp, AT_FDCWD, o->path, RENAME_NOREPLACE)) != 0) {
-        rc = errno == EEXIST ? TAL_EEXIST : TAL_EIO;
-        tal_log_error("cannot rename %s to %s: %s", o->tmp, o->path, strerror(errno));
-        return rc;
-    }
+    if ((rc = tal_commit_renames(&o->tmp, &o->path, 1, force)) < 0) return rc;
+    tal_outfile_committed(o);
+    return 0;
+}
+
+void tal_outfile_committed(tal_outfile_t *o)
+{
+    if (!o->tmp) return;
     tal_cleanup_extra_done(o->tmp, 0);
     free(o->tmp);
     o->tmp = NULL;
-    fsync_parent(o->path);
-    return 0;
 }
 
 void tal_outfile_abort(tal_outfile_t *o)

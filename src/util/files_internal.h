@@ -80,6 +80,15 @@ void tal_cleanup_add_file(const tal_atomic_dir_t *dir, const char *name);
 int tal_cleanup_extra_add(const char *path, int tree, int lock_fd);
 void tal_cleanup_extra_done(const char *path, int remove_it);
 
+/* Renames from[i] to to[i] for every i (at most 16), all or none: an existing to[i] is
+ * replaced only with force, and if one rename fails those done are undone, so the
+ * outputs are all new or all as they were. The temporaries then hold what was replaced
+ * until the caller removes them (tal_cleanup_extra_done(..., 1)); after success they are
+ * gone. Works where renameat2 has no flags (NFS), atomically where it has them. */
+int tal_commit_renames(char *const *from, const char *const *to, int n, int force);
+/* After tal_commit_renames moved o's temporary into place: o forgets it. */
+void tal_outfile_committed(tal_outfile_t *o);
+
 /* Temporaries of killed runs. tal_temp_lock marks the temporary open as fd as in use for
  * as long as fd stays open: 0, or 1 when it was removed before the lock was taken (make
  * another). tal_sweep_temporaries removes the entries of dir named prefix + up to 16
