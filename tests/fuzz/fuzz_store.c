@@ -1,5 +1,8 @@
 /* Fuzz harness for the store reader and verifier: input bytes are (offset, value) edits to a
- * copy of a small valid store; open, find, record, lengths and verify must never crash. */
+ * copy of a small valid store; open, find, record, lengths, a scan of every block (what
+ * stats reads) and verify must never crash. Compiled with FUZZ_STORE_ZSTD
+ * (fuzz_store_zstd.c) the store's residues are zstd chunks of 64 bytes: the chunk table
+ * and the decoder get the edits. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +25,7 @@
 #include "test_support.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
+#include "talaria/scan.h"
 #include "talaria/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,9 +37,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  *   TRUNCATE: the first edit cuts its file at the offset instead of writing a byte */
 enum { FIX_META = 1, FIX_SECTIONS = 2, TRUNCATE = 4 };
 
-static const char *const files[] = {"meta",        "headers", "hdr_offsets",
-                                    "seq_offsets", "lengths", "residues",
-                                    "checksums",   "keys",    "catalog.sqlite"};
+static const char *const files[] = {
+    "meta",     "headers",   "hdr_offsets", "seq_offsets",    "lengths",
+    "residues", "checksums", "keys",        "catalog.sqlite",
+#ifdef FUZZ_STORE_ZSTD
+    "chunks",
+#endif
+};
 #define N_FILES (sizeof files / sizeof *files)
 
 static const char fasta[] =
@@ -131,6 +139,10 @@ static void init(void)
     snprintf(base, sizeof base, "%s/base", g_dir);
     tal_index_opt_init(&opt);
     opt.threads = 1;
+#ifdef FUZZ_STORE_ZSTD
+    opt.compress = TAL_COMPRESS_ZSTD;
+    opt.chunk_size = 64;
+#endif
     if (tal_store_build(path, base, &opt, NULL) != 0) fail("cannot build the reference store");
     for (size_t i = 0; i < N_FILES; i++) {
         snprintf(path, sizeof path, "%s/%s", base, files[i]);
@@ -193,6 +205,39 @@ static void fix_meta(file_t *w)
     memcpy(w[0].data + w[0].size - 8, &self, 8);
 }
 
+/* Reads every block and record the way stats and reduce do. */
+static void scan_all(const tal_store_t *s)
+{
+    tal_scan_t *scan = NULL;
+    tal_scan_opt_t opt;
+    tal_scan_block_t b;
+    int rc;
+    tal_scan_opt_init(&opt);
+    opt.threads = 1;
+    opt.headers = 1;
+    if ((rc = tal_scan_open(&scan, s, &opt)) != 0) {
+        if (rc != TAL_EINPUT && rc != TAL_ENOMEM) fail("scan open gave an unexpected error");
+        return;
+    }
+    while ((rc = tal_scan_next(scan, &b)) == 1) {
+        volatile unsigned char sink = 0;
+        for (size_t k = 0; k < b.len; k++) sink ^= (unsigned char)b.residues[k];
+        for (uint64_t id = b.first_record; id < b.first_record + b.record_count; id++) {
+            tal_record_t rec;
+            int r = tal_scan_record(scan, &b, id, &rec);
+            if (r == 0)
+                for (size_t k = 0; k < rec.seq_len; k++) sink ^= (unsigned char)rec.seq[k];
+            else if (r != TAL_EINPUT)
+                fail("scan record gave an unexpected error");
+        }
+        (void)sink;
+        tal_scan_release(scan, &b);
+    }
+    if (rc != 0 && rc != TAL_EINPUT && rc != TAL_EIO && rc != TAL_ENOMEM)
+        fail("scan gave an unexpected error");
+    tal_scan_close(scan);
+}
+
 /* Exercises the reader on the store at g_work; returns what verify said. */
 static int exercise(int *open_rc, int *all_ok)
 {
@@ -240,6 +285,7 @@ static int exercise(int *open_rc, int *all_ok)
         if (tal_store_lengths(s, &lengths) == 0)
             for (uint64_t id = 0; id < info.records; id++) sum += lengths[id];
         (void)sum;
+        scan_all(s);
         *all_ok = ok == info.records;
         tal_store_close(s);
     } else if (s) {

@@ -3,7 +3,7 @@
 fuzz_seeds() {
     case $2 in
     fuzz_fasta) printf '%s\n' "$1"/tests/data/*.fa "$1/tests/data/bad" ;;
-    fuzz_store) ;; # its inputs are edits to a store it builds; it starts from none
+    fuzz_store | fuzz_store_zstd) ;; # its inputs are edits to a store it builds: none
     fuzz_toml)
         printf '%s\n' "$1/tests/data/toml" "$1"/tests/data/config/*.toml "$1"/etc/*.toml \
             "$1/tests/fuzz/corpus/toml"
@@ -14,4 +14,4 @@ fuzz_seeds() {
     esac
 }
 
-FUZZ_HARNESSES="fuzz_fasta fuzz_store fuzz_toml fuzz_deltas fuzz_hits"
+FUZZ_HARNESSES="fuzz_fasta fuzz_store fuzz_store_zstd fuzz_toml fuzz_deltas fuzz_hits"
