@@ -74,6 +74,13 @@ printf '%s\n' $sources | xargs -P "$jobs" -n 1 "${FUZZ_SHELL:-/bin/sh}" "$0" --c
 objects=
 for s in $sources; do objects="$objects $(object_of "$s")"; done
 
+# The harnesses build stores, which fsync: on a tmpfs where there is one, so that hours of
+# fuzzing do not wear a disk (FUZZ_TMPDIR names another place).
+if [ -n "${FUZZ_TMPDIR-}" ]; then
+    export TMPDIR=$FUZZ_TMPDIR
+elif [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    export TMPDIR=/dev/shm
+fi
 failed=
 for h in $FUZZ_HARNESSES; do
     echo "  CCLD (fuzz) $h"
