@@ -357,8 +357,9 @@ int tal_instream_open(tal_instream_t **out, const char *path, int read_ahead)
     } else {
         s->fd = open(path, O_RDONLY | O_CLOEXEC);
         if (s->fd < 0) {
+            /* missing or unreadable: an I/O failure, not bad input */
             tal_log_error("cannot open %s: %s", path, strerror(errno));
-            rc = errno == ENOENT || errno == EISDIR ? TAL_EINPUT : TAL_EIO;
+            rc = TAL_EIO;
             goto fail;
         }
         s->own_fd = 1;
@@ -367,8 +368,8 @@ int tal_instream_open(tal_instream_t **out, const char *path, int read_ahead)
         s->stored_size = (uint64_t)st.st_size;
         posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     } else if (fstat(s->fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        tal_log_error("%s is a directory, not a FASTA file", path);
-        rc = TAL_EINPUT;
+        tal_log_error("cannot read %s: %s (a FASTA file is needed)", path, strerror(EISDIR));
+        rc = TAL_EIO;
         goto fail;
     }
     if ((rc = detect_format(s, path)) < 0) {

@@ -1,5 +1,6 @@
 # Table-driven bad inputs (tests/data/bad/cases.tsv) plus truncated compressed streams:
-# each is exit 3, names file and line, and leaves nothing at the output path.
+# each is exit 3 (a missing file exit 1), names file and line, and leaves nothing at the
+# output path.
 . "$(dirname "$0")/lib.sh"
 
 check_case() { # file expected_exit message
