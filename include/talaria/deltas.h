@@ -68,8 +68,9 @@ TAL_EXPORT int tal_dstore_is(const char *path);
 /* Opens a delta store. fasta names the reduced FASTA (NULL: the FASTA of the recorded name
  * beside the store, else the path recorded when it was written); it is opened on first use.
  * Every offset is checked here, so the other calls cannot read outside the file; a damaged
- * file is TAL_EINPUT naming it. With verify set the file's checksum is checked too, which
- * reads the whole file. */
+ * file is TAL_EINPUT naming it, one that cannot be opened (missing, unreadable, a
+ * directory) TAL_EIO. With verify set the file's checksum is checked too, which reads the
+ * whole file. */
 TAL_EXPORT int tal_dstore_open(tal_dstore_t **out, const char *path, const char *fasta, int verify);
 /* NULL is a no-op. */
 TAL_EXPORT void tal_dstore_close(tal_dstore_t *d);
@@ -90,8 +91,8 @@ TAL_EXPORT void tal_dstore_accession(const char *header, size_t len, const char 
                                      size_t *acc_len);
 
 /* Reference k's residues from the reduced FASTA, checked against its hash: TAL_EINPUT
- * (logged, naming the reference and record) if the FASTA does not belong. *seq is owned by
- * d and stays valid until the next call on d. */
+ * (logged, naming the reference and record) if the FASTA does not belong, TAL_EIO (logged)
+ * if it cannot be opened. *seq is owned by d and stays valid until the next call on d. */
 TAL_EXPORT int tal_dstore_ref_residues(tal_dstore_t *d, uint32_t k, const char **seq, size_t *len);
 /* Record i's residues rebuilt into *buf (malloc'd, grown as needed; *cap its size) and
  * checked against the record's checksum: TAL_EINPUT (logged) if they do not match. */

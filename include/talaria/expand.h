@@ -35,8 +35,8 @@ typedef struct {
 typedef int (*tal_hit_fn)(void *arg, const tal_hit_t *hit);
 
 /* Parses one line (its '\n', if any, is left out) into hit: the subject is column 2. A line
- * with fewer than two fields is TAL_EINPUT, logged as "NAME line LINE_NO: not a tabular
- * hit ...". */
+ * with fewer than two fields, or with a NUL byte, is TAL_EINPUT, logged as "NAME: line
+ * LINE_NO: not a tabular hit ..." (or "...: binary byte 0x00 ..."). */
 TAL_EXPORT int tal_hit_parse(const char *line, size_t len, const char *name, uint64_t line_no,
                              tal_hit_t *hit);
 /* Reads in (named name in messages) to its end, calling fn for every line parsed as

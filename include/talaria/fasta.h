@@ -28,7 +28,8 @@ typedef struct {
 
 TAL_EXPORT void tal_fasta_opt_init(tal_fasta_opt_t *opt);
 
-/* path "-" is stdin. */
+/* path "-" is stdin. A file that is missing, unreadable or a directory is TAL_EIO (logged
+ * naming it); one compressed with bzip2 or xz is TAL_EINPUT. */
 TAL_EXPORT int tal_fasta_open(tal_fasta_reader_t **out, const char *path,
                               const tal_fasta_opt_t *opt);
 /* Returns 1 and fills rec (valid until the next call), 0 at the end, <0 on error

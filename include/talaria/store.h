@@ -80,7 +80,8 @@ typedef struct {
     size_t seq_len;
 } tal_record_t;
 
-/* Opens with bounds checks on every count and size; a damaged store is TAL_EINPUT. */
+/* Opens with bounds checks on every count and size; a damaged store, or a path that holds
+ * no store, is TAL_EINPUT; a path that does not exist or cannot be read is TAL_EIO. */
 TAL_EXPORT int tal_store_open(tal_store_t **out, const char *path);
 TAL_EXPORT void tal_store_close(tal_store_t *store);
 TAL_EXPORT const char *tal_store_path(const tal_store_t *store);

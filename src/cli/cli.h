@@ -51,17 +51,17 @@ void cli_progress_show(cli_progress_t *p, int force, const char *fmt, ...)
 void cli_progress_end(cli_progress_t *p);
 
 /* How a command reads an id list. The commands' differences are kept as they were before
- * they shared this reader (their messages and exit codes are documented and tested). */
+ * they shared this reader (their messages are documented and tested). A list that cannot
+ * be opened, missing or unreadable, is TAL_EIO in every command. */
 typedef struct {
     const char *open_error; /* a format taking the path and strerror: "cannot open %s: %s" */
-    int open_is_input;      /* a list that cannot be opened is TAL_EINPUT (else only when
-                             * missing, TAL_EIO otherwise) */
     int trim_tabs;          /* trailing tabs go too */
     int read_errors;        /* a read error is TAL_EIO ("cannot read PATH: ..."), not the end */
 } cli_ids_opt_t;
 
-/* Called with each id (NUL-terminated); a negative return stops the reading. */
-typedef int (*cli_id_fn)(void *arg, const char *id, size_t len);
+/* Called with each id (NUL-terminated) and its line in the list; a negative return stops
+ * the reading. */
+typedef int (*cli_id_fn)(void *arg, const char *id, size_t len, uint64_t line);
 
 /* Reads accessions one per line from path ('-': stdin): trailing CR, LF and spaces
  * trimmed, blank lines skipped. Returns 0, the callback's error, or the list's. */

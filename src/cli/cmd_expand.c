@@ -35,8 +35,9 @@ static const char help[] =
     "  -q, --quiet          only errors on stderr\n"
     "  -h, --help           this help\n"
     "\n"
-    "Exit codes: 0 ok, 1 I/O error or the output exists, 2 usage, 3 invalid input (a line\n"
-    "without two tab-separated fields, named by file and line; a damaged delta store).\n";
+    "Exit codes: 0 ok, 1 I/O error (a file missing or unreadable) or the output exists,\n"
+    "2 usage, 3 invalid input (a line without two tab-separated fields or with a NUL\n"
+    "byte, named by file and line; a damaged delta store).\n";
 
 /* ---- output ---- */
 
@@ -72,7 +73,7 @@ int cmd_expand(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},  {"force", no_argument, NULL, 'f'},
         {"strict", no_argument, NULL, OPT_STRICT}, {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
-    const char *deltas = NULL, *reduced = NULL, *out_path = NULL, *hits = "-";
+    const char *deltas = NULL, *reduced = NULL, *out_path = NULL, *hits = "-", *name;
     tal_dstore_t *dstore = NULL;
     tal_expander_t *x = NULL;
     sink_t sink = {stdout, "stdout"};
@@ -95,6 +96,7 @@ int cmd_expand(int argc, char **argv)
         }
     }
     if (optind < argc) hits = argv[optind++];
+    name = strcmp(hits, "-") ? hits : "<stdin>"; /* in messages, as the FASTA reader says it */
     if (optind < argc) return cli_usage_error("expand", "unexpected argument '%s'", argv[optind]);
     if (!deltas) return cli_usage_error("expand", "missing -d DELTAS.tal");
     if (out_path && !strcmp(out_path, "-")) out_path = NULL;
@@ -104,10 +106,9 @@ int cmd_expand(int argc, char **argv)
     }
     if ((rc = tal_dstore_open(&dstore, deltas, reduced, 0)) < 0) return cli_exit(rc);
     if (strcmp(hits, "-") && !(in = fopen(hits, "r"))) {
-        rc = errno == ENOENT ? TAL_EINPUT : TAL_EIO;
         tal_log_error("cannot open %s: %s", hits, strerror(errno));
         tal_dstore_close(dstore);
-        return cli_exit(rc);
+        return cli_exit(TAL_EIO);
     }
     if (out_path) {
         if ((rc = tal_outfile_open(&of, out_path, force)) < 0) {
@@ -121,7 +122,7 @@ int cmd_expand(int argc, char **argv)
         setvbuf(sink.f, NULL, _IOFBF, 1 << 20);
     }
     if ((rc = tal_expander_create(&x, dstore, strict, write_hit, &sink)) == 0)
-        rc = tal_expander_feed_file(x, in, strcmp(hits, "-") ? hits : "stdin");
+        rc = tal_expander_feed_file(x, in, name);
     if (in != stdin) fclose(in);
     if (out_path) {
         if (rc == 0) rc = tal_outfile_commit(&of, force);
@@ -130,7 +131,7 @@ int cmd_expand(int argc, char **argv)
         tal_log_error("cannot write to stdout: %s", strerror(errno));
         rc = TAL_EIO;
     }
-    if (rc == 0) tal_expander_warn(x, strcmp(hits, "-") ? hits : "stdin");
+    if (rc == 0) tal_expander_warn(x, name);
     tal_expander_free(x);
     tal_dstore_close(dstore);
     return cli_exit(rc);

@@ -346,9 +346,10 @@ static void ask(get_ctx_t *g, const char *text)
         get_one(g, text);
 }
 
-static int ask_id(void *arg, const char *id, size_t len)
+static int ask_id(void *arg, const char *id, size_t len, uint64_t line)
 {
     (void)len;
+    (void)line; /* the accessions not found are listed together at the end */
     ask(arg, id);
     return 0;
 }
@@ -416,7 +417,7 @@ int cmd_get(int argc, char **argv)
     }
     for (int i = optind + 1; i < argc; i++) ask(&g, argv[i]);
     if (id_file) {
-        static const cli_ids_opt_t ids = {"cannot open %s: %s", 0, 1, 1};
+        static const cli_ids_opt_t ids = {"cannot open %s: %s", 1, 1};
         rc = cli_read_ids(id_file, &ids, ask_id, &g);
     }
     flush_batch(&g);

@@ -35,17 +35,21 @@ static const char help[] =
 typedef struct {
     tal_dstore_t *d;
     const char *deltas; /* as the user named it */
+    const char *list;   /* the --ids file, "-" for stdin */
     FILE *f;
     size_t width;
     uint64_t missing, written;
 } ids_ctx_t;
 
-static int emit_id(void *arg, const char *id, size_t len)
+static int emit_id(void *arg, const char *id, size_t len, uint64_t line)
 {
     ids_ctx_t *c = arg;
     uint64_t i;
     if (tal_dstore_find(c->d, id, len, &i) < 0) {
-        if (c->missing++ < 10) tal_log_error("%s: not in %s", id, c->deltas);
+        if (c->missing++ < 10)
+            tal_log_error("%s: line %llu: %s is not in %s",
+                          strcmp(c->list, "-") ? c->list : "<stdin>", (unsigned long long)line, id,
+                          c->deltas);
         return 0;
     }
     c->written++;
@@ -117,8 +121,8 @@ int cmd_reconstruct(int argc, char **argv)
         rc = tal_dstore_write_fasta(d, 0, info.records, width, f);
         written = info.records;
     } else {
-        static const cli_ids_opt_t ids_opt = {"%s: cannot open: %s", 1, 1, 1};
-        ids_ctx_t c = {d, deltas, f, width, 0, 0};
+        static const cli_ids_opt_t ids_opt = {"%s: cannot open: %s", 1, 1};
+        ids_ctx_t c = {d, deltas, ids, f, width, 0, 0};
         rc = cli_read_ids(ids, &ids_opt, emit_id, &c);
         missing = c.missing;
         written = c.written;

@@ -284,7 +284,7 @@ static int load_pairs(pairset_t *p, const char *path)
     int rc;
     if (!f) {
         tal_log_error("cannot open %s: %s", path, strerror(errno));
-        return errno == ENOENT ? TAL_EINPUT : TAL_EIO;
+        return TAL_EIO;
     }
     rc = tal_hits_read(f, path, add_pair, p);
     fclose(f);
@@ -323,7 +323,7 @@ static int hit_recovery(tal_dstore_t *dstore, const char *original, const char *
     if ((rc = load_pairs(p, original)) < 0) return rc;
     if (!(f = fopen(reduced, "r"))) {
         tal_log_error("cannot open %s: %s", reduced, strerror(errno));
-        return errno == ENOENT ? TAL_EINPUT : TAL_EIO;
+        return TAL_EIO;
     }
     if ((rc = tal_expander_create(&x, dstore, 0, mark_pair, p)) == 0) {
         rc = tal_expander_feed_file(x, f, reduced);

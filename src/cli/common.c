@@ -54,17 +54,18 @@ int cli_read_ids(const char *path, const cli_ids_opt_t *opt, cli_id_fn fn, void 
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
+    uint64_t line_no = 0;
     int rc = 0;
     if (!f) {
-        int err = errno;
-        tal_log_error(opt->open_error, path, strerror(err));
-        return opt->open_is_input || err == ENOENT ? TAL_EINPUT : TAL_EIO;
+        tal_log_error(opt->open_error, path, strerror(errno));
+        return TAL_EIO;
     }
     while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        line_no++;
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
                          (opt->trim_tabs && line[n - 1] == '\t')))
             line[--n] = '\0';
-        if (n > 0) rc = fn(arg, line, (size_t)n);
+        if (n > 0) rc = fn(arg, line, (size_t)n, line_no);
     }
     if (rc == 0 && opt->read_errors && (ferror(f) || !feof(f))) { /* not the end: failed */
         tal_log_error("cannot read %s: %s", path, strerror(errno));

@@ -132,13 +132,34 @@ static int choice_of(const key_def_t *k, const char *t)
     return -1;
 }
 
+/* A size limit of the schema as it would be written: "64K", "1G". */
+static const char *size_name(double bytes, char *buf, size_t size)
+{
+    static const char units[] = "KMGT";
+    char unit[2] = "";
+    for (int u = 0; units[u] && bytes >= 1024 && fmod(bytes, 1024) == 0; u++) {
+        bytes /= 1024;
+        unit[0] = units[u];
+    }
+    snprintf(buf, size, "%.0f%s", bytes, unit);
+    return buf;
+}
+
 /* What a key takes, for messages. */
 static void describe(const key_def_t *k, char *buf, size_t size)
 {
+    char lo[32], hi[32];
     size_t at = 0;
     switch (k->type) {
     case K_INT: snprintf(buf, size, "a whole number from %.0f to %.0f", k->min, k->max); break;
-    case K_SIZE: snprintf(buf, size, "a size such as 512M or 4G (or bytes)"); break;
+    case K_SIZE:
+        if (k->min > 0) /* a bounded size: say the bounds, not only the form */
+            snprintf(buf, size, "a size from %s to %s, such as %s (or bytes)",
+                     size_name(k->min, lo, sizeof lo), size_name(k->max, hi, sizeof hi),
+                     k->fallback);
+        else
+            snprintf(buf, size, "a size such as 512M or 4G (or bytes)");
+        break;
     case K_FLOAT: snprintf(buf, size, "a number in (0, 1]"); break;
     case K_BOOL: snprintf(buf, size, "true or false"); break;
     case K_STRING: snprintf(buf, size, "a string"); break;

@@ -52,6 +52,7 @@ struct tal_instream {
     LZ4F_dctx *lz4;
     size_t lz4_last;
     int finished;
+    int failed; /* the decoder's error, given after the bytes decoded before it */
     /* plain regular files are mapped rather than copied; windows are dropped once read */
     const char *map;
     size_t map_size, map_pos;
@@ -93,13 +94,16 @@ static int all_zero(const unsigned char *p, size_t n)
     return 1;
 }
 
-/* Decodes into out (capacity cap); returns bytes produced (0 only at the end) or <0. */
+/* Decodes into out (capacity cap); returns bytes produced (0 only at the end) or <0. The
+ * bytes decoded before an error come first, so that the parser names the line where the
+ * damage is, not the start of the block; the error follows on the next call. */
 static long decode(tal_instream_t *s, char *out, size_t cap)
 {
     size_t produced = 0;
-    int rc;
+    int rc = 0;
+    if (s->failed) return s->failed;
     while (produced < cap && !s->finished) {
-        if ((rc = raw_fill(s)) < 0) return rc;
+        if ((rc = raw_fill(s)) < 0) goto fail;
         if (s->format == FMT_PLAIN) {
             size_t n = s->raw_len - s->raw_pos;
             if (n == 0 && !s->raw_eof && cap - produced >= RAW_BUF_SIZE) {
@@ -109,7 +113,8 @@ static long decode(tal_instream_t *s, char *out, size_t cap)
                 while (got < 0 && errno == EINTR);
                 if (got < 0) {
                     snprintf(s->error, sizeof s->error, "read failed: %s", strerror(errno));
-                    return TAL_EIO;
+                    rc = TAL_EIO;
+                    goto fail;
                 }
                 if (got == 0) {
                     s->raw_eof = 1;
@@ -132,7 +137,8 @@ static long decode(tal_instream_t *s, char *out, size_t cap)
             if (s->raw_eof) {
                 if (!s->zs_member_done) {
                     snprintf(s->error, sizeof s->error, "gzip stream is truncated");
-                    return TAL_EINPUT;
+                    rc = TAL_EINPUT;
+                    goto fail;
                 }
                 s->finished = 1;
                 break;
@@ -146,7 +152,8 @@ static long decode(tal_instream_t *s, char *out, size_t cap)
                 }
                 if (s->raw[s->raw_pos] != 0x1f) {
                     snprintf(s->error, sizeof s->error, "unexpected data after the gzip stream");
-                    return TAL_EINPUT;
+                    rc = TAL_EINPUT;
+                    goto fail;
                 }
                 inflateReset(&s->zs);
                 s->zs_member_done = 0;
@@ -163,7 +170,8 @@ static long decode(tal_instream_t *s, char *out, size_t cap)
             else if (rc != Z_OK && rc != Z_BUF_ERROR) {
                 snprintf(s->error, sizeof s->error, "gzip data is corrupt (%s)",
                          s->zs.msg ? s->zs.msg : "inflate failed");
-                return TAL_EINPUT;
+                rc = TAL_EINPUT;
+                goto fail;
             }
         } else if (s->format == FMT_ZSTD) {
             ZSTD_inBuffer in = {s->raw + s->raw_pos, s->raw_len - s->raw_pos, 0};
@@ -178,7 +186,8 @@ static long decode(tal_instream_t *s, char *out, size_t cap)
                         continue;
                     }
                     snprintf(s->error, sizeof s->error, "zstd stream is truncated");
-                    return TAL_EINPUT;
+                    rc = TAL_EINPUT;
+                    goto fail;
                 }
                 s->finished = 1;
                 break;
@@ -187,7 +196,8 @@ static long decode(tal_instream_t *s, char *out, size_t cap)
             if (ZSTD_isError(s->zstd_last)) {
                 snprintf(s->error, sizeof s->error, "zstd data is corrupt (%s)",
                          ZSTD_getErrorName(s->zstd_last));
-                return TAL_EINPUT;
+                rc = TAL_EINPUT;
+                goto fail;
             }
             produced += o.pos;
             s->raw_pos += in.pos;
@@ -196,7 +206,8 @@ static long decode(tal_instream_t *s, char *out, size_t cap)
             if (s->raw_eof) {
                 if (s->lz4_last != 0) {
                     snprintf(s->error, sizeof s->error, "lz4 stream is truncated");
-                    return TAL_EINPUT;
+                    rc = TAL_EINPUT;
+                    goto fail;
                 }
                 s->finished = 1;
                 break;
@@ -206,13 +217,17 @@ static long decode(tal_instream_t *s, char *out, size_t cap)
             if (LZ4F_isError(s->lz4_last)) {
                 snprintf(s->error, sizeof s->error, "lz4 data is corrupt (%s)",
                          LZ4F_getErrorName(s->lz4_last));
-                return TAL_EINPUT;
+                rc = TAL_EINPUT;
+                goto fail;
             }
             produced += out_len;
             s->raw_pos += in_len;
         }
     }
     return (long)produced;
+fail:
+    s->failed = rc;
+    return produced ? (long)produced : rc;
 }
 
 static void fill_block(tal_instream_t *s, block_t *b)
@@ -357,8 +372,9 @@ int tal_instream_open(tal_instream_t **out, const char *path, int read_ahead)
     } else {
         s->fd = open(path, O_RDONLY | O_CLOEXEC);
         if (s->fd < 0) {
+            /* missing or unreadable: an I/O failure, not bad input */
             tal_log_error("cannot open %s: %s", path, strerror(errno));
-            rc = errno == ENOENT || errno == EISDIR ? TAL_EINPUT : TAL_EIO;
+            rc = TAL_EIO;
             goto fail;
         }
         s->own_fd = 1;
@@ -367,8 +383,8 @@ int tal_instream_open(tal_instream_t **out, const char *path, int read_ahead)
         s->stored_size = (uint64_t)st.st_size;
         posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     } else if (fstat(s->fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        tal_log_error("%s is a directory, not a FASTA file", path);
-        rc = TAL_EINPUT;
+        tal_log_error("cannot read %s: %s (a FASTA file is needed)", path, strerror(EISDIR));
+        rc = TAL_EIO;
         goto fail;
     }
     if ((rc = detect_format(s, path)) < 0) {

@@ -436,7 +436,7 @@ int tal_dstore_open(tal_dstore_t **out, const char *path, const char *fasta, int
 {
     tal_dstore_t *d = calloc(1, sizeof *d);
     struct stat st;
-    int fd, rc;
+    int fd, rc, err;
     *out = NULL;
     if (!d) return TAL_ENOMEM;
     d->fasta_fd = -1;
@@ -445,12 +445,13 @@ int tal_dstore_open(tal_dstore_t **out, const char *path, const char *fasta, int
         return TAL_ENOMEM;
     }
     fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) < 0) {
-        tal_log_error("%s: cannot open: %s", path, strerror(errno));
-        rc = errno == ENOENT || errno == EACCES ? TAL_EINPUT : TAL_EIO;
+    err = fd < 0 || fstat(fd, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+    if (err) {
+        /* missing, unreadable or a directory: an I/O failure, not a damaged file */
+        tal_log_error("%s: cannot open: %s", path, strerror(err));
         if (fd >= 0) close(fd);
         tal_dstore_close(d);
-        return rc;
+        return TAL_EIO;
     }
     d->size = (size_t)st.st_size;
     if (d->size < HEADER_SPACE + 8) {
@@ -642,13 +643,18 @@ int tal_dstore_ref_residues(tal_dstore_t *d, uint32_t k, const char **seq, size_
         return damaged(d, "a reference has an impossible length");
     if (d->fasta_fd < 0) {
         struct stat st;
+        int err;
         d->fasta_fd = open(d->fasta_path, O_RDONLY | O_CLOEXEC);
-        if (d->fasta_fd < 0 || fstat(d->fasta_fd, &st) < 0) {
+        err = d->fasta_fd < 0 || fstat(d->fasta_fd, &st) < 0 ? errno
+              : S_ISDIR(st.st_mode)                          ? EISDIR
+                                                             : 0;
+        if (err) {
+            /* missing, unreadable or a directory: an I/O failure */
             tal_log_error("%s: cannot open the reduced FASTA of %s: %s", d->fasta_path, d->path,
-                          strerror(errno));
+                          strerror(err));
             if (d->fasta_fd >= 0) close(d->fasta_fd);
             d->fasta_fd = -1;
-            return TAL_EINPUT;
+            return TAL_EIO;
         }
         d->fasta_size = (uint64_t)st.st_size;
     }

@@ -62,9 +62,15 @@ int tal_hit_parse(const char *line, size_t len, const char *name, uint64_t line_
     hit->line = line;
     hit->len = len;
     hit->line_no = line_no;
+    if (memchr(line, '\0', len)) {
+        /* a compressed or binary file: its bytes would pass through as "subjects" */
+        tal_log_error("%s: line %llu: binary byte 0x00; is this a tabular (-outfmt 6) hits file?",
+                      name, (unsigned long long)line_no);
+        return TAL_EINPUT;
+    }
     kind = hit_fields(line, len, &subject_at, &subject_end);
     if (kind < 0) {
-        tal_log_error("%s line %llu: not a tabular hit (needs a query and a subject, "
+        tal_log_error("%s: line %llu: not a tabular hit (needs a query and a subject, "
                       "separated by a tab)",
                       name, (unsigned long long)line_no);
         return TAL_EINPUT;
@@ -162,7 +168,7 @@ static int note_unknown(tal_expander_t *x, const char *name, uint64_t line_no, c
                         size_t len)
 {
     if (x->strict) {
-        tal_log_error("%s line %llu: subject '%.*s' is not in %s", name,
+        tal_log_error("%s: line %llu: subject '%.*s' is not in %s", name,
                       (unsigned long long)line_no, (int)(len > 200 ? 200 : len), subject,
                       tal_dstore_path(x->dstore));
         return TAL_ENOTFOUND;

@@ -80,11 +80,21 @@ static int read_meta(tal_store_t *s)
     snprintf(path, sizeof path, "%s/%s", s->path, TAL_META_FILE);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            tal_log_error("%s is not a talaria store (no %s file)", s->path, TAL_META_FILE);
-        else
-            tal_log_error("cannot open %s: %s", path, strerror(errno));
-        return errno == ENOENT || errno == ENOTDIR ? TAL_EINPUT : TAL_EIO;
+        int err = errno;
+        struct stat top;
+        if (err != ENOENT && err != ENOTDIR) {
+            tal_log_error("cannot open %s: %s", path, strerror(err));
+            return TAL_EIO;
+        }
+        /* a store that is not there is an I/O failure; a path that is there but holds no
+         * store is bad input */
+        if (stat(s->path, &top) != 0) {
+            tal_log_error("cannot open %s: %s", s->path, strerror(errno));
+            return TAL_EIO;
+        }
+        tal_log_error("%s is not a talaria store (%s)", s->path,
+                      S_ISDIR(top.st_mode) ? "no " TAL_META_FILE " file" : "not a directory");
+        return TAL_EINPUT;
     }
     if (fstat(fd, &st) != 0 || st.st_size < (off_t)(sizeof(tal_meta_disk_t) + 8) ||
         st.st_size > (off_t)(sizeof(tal_meta_disk_t) + TAL_MAX_SECTIONS * 64 + 8)) {
@@ -143,9 +153,13 @@ static int map_section(tal_store_t *s, const tal_section_disk_t *sec)
     if (sec->id == TAL_SEC_CATALOG) return 0; /* opened by SQLite, not mapped */
     snprintf(path, sizeof path, "%s/%s", s->path, sec->file);
     fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno != ENOENT) { /* there but unreadable: an I/O failure (format.md 7.1) */
+        tal_log_error("cannot open %s: %s", path, strerror(errno));
+        return TAL_EIO;
+    }
     if (fd < 0) {
-        tal_log_error("%s: the %s section (%s) is missing: %s", s->path, tal_section_name(sec->id),
-                      sec->file, strerror(errno));
+        tal_log_error("%s: the %s section (%s) is missing; the store is damaged", s->path,
+                      tal_section_name(sec->id), sec->file);
         return TAL_EINPUT;
     }
     if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != sec->size) {

@@ -7,9 +7,11 @@
 #include "talaria/store.h"
 #include "util/files_internal.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int broken(const tal_store_t *s, uint32_t id, const char *what)
 {
@@ -47,6 +49,11 @@ static int check_checksums(const tal_store_t *s)
             char path[4096];
             int rc;
             snprintf(path, sizeof path, "%s/%s", tal_store_path(s), sec->file);
+            if (access(path, F_OK) != 0 && errno == ENOENT) {
+                char what[96];
+                snprintf(what, sizeof what, "its file %s is missing", sec->file);
+                return broken(s, id, what);
+            }
             if ((rc = tal_hash_file(path, &sum, &fsize)) < 0) return rc;
             if (fsize != sec->size) return broken(s, id, "its size differs from the meta table");
         } else {

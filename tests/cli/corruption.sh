@@ -61,6 +61,8 @@ for f in residues keys lengths meta catalog.sqlite; do
     rm -f "$T/bad.tal/$f"
     expect_exit 3 "$TALARIA" verify "$T/bad.tal"
 done
-expect_exit 3 "$TALARIA" verify "$T/nonexistent.tal"
+# a store that is not there is an I/O failure; a directory that holds no store is bad input
+expect_exit 1 "$TALARIA" verify "$T/nonexistent.tal" && expect_stderr "cannot open $T/nonexistent.tal: No such file"
+expect_exit 1 "$TALARIA" get "$T/nonexistent.tal" x && expect_stderr "cannot open $T/nonexistent.tal: No such file"
 expect_exit 3 "$TALARIA" get "$DATA" x && expect_stderr "is not a talaria store"
 finish

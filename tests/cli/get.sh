@@ -39,5 +39,5 @@ printf 'x\r\n\nP68871\n' >"$T/ids"
 expect_exit 0 "$TALARIA" get -w 0 -f "$T/ids" "$db"
 [ "$(grep -c '^>' "$T/out")" -eq 2 ] && head -1 "$T/out" | grep -q '^>x$' || fail "-f order or parsing"
 printf 'x\n' | "$TALARIA" get -w 0 -f - "$db" >"$T/out" || fail "-f - (stdin)"
-expect_exit 3 "$TALARIA" get "$db" -f "$T/no_such_file"
+expect_exit 1 "$TALARIA" get "$db" -f "$T/no_such_file" && expect_stderr "cannot open $T/no_such_file"
 finish

@@ -1,6 +1,6 @@
 # The accession lists of get -f and reconstruct --ids (one reader, src/cli/common.c): what
-# is trimmed (CR, LF, spaces, tabs), blank lines, stdin, unreadable lists, and each
-# command's own wording for a list it cannot open.
+# is trimmed (CR, LF, spaces, tabs), blank lines, stdin, missing and unreadable lists (exit
+# 1), and each command's own wording for a list it cannot open.
 . "$TAL_SRCDIR/tests/cli/lib.sh"
 
 protein_families 60 7 fam >"$T/in.fa"
@@ -28,9 +28,10 @@ expect_exit 0 "$TALARIA" get -w 0 -f "$T/tab" "$deltas" && cp "$T/out" "$T/tab.g
 expect_exit 0 "$TALARIA" reconstruct -d "$deltas" --ids "$T/tab" &&
     { cmp -s "$T/out" "$T/tab.get" || fail "reconstruct --ids with a trailing tab: $(head -c 200 "$T/out")"; }
 
-# each command names a list it cannot open in its own words
-expect_exit 3 "$TALARIA" get -f "$T/none" "$deltas" && expect_stderr "cannot open $T/none: No such file"
-expect_exit 3 "$TALARIA" reconstruct -d "$deltas" --ids "$T/none" &&
+# each command names a list it cannot open in its own words; a missing list is an I/O
+# failure in both (it used to be exit 3, invalid input)
+expect_exit 1 "$TALARIA" get -f "$T/none" "$deltas" && expect_stderr "cannot open $T/none: No such file"
+expect_exit 1 "$TALARIA" reconstruct -d "$deltas" --ids "$T/none" &&
     expect_stderr "$T/none: cannot open: No such file"
 # a list that cannot be read is an I/O error in both (reconstruct used to print nothing, exit 0)
 expect_exit 1 "$TALARIA" get -f "$T" "$deltas" && expect_stderr "cannot read $T: Is a directory"

@@ -375,10 +375,11 @@ expect_exit 2 "$TALARIA" reconstruct -d "$T/p90/red.deltas.tal" -w -1 && expect_
 expect_exit 2 "$TALARIA" reconstruct -d "$T/p90/red.deltas.tal" extra && expect_stderr "unexpected argument"
 [ -z "$(ls "$T/usage")" ] || fail "usage errors left files: $(ls "$T/usage")"
 expect_exit 3 "$TALARIA" reconstruct -d "$T/in.fa" -o "$T/usage/full.fa"
-expect_exit 3 "$TALARIA" reconstruct -d "$T/nosuch.deltas.tal" && expect_stderr "nosuch.deltas.tal"
+expect_exit 1 "$TALARIA" reconstruct -d "$T/nosuch.deltas.tal" && expect_stderr "nosuch.deltas.tal: cannot open"
 [ -z "$(ls "$T/usage")" ] || fail "reconstruct of a non-delta-store left files: $(ls "$T/usage")"
 
-# ---- 8: bad input is exit 3 naming the file and line; a failure leaves nothing ----
+# ---- 8: bad input is exit 3 naming the file and line (a missing one exit 1); a failure
+# leaves nothing ----
 # nothing_left DIR WHAT: no output, temporary file or scratch directory after a failure
 nothing_left() {
     [ -z "$(ls -A "$1")" ] || fail "$2 left $(ls -A "$1" | tr '\n' ' ')in the output directory"
@@ -398,8 +399,8 @@ nothing_left "$T/bad" "an empty header at the end"
 expect_exit 3 "$TALARIA" reduce -i "$T/dup.fa" -o "$T/bad/red.fasta" --tmp-dir "$T/scratch" &&
     expect_stderr "duplicate accession 'f2_1'"
 nothing_left "$T/bad" "a duplicate accession"
-expect_exit 3 "$TALARIA" reduce -i "$T/nosuch.fa" -o "$T/bad/red.fasta" --tmp-dir "$T/scratch" &&
-    expect_stderr "nosuch.fa"
+expect_exit 1 "$TALARIA" reduce -i "$T/nosuch.fa" -o "$T/bad/red.fasta" --tmp-dir "$T/scratch" &&
+    expect_stderr "cannot open $T/nosuch.fa: No such file or directory"
 nothing_left "$T/bad" "a missing input"
 # failures after the reduction, while writing: an output directory that does not exist
 for opt in --clstr -m --membership; do

@@ -202,7 +202,7 @@ expect_exit 0 "$TALARIA" expand -q -f -d "$deltas" -o "$T/keep.m8" "$T/hits.m8"
 cmp -s "$T/keep.m8" "$T/expected.m8" || fail "expand --force did not replace the output"
 # a line without a subject: exit 3 naming file and line, nothing left behind
 { cat "$T/hits.m8"; printf 'qD only-one-field\n'; } >"$T/bad.m8"
-expect_exit 3 "$TALARIA" expand -d "$deltas" -o "$T/never.m8" "$T/bad.m8" && expect_stderr "bad.m8 line 9"
+expect_exit 3 "$TALARIA" expand -d "$deltas" -o "$T/never.m8" "$T/bad.m8" && expect_stderr "bad.m8: line 9"
 for left in "$T"/never.m8*; do [ -e "$left" ] && fail "a failed expand left $left"; done
 expect_exit 2 "$TALARIA" expand "$T/hits.m8" && expect_stderr "missing -d"
 expect_exit 3 "$TALARIA" expand -d "$T/in.fa" "$T/hits.m8"
@@ -244,5 +244,5 @@ expect_stderr "UNKNOWN2"
 expect_value sequence_coverage 1.000000
 printf 'qA\tx\t1\nno-tab-here\n' >"$T/a_bad.m8"
 expect_exit 3 "$TALARIA" validate --original-results "$T/a_bad.m8" --reduced-results "$T/b.m8" \
-    "$T/in.fa" "$T/red.fasta" "$deltas" && expect_stderr "a_bad.m8 line 2"
+    "$T/in.fa" "$T/red.fasta" "$deltas" && expect_stderr "a_bad.m8: line 2"
 finish

@@ -55,7 +55,10 @@ static void test_open_errors(void **state)
     tal_log_level_t level = tal_log_get_level();
     snprintf(missing, sizeof missing, "%s/none.tal", fx->dir);
     tal_log_set_level(TAL_LOG_QUIET);
-    assert_int_equal(tal_dstore_open(&d, missing, NULL, 0), TAL_EINPUT);
+    /* missing or a directory: an I/O failure; a file that is not a delta store: bad input */
+    assert_int_equal(tal_dstore_open(&d, missing, NULL, 0), TAL_EIO);
+    assert_null(d);
+    assert_int_equal(tal_dstore_open(&d, fx->dir, NULL, 0), TAL_EIO);
     assert_null(d);
     assert_int_equal(tal_dstore_open(&d, fx->fasta, NULL, 0), TAL_EINPUT);
     tal_log_set_level(level);

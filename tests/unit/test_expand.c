@@ -153,7 +153,7 @@ static void test_unknown_subjects(void **state)
     capture_begin(&cap, &st->fx);
     assert_int_equal(feed(x, "q1\tnosuchA\t1", 2), TAL_ENOTFOUND);
     err = capture_end(&cap);
-    assert_non_null(strstr(err, "error: hits.m8 line 2: subject 'nosuchA' is not in "));
+    assert_non_null(strstr(err, "error: hits.m8: line 2: subject 'nosuchA' is not in "));
     sink_close(&s);
     assert_int_equal(s.hits, 1);
     tal_expander_free(x);
@@ -174,9 +174,9 @@ static void test_bad_lines(void **state)
     assert_int_equal(feed(x, "just_one_field", 12), TAL_EINPUT);
     assert_int_equal(feed(x, "q\t\t1.0", 13), TAL_EINPUT); /* an empty subject */
     err = capture_end(&cap);
-    assert_string_equal(err, "talaria: error: hits.m8 line 12: not a tabular hit "
+    assert_string_equal(err, "talaria: error: hits.m8: line 12: not a tabular hit "
                              "(needs a query and a subject, separated by a tab)\n"
-                             "talaria: error: hits.m8 line 13: not a tabular hit "
+                             "talaria: error: hits.m8: line 13: not a tabular hit "
                              "(needs a query and a subject, separated by a tab)\n");
     sink_close(&s);
     assert_int_equal(s.hits + s.comments, 0);
@@ -225,7 +225,7 @@ static void test_feed_file(void **state)
     err = capture_end(&cap);
     fclose(in);
     sink_close(&s);
-    assert_non_null(strstr(err, "b.m8 line 3: not a tabular hit"));
+    assert_non_null(strstr(err, "b.m8: line 3: not a tabular hit"));
     assert_string_equal(s.text, "q1\tm1\n\n");
     tal_expander_free(x);
     free(s.text);
@@ -265,6 +265,8 @@ static void test_hit_reader(void **state)
     assert_int_equal(tal_hit_parse("  \t", 3, "x", 2, &hit), 0);
     assert_null(hit.subject);
     assert_int_equal(hit.subject_at, 3);
+    /* a NUL byte (a compressed or binary file) is refused, not passed on as a subject */
+    assert_int_equal(tal_hit_parse("q\ts\0x\n", 6, "x", 3, &hit), TAL_EINPUT);
     in = text_file("a\tb\t1\n# c\na\tc\n\n");
     assert_int_equal(tal_hits_read(in, "p.m8", count_pairs, &pairs), 0);
     fclose(in);

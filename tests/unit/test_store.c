@@ -815,7 +815,7 @@ static void test_build_errors_leave_nothing(void **state)
         }
     }
     assert_int_equal(build(tpath(state, "missing.fa"), tpath(state, "out.store"), 1, 0, 0, NULL),
-                     TAL_EINPUT);
+                     TAL_EIO);
     assert_false(exists(tpath(state, "out.store")));
 }
 
@@ -985,11 +985,11 @@ static void test_open_damaged(void **state)
     tal_store_t *s = (tal_store_t *)0x1;
     write_fasta(fa, defs, n, 60, 0);
     assert_int_equal(build(fa, st, 1, 0, 0, NULL), 0);
-    /* a path that is not a store */
-    assert_int_equal(tal_store_open(&s, tpath(state, "nothing")), TAL_EINPUT);
+    /* a path that is not there (an I/O failure), and one that is not a store */
+    assert_int_equal(tal_store_open(&s, tpath(state, "nothing")), TAL_EIO);
     assert_null(s);
     assert_int_equal(tal_store_open(&s, fa), TAL_EINPUT);
-    assert_int_equal(tal_store_verify(tpath(state, "nothing"), 1), TAL_EINPUT);
+    assert_int_equal(tal_store_verify(tpath(state, "nothing"), 1), TAL_EIO);
     /* each file truncated by one byte, or missing */
     snprintf(saved, sizeof saved, "%s", tpath(state, "saved"));
     for (size_t k = 0; k < N_STORE_FILES; k++) {
