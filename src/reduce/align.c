@@ -3,7 +3,10 @@
  * (semi-global, reference end gaps free), so identity and coverage are over the
  * member's length as in CD-HIT. The delta compares bytes, not matrix letters, so case
  * and characters outside the matrix survive: it is checked by applying it before it is
- * handed out. */
+ * handed out. Identity counts columns of the same residue: the same byte for proteins;
+ * for nucleotides the same base whatever its case, U the same as T (RNA against DNA),
+ * and N or another IUPAC code never the same as anything, itself included (they score
+ * as mismatches too, as they are no k-mer seeds). */
 #include "delta_internal.h"
 #include "talaria/error.h"
 
@@ -25,6 +28,7 @@ struct tal_aligner {
     size_t check_cap;
     /* the banded aligner: scores by byte pair, rows, traceback */
     int8_t score[256][256];
+    uint8_t same[256][256]; /* the pair counts as identical */
     int32_t *rows;
     size_t rows_cap;
     uint8_t *trace;
@@ -61,10 +65,22 @@ int tal_aligner_create(tal_aligner_t **out, int nucleotide, uint64_t max_cells)
     *out = NULL;
     if (!a) return TAL_ENOMEM;
     if (nucleotide) {
+        /* parasail maps lower case to upper, and any other letter to a last, neutral
+         * row: U scores as T, and N and the rest as mismatches everywhere */
+        int t, u, n, other;
         a->owned = parasail_matrix_create("ACGTUN", 2, -3);
         if (!a->owned) {
             free(a);
             return TAL_ENOMEM;
+        }
+        t = a->owned->mapper['T'], u = a->owned->mapper['U'], n = a->owned->mapper['N'];
+        other = a->owned->mapper['R'];
+        parasail_matrix_set_value(a->owned, t, u, 2);
+        parasail_matrix_set_value(a->owned, u, t, 2);
+        parasail_matrix_set_value(a->owned, n, n, -3);
+        for (int x = 0; x < a->owned->size; x++) {
+            parasail_matrix_set_value(a->owned, x, other, -3);
+            parasail_matrix_set_value(a->owned, other, x, -3);
         }
         a->matrix = a->owned;
         a->open = 5;
@@ -80,7 +96,21 @@ int tal_aligner_create(tal_aligner_t **out, int nucleotide, uint64_t max_cells)
             int mx = a->matrix->mapper[x], my = a->matrix->mapper[y];
             int v = a->matrix->matrix[mx * a->matrix->size + my];
             a->score[x][y] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+            a->same[x][y] = x == y;
         }
+    if (nucleotide) {
+        static const char base[] = "ACGTU";
+        memset(a->same, 0, sizeof a->same);
+        for (const char *x = base; *x; x++)
+            for (const char *y = base; *y; y++) {
+                int bx = *x == 'U' ? 'T' : *x, by = *y == 'U' ? 'T' : *y;
+                if (bx != by) continue;
+                a->same[(unsigned char)*x][(unsigned char)*y] = 1;
+                a->same[(unsigned char)*x][(unsigned char)(*y | 0x20)] = 1;
+                a->same[(unsigned char)(*x | 0x20)][(unsigned char)*y] = 1;
+                a->same[(unsigned char)(*x | 0x20)][(unsigned char)(*y | 0x20)] = 1;
+            }
+    }
     *out = a;
     return 0;
 }
@@ -128,20 +158,21 @@ static int emit(tal_aligner_t *a, int op, uint64_t count, const char *literals)
     return 0;
 }
 
-/* A run of aligned columns becomes COPY and SUB operations by comparing bytes. */
+/* A run of aligned columns becomes COPY and SUB operations by comparing bytes (the delta
+ * keeps the member's own letters); identical counts the columns of the same residue. */
 static int emit_aligned(tal_aligner_t *a, const char *m, const char *r, uint64_t n,
                         uint64_t *identical)
 {
+    const unsigned char *um = (const unsigned char *)m, *ur = (const unsigned char *)r;
     uint64_t i = 0;
     int rc;
     while (i < n) {
         uint64_t j = i;
         if (m[i] == r[i]) {
-            while (j < n && m[j] == r[j]) j++;
-            *identical += j - i;
+            while (j < n && m[j] == r[j]) *identical += a->same[um[j]][ur[j]], j++;
             rc = emit(a, TAL_DELTA_COPY, j - i, NULL);
         } else {
-            while (j < n && m[j] != r[j]) j++;
+            while (j < n && m[j] != r[j]) *identical += a->same[um[j]][ur[j]], j++;
             rc = emit(a, TAL_DELTA_SUB, j - i, m + i);
         }
         if (rc < 0) return rc;

@@ -36,7 +36,7 @@
  * CD-HIT's filter: a member at identity I has at most (1 - I) x L mismatched residues,
  * and each destroys at most WORD words, so a pair sharing fewer than
  * (L - WORD + 1) - WORD x (1 - I) x L words cannot pass. Exact residues, 20 letters (or
- * 4 bases). The diagonals (reference position - member position) of the shared words
+ * 4 bases, U read as T; N and other codes break words, as they match nothing). The diagonals (reference position - member position) of the shared words
  * show where the member lies on the reference and how far indels shift it. */
 #define WORD       4
 #define WORD_SPACE (20 * 20 * 20 * 20)
@@ -59,6 +59,7 @@ static int word_filter_init(word_filter_t *wf, int nucleotide)
         wf->code[(unsigned char)letters[i]] = (signed char)i;
         wf->code[(unsigned char)(letters[i] + 32)] = (signed char)i;
     }
+    if (nucleotide) wf->code['U'] = wf->code['u'] = wf->code['T']; /* RNA: U is T */
     wf->count = calloc(WORD_SPACE, sizeof *wf->count);
     wf->pos = malloc(WORD_SPACE * sizeof *wf->pos);
     if (!wf->count || !wf->pos) return TAL_ENOMEM;

@@ -74,6 +74,35 @@ BEGIN {
 }'
 }
 
+# nucleotide_families WANT SEED PREFIX : WANT sequences of 300-600 bases in families of
+# 1-12 (a random base; members with 1-10% substitutions), 70 bases a line
+nucleotide_families() {
+    awk -v want="$1" -v seed="$2" -v prefix="$3" '
+function rnd(n) { seed = (seed * 16807) % 2147483647; return seed % n }
+function randseq(len,   s, j) { s = ""; for (j = 0; j < len; j++) s = s substr(NT, rnd(4) + 1, 1); return s }
+function vary(s, pct,   k, p, c, nsub) {
+    nsub = int(length(s) * pct / 100)
+    for (k = 0; k < nsub; k++) {
+        p = rnd(length(s)) + 1
+        c = index(NT, substr(s, p, 1))
+        s = substr(s, 1, p - 1) substr(NT, (c + rnd(3)) % 4 + 1, 1) substr(s, p + 1)
+    }
+    return s
+}
+function put(h, s,   j) { print ">" h; for (j = 1; j <= length(s); j += 70) print substr(s, j, 70) }
+BEGIN {
+    NT = "ACGT"
+    for (f = 1; n < want; f++) {
+        base = randseq(300 + rnd(301))
+        size = 1 + rnd(12)
+        for (m = 1; m <= size && n < want; m++) {
+            put(sprintf("%s%d_%d member %d of family %d", prefix, f, m, m, f), m == 1 ? base : vary(base, 1 + rnd(10)))
+            n++
+        }
+    }
+}'
+}
+
 finish() {
     if [ "$FAILS" -ne 0 ]; then
         echo "$FAILS check(s) failed" >&2
