@@ -96,6 +96,12 @@ TAL_EXPORT int tal_store_find(const tal_store_t *store, const char *acc, size_t 
  * store is not safe for concurrent tal_store_record calls (open it once per thread, or
  * use tal_scan). */
 TAL_EXPORT int tal_store_record(const tal_store_t *store, uint64_t id, tal_record_t *rec);
+/* For a few records out of many (talaria get): from now on tal_store_find and
+ * tal_store_record read what they need with pread into the store's own small buffers
+ * instead of through the mappings, so the process's resident set stays small whatever
+ * the store's size. A record (raw stores too) is then valid until the next call on the
+ * same store, which is used from one thread at a time. */
+TAL_EXPORT int tal_store_set_random_access(tal_store_t *store, int on);
 /* Bytes of decoded chunks a compressed store keeps for random access (default 32 MiB,
  * at least one chunk). */
 TAL_EXPORT int tal_store_set_cache(tal_store_t *store, size_t bytes);

@@ -41,10 +41,9 @@ typedef struct {
     size_t acc_len;          /* region: the accession part of text */
     uint64_t id, start, end; /* region: 1-based, end clamped later */
     int region;
-    int found;          /* 0: missing, 1: to fetch, 2: impossible length, -1: damaged */
-    const char *header; /* into the store's mapping */
-    size_t header_len;
-    size_t out_off, out_len; /* residues in the arena */
+    int found;                     /* 0: missing, 1: to fetch, 2: impossible length, -1: damaged */
+    size_t header_off, header_len; /* in the header arena */
+    size_t out_off, out_len;       /* residues in the arena */
 } query_t;
 
 typedef struct {
@@ -56,6 +55,8 @@ typedef struct {
     size_t n_batch, batch_bytes;
     char *arena;
     size_t arena_cap;
+    char *harena; /* the batch's headers */
+    size_t harena_cap, harena_used;
     size_t width;
     uint64_t missing;
     char **missing_names;
@@ -240,7 +241,23 @@ static void flush_batch(get_ctx_t *g)
             g->corrupt = 1;
             continue;
         }
-        q->header = rec.header;
+        /* the header is copied: in random-access mode the next record reuses its buffer */
+        if (g->harena_used + rec.header_len > g->harena_cap) {
+            size_t cap = g->harena_cap ? g->harena_cap : 1 << 16;
+            char *p;
+            while (cap < g->harena_used + rec.header_len) cap *= 2;
+            if (!(p = realloc(g->harena, cap))) {
+                tal_log_error("out of memory for a batch of %zu records", g->n_batch);
+                q->found = -1;
+                g->failed = 1;
+                continue;
+            }
+            g->harena = p;
+            g->harena_cap = cap;
+        }
+        memcpy(g->harena + g->harena_used, rec.header, rec.header_len);
+        q->header_off = g->harena_used;
+        g->harena_used += rec.header_len;
         q->header_len = rec.header_len;
         if (q->region) {
             uint64_t end = q->end > rec.seq_len ? rec.seq_len : q->end;
@@ -269,14 +286,15 @@ static void flush_batch(get_ctx_t *g)
                         (unsigned long long)q->start, (unsigned long long)q->end);
                 tal_fasta_write(stdout, NULL, 0, g->arena + q->out_off, q->out_len, g->width, 0);
             } else {
-                tal_fasta_write(stdout, q->header, q->header_len, g->arena + q->out_off, q->out_len,
-                                g->width, 0);
+                tal_fasta_write(stdout, g->harena + q->header_off, q->header_len,
+                                g->arena + q->out_off, q->out_len, g->width, 0);
             }
         }
         free(q->text);
     }
     free(order);
     g->n_batch = g->batch_bytes = 0;
+    g->harena_used = 0;
 }
 
 /* Resolves a query now (so an unknown accession costs nothing later) and queues it. */
@@ -409,6 +427,8 @@ int cmd_get(int argc, char **argv)
     setvbuf(stdout, NULL, _IOFBF, 1 << 20);
     if (g.store) {
         tal_store_info_t info;
+        /* a few records out of many: pread, not the mappings (a small resident set) */
+        tal_store_set_random_access(g.store, 1);
         tal_store_info(g.store, &info);
         g.batched = info.chunk_count > 0;
         g.n_records = info.records;
@@ -423,6 +443,7 @@ int cmd_get(int argc, char **argv)
     flush_batch(&g);
     free(g.batch);
     free(g.arena);
+    free(g.harena);
     if (g.failed && !rc) rc = TAL_ENOMEM;
     if (fflush(stdout) != 0) {
         tal_log_error("cannot write to stdout: %s", strerror(errno));

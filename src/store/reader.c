@@ -57,6 +57,15 @@ struct tal_store {
     unsigned cache_slots; /* in use: the byte bound divided by the chunk size */
     uint64_t cache_clock, last_chunk;
     uint64_t bad_chunk; /* 1 + the last chunk that failed its checks, 0 if none */
+    /* random access (tal_store_set_random_access): what a lookup needs is read with
+     * pread into these buffers instead of through the mappings */
+    int random;
+    int fds[TAL_SEC_CHUNKS + 1]; /* the section files, -1 until opened */
+    char *hbuf, *sbuf, *zbuf;    /* a record's header and residues; a stored chunk */
+    size_t hcap, scap, zcap;
+    char *kbuf; /* the header of a key candidate */
+    size_t kcap, klen;
+    uint64_t kid; /* the record kbuf holds the header of (UINT64_MAX: none) */
 };
 
 static int cached_chunk(const tal_store_t *cs, uint64_t k, const char **data);
@@ -308,6 +317,13 @@ fail:
 void tal_store_close(tal_store_t *s)
 {
     if (!s) return;
+    if (s->random)
+        for (size_t i = 0; i <= TAL_SEC_CHUNKS; i++)
+            if (s->fds[i] >= 0) close(s->fds[i]);
+    free(s->hbuf);
+    free(s->sbuf);
+    free(s->zbuf);
+    free(s->kbuf);
     for (unsigned i = 0; i < CACHE_SLOTS; i++)
         if (s->cache[i].buf) tal_pool_put(s->pool, s->cache[i].buf, s->cache[i].cap);
     tal_pool_destroy(s->pool);
@@ -339,17 +355,106 @@ void tal_store_info(const tal_store_t *s, tal_store_info_t *info)
     info->chunk_size = s->codec != TAL_CODEC_NONE ? s->meta->chunk_size : 0;
 }
 
-/* Header bytes of record id, bounds-checked; no checksum. */
-static int record_header(const tal_store_t *s, uint64_t id, const char **h, size_t *len)
+/* ---- random access ----
+ * A lookup reads a few bytes here and there. Through the mappings, each touched page
+ * brings its neighbours into the process (the kernel maps whole cached folios), and a
+ * few thousand lookups on a large store leave hundreds of megabytes resident. In
+ * random-access mode the same bytes are read with pread into small buffers. */
+
+int tal_store_set_random_access(tal_store_t *s, int on)
 {
-    uint64_t a, b;
-    if (id >= s->meta->record_count) return TAL_EINPUT;
-    a = s->hdr_offsets[id];
-    b = s->hdr_offsets[id + 1];
-    if (a > b || b > s->meta->header_bytes) return TAL_EINPUT;
-    *h = s->headers + a;
-    *len = (size_t)(b - a);
+    s->kid = UINT64_MAX;
+    if (on && !s->random)
+        for (size_t i = 0; i <= TAL_SEC_CHUNKS; i++) s->fds[i] = -1;
+    if (!on && s->random)
+        for (size_t i = 0; i <= TAL_SEC_CHUNKS; i++)
+            if (s->fds[i] >= 0) close(s->fds[i]), s->fds[i] = -1;
+    s->random = on != 0;
     return 0;
+}
+
+/* n bytes of section id from offset off (within the section's checked size) into dst. */
+static int section_pread(const tal_store_t *cs, uint32_t id, uint64_t off, void *dst, size_t n)
+{
+    tal_store_t *s = (tal_store_t *)cs; /* the descriptors are opened on first use */
+    const section_map_t *m = &s->maps[id];
+    char path[4096];
+    size_t done = 0;
+    if (!m->disk || off > m->size || n > m->size - off) return TAL_EINPUT;
+    if (s->fds[id] < 0) {
+        snprintf(path, sizeof path, "%s/%s", s->path, m->disk->file);
+        if ((s->fds[id] = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+            tal_log_error("cannot open %s: %s", path, strerror(errno));
+            return TAL_EIO;
+        }
+    }
+    while (done < n) {
+        ssize_t k = pread(s->fds[id], (char *)dst + done, n - done, (off_t)(off + done));
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            tal_log_error("cannot read %s/%s: %s", s->path, m->disk->file, strerror(errno));
+            return TAL_EIO;
+        }
+        if (k == 0) return corrupt(s, "a section file is shorter than when it was opened");
+        done += (size_t)k;
+    }
+    return 0;
+}
+
+static int grow(char **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : 4096;
+    while (c < need) c *= 2;
+    char *p = realloc(*buf, c);
+    if (!p) return TAL_ENOMEM;
+    *buf = p;
+    *cap = c;
+    return 0;
+}
+
+/* u64 values [id, id + n) of an array section. */
+static int array_pread(const tal_store_t *s, uint32_t sec, uint64_t id, uint64_t *v, size_t n)
+{
+    return section_pread(s, sec, id * sizeof *v, v, n * sizeof *v);
+}
+
+/* Header bytes of record id, bounds-checked; no checksum. In random-access mode they are
+ * read into *buf (of *cap bytes). */
+static int header_at(const tal_store_t *s, uint64_t id, const char **h, size_t *len, char **buf,
+                     size_t *cap)
+{
+    uint64_t a, b, off[2];
+    int rc;
+    if (id >= s->meta->record_count) return TAL_EINPUT;
+    if (s->random) {
+        if ((rc = array_pread(s, TAL_SEC_HDR_OFFSETS, id, off, 2)) < 0) return rc;
+        a = off[0], b = off[1];
+    } else {
+        a = s->hdr_offsets[id];
+        b = s->hdr_offsets[id + 1];
+    }
+    if (a > b || b > s->meta->header_bytes) return TAL_EINPUT;
+    *len = (size_t)(b - a);
+    if (!s->random) {
+        *h = s->headers + a;
+        return 0;
+    }
+    if ((rc = grow(buf, cap, *len + 1)) < 0) return rc;
+    if ((rc = section_pread(s, TAL_SEC_HEADERS, a, *buf, *len)) < 0) return rc;
+    *h = *buf;
+    return 0;
+}
+
+static int record_header(const tal_store_t *cs, uint64_t id, const char **h, size_t *len)
+{
+    tal_store_t *s = (tal_store_t *)cs;
+    if (s->random && id == s->kid) { /* the record tal_store_find just read the header of */
+        *h = s->kbuf;
+        *len = s->klen;
+        return 0;
+    }
+    return header_at(s, id, h, len, &s->hbuf, &s->hcap);
 }
 
 void tal_store_release_(const tal_store_t *s, uint32_t id)
@@ -376,15 +481,30 @@ int tal_store_residue_file_(const tal_store_t *s, char *path, size_t size, const
 
 /* Record id with its residues taken from base, which holds the raw residue space from
  * base_offset on (base_len bytes); NULL base: the store's own (mapping or chunk cache). */
-int tal_store_record_at_(const tal_store_t *s, uint64_t id, const char *base, uint64_t base_offset,
+int tal_store_record_at_(const tal_store_t *cs, uint64_t id, const char *base, uint64_t base_offset,
                          size_t base_len, tal_record_t *rec)
 {
-    uint64_t a, b;
+    tal_store_t *s = (tal_store_t *)cs; /* random access: its buffers */
+    uint64_t a, b, length, checksum, off[2];
     char what[128];
-    if (record_header(s, id, &rec->header, &rec->header_len) < 0) goto bad;
-    a = s->seq_offsets[id];
-    b = s->seq_offsets[id + 1];
-    if (a > b || b > s->meta->residue_count || s->lengths[id] != b - a) goto bad;
+    int rc;
+    if ((rc = record_header(s, id, &rec->header, &rec->header_len)) < 0) {
+        if (rc != TAL_EINPUT) return rc;
+        goto bad;
+    }
+    if (s->random) {
+        if ((rc = array_pread(s, TAL_SEC_SEQ_OFFSETS, id, off, 2)) < 0 ||
+            (rc = array_pread(s, TAL_SEC_LENGTHS, id, &length, 1)) < 0 ||
+            (rc = array_pread(s, TAL_SEC_RECORD_CHECKSUMS, id, &checksum, 1)) < 0)
+            return rc;
+        a = off[0], b = off[1];
+    } else {
+        a = s->seq_offsets[id];
+        b = s->seq_offsets[id + 1];
+        length = s->lengths[id];
+        checksum = s->checksums[id];
+    }
+    if (a > b || b > s->meta->residue_count || length != b - a) goto bad;
     rec->seq_len = (size_t)(b - a);
     if (base) {
         if (a < base_offset || b - base_offset > base_len) goto bad;
@@ -392,16 +512,19 @@ int tal_store_record_at_(const tal_store_t *s, uint64_t id, const char *base, ui
     } else if (s->codec != TAL_CODEC_NONE) {
         const char *chunk;
         uint64_t k = tal_store_chunk_of(s, id);
-        int rc;
         if (a < s->chunks[k].raw_offset || b - s->chunks[k].raw_offset > s->chunks[k].raw_size)
             goto bad;
         if ((rc = cached_chunk(s, k, &chunk)) < 0) return rc; /* named the chunk */
         rec->seq = chunk + (a - s->chunks[k].raw_offset);
+    } else if (s->random) {
+        if ((rc = grow(&s->sbuf, &s->scap, rec->seq_len + 1)) < 0 ||
+            (rc = section_pread(s, TAL_SEC_RESIDUES, a, s->sbuf, rec->seq_len)) < 0)
+            return rc;
+        rec->seq = s->sbuf;
     } else {
         rec->seq = s->residues ? s->residues + a : ""; /* nothing is mapped when all are empty */
     }
-    if (tal_record_checksum(rec->header, rec->header_len, rec->seq, rec->seq_len) !=
-        s->checksums[id])
+    if (tal_record_checksum(rec->header, rec->header_len, rec->seq, rec->seq_len) != checksum)
         goto bad;
     return 0;
 bad:
@@ -439,11 +562,20 @@ void tal_store_chunk_name_(const tal_store_t *s, uint64_t k, char *buf, size_t s
              (unsigned long long)(c->first_record + c->record_count));
 }
 
-int tal_store_chunk_intact_(const tal_store_t *s, uint64_t k, const char **stored)
+int tal_store_chunk_intact_(const tal_store_t *cs, uint64_t k, const char **stored)
 {
+    tal_store_t *s = (tal_store_t *)cs;
     const tal_chunk_disk_t *c = &s->chunks[k];
     const char *base = (const char *)s->maps[TAL_SEC_RESIDUES].data;
     *stored = base ? base + c->stored_offset : ""; /* an empty file is not mapped */
+    if (s->random && c->stored_size) {
+        /* (the chunk table was checked on open to lie within the file) */
+        if (grow(&s->zbuf, &s->zcap, (size_t)c->stored_size) < 0 ||
+            section_pread(s, TAL_SEC_RESIDUES, c->stored_offset, s->zbuf, (size_t)c->stored_size) <
+                0)
+            return 0;
+        *stored = s->zbuf;
+    }
     return XXH3_64bits(*stored, (size_t)c->stored_size) == c->checksum;
 }
 
@@ -551,18 +683,37 @@ int tal_store_find(const tal_store_t *s, const char *acc, size_t acc_len, uint64
     /* A record whose first word is acc wins over one that only has acc as its
      * "db|ACC|" alias; among aliases the earliest record wins. The probe is bounded so
      * that a damaged table without empty slots cannot loop. */
+    tal_store_t *ms = (tal_store_t *)s; /* random access: its buffers */
+    tal_key_slot_t window[16];
+    uint64_t window_at = UINT64_MAX; /* the slot window[0] holds */
     for (uint64_t step = 0; step <= mask; step++, j = (j + 1) & mask) {
-        tal_key_slot_t k = s->slots[j];
+        tal_key_slot_t k;
         const char *h;
         size_t len;
         tal_keys_t keys;
         uint64_t rid;
-        int alias;
+        int alias, rc;
+        if (!s->random) {
+            k = s->slots[j];
+        } else {
+            if (window_at == UINT64_MAX || j < window_at || j >= window_at + 16) {
+                uint64_t n = mask + 1 - j < 16 ? mask + 1 - j : 16;
+                if ((rc = section_pread(s, TAL_SEC_KEYS, j * sizeof k, window, n * sizeof k)) < 0)
+                    return rc;
+                window_at = j;
+            }
+            k = window[j - window_at];
+        }
         if (!k.ref) break;
         if (k.tag != tag) continue;
         alias = (k.ref & TAL_KEY_ALIAS) != 0;
         rid = (k.ref & ~TAL_KEY_ALIAS) - 1;
-        if (record_header(s, rid, &h, &len) < 0) continue;
+        ms->kid = UINT64_MAX;
+        if ((rc = header_at(s, rid, &h, &len, &ms->kbuf, &ms->kcap)) < 0) {
+            if (rc != TAL_EINPUT) return rc;
+            continue;
+        }
+        if (s->random) ms->kid = rid, ms->klen = len;
         tal_header_keys(h, len, &keys);
         if (!alias && keys.primary_len == acc_len && !memcmp(keys.primary, acc, acc_len)) {
             *id = rid;

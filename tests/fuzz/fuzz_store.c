@@ -34,8 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * the store's files laid end to end (modulo their total size) and the byte to put there.
  *   FIX_META: recompute the meta file's own trailing checksum after the edits
  *   FIX_SECTIONS: also set every section's size and checksum to the edited file's
- *   TRUNCATE: the first edit cuts its file at the offset instead of writing a byte */
-enum { FIX_META = 1, FIX_SECTIONS = 2, TRUNCATE = 4 };
+ *   TRUNCATE: the first edit cuts its file at the offset instead of writing a byte
+ *   RANDOM_ACCESS: find and record in random-access mode (pread, not the mappings) */
+enum { FIX_META = 1, FIX_SECTIONS = 2, TRUNCATE = 4, RANDOM_ACCESS = 8 };
 
 static const char *const files[] = {
     "meta",     "headers",   "hdr_offsets", "seq_offsets",    "lengths",
@@ -239,12 +240,13 @@ static void scan_all(const tal_store_t *s)
 }
 
 /* Exercises the reader on the store at g_work; returns what verify said. */
-static int exercise(int *open_rc, int *all_ok)
+static int exercise(int *open_rc, int *all_ok, int random_access)
 {
     tal_store_t *s = NULL;
     int vrc;
     *all_ok = 0;
     *open_rc = tal_store_open(&s, g_work);
+    if (*open_rc == 0 && random_access) tal_store_set_random_access(s, 1);
     if (*open_rc == 0) {
         tal_store_info_t info;
         const uint64_t *lengths = NULL;
@@ -333,7 +335,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         write_whole(path, w[i].data, w[i].size);
     }
 
-    vrc = exercise(&open_rc, &all_ok);
+    vrc = exercise(&open_rc, &all_ok, (flags & RANDOM_ACCESS) != 0);
 
     /* what can be said for sure */
     if (!modified && (open_rc != 0 || vrc != 0 || !all_ok)) fail("the unmodified store fails");
@@ -421,7 +423,9 @@ static int run_builtin(void)
     count += 2;
     /* one byte in the middle and at the start of each file, with each fix-up */
     for (size_t k = 0; k < N_FILES; k++) {
-        for (unsigned flags = 0; flags < 4; flags++, count++) {
+        for (unsigned flags = 0; flags < 16; flags++) {
+            if (flags & TRUNCATE) continue;
+            count++;
             in_start(&in, flags);
             in_edit(&in, at(k, g_base[k].size / 2), (uint8_t)~g_base[k].data[g_base[k].size / 2]);
             in_edit(&in, at(k, 0), 0xff);
@@ -460,7 +464,7 @@ static int run_builtin(void)
     }
     for (int i = 0; i < 200; i++, count++) {
         size_t k = (size_t)(rng(&seed) % (N_FILES - 2));
-        in_start(&in, (unsigned)(rng(&seed) % 8));
+        in_start(&in, (unsigned)(rng(&seed) % 16));
         for (int e = (int)(rng(&seed) % 6); e >= 0; e--)
             in_edit(&in, at(k, rng(&seed) % g_base[k].size), (uint8_t)rng(&seed));
         LLVMFuzzerTestOneInput(in.p, in.len);
