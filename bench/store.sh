@@ -24,8 +24,9 @@ measure talaria_index "rm -rf db.tal; warm" "'$talaria' index -q -t 2 -i '$fasta
 measure samtools_faidx "rm -f '$fasta.fai'; warm" "samtools faidx '$fasta'"
 measure mmseqs_createdb "rm -rf mm; mkdir mm; warm" "mmseqs createdb '$fasta' mm/db >/dev/null"
 
-# 10,000 random accessions (first words), the same list for both tools
-grep '^>' "$fasta" | awk '{ print substr($1, 2) }' | shuf -n 10000 --random-source=<(yes) >ids.txt
+# 10,000 accessions (first words) drawn uniformly with a seeded generator (shuf of a stream
+# of "yes" picks clustered ids), the same list for both tools
+grep '^>' "$fasta" | awk '{ print substr($1, 2) }' | python3 -c 'import random, sys; ids = [l.rstrip() for l in sys.stdin]; print("\n".join(random.Random(1).sample(ids, min(10000, len(ids)))))' >ids.txt
 measure talaria_get10k "" "'$talaria' get -f ids.txt db.tal"
 measure samtools_get10k "" "samtools faidx '$fasta' -r ids.txt"
 cmp <("$talaria" get -f ids.txt db.tal) <(samtools faidx "$fasta" -r ids.txt) >/dev/null &&
