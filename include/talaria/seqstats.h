@@ -17,7 +17,8 @@ typedef struct {
     uint64_t composition[256];
 } tal_seqstats_t;
 
-/* Fills the length statistics from a lengths array (composition is left alone). */
+/* Fills the length statistics from a lengths array (composition is left alone).
+ * TAL_EINPUT if the lengths add up to more than 2^64 - 1 (a damaged lengths array). */
 TAL_EXPORT int tal_seqstats_from_lengths(const uint64_t *lengths, uint64_t n, tal_seqstats_t *st);
 /* Streams a FASTA file and fills everything. */
 TAL_EXPORT int tal_seqstats_fasta(const char *path, int read_ahead, tal_seqstats_t *st);

@@ -230,13 +230,15 @@ static int store_stats(const char *path, int full, int threads, tal_seqstats_t *
     if (rc == 0) {
         memcpy(st->composition, info.composition, sizeof st->composition);
         st->alphabet = info.alphabet;
-        if (st->residues != info.residues || st->min_length != info.min_length ||
-            st->max_length != info.max_length) {
-            tal_log_error("%s: the lengths section disagrees with the meta section; the store is "
-                          "damaged",
-                          path);
-            rc = TAL_EINPUT;
-        }
+    }
+    /* TAL_EINPUT: the lengths add up to more than a 64-bit count */
+    if (rc == TAL_EINPUT ||
+        (rc == 0 && (st->residues != info.residues || st->min_length != info.min_length ||
+                     st->max_length != info.max_length))) {
+        tal_log_error("%s: the lengths section disagrees with the meta section; the store is "
+                      "damaged",
+                      path);
+        rc = TAL_EINPUT;
     }
     /* a compressed store: decode its first chunk into a buffer and ask the kernel */
     if (rc == 0 && !full && info.chunk_count) {

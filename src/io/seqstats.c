@@ -63,8 +63,8 @@ static int stats_by_histogram(const uint64_t *lengths, uint64_t n, tal_seqstats_
         seen += c;
     }
     for (uint64_t len = st->max_length + 1; len-- > 0;) {
-        cum += hist[len] * len;
-        if (hist[len] && cum * 2 >= st->residues) {
+        cum += hist[len] * len; /* at most the total, which fits */
+        if (hist[len] && cum >= st->residues - cum) {
             st->n50 = len;
             break;
         }
@@ -87,7 +87,7 @@ static int stats_by_sorting(const uint64_t *lengths, uint64_t n, tal_seqstats_t 
         n % 2 ? (double)sorted[n / 2] : ((double)sorted[n / 2 - 1] + (double)sorted[n / 2]) / 2.0;
     for (uint64_t i = n; i-- > 0;) {
         cum += sorted[i];
-        if (cum * 2 >= st->residues) {
+        if (cum >= st->residues - cum) {
             st->n50 = sorted[i];
             break;
         }
@@ -104,7 +104,8 @@ int tal_seqstats_from_lengths(const uint64_t *lengths, uint64_t n, tal_seqstats_
     st->mean_length = st->median_length = 0;
     if (n == 0) return 0;
     for (uint64_t i = 0; i < n; i++) {
-        total += lengths[i];
+        /* a store's lengths come from disk: a damaged one must not wrap the total around */
+        if (__builtin_add_overflow(total, lengths[i], &total)) return TAL_EINPUT;
         if (lengths[i] > max) max = lengths[i];
         if (lengths[i] < min) min = lengths[i];
     }

@@ -107,6 +107,7 @@ static int prefilter(word_filter_t *wf, const char *m, size_t ml, const char *r,
     uint64_t shared = 0;
     size_t diagonals = ml + rl + 1, best = 0;
     band->banded = 0;
+    band->dlo = band->dhi = 0; /* set for a banded pair below; gcc cannot always tell */
     if (ml < WORD || rl < WORD) return 1;
     if (diagonals > wf->hist_cap) {
         uint16_t *p = realloc(wf->hist, diagonals * sizeof *p);

@@ -47,18 +47,32 @@ void tal_aligner_verify_bands(tal_aligner_t *a, int on);
  * (one byte a cell) instead of parasail (two to four). */
 #define TAL_PARASAIL_CELLS ((uint64_t)1 << 21)
 
+/* a + b and a x b, UINT64_MAX when they overflow */
+static inline uint64_t tal_sat_add(uint64_t a, uint64_t b)
+{
+    uint64_t r;
+    return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+static inline uint64_t tal_sat_mul(uint64_t a, uint64_t b)
+{
+    uint64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
 /* The most memory one alignment of a member_len x ref_len pair can take (parasail's
- * traceback at 16 bits, or a band's): what a caller reserves before it. */
+ * traceback at 16 bits, or a band's): what a caller reserves before it. The lengths may
+ * come from a store's meta section (the plan's longest sequence): the figure saturates
+ * rather than wraps around to a small one. */
 static inline uint64_t tal_align_bytes(size_t member_len, size_t ref_len, uint64_t max_cells)
 {
-    uint64_t cells = (uint64_t)member_len * (uint64_t)ref_len, full, band;
-    band = ((uint64_t)member_len + 1) * ((uint64_t)member_len + (uint64_t)ref_len + 3);
+    uint64_t m = member_len, r = ref_len, cells = tal_sat_mul(m, r), full, band;
+    band = tal_sat_mul(tal_sat_add(m, 1), tal_sat_add(tal_sat_add(m, r), 3));
     if (cells > max_cells) cells = max_cells;
     if (cells > TAL_PARASAIL_CELLS) cells = TAL_PARASAIL_CELLS;
     if (band > 2 * max_cells) band = 2 * max_cells;
     full = cells * 17 / 4;
-    return (full > band ? full : band) + ((uint64_t)member_len + (uint64_t)ref_len) * 64 +
-           ((uint64_t)1 << 20);
+    return tal_sat_add(tal_sat_add(full > band ? full : band, tal_sat_mul(tal_sat_add(m, r), 64)),
+                       (uint64_t)1 << 20);
 }
 /* Frees the band's buffers that have grown past keep bytes (after a rare big pair). */
 void tal_aligner_trim(tal_aligner_t *a, size_t keep);

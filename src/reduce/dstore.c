@@ -544,6 +544,13 @@ int tal_dstore_record(const tal_dstore_t *d, uint64_t i, tal_drec_t *rec)
                  (unsigned long long)i + 1);
         return damaged(d, what);
     }
+    /* fractions: a NaN or an infinity would index the identity histogram of validate */
+    if (!(e->identity >= 0.0f && e->identity <= 1.0f) ||
+        !(e->coverage >= 0.0f && e->coverage <= 1.0f)) {
+        snprintf(what, sizeof what, "record %llu has an identity or coverage outside [0, 1]",
+                 (unsigned long long)i + 1);
+        return damaged(d, what);
+    }
     rec->header = d->headers + e->header_off;
     rec->header_len = e->header_len;
     rec->length = e->length;

@@ -36,10 +36,12 @@ static void plan_figures(uint64_t records, uint64_t max_len, uint64_t used, uint
      * --clstr the members by cluster (4 more and 4 per reference) */
     fixed += TAL_CLUSTER_BYTES_PER_RECORD * (records + 1);
     fixed += (uint64_t)threads * TAL_CLUSTER_WORKER_BYTES + ((uint64_t)2 << 20);
-    fixed += tal_align_bytes(max_len, max_len, TAL_CLUSTER_MAX_CELLS);
     fixed += HEADER_WINDOW + OUTPUT_BUFFERS;
+    /* max_len is a store's meta field: a damaged one gives a need no cap meets, not a
+     * small one */
+    fixed = tal_sat_add(fixed, tal_align_bytes(max_len, max_len, TAL_CLUSTER_MAX_CELLS));
     p->fixed = fixed;
-    p->need = fixed + 2 * TAL_SORTER_MIN_BUFFER;
+    p->need = tal_sat_add(fixed, 2 * TAL_SORTER_MIN_BUFFER);
     if (p->need < used + index_need) p->need = used + index_need;
     room = cap && cap > fixed ? (cap - fixed) / 2 : TAL_SORTER_DEFAULT_BUFFER;
     p->sort_bytes = low_memory                         ? TAL_SORTER_MIN_BUFFER
@@ -58,14 +60,14 @@ static uint64_t index_need(const char *fasta, const tal_reduce_opt_t *opt, tal_b
     return tal_index_plan(fasta, &io);
 }
 
-/* Rounded up to a whole MiB, the way people type it. */
+/* Rounded up to a whole MiB, the way people type it (down, at the top of the range). */
 static uint64_t whole_mib(uint64_t bytes)
 {
-    return (bytes + ((uint64_t)1 << 20) - 1) & ~(((uint64_t)1 << 20) - 1);
+    return tal_sat_add(bytes, ((uint64_t)1 << 20) - 1) & ~(((uint64_t)1 << 20) - 1);
 }
 
 /* The smallest cap to name: a sixteenth above the need. */
-static uint64_t cap_to_name(uint64_t need) { return whole_mib(need + need / 16); }
+static uint64_t cap_to_name(uint64_t need) { return whole_mib(tal_sat_add(need, need / 16)); }
 
 static int too_small(uint64_t cap, uint64_t name, const char *why)
 {

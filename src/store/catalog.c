@@ -410,8 +410,10 @@ void tal_catalog_abort(tal_catalog_writer_t *w)
  * (TaxID=, Tax=) tags; a tag counts only at the start or after a space. */
 static const char *tag_value(const char *h, const char *eq, const char *tag, size_t tag_len)
 {
-    const char *start = eq - tag_len;
-    if (start < h || memcmp(start, tag, tag_len)) return NULL;
+    const char *start;
+    if ((size_t)(eq - h) < tag_len) return NULL; /* no pointer before the header is formed */
+    start = eq - tag_len;
+    if (memcmp(start, tag, tag_len)) return NULL;
     if (start > h && start[-1] != ' ') return NULL;
     return eq + 1;
 }

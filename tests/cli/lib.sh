@@ -39,6 +39,17 @@ sanitized() {
     ldd "$TALARIA" 2>/dev/null | grep -q 'libasan'
 }
 
+# under_valgrind : true when make check-valgrind runs talaria under memcheck
+# (tests/valgrind/cli.sh), whose own memory and shadow memory count in the resident set as
+# ASan's do: the peak-within-the-cap checks are skipped under it too
+under_valgrind() {
+    [ -n "${TAL_VALGRIND:-}" ]
+}
+
+# $MEMCHECK PROGRAM ARGS... : PROGRAM under memcheck in make check-valgrind, as TALARIA is
+# there; PROGRAM itself otherwise. For the test programs other than talaria.
+MEMCHECK=${TAL_MEMCHECK:-}
+
 # unwrap FASTA : one line per header and per sequence, as talaria get -w 0 prints
 unwrap() {
     awk '{ sub(/\r$/, "") } /^>/ { if (seq != "") print seq; print; seq = ""; next } { seq = seq $0 } END { if (seq != "") print seq }' "$1"

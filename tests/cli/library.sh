@@ -29,7 +29,7 @@ member=$(awk '/^>lib[0-9]+_2 / { print substr($1, 2); exit }' "$T/in.fa")
 [ -n "$member" ] || fail "the generated input has no second family member"
 mkdir -p "$T/api" "$T/cli"
 libdir=$(dirname "$(dirname "$pc")")
-(cd "$T/api" && LD_LIBRARY_PATH="$libdir" "$T/reduce_api" ../in.fa red.fasta 2 256 "$member" >"$T/api.out" 2>"$T/api.err")
+(cd "$T/api" && LD_LIBRARY_PATH="$libdir" $MEMCHECK "$T/reduce_api" ../in.fa red.fasta 2 256 "$member" >"$T/api.out" 2>"$T/api.err")
 rc=$?
 [ $rc -eq 0 ] || fail "reduce_api exited $rc: $(head -c 600 "$T/api.err")"
 (cd "$T/cli" && "$TALARIA" reduce -q -t 2 --max-memory 256M -i ../in.fa -o red.fasta) ||

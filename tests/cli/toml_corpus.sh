@@ -85,7 +85,7 @@ for dir in valid invalid; do
 done
 
 for f in "$TOML"/valid/*.toml; do
-    expect_exit 0 "$DUMP" "$f" || continue
+    expect_exit 0 $MEMCHECK "$DUMP" "$f" || continue
     python3 -c "$PY" compare "$f" "$T/out" >"$T/diff" 2>&1 ||
         fail "$f: toml_dump and tomllib differ: $(head -c 600 "$T/diff")"
 done
@@ -94,7 +94,7 @@ done
 refused() { # FILE
     expected=$(sed -n '1s/^# expect: //p' "$1")
     [ -n "$expected" ] || { fail "$1 has no '# expect:' first line"; return; }
-    expect_exit 2 "$DUMP" "$1" || return
+    expect_exit 2 $MEMCHECK "$DUMP" "$1" || return
     expect_stderr "toml_dump: error: $1:$expected"
     [ "$(wc -l <"$T/err")" -eq 1 ] || fail "$1: more than one message: $(cat "$T/err")"
 }
@@ -107,5 +107,5 @@ for f in "$TOML"/unsupported/*.toml; do
     expect_stderr "not supported in talaria configuration files"
     python3 -c "$PY" accepts "$f" || fail "$f: tomllib refuses it, so it is not valid TOML"
 done
-expect_exit 1 "$DUMP" "$TOML/no-such-file.toml" && expect_stderr "no-such-file.toml"
+expect_exit 1 $MEMCHECK "$DUMP" "$TOML/no-such-file.toml" && expect_stderr "no-such-file.toml"
 finish

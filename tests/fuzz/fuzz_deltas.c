@@ -105,6 +105,10 @@ static void check_record(const tal_dinfo_t *info, const tal_drec_t *rec)
     if ((rec->flags & (TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL)) && rec->delta)
         fail("a delta on a record that has none");
     if (!rec->delta && rec->delta_len) fail("a delta length without a delta");
+    /* talaria validate bins the identities: a NaN once indexed far outside its histogram */
+    if (!(rec->identity >= 0.0f && rec->identity <= 1.0f) ||
+        !(rec->coverage >= 0.0f && rec->coverage <= 1.0f))
+        fail("an identity or coverage outside [0, 1]");
     /* touch every byte the record claims */
     for (size_t k = 0; k < rec->header_len; k++) sink ^= (unsigned char)rec->header[k];
     for (size_t k = 0; k < rec->delta_len; k++) sink ^= rec->delta[k];

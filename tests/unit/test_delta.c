@@ -239,6 +239,24 @@ static void test_band_agrees_with_full(void **state)
     tal_aligner_free(a);
 }
 
+/* What an alignment reserves grows with the lengths, which the plan takes from a store's
+ * meta section: past 2^32 residues the products once wrapped around to small figures. */
+static void test_align_bytes_saturate(void **state)
+{
+    const uint64_t cells = (uint64_t)1 << 24;
+    uint64_t last = 0;
+    (void)state;
+    for (unsigned bits = 0; bits < 64; bits++) {
+        uint64_t len = (uint64_t)1 << bits, need = tal_align_bytes(len, len, cells);
+        assert_true(need >= last);
+        last = need;
+    }
+    assert_true(tal_align_bytes(SIZE_MAX, SIZE_MAX, cells) == UINT64_MAX);
+    assert_true(tal_align_bytes(SIZE_MAX, 0, cells) == UINT64_MAX);
+    /* a small pair: parasail's traceback, 17/4 bytes a cell, over the band's */
+    assert_true(tal_align_bytes(100, 200, cells) == 20000 * 17 / 4 + 300 * 64 + (1u << 20));
+}
+
 static void test_apply_rejects_malformed(void **state)
 {
     char out[16];
@@ -296,6 +314,7 @@ int main(void)
         cmocka_unit_test(test_nucleotide),
         cmocka_unit_test(test_random_pairs_lossless),
         cmocka_unit_test(test_band_agrees_with_full),
+        cmocka_unit_test(test_align_bytes_saturate),
         cmocka_unit_test(test_apply_rejects_malformed),
         cmocka_unit_test(test_apply_random_bytes_never_overrun),
     };

@@ -1,6 +1,7 @@
 /* Unit tests for talaria/deltas.h on a small delta store written here: lookups, rebuilt
  * records, members, the FASTA writer's bytes, and verify catching a foreign FASTA. */
 #define _GNU_SOURCE
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -206,17 +207,25 @@ static void test_write_fasta(void **state)
     tal_dstore_close(d);
 }
 
-/* Writes path as a copy of src with the byte at offset replaced. */
-static void copy_with_byte(const char *src, const char *path, long offset, char byte)
+/* Writes path as a copy of src with the n bytes at offset replaced by bytes. */
+static void copy_with_bytes(const char *src, const char *path, long offset, const void *bytes,
+                            size_t n)
 {
     FILE *in = fopen(src, "rb"), *out = fopen(path, "wb");
+    const unsigned char *with = bytes;
     int c;
     long at = 0;
     assert_non_null(in);
     assert_non_null(out);
-    while ((c = getc(in)) != EOF) putc(at++ == offset ? byte : c, out);
+    for (; (c = getc(in)) != EOF; at++)
+        putc(at >= offset && at - offset < (long)n ? with[at - offset] : c, out);
     fclose(in);
     assert_int_equal(fclose(out), 0);
+}
+
+static void copy_with_byte(const char *src, const char *path, long offset, char byte)
+{
+    copy_with_bytes(src, path, offset, &byte, 1);
 }
 
 static void test_verify(void **state)
@@ -252,12 +261,42 @@ static void test_verify(void **state)
     free(err);
 }
 
+/* An entry's identity or coverage that is not a fraction (a NaN once crashed talaria
+ * validate, which bins the identities) is refused like an offset outside the file. */
+static void test_fractions_checked(void **state)
+{
+    fixture_t *fx = *state;
+    char damaged[PATH_MAX + 48], *err;
+    const float bad[] = {NAN, INFINITY, -0.5f, 1.5f};
+    const long fields[] = {48, 52}; /* identity and coverage of entry 1 (record 2) */
+    tal_dstore_t *d;
+    tal_drec_t rec;
+    capture_t cap;
+    int rc;
+    snprintf(damaged, sizeof damaged, "%s/fraction.tal", fx->dir);
+    for (size_t f = 0; f < sizeof fields / sizeof *fields; f++) {
+        for (size_t b = 0; b < sizeof bad / sizeof *bad; b++) {
+            copy_with_bytes(fx->deltas, damaged, 4096 + 56 + fields[f], &bad[b], sizeof bad[b]);
+            assert_int_equal(tal_dstore_open(&d, damaged, fx->fasta, 0), 0);
+            capture_begin(&cap, fx);
+            rc = tal_dstore_record(d, 1, &rec);
+            err = capture_end(&cap);
+            assert_int_equal(rc, TAL_EINPUT);
+            assert_non_null(strstr(err, "record 2 has an identity or coverage outside [0, 1]"));
+            free(err);
+            assert_int_equal(tal_dstore_record(d, 0, &rec), 0); /* the others still read */
+            tal_dstore_close(d);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_and_info),      cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_records_and_lookup), cmocka_unit_test(test_rebuild_and_members),
         cmocka_unit_test(test_write_fasta),        cmocka_unit_test(test_verify),
+        cmocka_unit_test(test_fractions_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1181,6 +1181,22 @@ static void test_seqstats_many_and_single(void **state)
                 st.max_length == 0);
 }
 
+/* A store's lengths come from disk: lengths that add up past 2^64 - 1 are refused rather
+ * than wrapped around to a small total (which a damaged meta section could then match). */
+static void test_seqstats_total_overflow(void **state)
+{
+    const uint64_t wrap[] = {UINT64_MAX - 4, 10}, half[] = {1ull << 63, 1ull << 63, 0};
+    const uint64_t top[] = {UINT64_MAX - 1, 1};
+    tal_seqstats_t st;
+    (void)state;
+    assert_int_equal(tal_seqstats_from_lengths(wrap, 2, &st), TAL_EINPUT);
+    assert_int_equal(tal_seqstats_from_lengths(half, 3, &st), TAL_EINPUT);
+    /* the largest total that fits: N50 is found without doubling a partial sum */
+    assert_int_equal(tal_seqstats_from_lengths(top, 2, &st), 0);
+    assert_true(st.residues == UINT64_MAX && st.n50 == UINT64_MAX - 1 &&
+                st.max_length == UINT64_MAX - 1);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -1345,6 +1361,7 @@ int main(void)
         cmocka_unit_test(test_seqstats_even),
         cmocka_unit_test(test_seqstats_large_values),
         cmocka_unit_test(test_seqstats_many_and_single),
+        cmocka_unit_test(test_seqstats_total_overflow),
         cmocka_unit_test(test_seqstats_random_sets),
         cmocka_unit_test(test_guess_alphabet),
         T(test_seqstats_fasta),

@@ -1133,6 +1133,8 @@ static void test_header_taxon(void **state)
                  9606, "Homo sapiens");
     expect_taxon("UniRef50_A0A0 Cluster: thing n=2 Tax=Bacteria TaxID=2 RepID=X_Y", 2, "Bacteria");
     expect_taxon("tr|Q|Q_MOUSE OX=10090 OS=Mus musculus", 10090, "Mus musculus");
+    /* '=' signs nearer the start than a tag is long */
+    expect_taxon("=1 X=2 OX=5 OS=a", 5, "a");
     expect_taxon("plain header", -1, NULL);
     expect_taxon("a XOX=5 FOS=x", -1, NULL);
     expect_taxon("a OX=abc", -1, NULL);
