@@ -7,6 +7,7 @@
 #include "delta_internal.h"
 #include "store/format_internal.h"
 #include "talaria/error.h"
+#include "util/util_internal.h"
 #include "talaria/fasta.h"
 #include "talaria/log.h"
 
@@ -613,18 +614,6 @@ int tal_dstore_find(const tal_dstore_t *d, const char *acc, size_t acc_len, uint
     return TAL_ENOTFOUND;
 }
 
-static int grow(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 4096;
-    while (c < need) c *= 2;
-    char *p = realloc(*buf, c);
-    if (!p) return TAL_ENOMEM;
-    *buf = p;
-    *cap = c;
-    return 0;
-}
-
 static int not_in_fasta(const tal_dstore_t *d, uint32_t k, const tal_dref_t *r)
 {
     tal_log_error("%s: reference %u (record %llu) is not in %s as written: the reduced FASTA "
@@ -669,8 +658,8 @@ int tal_dstore_ref_residues(tal_dstore_t *d, uint32_t k, const char **seq, size_
     if (r->fasta_offset > d->fasta_size || r->fasta_len > d->fasta_size - r->fasta_offset)
         return not_in_fasta(d, k, r);
     if (r->fasta_len > SIZE_MAX / 2 ||
-        (rc = grow(&d->raw, &d->raw_cap, (size_t)r->fasta_len + 1)) < 0 ||
-        (rc = grow(&d->refbuf, &d->refbuf_cap, (size_t)r->fasta_len + 1)) < 0)
+        (rc = tal_buf_reserve(&d->raw, &d->raw_cap, (size_t)r->fasta_len + 1)) < 0 ||
+        (rc = tal_buf_reserve(&d->refbuf, &d->refbuf_cap, (size_t)r->fasta_len + 1)) < 0)
         return rc < 0 ? rc : TAL_ENOMEM;
     while (at < r->fasta_len) {
         ssize_t got = pread(d->fasta_fd, d->raw + at, (size_t)r->fasta_len - at,
@@ -714,7 +703,7 @@ int tal_dstore_rebuild(tal_dstore_t *d, uint64_t i, char **buf, size_t *cap, siz
     whole = (rec.flags & (TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL)) != 0;
     if (whole ? ref_len != rec.length : rec.length > ref_len + rec.delta_len)
         rc = TAL_EINPUT;
-    else if ((rc = grow(buf, cap, (size_t)rec.length + 1)) < 0)
+    else if ((rc = tal_buf_reserve(buf, cap, (size_t)rec.length + 1)) < 0)
         return rc;
     else if (whole)
         memcpy(*buf, ref, ref_len);

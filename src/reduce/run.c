@@ -9,6 +9,7 @@
 #include "store/format_internal.h"
 #include "store/store_internal.h"
 #include "talaria/error.h"
+#include "util/util_internal.h"
 #include "talaria/log.h"
 #include "talaria/scan.h"
 #include "talaria/util.h"
@@ -237,14 +238,8 @@ int tal_reduction_residues(void *ctx, uint64_t id, char **buf, size_t *cap, cons
 {
     const tal_reduction_t *x = ctx;
     size_t len = (size_t)x->lens[id], at = 0;
-    if (len + 1 > *cap) {
-        size_t c = *cap ? *cap : 4096;
-        while (c < len + 1) c *= 2;
-        char *p = realloc(*buf, c);
-        if (!p) return TAL_ENOMEM;
-        *buf = p;
-        *cap = c;
-    }
+    int rc;
+    if ((rc = tal_buf_reserve(buf, cap, len + 1)) < 0) return rc;
     while (at < len) {
         ssize_t k = pread(x->seq_fd, *buf + at, len - at, (off_t)(x->offsets[id] + at));
         if (k < 0 && errno == EINTR) continue;

@@ -4,6 +4,7 @@
 #include "format_internal.h"
 #include "store_internal.h"
 #include "talaria/error.h"
+#include "util/util_internal.h"
 #include "talaria/log.h"
 #include "talaria/mem.h"
 #include "talaria/store.h"
@@ -401,18 +402,6 @@ static int section_pread(const tal_store_t *cs, uint32_t id, uint64_t off, void 
     return 0;
 }
 
-static int grow(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 4096;
-    while (c < need) c *= 2;
-    char *p = realloc(*buf, c);
-    if (!p) return TAL_ENOMEM;
-    *buf = p;
-    *cap = c;
-    return 0;
-}
-
 /* u64 values [id, id + n) of an array section. */
 static int array_pread(const tal_store_t *s, uint32_t sec, uint64_t id, uint64_t *v, size_t n)
 {
@@ -440,7 +429,7 @@ static int header_at(const tal_store_t *s, uint64_t id, const char **h, size_t *
         *h = s->headers + a;
         return 0;
     }
-    if ((rc = grow(buf, cap, *len + 1)) < 0) return rc;
+    if ((rc = tal_buf_reserve(buf, cap, *len + 1)) < 0) return rc;
     if ((rc = section_pread(s, TAL_SEC_HEADERS, a, *buf, *len)) < 0) return rc;
     *h = *buf;
     return 0;
@@ -517,7 +506,7 @@ int tal_store_record_at_(const tal_store_t *cs, uint64_t id, const char *base, u
         if ((rc = cached_chunk(s, k, &chunk)) < 0) return rc; /* named the chunk */
         rec->seq = chunk + (a - s->chunks[k].raw_offset);
     } else if (s->random) {
-        if ((rc = grow(&s->sbuf, &s->scap, rec->seq_len + 1)) < 0 ||
+        if ((rc = tal_buf_reserve(&s->sbuf, &s->scap, rec->seq_len + 1)) < 0 ||
             (rc = section_pread(s, TAL_SEC_RESIDUES, a, s->sbuf, rec->seq_len)) < 0)
             return rc;
         rec->seq = s->sbuf;
@@ -570,7 +559,7 @@ int tal_store_chunk_intact_(const tal_store_t *cs, uint64_t k, const char **stor
     *stored = base ? base + c->stored_offset : ""; /* an empty file is not mapped */
     if (s->random && c->stored_size) {
         /* (the chunk table was checked on open to lie within the file) */
-        if (grow(&s->zbuf, &s->zcap, (size_t)c->stored_size) < 0 ||
+        if (tal_buf_reserve(&s->zbuf, &s->zcap, (size_t)c->stored_size) < 0 ||
             section_pread(s, TAL_SEC_RESIDUES, c->stored_offset, s->zbuf, (size_t)c->stored_size) <
                 0)
             return 0;

@@ -2,6 +2,7 @@
 #include "talaria/util.h"
 #include "talaria/api.h"
 #include "talaria/error.h"
+#include "util_internal.h"
 
 #include "config.h"
 
@@ -142,4 +143,16 @@ void tal_count_bytes(uint64_t counts[256], const void *data, size_t len)
         for (; i < end; i++) c[0][p[i]]++;
         for (int k = 0; k < 256; k++) counts[k] += (uint64_t)c[0][k] + c[1][k] + c[2][k] + c[3][k];
     }
+}
+
+int tal_buf_reserve(char **buf, size_t *cap, size_t need)
+{
+    size_t c = *cap ? *cap : 4096;
+    char *p;
+    if (need <= *cap) return 0;
+    while (c < need) c *= 2;
+    if (!(p = realloc(*buf, c))) return TAL_ENOMEM;
+    *buf = p;
+    *cap = c;
+    return 0;
 }

@@ -55,64 +55,45 @@ unwrap() {
     awk '{ sub(/\r$/, "") } /^>/ { if (seq != "") print seq; print; seq = ""; next } { seq = seq $0 } END { if (seq != "") print seq }' "$1"
 }
 
-# protein_families WANT SEED PREFIX : WANT proteins of 100-300 residues in families of
-# 1-16 (a random base; members with 1-12% substitutions), 60 residues a line, headers
-# "PREFIXf_m member m of family f". A Park-Miller generator: every awk writes the same.
-protein_families() {
-    awk -v want="$1" -v seed="$2" -v prefix="$3" '
+# families LETTERS MIN SPAN MAXSIZE MAXPCT WIDTH WANT SEED PREFIX : WANT sequences of
+# MIN to MIN+SPAN letters in families of 1-MAXSIZE (a random base; members with
+# 1-MAXPCT% substitutions), WIDTH letters a line, headers "PREFIXf_m member m of family f".
+# A Park-Miller generator: every awk writes the same.
+families() {
+    awk -v L="$1" -v min="$2" -v span="$3" -v maxsize="$4" -v maxpct="$5" -v width="$6" \
+        -v want="$7" -v seed="$8" -v prefix="$9" '
 function rnd(n) { seed = (seed * 16807) % 2147483647; return seed % n }
-function randseq(len,   s, j) { s = ""; for (j = 0; j < len; j++) s = s substr(AA, rnd(20) + 1, 1); return s }
+function randseq(len,   s, j) { s = ""; for (j = 0; j < len; j++) s = s substr(L, rnd(nl) + 1, 1); return s }
 function vary(s, pct,   k, p, c, nsub) {
     nsub = int(length(s) * pct / 100)
     for (k = 0; k < nsub; k++) {
         p = rnd(length(s)) + 1
-        c = index(AA, substr(s, p, 1))
-        s = substr(s, 1, p - 1) substr(AA, (c + rnd(19)) % 20 + 1, 1) substr(s, p + 1)
+        c = index(L, substr(s, p, 1))
+        s = substr(s, 1, p - 1) substr(L, (c + rnd(nl - 1)) % nl + 1, 1) substr(s, p + 1)
     }
     return s
 }
-function put(h, s,   j) { print ">" h; for (j = 1; j <= length(s); j += 60) print substr(s, j, 60) }
+function put(h, s,   j) { print ">" h; for (j = 1; j <= length(s); j += width) print substr(s, j, width) }
 BEGIN {
-    AA = "ACDEFGHIKLMNPQRSTVWY"
+    nl = length(L)
     for (f = 1; n < want; f++) {
-        base = randseq(100 + rnd(201))
-        size = 1 + rnd(16)
+        base = randseq(min + rnd(span + 1))
+        size = 1 + rnd(maxsize)
         for (m = 1; m <= size && n < want; m++) {
-            put(sprintf("%s%d_%d member %d of family %d", prefix, f, m, m, f), m == 1 ? base : vary(base, 1 + rnd(12)))
+            put(sprintf("%s%d_%d member %d of family %d", prefix, f, m, m, f), m == 1 ? base : vary(base, 1 + rnd(maxpct)))
             n++
         }
     }
 }'
 }
 
-# nucleotide_families WANT SEED PREFIX : WANT sequences of 300-600 bases in families of
-# 1-12 (a random base; members with 1-10% substitutions), 70 bases a line
-nucleotide_families() {
-    awk -v want="$1" -v seed="$2" -v prefix="$3" '
-function rnd(n) { seed = (seed * 16807) % 2147483647; return seed % n }
-function randseq(len,   s, j) { s = ""; for (j = 0; j < len; j++) s = s substr(NT, rnd(4) + 1, 1); return s }
-function vary(s, pct,   k, p, c, nsub) {
-    nsub = int(length(s) * pct / 100)
-    for (k = 0; k < nsub; k++) {
-        p = rnd(length(s)) + 1
-        c = index(NT, substr(s, p, 1))
-        s = substr(s, 1, p - 1) substr(NT, (c + rnd(3)) % 4 + 1, 1) substr(s, p + 1)
-    }
-    return s
-}
-function put(h, s,   j) { print ">" h; for (j = 1; j <= length(s); j += 70) print substr(s, j, 70) }
-BEGIN {
-    NT = "ACGT"
-    for (f = 1; n < want; f++) {
-        base = randseq(300 + rnd(301))
-        size = 1 + rnd(12)
-        for (m = 1; m <= size && n < want; m++) {
-            put(sprintf("%s%d_%d member %d of family %d", prefix, f, m, m, f), m == 1 ? base : vary(base, 1 + rnd(10)))
-            n++
-        }
-    }
-}'
-}
+# protein_families WANT SEED PREFIX : proteins of 100-300 residues in families of 1-16,
+# members with 1-12% substitutions, 60 residues a line
+protein_families() { families ACDEFGHIKLMNPQRSTVWY 100 200 16 12 60 "$@"; }
+
+# nucleotide_families WANT SEED PREFIX : sequences of 300-600 bases in families of 1-12,
+# members with 1-10% substitutions, 70 bases a line
+nucleotide_families() { families ACGT 300 300 12 10 70 "$@"; }
 
 finish() {
     if [ "$FAILS" -ne 0 ]; then
