@@ -34,12 +34,14 @@
 
 /* ---- the short-word filter and the band ----
  * CD-HIT's filter: a member at identity I has at most (1 - I) x L mismatched residues,
- * and each destroys at most WORD words, so a pair sharing fewer than
- * (L - WORD + 1) - WORD x (1 - I) x L words cannot pass. Exact residues, 20 letters (or
- * 4 bases, U read as T; N and other codes break words, as they match nothing). The diagonals (reference position - member position) of the shared words
- * show where the member lies on the reference and how far indels shift it. */
-#define WORD       4
-#define WORD_SPACE (20 * 20 * 20 * 20)
+ * and each destroys at most W words, so a pair sharing fewer than
+ * (L - W + 1) - W x (1 - I) x L words of W residues cannot pass. Exact residues: words
+ * of 4 over 20 letters, or of 8 over 4 bases (U read as T; N and other codes break
+ * words, as they match nothing), as CD-HIT and cd-hit-est at 0.9. Over 4 letters a
+ * word of 4 would occur by chance on nearly every diagonal. The diagonals (reference
+ * position - member position) of the shared words show where the member lies on the
+ * reference and how far indels shift it. */
+#define WORD_SPACE (20 * 20 * 20 * 20) /* >= 4^8 */
 #define BAND_PAD   8
 
 typedef struct {
@@ -47,6 +49,7 @@ typedef struct {
     int32_t *pos;    /* WORD_SPACE entries: a reference position, -1 between calls */
     uint16_t *hist;  /* per diagonal */
     size_t hist_cap;
+    uint32_t word, base; /* residues a word, letters */
     signed char code[256];
 } word_filter_t;
 
@@ -60,6 +63,8 @@ static int word_filter_init(word_filter_t *wf, int nucleotide)
         wf->code[(unsigned char)(letters[i] + 32)] = (signed char)i;
     }
     if (nucleotide) wf->code['U'] = wf->code['u'] = wf->code['T']; /* RNA: U is T */
+    wf->word = nucleotide ? 8 : 4;
+    wf->base = nucleotide ? 4 : 20;
     wf->count = calloc(WORD_SPACE, sizeof *wf->count);
     wf->pos = malloc(WORD_SPACE * sizeof *wf->pos);
     if (!wf->count || !wf->pos) return TAL_ENOMEM;
@@ -78,7 +83,7 @@ static void word_filter_free(word_filter_t *wf)
  * are skipped). */
 #define FOR_EACH_WORD(wf, seq, len, w, body)                                                       \
     do {                                                                                           \
-        uint32_t w = 0, run_ = 0;                                                                  \
+        uint32_t w = 0, run_ = 0, space_ = (wf)->base == 4 ? 1u << 2 * (wf)->word : WORD_SPACE;    \
         for (size_t i_ = 0; i_ < (len); i_++) {                                                    \
             int c_ = (wf)->code[(unsigned char)(seq)[i_]];                                         \
             if (c_ < 0) {                                                                          \
@@ -86,8 +91,8 @@ static void word_filter_free(word_filter_t *wf)
                 w = 0;                                                                             \
                 continue;                                                                          \
             }                                                                                      \
-            w = (w * 20 + (uint32_t)c_) % WORD_SPACE;                                              \
-            if (++run_ >= WORD) {                                                                  \
+            w = (w * (wf)->base + (uint32_t)c_) % space_;                                          \
+            if (++run_ >= (wf)->word) {                                                            \
                 body;                                                                              \
             }                                                                                      \
         }                                                                                          \
@@ -103,12 +108,13 @@ typedef struct {
 static int prefilter(word_filter_t *wf, const char *m, size_t ml, const char *r, size_t rl,
                      double identity, band_t *band)
 {
-    double need = (double)ml - WORD + 1 - WORD * (1.0 - identity) * (double)ml;
+    double W = (double)wf->word;
+    double need = (double)ml - W + 1 - W * (1.0 - identity) * (double)ml;
     uint64_t shared = 0;
     size_t diagonals = ml + rl + 1, best = 0;
     band->banded = 0;
     band->dlo = band->dhi = 0; /* set for a banded pair below; gcc cannot always tell */
-    if (ml < WORD || rl < WORD) return 1;
+    if (ml < wf->word || rl < wf->word) return 1;
     if (diagonals > wf->hist_cap) {
         uint16_t *p = realloc(wf->hist, diagonals * sizeof *p);
         if (!p) return TAL_ENOMEM;
