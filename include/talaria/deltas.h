@@ -23,7 +23,9 @@ typedef struct tal_dstore tal_dstore_t;
 
 enum {
     TAL_DREC_REFERENCE = 1, /* the record is reference `ref` itself (no delta) */
-    TAL_DREC_IDENTICAL = 2  /* a member identical to its reference (no delta) */
+    TAL_DREC_IDENTICAL = 2, /* a member identical to its reference (no delta) */
+    TAL_DREC_MINUS = 4      /* a member whose delta is against the reference's reverse
+                               complement (nucleotides, format 1.2) */
 };
 
 /* One original record as the store keeps it. The pointers are into the store's mapping and

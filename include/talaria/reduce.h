@@ -23,6 +23,9 @@ typedef enum {
     TAL_ALIGNER_KRAKEN       /* 0.95 / 0.90, headers tagged "|kraken:taxid|N" */
 } tal_aligner_preset_t;
 
+/* Which strands of a nucleotide reference a member may join. */
+typedef enum { TAL_STRAND_BOTH = 0, TAL_STRAND_PLUS = 1 } tal_strand_t;
+
 /* What a run is doing, for a progress display. stage is one of a few fixed strings (the
  * same pointer while the stage lasts); done and total count its work (total 0: unknown).
  * With a ratio, pass is the search's pass (1-based, 0 for the final pass or without a
@@ -54,8 +57,14 @@ typedef struct {
     int low_memory; /* the smallest sort buffers (spills more, slower) */
     /* The sketch: k-mer length (proteins 4-16, over the reduced alphabet; nucleotides
      * 4-31), k-mers kept per sequence (1-256), candidate references tried per sequence
-     * (1-64). 0: the defaults (10 or 15, 20, 8). */
+     * (1-64). 0: the defaults (10 or 15, 20, 8 or 32). */
     int kmer_size, sketch_size, candidates;
+    /* Nucleotides: TAL_STRAND_BOTH (the default) also aligns each member against the
+     * reverse complement of its candidate references, TAL_STRAND_PLUS only the plus
+     * strand. A member that joins a reverse complement is kept as such (its delta is
+     * against the reference's reverse complement) and comes back in its own orientation.
+     * Ignored for proteins. */
+    int strand;
     /* Recorded in the delta store (format 1.1): the configuration the run was given, as
      * tal_config_summary writes it; NULL: none. */
     const char *provenance;
@@ -92,6 +101,7 @@ TAL_EXPORT int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt,
 typedef struct {
     uint64_t records, references, members;
     uint64_t duplicates; /* members that are exact copies of their reference */
+    uint64_t minus;      /* members that joined a reference's reverse complement */
     uint64_t residues, reference_residues;
     uint64_t alignments, banded, filtered; /* alignments computed, of them in a band;
                                               candidates the short-word filter rejected */

@@ -23,7 +23,8 @@ static const char help[] =
     "Outputs (BASE is REDUCED without .fasta/.fa/.faa/.fna):\n"
     "  REDUCED.fasta         the references, original headers, 60 residues per line\n"
     "  BASE.deltas.tal       the delta store (-m); 'talaria reconstruct' gives back the input\n"
-    "  BASE.members.tsv      member, reference, identity, coverage (--membership)\n"
+    "  BASE.members.tsv      member, reference, identity, coverage (--membership); for\n"
+    "                        nucleotides a fifth column, the strand (+ or -)\n"
     "\n"
     "  -i, --input PATH      FASTA (plain/gz/zst/lz4) or a store built by 'talaria index'\n"
     "  -o, --output PATH     the reduced FASTA\n"
@@ -36,6 +37,9 @@ static const char help[] =
     "      --coverage F      minimum coverage of the member, 0 < F <= 1 (default 0.8)\n"
     "  -r, --ratio R         aim at R x N references instead (0 < R <= 1): the highest\n"
     "                        identity (down to 0.30) that gives at most that many\n"
+    "      --strand S        nucleotides: both (default: a member may join a reference's\n"
+    "                        reverse complement, and comes back in its own orientation)\n"
+    "                        or plus\n"
     "  -a, --aligner NAME    preset for the aligner the output is for: diamond, mmseqs2,\n"
     "                        blast, lambda, kraken or generic (see below)\n"
     "      --allow-duplicates  FASTA input: keep the first record of a repeated accession\n"
@@ -88,16 +92,18 @@ static double ratio_of(uint64_t num, uint64_t den) { return den ? (double)num / 
 
 static void print_summary(const tal_reduce_result_t *r)
 {
-    char a[32], b[32], p[32];
+    char a[32], b[32], p[32], minus[64] = "";
+    if (r->nucleotide)
+        snprintf(minus, sizeof minus, ", %llu on the minus strand", (unsigned long long)r->minus);
     fprintf(stderr,
             "talaria reduce: %llu sequences (%s residues) -> %llu references (%s residues) in %s\n"
-            "  members %llu (%llu exact copies), identity >= %.4g, coverage >= %.4g\n"
+            "  members %llu (%llu exact copies%s), identity >= %.4g, coverage >= %.4g\n"
             "  reduction %.3fx sequences, %.3fx residues; %llu alignments (%llu banded), "
             "%llu candidates filtered\n"
             "  %.2f s, peak RSS %s; deltas in %s\n",
             (unsigned long long)r->records, tal_format_size(r->residues, a, sizeof a),
             (unsigned long long)r->references, tal_format_size(r->reference_residues, b, sizeof b),
-            r->fasta_path, (unsigned long long)r->members, (unsigned long long)r->duplicates,
+            r->fasta_path, (unsigned long long)r->members, (unsigned long long)r->duplicates, minus,
             r->identity, r->coverage, ratio_of(r->records, r->references),
             ratio_of(r->residues, r->reference_residues), (unsigned long long)r->alignments,
             (unsigned long long)r->banded, (unsigned long long)r->filtered, r->seconds,
@@ -122,14 +128,15 @@ static int write_summary_json(const char *path, const tal_reduce_opt_t *opt,
     if ((rc = tal_outfile_open(&of, path, force)) < 0) return rc;
     fprintf(of.f,
             "{\n  \"records\": %llu,\n  \"references\": %llu,\n  \"members\": %llu,\n"
-            "  \"exact_copies\": %llu,\n  \"residues\": %llu,\n  \"reference_residues\": %llu,\n"
+            "  \"exact_copies\": %llu,\n  \"minus_strand\": %llu,\n  \"residues\": %llu,\n"
+            "  \"reference_residues\": %llu,\n"
             "  \"reduction_ratio_records\": %.6f,\n  \"reduction_ratio_residues\": %.6f,\n"
             "  \"identity\": %.6g,\n  \"coverage\": %.6g,\n",
             (unsigned long long)r->records, (unsigned long long)r->references,
             (unsigned long long)r->members, (unsigned long long)r->duplicates,
-            (unsigned long long)r->residues, (unsigned long long)r->reference_residues,
-            ratio_of(r->records, r->references), ratio_of(r->residues, r->reference_residues),
-            r->identity, r->coverage);
+            (unsigned long long)r->minus, (unsigned long long)r->residues,
+            (unsigned long long)r->reference_residues, ratio_of(r->records, r->references),
+            ratio_of(r->residues, r->reference_residues), r->identity, r->coverage);
     if (opt->ratio > 0)
         fprintf(of.f, "  \"ratio\": %.6g,\n", opt->ratio);
     else
@@ -174,6 +181,7 @@ int cmd_reduce(int argc, char **argv)
         OPT_IDENTITY,
         OPT_COVERAGE,
         OPT_TMP_DIR,
+        OPT_STRAND,
         OPT_SUMMARY_JSON,
         OPT_ALLOW_DUPLICATES
     };
@@ -188,6 +196,7 @@ int cmd_reduce(int argc, char **argv)
         {"coverage", required_argument, NULL, OPT_COVERAGE},
         {"ratio", required_argument, NULL, 'r'},
         {"aligner", required_argument, NULL, 'a'},
+        {"strand", required_argument, NULL, OPT_STRAND},
         {"allow-duplicates", no_argument, NULL, OPT_ALLOW_DUPLICATES},
         {"threads", required_argument, NULL, 't'},
         {"tmp-dir", required_argument, NULL, OPT_TMP_DIR},
@@ -205,7 +214,7 @@ int cmd_reduce(int argc, char **argv)
     cli_mem_t mem;
     display_t display;
     const char *in = NULL, *out = NULL, *aligner = NULL, *summary_json = NULL, *tmp_dir = NULL;
-    const char *identity_text = NULL, *coverage_text = NULL;
+    const char *identity_text = NULL, *coverage_text = NULL, *strand = NULL;
     double identity = 0, coverage = 0;
     int c, rc, threads = 0;
     tal_reduce_opt_init(&opt);
@@ -234,6 +243,7 @@ int cmd_reduce(int argc, char **argv)
             if (parse_fraction("-r", optarg, &opt.ratio) < 0) return cli_exit(TAL_EUSAGE);
             break;
         case 'a': aligner = optarg; break;
+        case OPT_STRAND: strand = optarg; break;
         case OPT_ALLOW_DUPLICATES: opt.allow_duplicates = 1; break;
         case 't':
         case 'j':
@@ -271,7 +281,9 @@ int cmd_reduce(int argc, char **argv)
         (identity_text && (rc = tal_config_set(conf.cfg, "reduce.identity", identity_text,
                                                TAL_CONFIG_FLAG, "--identity")) < 0) ||
         (coverage_text && (rc = tal_config_set(conf.cfg, "reduce.coverage", coverage_text,
-                                               TAL_CONFIG_FLAG, "--coverage")) < 0))
+                                               TAL_CONFIG_FLAG, "--coverage")) < 0) ||
+        (strand &&
+         (rc = tal_config_set(conf.cfg, "reduce.strand", strand, TAL_CONFIG_FLAG, "--strand")) < 0))
         goto out;
     tal_config_reduce_opt(conf.cfg, &opt);
     cli_config_mem(&conf, &mem);

@@ -24,6 +24,7 @@ typedef enum { K_INT, K_SIZE, K_FLOAT, K_BOOL, K_CHOICE, K_STRING } key_type_t;
 static const char *const huge_choices[] = {"off", "thp", "hugetlb", NULL};
 static const char *const numa_choices[] = {"on", "off", NULL};
 static const char *const codec_choices[] = {"none", "lz4", "zstd", NULL};
+static const char *const strand_choices[] = {"both", "plus", NULL};
 static const char *const aligner_choices[] = {"generic", "diamond", "mmseqs2", "blast",
                                               "lambda",  "kraken",  NULL};
 
@@ -52,7 +53,8 @@ static const key_def_t keys[] = {
     {"reduce.aligner", K_CHOICE, 0, 0, aligner_choices, "generic"},
     {"reduce.kmer_size", K_INT, 4, 31, NULL, "10 for proteins, 15 for nucleotides"},
     {"reduce.sketch_size", K_INT, 1, 256, NULL, "20"},
-    {"reduce.candidates", K_INT, 1, 64, NULL, "8"},
+    {"reduce.candidates", K_INT, 1, 64, NULL, "8 for proteins, 32 for nucleotides"},
+    {"reduce.strand", K_CHOICE, 0, 0, strand_choices, "both (nucleotides)"},
 };
 
 #define KEY_COUNT (sizeof keys / sizeof *keys)
@@ -610,6 +612,8 @@ void tal_config_reduce_opt(const tal_config_t *c, tal_reduce_opt_t *opt)
         opt->sketch_size = (int)tal_config_int(c, "reduce.sketch_size");
     if (tal_config_is_set(c, "reduce.candidates"))
         opt->candidates = (int)tal_config_int(c, "reduce.candidates");
+    if (tal_config_is_set(c, "reduce.strand"))
+        opt->strand = (int)tal_config_int(c, "reduce.strand"); /* the choices' order */
 }
 
 /* A value as a configuration file would say it. */

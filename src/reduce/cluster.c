@@ -103,10 +103,10 @@ typedef struct {
     int64_t dlo, dhi;
 } band_t;
 
-/* 1 if the pair may reach the identity (and the band to align it in), 0 if it cannot,
- * TAL_ENOMEM. */
+/* 1 if the pair may reach the identity (and the band to align it in, and the words
+ * shared), 0 if it cannot, TAL_ENOMEM. */
 static int prefilter(word_filter_t *wf, const char *m, size_t ml, const char *r, size_t rl,
-                     double identity, band_t *band)
+                     double identity, band_t *band, uint64_t *words)
 {
     double W = (double)wf->word;
     double need = (double)ml - W + 1 - W * (1.0 - identity) * (double)ml;
@@ -114,6 +114,7 @@ static int prefilter(word_filter_t *wf, const char *m, size_t ml, const char *r,
     size_t diagonals = ml + rl + 1, best = 0;
     band->banded = 0;
     band->dlo = band->dhi = 0; /* set for a banded pair below; gcc cannot always tell */
+    *words = 0;
     if (ml < wf->word || rl < wf->word) return 1;
     if (diagonals > wf->hist_cap) {
         uint16_t *p = realloc(wf->hist, diagonals * sizeof *p);
@@ -141,6 +142,7 @@ static int prefilter(word_filter_t *wf, const char *m, size_t ml, const char *r,
         wf->count[w] = 0;
         wf->pos[w] = -1;
     });
+    *words = shared;
     if (need > 0 && (double)shared < need) return 0;
     for (size_t d = 1; d < diagonals; d++)
         if (wf->hist[d] > wf->hist[best]) best = d;
@@ -171,7 +173,8 @@ void tal_cluster_opt_init(tal_cluster_opt_t *opt, int nucleotide)
     opt->coverage = 0.8;
     opt->nucleotide = nucleotide;
     opt->per_group = 3;
-    opt->candidates = 8;
+    opt->near_links = nucleotide ? 8 : 0;
+    opt->candidates = nucleotide ? 32 : 8;
     opt->threads = 1;
     tal_sketch_opt_init(&opt->sketch, nucleotide);
 }
@@ -489,8 +492,9 @@ static int rows_emit(rows_t *w, uint64_t rank, const uint32_t *list, size_t len)
 static int make_candidates(tal_cluster_prep_t *p, const run_t *run, tal_sorter_t *keys)
 {
     uint64_t per = (uint64_t)run->opt->per_group, ghash = 0, gcount = 0, cur = UINT64_MAX;
+    uint64_t near = (uint64_t)run->opt->near_links;
     uint64_t links[4096], rows_bytes;
-    uint32_t group[64], list[4096];
+    uint32_t group[64], last[8], list[4096];
     size_t used = 0, list_len = 0;
     rows_t w = {NULL, 0, 8192, p->C, 0, -1, NULL};
     tal_sorter_t *ls = NULL;
@@ -498,6 +502,7 @@ static int make_candidates(tal_cluster_prep_t *p, const run_t *run, tal_sorter_t
     size_t count;
     int rc;
     if (per > 64) per = 64;
+    if (near > 8) near = 8;
     if ((rc = new_sorter(run->opt, p->tmp_dir, "candidate links", run->n * 20, TAL_MEM_SORT, &ls)) <
         0)
         return rc;
@@ -517,7 +522,16 @@ static int make_candidates(tal_cluster_prep_t *p, const run_t *run, tal_sorter_t
                     used = 0;
                 }
             }
+            /* and the nearest longer ones (past the first per) */
+            for (uint64_t b = 0; b < near && per + b < gcount && rc == 0; b++) {
+                links[used++] = (uint64_t)member << 32 | last[(gcount - 1 - b) % 8];
+                if (used == 4096) {
+                    rc = tal_sorter_add(ls, links, used);
+                    used = 0;
+                }
+            }
             if (gcount < per) group[gcount] = member;
+            last[gcount % 8] = member;
             gcount++;
         }
         if (rc < 0) break;
@@ -645,7 +659,7 @@ fail:
 typedef struct {
     tal_aligner_t *aligner;
     word_filter_t wf;
-    seqbuf_t mbuf, rbuf;
+    seqbuf_t mbuf, rbuf, rcbuf; /* rcbuf: the reference reverse complemented */
     uint64_t alignments, filtered, banded;
     uint8_t *arena; /* the deltas this worker accepted in the current batch */
     size_t arena_used, arena_cap;
@@ -656,6 +670,7 @@ typedef struct {
     uint8_t next;   /* the candidate to resume at */
     uint8_t done;   /* 0: stopped at a candidate inside the batch */
     uint8_t worker; /* whose arena holds the delta */
+    uint8_t minus;  /* joined the reference's reverse complement */
     float identity, coverage;
     size_t delta_off;
     size_t delta_len;
@@ -723,7 +738,9 @@ static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int stop_ins
         uint32_t root, ref_id;
         tal_alignment_t al;
         band_t band;
-        int seen = 0;
+        uint64_t words;
+        size_t rl;
+        int seen = 0, minus;
         if (stop_inside && cand[c] >= b->r0) {
             p->next = (uint8_t)c;
             p->done = 0;
@@ -736,15 +753,38 @@ static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int stop_ins
         if (seen || root == r) continue;
         if (!mseq && (rc = get_seq(run, s, &wk->mbuf, &mseq)) < 0) return rc;
         if ((rc = get_seq(run, ref_id, &wk->rbuf, &rseq)) < 0) return rc;
-        rc = prefilter(&wk->wf, mseq, (size_t)run->lens[s], rseq, (size_t)run->lens[ref_id],
-                       run->opt->identity, &band);
+        rl = (size_t)run->lens[ref_id];
+        rc = prefilter(&wk->wf, mseq, (size_t)run->lens[s], rseq, rl, run->opt->identity, &band,
+                       &words);
         if (rc < 0) return rc;
+        minus = 0;
+        if (run->opt->both_strands) {
+            /* the strand that shares more words (the plus strand on a tie) */
+            band_t mband;
+            uint64_t mwords;
+            int mrc;
+            if (rl > wk->rcbuf.cap) {
+                char *q = realloc(wk->rcbuf.buf, rl);
+                if (!q) return TAL_ENOMEM;
+                wk->rcbuf.buf = q;
+                wk->rcbuf.cap = rl;
+            }
+            tal_revcomp(rseq, rl, wk->rcbuf.buf);
+            mrc = prefilter(&wk->wf, mseq, (size_t)run->lens[s], wk->rcbuf.buf, rl,
+                            run->opt->identity, &mband, &mwords);
+            if (mrc < 0) return mrc;
+            if (mrc && (!rc || mwords > words)) {
+                rc = 1;
+                band = mband;
+                rseq = wk->rcbuf.buf;
+                minus = 1;
+            }
+        }
         if (!rc) {
             wk->filtered++;
             continue;
         }
-        rc = align_pair(run, wk, mseq, (size_t)run->lens[s], rseq, (size_t)run->lens[ref_id], &band,
-                        &al);
+        rc = align_pair(run, wk, mseq, (size_t)run->lens[s], rseq, rl, &band, &al);
         if (rc < 0) return rc;
         if (rc == 1) continue; /* too big to align: not this one */
         wk->alignments++;
@@ -762,6 +802,7 @@ static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int stop_ins
             p->identity = (float)al.identity;
             p->coverage = (float)al.coverage;
             p->worker = (uint8_t)w;
+            p->minus = (uint8_t)minus;
             p->delta_off = wk->arena_used;
             p->delta_len = al.delta_len;
             wk->arena_used += al.delta_len;
@@ -793,7 +834,7 @@ static int decide_batch(batch_t *b)
     int started[64] = {0}, rc = 0, threads = b->n_workers;
     for (int t = 0; t < threads; t++) b->workers[t].arena_used = 0;
     for (uint64_t r = b->r0; r < b->r1; r++)
-        b->picks[r - b->r0] = (pick_t){NONE, 0, 1, 0, 0, 0, 0, 0};
+        b->picks[r - b->r0] = (pick_t){NONE, 0, 1, 0, 0, 0, 0, 0, 0};
     b->next = 0;
     if (threads > 1 && b->r1 - b->r0 < 64) threads = 1; /* not worth a thread */
     for (int t = 0; t < threads; t++) {
@@ -903,6 +944,7 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
                     al.coverage = p->coverage;
                     al.delta = workers[p->worker].arena + p->delta_off;
                     al.delta_len = p->delta_len;
+                    al.minus = p->minus;
                     if ((rc = opt->on_member(opt->ctx, s, order[p->root], &al)) < 0) goto fail;
                 }
             }
@@ -950,6 +992,7 @@ fail_early:
         word_filter_free(&workers[t].wf);
         free(workers[t].mbuf.buf);
         free(workers[t].rbuf.buf);
+        free(workers[t].rcbuf.buf);
         free(workers[t].arena);
     }
     free(workers);

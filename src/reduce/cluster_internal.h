@@ -17,8 +17,13 @@ typedef struct {
     double identity; /* identical residues / member length, (0, 1] */
     double coverage; /* aligned member residues / member length, (0, 1] */
     int nucleotide;
-    int per_group;  /* longer sequences of a k-mer group a member is linked to (3) */
-    int candidates; /* ranked candidates kept per sequence (8) */
+    int both_strands; /* nucleotides: a member may join the reverse complement of a reference */
+    int per_group;    /* longer sequences of a k-mer group a member is linked to (3) */
+    /* and the nearest longer ones past those, up to 8 (proteins 0, nucleotides 8): in a
+     * set of near-identical amplicons of similar lengths the few longest of a group are
+     * often of other clusters, while a copy's own kin rank just before it */
+    int near_links;
+    int candidates; /* ranked candidates kept per sequence (proteins 8, nucleotides 32) */
     int threads;    /* sketching threads (1) */
     tal_sketch_opt_t sketch;
     /* Called for each sequence that joins a reference by alignment (not for exact

@@ -50,3 +50,18 @@ int tal_delta_apply(const uint8_t *delta, size_t delta_len, const char *ref, siz
     }
     return o == out_len ? 0 : TAL_EINPUT;
 }
+
+void tal_revcomp(const char *seq, size_t len, char *out)
+{
+    static const char from[] = "ACGTURYKMBVDHacgturykmbvdh", to[] = "TGCAAYRMKVBHDtgcaayrmkvbhd";
+    unsigned char table[256];
+    int rna = memchr(seq, 'U', len) || memchr(seq, 'u', len);
+    if (rna && (memchr(seq, 'T', len) || memchr(seq, 't', len))) rna = 0;
+    for (int c = 0; c < 256; c++) table[c] = (unsigned char)c;
+    for (size_t k = 0; from[k]; k++) table[(unsigned char)from[k]] = (unsigned char)to[k];
+    if (rna) {
+        table['A'] = 'U';
+        table['a'] = 'u';
+    }
+    for (size_t i = 0; i < len; i++) out[len - 1 - i] = (char)table[(unsigned char)seq[i]];
+}

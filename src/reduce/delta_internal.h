@@ -18,6 +18,7 @@ typedef struct {
     double coverage;      /* aligned / member length */
     const uint8_t *delta; /* the member as a delta against the reference (see below) */
     size_t delta_len;     /* valid until the next tal_align on this aligner */
+    int minus;            /* set by the caller: the reference was reverse complemented */
 } tal_alignment_t;
 
 /* nucleotide: 0 protein (BLOSUM62, gaps 11/1), 1 nucleotide (+2/-3, gaps 5/2).
@@ -91,5 +92,12 @@ enum { TAL_DELTA_COPY = 0, TAL_DELTA_SUB = 1, TAL_DELTA_INS = 2, TAL_DELTA_SKIP 
  * the reference, or does not produce exactly out_len bytes (the member's length). */
 int tal_delta_apply(const uint8_t *delta, size_t delta_len, const char *ref, size_t ref_len,
                     char *out, size_t out_len);
+
+/* The reverse complement of a nucleotide sequence, what a minus-strand member's delta is
+ * applied to (doc/format.md, delta store flags): A C G T/U and the IUPAC codes to their
+ * complements, case kept, N and any other byte to itself. A sequence with a U and no T
+ * complements A to U, else to T. A function of seq alone, so the writer and every
+ * reader get the same bytes. out may not be seq. */
+void tal_revcomp(const char *seq, size_t len, char *out);
 
 #endif

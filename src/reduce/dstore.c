@@ -360,6 +360,9 @@ struct tal_dstore {
     size_t cached_len;
     char *refbuf, *raw;
     size_t refbuf_cap, raw_cap;
+    uint64_t rc_of; /* 1 + the reference whose reverse complement is in rcbuf, 0 if none */
+    char *rcbuf;
+    size_t rcbuf_cap;
     char *recbuf; /* tal_dstore_write_fasta's rebuilt record */
     size_t recbuf_cap;
     uint64_t *member_start, *member_list; /* built on first tal_dstore_members */
@@ -504,6 +507,7 @@ void tal_dstore_close(tal_dstore_t *d)
     free(d->path);
     free(d->fasta_path);
     free(d->refbuf);
+    free(d->rcbuf);
     free(d->raw);
     free(d->recbuf);
     free(d->member_start);
@@ -543,6 +547,15 @@ int tal_dstore_record(const tal_dstore_t *d, uint64_t i, tal_drec_t *rec)
          (e->delta_off > d->h->deltas_size || e->delta_len > d->h->deltas_size - e->delta_off))) {
         snprintf(what, sizeof what, "record %llu has offsets outside the file",
                  (unsigned long long)i + 1);
+        return damaged(d, what);
+    }
+    /* one kind a record; the minus strand only for members with a delta, of nucleotides */
+    if ((e->flags & ~(uint32_t)(TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL | TAL_DREC_MINUS)) ||
+        (e->flags & TAL_DREC_REFERENCE && e->flags & TAL_DREC_IDENTICAL) ||
+        (e->flags & TAL_DREC_MINUS &&
+         (e->flags & (TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL) || !(d->h->flags & 1)))) {
+        snprintf(what, sizeof what, "record %llu has flags %u, not a valid combination",
+                 (unsigned long long)i + 1, (unsigned)e->flags);
         return damaged(d, what);
     }
     /* fractions: a NaN or an infinity would index the identity histogram of validate */
@@ -678,6 +691,7 @@ int tal_dstore_ref_residues(tal_dstore_t *d, uint32_t k, const char **seq, size_
     if (n != r->length || XXH3_64bits(d->refbuf, n) != r->hash) return not_in_fasta(d, k, r);
     d->cached = (uint64_t)k + 1;
     d->cached_len = n;
+    d->rc_of = 0;
     *seq = d->refbuf;
     *len = n;
     return 0;
@@ -701,6 +715,14 @@ int tal_dstore_rebuild(tal_dstore_t *d, uint64_t i, char **buf, size_t *cap, siz
     /* a record is its reference, or at most the reference and every byte of its delta: a
      * damaged length is caught before it sizes the buffer */
     whole = (rec.flags & (TAL_DREC_REFERENCE | TAL_DREC_IDENTICAL)) != 0;
+    if (!whole && (rec.flags & TAL_DREC_MINUS) && d->rc_of != (uint64_t)rec.ref + 1) {
+        /* the delta is against the reverse complement (kept for the reference's next
+         * member on the minus strand) */
+        if ((rc = tal_buf_reserve(&d->rcbuf, &d->rcbuf_cap, ref_len + 1)) < 0) return rc;
+        tal_revcomp(ref, ref_len, d->rcbuf);
+        d->rc_of = (uint64_t)rec.ref + 1;
+    }
+    if (!whole && (rec.flags & TAL_DREC_MINUS)) ref = d->rcbuf;
     if (whole ? ref_len != rec.length : rec.length > ref_len + rec.delta_len)
         rc = TAL_EINPUT;
     else if ((rc = tal_buf_reserve(buf, cap, (size_t)rec.length + 1)) < 0)

@@ -83,7 +83,10 @@ static int open_outputs(outputs_t *o)
                              .sort_bytes = x->sort_bytes};
     if ((rc = tal_dwriter_open(&o->dw, o->deltas_tmp, &layout)) < 0) return rc;
     if ((rc = hold_temporary(o->deltas_tmp)) < 0) return rc;
-    fprintf(o->members.f, "#member\treference\tidentity\tcoverage\n");
+    fputs(x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE
+              ? "#member\treference\tidentity\tcoverage\tstrand\n"
+              : "#member\treference\tidentity\tcoverage\n",
+          o->members.f);
     if (o->taxid.f) fputs(tal_aligner_side_header(x->opt->aligner), o->taxid.f);
     return 0;
 }
@@ -192,6 +195,10 @@ static int write_records(outputs_t *o)
             } else {
                 doff = m->delta_off;
                 d.delta_len = m->delta_len;
+                if (m->flags & TAL_MEMBER_MINUS) {
+                    d.flags = TAL_DREC_MINUS;
+                    x->minus++;
+                }
             }
         }
         if ((rc = tal_dwriter_record(o->dw, &d, doff)) < 0) return rc;
@@ -201,7 +208,10 @@ static int write_records(outputs_t *o)
             write_accession(o->members.f, rec.header, rec.header_len);
             fputc('\t', o->members.f);
             write_accession(o->members.f, rr.header, rr.header_len);
-            fprintf(o->members.f, "\t%.4f\t%.4f\n", (double)d.identity, (double)d.coverage);
+            fprintf(o->members.f, "\t%.4f\t%.4f", (double)d.identity, (double)d.coverage);
+            if (x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE)
+                fputs(d.flags & TAL_DREC_MINUS ? "\t-" : "\t+", o->members.f);
+            fputc('\n', o->members.f);
         }
     }
     if ((rc = tal_dwriter_copy_deltas(o->dw, x->delta_fd)) < 0) return rc;
@@ -246,6 +256,7 @@ static int write_clstr(outputs_t *o)
             fprintf(o->clstr.f, "%llu\t%llu%s, >", (unsigned long long)(m - mstart[k] + 1),
                     (unsigned long long)x->lens[id], unit);
             write_accession(o->clstr.f, rec.header, rec.header_len);
+            if (*strand) strand = o->slots[0].flags & TAL_MEMBER_MINUS ? "-/" : "+/";
             fprintf(o->clstr.f, "... at %s%.2f%%\n", strand, 100.0 * (double)o->slots[0].identity);
         }
         k++;

@@ -22,8 +22,9 @@ typedef struct {
 } tal_member_slot_t;
 
 enum {
-    TAL_MEMBER_ALIGNED = 1,  /* joined its reference by an alignment */
-    TAL_MEMBER_IDENTICAL = 2 /* an exact copy of its reference: no delta */
+    TAL_MEMBER_ALIGNED = 1,   /* joined its reference by an alignment */
+    TAL_MEMBER_IDENTICAL = 2, /* an exact copy of its reference: no delta */
+    TAL_MEMBER_MINUS = 4      /* its delta is against the reference's reverse complement */
 };
 
 /* member slots read at once while writing */
@@ -50,6 +51,7 @@ typedef struct {
     int delta_fd;
     FILE *delta_out;
     uint64_t delta_used;
+    uint64_t minus;      /* members on the minus strand, counted as they are written */
     int result_fd;       /* a tal_member_slot_t per record id */
     uint64_t sort_bytes; /* the plan: each sorter's buffer */
     uint64_t held_input; /* reserved for the store's arrays for the whole run */

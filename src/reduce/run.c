@@ -79,6 +79,11 @@ static int fraction_ok(double v) { return v > 0.0 && v <= 1.0; }
 
 static int check_options(const tal_reduce_opt_t *opt, const char *out)
 {
+    if (opt->strand != TAL_STRAND_BOTH && opt->strand != TAL_STRAND_PLUS) {
+        tal_log_error("reduce: the strand must be TAL_STRAND_BOTH or TAL_STRAND_PLUS, not %d",
+                      opt->strand);
+        return TAL_EUSAGE;
+    }
     const char *bad = NULL;
     if (!out || !*out)
         bad = "no output FASTA";
@@ -373,7 +378,7 @@ static int on_member(void *ctx, uint64_t member, uint64_t ref, const void *align
     tal_reduction_t *x = ctx;
     const tal_alignment_t *al = alignment;
     tal_member_slot_t m = {(float)al->identity, (float)al->coverage, x->delta_used, 0,
-                           TAL_MEMBER_ALIGNED};
+                           TAL_MEMBER_ALIGNED | (al->minus ? TAL_MEMBER_MINUS : 0u)};
     (void)ref;
     if (al->delta_len > UINT32_MAX) return TAL_EUSAGE;
     m.delta_len = (uint32_t)al->delta_len;
@@ -479,6 +484,7 @@ static int cluster(tal_reduction_t *x, tal_cluster_t *c)
     }
     if (x->opt->sketch_size) opt.sketch.m = x->opt->sketch_size;
     if (x->opt->candidates) opt.candidates = x->opt->candidates;
+    opt.both_strands = opt.nucleotide && x->opt->strand == TAL_STRAND_BOTH;
     opt.coverage = x->coverage;
     opt.threads = x->opt->threads;
     opt.progress = cluster_progress;
@@ -525,6 +531,7 @@ static void fill_result(const tal_reduction_t *x, const tal_cluster_t *c, tal_re
     r->references = c->references;
     r->members = c->n - c->references;
     r->duplicates = c->duplicates;
+    r->minus = x->minus;
     r->residues = x->info.residues;
     for (uint64_t i = 0; i < c->n; i++)
         if (c->ref[i] == i) r->reference_residues += x->lens[i];

@@ -133,13 +133,16 @@ reduce_and_check() {
     expect_exit 0 "$TALARIA" reconstruct -r "$d/red.fasta" -d "$d/red.deltas.tal" &&
         { cmp -s "$T/out" "$one" || fail "$name: reconstruct to stdout differs from the input"; }
 
-    # the membership table
-    [ "$(head -1 "$d/red.members.tsv")" = "$(printf '#member\treference\tidentity\tcoverage')" ] ||
+    # the membership table (nucleotides: a strand column)
+    fields=4 header='#member\treference\tidentity\tcoverage'
+    [ "$input" = "$T/nt.fa" ] && fields=5 header="$header\\tstrand"
+    [ "$(head -1 "$d/red.members.tsv")" = "$(printf "$header")" ] ||
         fail "$name: members TSV header: $(head -1 "$d/red.members.tsv")"
-    awk -F'\t' -v id="$identity_used" -v cov="$min_coverage" -v name="$name" '
+    awk -F'\t' -v id="$identity_used" -v cov="$min_coverage" -v name="$name" -v nf="$fields" '
         FNR == NR { if (/^>/) { split(substr($0, 2), w, /[ \t]/); input[w[1]] = 1 } next }
         /^#/ { next }
-        NF != 4 { print name ": members line " FNR " has " NF " fields"; next }
+        NF != nf { print name ": members line " FNR " has " NF " fields"; next }
+        NF == 5 && $5 != "+" && $5 != "-" { print name ": " $1 " has strand " $5 }
         !($1 in input) { print name ": member " $1 " is not in the input" }
         !($2 in input) { print name ": reference " $2 " is not in the input" }
         $3 + 0 < id + 0 || $3 + 0 > 1 { print name ": " $1 " has identity " $3 " (minimum " id ")" }

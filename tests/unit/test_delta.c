@@ -302,6 +302,24 @@ static void test_apply_random_bytes_never_overrun(void **state)
     }
 }
 
+/* The reverse complement: IUPAC pairs, case kept, other bytes as they are; A to U only
+ * in a sequence with U's and no T's; twice gives a DNA sequence back. */
+static void test_revcomp(void **state)
+{
+    char out[64], back[64];
+    (void)state;
+    tal_revcomp("ACGTRYKMBVDHNSW-acgtn*", 22, out);
+    assert_memory_equal(out, "*nacgt-WSNDHBVKMRYACGT", 22);
+    tal_revcomp("AACGU", 5, out);
+    assert_memory_equal(out, "ACGUU", 5);
+    tal_revcomp("AACGUT", 6, out); /* U and T: A to T */
+    assert_memory_equal(out, "AACGTT", 6);
+    tal_revcomp("GATTACAgattaca", 14, out);
+    tal_revcomp(out, 14, back);
+    assert_memory_equal(back, "GATTACAgattaca", 14);
+    tal_revcomp("", 0, out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -317,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_align_bytes_saturate),
         cmocka_unit_test(test_apply_rejects_malformed),
         cmocka_unit_test(test_apply_random_bytes_never_overrun),
+        cmocka_unit_test(test_revcomp),
     };
     return cmocka_run_group_tests_name("delta", tests, NULL, NULL);
 }
