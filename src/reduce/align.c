@@ -300,7 +300,7 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
 {
     const unsigned char *m = (const unsigned char *)member, *r = (const unsigned char *)ref;
     int64_t ml = (int64_t)member_len, rl = (int64_t)ref_len, w;
-    int32_t *H, *E, *F, best = NEG_INF;
+    int32_t *H, *F, best = NEG_INF;
     int64_t best_k = -1, i, k;
     uint64_t mpos, rpos, identical = 0, aligned = 0;
     int open = a->open, ext = a->extend, touched = 0, rc = 0, whole;
@@ -314,11 +314,11 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
     w = dhi - dlo + 1;
     whole = dlo == -ml && dhi == rl;
     if ((uint64_t)(ml + 1) * (uint64_t)w > 2 * a->max_cells) return TAL_EMEMCAP;
-    if ((size_t)(3 * (w + 2)) > a->rows_cap) {
-        int32_t *p = realloc(a->rows, (size_t)(3 * (w + 2)) * sizeof *p);
+    if ((size_t)(2 * (w + 2)) > a->rows_cap) {
+        int32_t *p = realloc(a->rows, (size_t)(2 * (w + 2)) * sizeof *p);
         if (!p) return TAL_ENOMEM;
         a->rows = p;
-        a->rows_cap = (size_t)(3 * (w + 2));
+        a->rows_cap = (size_t)(2 * (w + 2));
     }
     if ((size_t)((ml + 1) * w) > a->trace_cap) {
         uint8_t *p = realloc(a->trace, (size_t)((ml + 1) * w));
@@ -328,55 +328,57 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
     }
     /* one guard cell each side: index k + 1 holds diagonal dlo + k */
     H = a->rows;
-    E = H + w + 2;
-    F = E + w + 2;
-    for (k = 0; k < w + 2; k++) H[k] = E[k] = F[k] = NEG_INF;
+    F = H + w + 2;
+    for (k = 0; k < w + 2; k++) H[k] = F[k] = NEG_INF;
     for (k = 0; k < w; k++)
         if (dlo + k >= 0) H[k + 1] = 0; /* row 0: the reference head is free */
     for (i = 1; i <= ml; i++) {
         const int8_t *row = a->score[m[i - 1]];
         uint8_t *tr = a->trace + i * w;
         int64_t klo = -i - dlo, khi = rl - i - dlo;
-        int32_t e = NEG_INF, hleft = NEG_INF, hdiag_next;
+        int32_t e = NEG_INF, hleft = NEG_INF;
         if (klo < 0) klo = 0;
         if (khi > w - 1) khi = w - 1;
         if (klo > khi)
             return tal_align(a, member, member_len, ref, ref_len, out); /* band left the matrix */
-        /* F reads the previous row at k + 1 before it is overwritten, H at k likewise */
-        hdiag_next = H[klo + 1];
-        for (k = 0; k < klo; k++) H[k + 1] = E[k + 1] = F[k + 1] = NEG_INF;
-        for (k = klo; k <= khi; k++) {
-            int64_t j = i + dlo + k; /* 0 <= j <= rl */
-            int32_t hdiag = hdiag_next, fo, fe, f, eo, ee, h;
-            uint8_t t = 0;
-            hdiag_next = H[k + 2];
-            fo = H[k + 2] - open;
-            fe = F[k + 2] - ext;
-            f = fo >= fe ? fo : fe;
-            if (fe > fo) t |= 8;
-            eo = hleft - open;
-            ee = e - ext;
-            e = eo >= ee ? eo : ee;
-            if (ee > eo) t |= 4;
-            h = j >= 1 && hdiag > NEG_INF ? hdiag + row[r[j - 1]] : NEG_INF;
-            if (e > h) {
-                h = e;
-                t = (uint8_t)((t & ~3u) | 1);
+        /* H and F of the previous row at k and k + 1 are read before k is overwritten. No
+         * branches in the loop: which move wins is data, and mispredicted jumps cost more
+         * than the cell. E needs no row of its own: it comes from the left, in e. */
+        for (k = 0; k < klo; k++) H[k + 1] = F[k + 1] = NEG_INF;
+        {
+            const unsigned char *rk = r + (i + dlo - 1); /* rk[k] is r[j - 1] */
+            int64_t k0 = klo;
+            if (i + dlo + klo == 0) {
+                /* j == 0: the reference's head, no diagonal move into it */
+                int32_t fo = H[klo + 2] - open, fe = F[klo + 2] - ext, f = fo >= fe ? fo : fe;
+                int32_t h = f > NEG_INF ? f : NEG_INF;
+                H[klo + 1] = h;
+                F[klo + 1] = f < NEG_INF ? NEG_INF : f;
+                tr[klo] = (uint8_t)((f > NEG_INF ? 2u : 0u) | (fe > fo ? 8u : 0u) |
+                                    (-ext > -open ? 4u : 0u));
+                hleft = h; /* e stays NEG_INF: nothing lies left of j == 0 */
+                k0++;
             }
-            if (f > h) {
-                h = f;
-                t = (uint8_t)((t & ~3u) | 2);
+            for (k = k0; k <= khi; k++) {
+                int32_t hdiag = H[k + 1], fo = H[k + 2] - open, fe = F[k + 2] - ext;
+                int32_t eo = hleft - open, ee = e - ext, f, h;
+                unsigned src;
+                f = fo >= fe ? fo : fe;
+                e = eo >= ee ? eo : ee;
+                h = hdiag > NEG_INF ? hdiag + row[rk[k]] : NEG_INF;
+                src = e > h ? 1u : 0u;
+                h = e > h ? e : h;
+                src = f > h ? 2u : src;
+                h = f > h ? f : h;
+                h = h < NEG_INF ? NEG_INF : h;
+                e = e < NEG_INF ? NEG_INF : e;
+                H[k + 1] = h;
+                F[k + 1] = f < NEG_INF ? NEG_INF : f;
+                tr[k] = (uint8_t)(src | (ee > eo ? 4u : 0u) | (fe > fo ? 8u : 0u));
+                hleft = h;
             }
-            if (h < NEG_INF) h = NEG_INF;
-            if (e < NEG_INF) e = NEG_INF;
-            if (f < NEG_INF) f = NEG_INF;
-            H[k + 1] = h;
-            E[k + 1] = e;
-            F[k + 1] = f;
-            tr[k] = t;
-            hleft = h;
         }
-        for (k = khi + 1; k < w; k++) H[k + 1] = E[k + 1] = F[k + 1] = NEG_INF;
+        for (k = khi + 1; k < w; k++) H[k + 1] = F[k + 1] = NEG_INF;
     }
     for (k = 0; k < w; k++) {
         int64_t j = ml + dlo + k;

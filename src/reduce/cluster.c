@@ -151,9 +151,10 @@ static int prefilter(word_filter_t *wf, const char *m, size_t ml, const char *r,
         size_t shift = (size_t)((1.0 - identity) * (double)ml) + BAND_PAD;
         size_t lo = best > shift ? best - shift : 0, hi = best + shift, dmin = best, dmax = best;
         if (hi >= diagonals) hi = diagonals - 1;
-        /* every supported diagonal within reach: at high identity one shared word is
-         * support enough (the band must hold the best path, not just the densest) */
-        unsigned support = identity >= 0.8 ? 1 : 2;
+        /* every supported diagonal within reach: at high identity one shared word of
+         * protein is support enough (the band must hold the best path, not just the
+         * densest); of 8 bases, where a chance match is likelier, two */
+        unsigned support = identity >= 0.8 && wf->base != 4 ? 1 : 2;
         for (size_t d = lo; d <= hi; d++)
             if (wf->hist[d] >= support) {
                 if (d < dmin) dmin = d;
@@ -173,7 +174,7 @@ void tal_cluster_opt_init(tal_cluster_opt_t *opt, int nucleotide)
     opt->coverage = 0.8;
     opt->nucleotide = nucleotide;
     opt->per_group = 3;
-    opt->near_links = nucleotide ? 8 : 0;
+    opt->near_links = nucleotide ? 4 : 0;
     opt->candidates = nucleotide ? 32 : 8;
     opt->threads = 1;
     tal_sketch_opt_init(&opt->sketch, nucleotide);

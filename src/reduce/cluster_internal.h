@@ -19,7 +19,7 @@ typedef struct {
     int nucleotide;
     int both_strands; /* nucleotides: a member may join the reverse complement of a reference */
     int per_group;    /* longer sequences of a k-mer group a member is linked to (3) */
-    /* and the nearest longer ones past those, up to 8 (proteins 0, nucleotides 8): in a
+    /* and the nearest longer ones past those, up to 8 (proteins 0, nucleotides 4): in a
      * set of near-identical amplicons of similar lengths the few longest of a group are
      * often of other clusters, while a copy's own kin rank just before it */
     int near_links;
