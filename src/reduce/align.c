@@ -359,15 +359,18 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
                 hleft = h; /* e stays NEG_INF: nothing lies left of j == 0 */
                 k0++;
             }
+            /* hleft is the left cell's best without E: where E won there, opening a gap
+             * from it scores below extending E (open > extend), so E, its bit and every
+             * H are the same, and the loop-carried chain is E's alone */
             for (k = k0; k <= khi; k++) {
                 int32_t hdiag = H[k + 1], fo = H[k + 2] - open, fe = F[k + 2] - ext;
-                int32_t eo = hleft - open, ee = e - ext, f, h;
+                int32_t eo = hleft - open, ee = e - ext, f, d, h;
                 unsigned src;
                 f = fo >= fe ? fo : fe;
                 e = eo >= ee ? eo : ee;
-                h = hdiag > NEG_INF ? hdiag + row[rk[k]] : NEG_INF;
-                src = e > h ? 1u : 0u;
-                h = e > h ? e : h;
+                d = hdiag > NEG_INF ? hdiag + row[rk[k]] : NEG_INF;
+                src = e > d ? 1u : 0u;
+                h = e > d ? e : d;
                 src = f > h ? 2u : src;
                 h = f > h ? f : h;
                 h = h < NEG_INF ? NEG_INF : h;
@@ -375,7 +378,8 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
                 H[k + 1] = h;
                 F[k + 1] = f < NEG_INF ? NEG_INF : f;
                 tr[k] = (uint8_t)(src | (ee > eo ? 4u : 0u) | (fe > fo ? 8u : 0u));
-                hleft = h;
+                hleft = f > d ? f : d;
+                hleft = hleft < NEG_INF ? NEG_INF : hleft;
             }
         }
         for (k = khi + 1; k < w; k++) H[k + 1] = F[k + 1] = NEG_INF;
