@@ -56,6 +56,9 @@ typedef struct {
      * 4-31), k-mers kept per sequence (1-256), candidate references tried per sequence
      * (1-64). 0: the defaults (10 or 15, 20, 8). */
     int kmer_size, sketch_size, candidates;
+    /* A member joins only a reference with the same taxid (OX=, TaxID=, taxid tags of the
+     * headers); records without a taxid join only each other. Costs 4 bytes a record. */
+    int same_taxon;
     /* Recorded in the delta store (format 1.1): the configuration the run was given, as
      * tal_config_summary writes it; NULL: none. */
     const char *provenance;

@@ -53,6 +53,7 @@ static const key_def_t keys[] = {
     {"reduce.kmer_size", K_INT, 4, 31, NULL, "10 for proteins, 15 for nucleotides"},
     {"reduce.sketch_size", K_INT, 1, 256, NULL, "20"},
     {"reduce.candidates", K_INT, 1, 64, NULL, "8"},
+    {"reduce.same_taxon", K_BOOL, 0, 1, NULL, "false"},
 };
 
 #define KEY_COUNT (sizeof keys / sizeof *keys)
@@ -610,6 +611,8 @@ void tal_config_reduce_opt(const tal_config_t *c, tal_reduce_opt_t *opt)
         opt->sketch_size = (int)tal_config_int(c, "reduce.sketch_size");
     if (tal_config_is_set(c, "reduce.candidates"))
         opt->candidates = (int)tal_config_int(c, "reduce.candidates");
+    if (tal_config_is_set(c, "reduce.same_taxon"))
+        opt->same_taxon = (int)tal_config_int(c, "reduce.same_taxon");
 }
 
 /* A value as a configuration file would say it. */
