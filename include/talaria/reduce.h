@@ -13,13 +13,15 @@
 
 TAL_BEGIN_DECLS
 
-/* The aligner the reduced FASTA is for: default thresholds, header style, side file. */
+/* The aligner the reduced FASTA is for: default thresholds, header style, side file. A
+ * side file lists every input record whose header has a taxid (OX=, TaxID=, taxid tags),
+ * members too, in input order. */
 typedef enum {
     TAL_ALIGNER_GENERIC = 0, /* 0.90 / 0.80, no side file */
     TAL_ALIGNER_DIAMOND,     /* 0.90 / 0.80, BASE.taxid.tsv for diamond makedb --taxonmap */
     TAL_ALIGNER_MMSEQS2,     /* 0.90 / 0.80, BASE.taxid.tsv for mmseqs createtaxdb */
     TAL_ALIGNER_BLAST,       /* 0.90 / 0.90, BASE.taxid.tsv for makeblastdb -taxid_map */
-    TAL_ALIGNER_LAMBDA,      /* 0.90 / 0.80, BASE.taxid.tsv for lambda3 mkindexp */
+    TAL_ALIGNER_LAMBDA,      /* 0.90 / 0.80, BASE.accession2taxid for lambda3 mkindexp */
     TAL_ALIGNER_KRAKEN       /* 0.95 / 0.90, headers tagged "|kraken:taxid|N" */
 } tal_aligner_preset_t;
 
