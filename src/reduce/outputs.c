@@ -314,9 +314,10 @@ static void warn_taxids(const outputs_t *o)
         const char *h = "";
         size_t len = 0;
         if (tal_store_header_(x->store, o->first_malformed, &h, &len) < 0) len = 0;
-        tal_log_warn("%llu of them have a taxid tag that is not a whole number up to 4000000000, "
+        tal_log_warn("%llu of them %s a taxid tag that is not a whole number up to 4000000000, "
                      "taken as none (the first: record %llu, '%.*s')",
                      (unsigned long long)o->malformed_taxid,
+                     o->malformed_taxid == 1 ? "has" : "have",
                      (unsigned long long)o->first_malformed + 1, (int)(len > 200 ? 200 : len), h);
     }
 }
