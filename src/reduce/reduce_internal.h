@@ -79,7 +79,7 @@ void tal_reduction_release_headers(const tal_reduction_t *x);
 
 /* presets.c: the taxid in a header (the first tag of OX=N, TaxID=N, taxid|N|, taxid=N,
  * tax_id=N, in that order of tags), TAL_TAXID_NONE without one, TAL_TAXID_MALFORMED when
- * the tag's number runs into a letter, digit or '.' or exceeds 4,000,000,000 (treated as
+ * the tag's number runs into a letter, '.' or '_' or exceeds 4,000,000,000 (treated as
  * no taxid, and counted in a warning). */
 #define TAL_TAXID_NONE      (-1L)
 #define TAL_TAXID_MALFORMED (-2L)
