@@ -4,9 +4,13 @@
  * A hit line is "QUERY<TAB>SUBJECT[<TAB>...]". Expanding it passes it on unchanged and,
  * when SUBJECT is a reference of the delta store, once more per member of that reference
  * with SUBJECT replaced by the member's accession (its first header word, or the ACC of a
- * "db|ACC|NAME" header when the hit named the reference that way). Comment ('#') and blank
- * lines pass through; so do hits on subjects the store does not know, which are counted.
- * Every hit goes to a callback: the caller decides where it is written. */
+ * "db|ACC|NAME" header when the hit named the reference that way) and any column after it
+ * that shows the reference's whole header or its description (stitle, salltitles,
+ * theader) replaced by the member's. SUBJECT is found as it is, else without a trailing
+ * "|kraken:taxid|N", as the ACC field of a "db|ACC|..." id, and each of those without a
+ * ".N" version. Comment ('#') and blank lines pass through; so do hits on subjects the
+ * store does not know, which are counted. Every hit goes to a callback: the caller
+ * decides where it is written. */
 #ifndef TALARIA_EXPAND_H
 #define TALARIA_EXPAND_H
 

@@ -13,13 +13,15 @@
 
 TAL_BEGIN_DECLS
 
-/* The aligner the reduced FASTA is for: default thresholds, header style, side file. */
+/* The aligner the reduced FASTA is for: default thresholds, header style, side file. A
+ * side file lists every input record whose header has a taxid (OX=, TaxID=, taxid tags),
+ * members too, in input order. */
 typedef enum {
     TAL_ALIGNER_GENERIC = 0, /* 0.90 / 0.80, no side file */
     TAL_ALIGNER_DIAMOND,     /* 0.90 / 0.80, BASE.taxid.tsv for diamond makedb --taxonmap */
     TAL_ALIGNER_MMSEQS2,     /* 0.90 / 0.80, BASE.taxid.tsv for mmseqs createtaxdb */
     TAL_ALIGNER_BLAST,       /* 0.90 / 0.90, BASE.taxid.tsv for makeblastdb -taxid_map */
-    TAL_ALIGNER_LAMBDA,      /* 0.90 / 0.80, BASE.taxid.tsv for lambda3 mkindexp */
+    TAL_ALIGNER_LAMBDA,      /* 0.90 / 0.80, BASE.accession2taxid for lambda3 mkindexp */
     TAL_ALIGNER_KRAKEN       /* 0.95 / 0.90, headers tagged "|kraken:taxid|N" */
 } tal_aligner_preset_t;
 
@@ -65,6 +67,9 @@ typedef struct {
      * against the reference's reverse complement) and comes back in its own orientation.
      * Ignored for proteins. */
     int strand;
+    /* A member joins only a reference with the same taxid (OX=, TaxID=, taxid tags of the
+     * headers); records without a taxid join only each other. Costs 4 bytes a record. */
+    int same_taxon;
     /* Recorded in the delta store (format 1.1): the configuration the run was given, as
      * tal_config_summary writes it; NULL: none. */
     const char *provenance;

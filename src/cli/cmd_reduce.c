@@ -44,6 +44,8 @@ static const char help[] =
     "                        blast, lambda, kraken or generic (see below)\n"
     "      --allow-duplicates  FASTA input: keep the first record of a repeated accession\n"
     "                        and leave the rest out (counted in a warning)\n"
+    "      --same-taxon      a member joins only a reference with the same taxid (OX=,\n"
+    "                        TaxID=, taxid tags); records without one join only each other\n"
     "  -t, --threads N       threads (default 1)\n"
     "      --tmp-dir DIR     scratch space: the indexed input, sort runs, candidates\n"
     "                        (default $TMPDIR or /tmp)\n" CLI_MEM_HELP CLI_CONFIG_HELP
@@ -52,12 +54,16 @@ static const char help[] =
     "  -v, --verbose         more detail on stderr\n"
     "  -h, --help            this help\n"
     "\n"
-    "Presets (identity / coverage unless given; side file BASE.taxid.tsv from OX=, TaxID=\n"
-    "or taxid tags in the headers):\n"
-    "  diamond  0.90 / 0.80, taxid map for 'diamond makedb --taxonmap'\n"
-    "  mmseqs2  0.90 / 0.80, accession-taxid for 'mmseqs createtaxdb --tax-mapping-file'\n"
-    "  blast    0.90 / 0.90, 'accession taxid' for 'makeblastdb -taxid_map'\n"
-    "  lambda   0.90 / 0.80, accession-taxid map for 'lambda3 mkindexp --acc-tax-map'\n"
+    "Presets (identity / coverage unless given; a side file with every input accession,\n"
+    "references and members, and its own taxid from OX=, TaxID= or taxid tags):\n"
+    "  diamond  0.90 / 0.80, BASE.taxid.tsv in NCBI's accession2taxid layout, for\n"
+    "           'diamond makedb --taxonmap'\n"
+    "  mmseqs2  0.90 / 0.80, BASE.taxid.tsv (accession, taxid), for 'mmseqs createtaxdb\n"
+    "           ... --tax-mapping-file'\n"
+    "  blast    0.90 / 0.90, BASE.taxid.tsv ('accession taxid'), for 'makeblastdb\n"
+    "           -taxid_map'\n"
+    "  lambda   0.90 / 0.80, BASE.accession2taxid (NCBI's layout; lambda3 takes only\n"
+    "           that extension), for 'lambda3 mkindexp --acc-tax-map'\n"
     "  kraken   0.95 / 0.90, headers tagged '|kraken:taxid|N' for kraken2-build\n"
     "  generic  0.90 / 0.80, no side file\n"
     "\n"
@@ -183,7 +189,8 @@ int cmd_reduce(int argc, char **argv)
         OPT_TMP_DIR,
         OPT_STRAND,
         OPT_SUMMARY_JSON,
-        OPT_ALLOW_DUPLICATES
+        OPT_ALLOW_DUPLICATES,
+        OPT_SAME_TAXON
     };
     static const struct option longopts[] = {
         {"input", required_argument, NULL, 'i'},
@@ -198,6 +205,7 @@ int cmd_reduce(int argc, char **argv)
         {"aligner", required_argument, NULL, 'a'},
         {"strand", required_argument, NULL, OPT_STRAND},
         {"allow-duplicates", no_argument, NULL, OPT_ALLOW_DUPLICATES},
+        {"same-taxon", no_argument, NULL, OPT_SAME_TAXON},
         {"threads", required_argument, NULL, 't'},
         {"tmp-dir", required_argument, NULL, OPT_TMP_DIR},
         {"force", no_argument, NULL, 'f'},
@@ -216,7 +224,7 @@ int cmd_reduce(int argc, char **argv)
     const char *in = NULL, *out = NULL, *aligner = NULL, *summary_json = NULL, *tmp_dir = NULL;
     const char *identity_text = NULL, *coverage_text = NULL, *strand = NULL;
     double identity = 0, coverage = 0;
-    int c, rc, threads = 0;
+    int c, rc, threads = 0, same_taxon = 0;
     tal_reduce_opt_init(&opt);
     memset(&mem, 0, sizeof mem);
     memset(&display, 0, sizeof display);
@@ -245,6 +253,7 @@ int cmd_reduce(int argc, char **argv)
         case 'a': aligner = optarg; break;
         case OPT_STRAND: strand = optarg; break;
         case OPT_ALLOW_DUPLICATES: opt.allow_duplicates = 1; break;
+        case OPT_SAME_TAXON: same_taxon = 1; break;
         case 't':
         case 'j':
             if (cli_parse_threads("reduce", optarg, &threads) < 0) return cli_exit(TAL_EUSAGE);
@@ -282,8 +291,10 @@ int cmd_reduce(int argc, char **argv)
                                                TAL_CONFIG_FLAG, "--identity")) < 0) ||
         (coverage_text && (rc = tal_config_set(conf.cfg, "reduce.coverage", coverage_text,
                                                TAL_CONFIG_FLAG, "--coverage")) < 0) ||
-        (strand &&
-         (rc = tal_config_set(conf.cfg, "reduce.strand", strand, TAL_CONFIG_FLAG, "--strand")) < 0))
+        (strand && (rc = tal_config_set(conf.cfg, "reduce.strand", strand, TAL_CONFIG_FLAG,
+                                        "--strand")) < 0) ||
+        (same_taxon && (rc = tal_config_set(conf.cfg, "reduce.same_taxon", "true", TAL_CONFIG_FLAG,
+                                            "--same-taxon")) < 0))
         goto out;
     tal_config_reduce_opt(conf.cfg, &opt);
     cli_config_mem(&conf, &mem);

@@ -55,6 +55,7 @@ static const key_def_t keys[] = {
     {"reduce.sketch_size", K_INT, 1, 256, NULL, "20"},
     {"reduce.candidates", K_INT, 1, 64, NULL, "8 for proteins, 32 for nucleotides"},
     {"reduce.strand", K_CHOICE, 0, 0, strand_choices, "both (nucleotides)"},
+    {"reduce.same_taxon", K_BOOL, 0, 1, NULL, "false"},
 };
 
 #define KEY_COUNT (sizeof keys / sizeof *keys)
@@ -614,6 +615,8 @@ void tal_config_reduce_opt(const tal_config_t *c, tal_reduce_opt_t *opt)
         opt->candidates = (int)tal_config_int(c, "reduce.candidates");
     if (tal_config_is_set(c, "reduce.strand"))
         opt->strand = (int)tal_config_int(c, "reduce.strand"); /* the choices' order */
+    if (tal_config_is_set(c, "reduce.same_taxon"))
+        opt->same_taxon = (int)tal_config_int(c, "reduce.same_taxon");
 }
 
 /* A value as a configuration file would say it. */

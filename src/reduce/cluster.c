@@ -256,6 +256,7 @@ static void *sketch_slice(void *arg)
     sketch_job_t *job = arg;
     const run_t *run = job->run;
     size_t m = (size_t)run->opt->sketch.m, used = 0;
+    uint64_t salt = 0;
     uint64_t *hashes = malloc(m * sizeof *hashes + 8),
              *batch = malloc((SKETCH_BATCH + m) * sizeof *batch);
     seqbuf_t b = {NULL, 0};
@@ -267,7 +268,9 @@ static void *sketch_slice(void *arg)
         if (run->twin_rank[r] != r) continue; /* copies follow their first copy */
         if ((job->rc = get_seq(run, i, &b, &seq)) < 0) break;
         k = tal_sketch(&run->opt->sketch, seq, (size_t)run->lens[i], hashes);
-        for (size_t j = 0; j < k; j++) batch[used++] = (hashes[j] >> 32) << 32 | r;
+        /* with groups, a group's k-mers are keyed apart: links stay inside the group */
+        if (run->opt->group) salt = ((uint64_t)run->opt->group[i] + 1) * 0x9E3779B97F4A7C15u;
+        for (size_t j = 0; j < k; j++) batch[used++] = ((hashes[j] ^ salt) >> 32) << 32 | r;
         if (used >= SKETCH_BATCH || i + 1 == job->hi) {
             pthread_mutex_lock(job->mu);
             job->rc = tal_sorter_add(job->sorter, batch, used);
@@ -359,7 +362,8 @@ static int make_ranks(const run_t *run, const char *dir, uint32_t *rank, uint32_
 }
 
 /* Exact duplicates, by content hash, equal bytes checked: twin[r] is the first rank
- * with the same bytes (the lowest record id, as equal sequences have equal length). */
+ * with the same bytes (the lowest record id, as equal sequences have equal length) and,
+ * with opt.group, the same group. */
 static int find_twins(const run_t *run, const char *dir, uint32_t *twin)
 {
     uint64_t n = run->n, buf[4096], group[64], g = 0, ghash = 0;
@@ -399,6 +403,7 @@ static int find_twins(const run_t *run, const char *dir, uint32_t *twin)
                 uint32_t rb = (uint32_t)group[q], ib = run->order[rb];
                 const char *sb;
                 if (twin[rb] != rb || run->lens[ia] != run->lens[ib]) continue;
+                if (run->opt->group && run->opt->group[ia] != run->opt->group[ib]) continue;
                 if ((rc = get_seq(run, ia, &ba, &sa)) < 0) break;
                 if ((rc = get_seq(run, ib, &bb, &sb)) < 0) break;
                 if (memcmp(sa, sb, (size_t)run->lens[ia])) continue;
@@ -752,6 +757,7 @@ static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int stop_ins
         for (int q = 0; q < n_tried; q++) seen |= tried[q] == root;
         tried[n_tried++] = root;
         if (seen || root == r) continue;
+        if (run->opt->group && run->opt->group[ref_id] != run->opt->group[s]) continue;
         if (!mseq && (rc = get_seq(run, s, &wk->mbuf, &mseq)) < 0) return rc;
         if ((rc = get_seq(run, ref_id, &wk->rbuf, &rseq)) < 0) return rc;
         rl = (size_t)run->lens[ref_id];

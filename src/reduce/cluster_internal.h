@@ -26,6 +26,9 @@ typedef struct {
     int candidates; /* ranked candidates kept per sequence (proteins 8, nucleotides 32) */
     int threads;    /* sketching threads (1) */
     tal_sketch_opt_t sketch;
+    /* By record id, or NULL: a sequence joins only a sequence of its own group, exact
+     * copies included (reduce --same-taxon passes taxids). Owned by the caller. */
+    const uint32_t *group;
     /* Called for each sequence that joins a reference by alignment (not for exact
      * copies), in the order decided, with the accepted alignment and its delta; a
      * negative return stops the run with that error. NULL: not called. */

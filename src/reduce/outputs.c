@@ -27,7 +27,9 @@ typedef struct {
     tal_outfile_t fasta, members, clstr, taxid;
     tal_dwriter_t *dw;
     char *deltas_tmp;
-    long missing_taxid;
+    uint64_t missing_taxid;   /* kraken: references left untagged; else records not mapped */
+    uint64_t malformed_taxid; /* of those, with a taxid tag that is not a number */
+    uint64_t first_malformed; /* its record id */
 } outputs_t;
 
 static void write_accession(FILE *f, const char *h, size_t len)
@@ -113,12 +115,23 @@ static void write_header(const outputs_t *o, const tal_record_t *rec, long tax, 
     (*written)++;
 }
 
+/* A record's taxid, counting those without one (references only for kraken, whose tags
+ * go on references; every record for a side file). */
+static long record_taxid(outputs_t *o, uint64_t id, const char *header, size_t len)
+{
+    long tax = tal_header_taxid(header, len);
+    if (tax >= 0) return tax;
+    o->missing_taxid++;
+    if (tax == TAL_TAXID_MALFORMED && !o->malformed_taxid++) o->first_malformed = id;
+    return tax;
+}
+
 /* The references: the reduced FASTA in input order, each with its place and checksum in
- * the delta store, and its taxid in the side file. */
+ * the delta store (and for kraken its taxid in its header). */
 static int write_references(outputs_t *o)
 {
     tal_reduction_t *x = o->x;
-    int aligner = x->opt->aligner, rc;
+    int rc;
     uint64_t n = x->info.records, fasta_at = 0;
     tal_reduction_progress(x, "writing", 0, n);
     for (uint64_t i = 0; i < n; i++) {
@@ -131,8 +144,8 @@ static int write_references(outputs_t *o)
         if (o->c->ref[i] != i) continue;
         if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) return rc;
         if ((rc = tal_reduction_residues(x, i, &x->buf, &x->buf_cap, &seq)) < 0) return rc;
-        tax = aligner != TAL_ALIGNER_GENERIC ? tal_header_taxid(rec.header, rec.header_len) : -1;
-        if (aligner != TAL_ALIGNER_GENERIC && tax < 0) o->missing_taxid++;
+        tax = x->opt->aligner == TAL_ALIGNER_KRAKEN ? record_taxid(o, i, rec.header, rec.header_len)
+                                                    : -1;
         write_header(o, &rec, tax, &fasta_at);
         for (uint64_t p = 0; p < len; p += FASTA_WIDTH) {
             size_t w = len - p < FASTA_WIDTH ? (size_t)(len - p) : FASTA_WIDTH;
@@ -140,20 +153,26 @@ static int write_references(outputs_t *o)
             fputc('\n', o->fasta.f);
             fasta_at += w + 1;
         }
-        if (o->taxid.f && tax >= 0) {
-            /* the aligners name "db|ACC|NAME" sequences ACC */
-            tal_keys_t keys;
-            tal_header_keys(rec.header, rec.header_len, &keys);
-            tal_aligner_side_line(aligner, o->taxid.f, keys.alias ? keys.alias : keys.primary,
-                                  keys.alias ? keys.alias_len : keys.primary_len, tax);
-        }
         dref = (tal_dref_t){start, fasta_at - start, len, XXH3_64bits(seq, (size_t)len), i};
         if ((rc = tal_dwriter_reference(o->dw, &dref)) < 0) return rc;
     }
     return 0;
 }
 
-/* Every record in input order: the delta store's entry and, for members, a TSV line. */
+/* A record's line in the side file: every record, reference or member, with its own taxid
+ * (the aligners name "db|ACC|NAME" sequences ACC). */
+static void write_side_line(outputs_t *o, uint64_t id, const char *header, size_t len)
+{
+    tal_keys_t keys;
+    long tax = record_taxid(o, id, header, len);
+    if (tax < 0) return;
+    tal_header_keys(header, len, &keys);
+    tal_aligner_side_line(o->x->opt->aligner, o->taxid.f, keys.alias ? keys.alias : keys.primary,
+                          keys.alias ? keys.alias_len : keys.primary_len, tax);
+}
+
+/* Every record in input order: the delta store's entry, its side-file line and, for
+ * members, a TSV line. */
 static int write_records(outputs_t *o)
 {
     tal_reduction_t *x = o->x;
@@ -174,6 +193,7 @@ static int write_records(outputs_t *o)
             if ((rc = tal_reduction_slots(x, o->slots, count, i, 0)) < 0) return rc;
         }
         if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) return rc;
+        if (o->taxid.f) write_side_line(o, i, rec.header, rec.header_len);
         memset(&d, 0, sizeof d);
         d.header = rec.header;
         d.header_len = rec.header_len;
@@ -291,6 +311,28 @@ static int commit_outputs(outputs_t *o)
     return 0;
 }
 
+static void warn_taxids(const outputs_t *o)
+{
+    const tal_reduction_t *x = o->x;
+    int kraken = x->opt->aligner == TAL_ALIGNER_KRAKEN;
+    tal_log_warn("%llu of %llu %s have no taxid in their header (OX=, TaxID=, taxid|N|)%s%s",
+                 (unsigned long long)o->missing_taxid,
+                 (unsigned long long)(kraken ? o->c->references : x->info.records),
+                 kraken ? "references" : "records",
+                 kraken ? "; their headers are left as they are" : "; they are not in ",
+                 kraken ? "" : x->taxid_path);
+    if (o->malformed_taxid) {
+        const char *h = "";
+        size_t len = 0;
+        if (tal_store_header_(x->store, o->first_malformed, &h, &len) < 0) len = 0;
+        tal_log_warn("%llu of them %s a taxid tag that is not a whole number up to 4000000000, "
+                     "taken as none (the first: record %llu, '%.*s')",
+                     (unsigned long long)o->malformed_taxid,
+                     o->malformed_taxid == 1 ? "has" : "have",
+                     (unsigned long long)o->first_malformed + 1, (int)(len > 200 ? 200 : len), h);
+    }
+}
+
 int tal_reduction_write(tal_reduction_t *x, const tal_cluster_t *c)
 {
     uint64_t n = x->info.records, k = 0;
@@ -313,11 +355,7 @@ int tal_reduction_write(tal_reduction_t *x, const tal_cluster_t *c)
     if ((rc = write_references(&o)) < 0) goto out;
     if ((rc = write_records(&o)) < 0) goto out;
     if (o.clstr.f && (rc = write_clstr(&o)) < 0) goto out;
-    if (o.missing_taxid && x->opt->aligner != TAL_ALIGNER_GENERIC)
-        tal_log_warn(
-            "%ld of %llu references have no taxid in their header (OX=, TaxID=, taxid|N|)%s",
-            o.missing_taxid, (unsigned long long)c->references,
-            x->opt->aligner == TAL_ALIGNER_KRAKEN ? "; their headers are left as they are" : "");
+    if (o.missing_taxid) warn_taxids(&o);
     rc = commit_outputs(&o);
 out:
     if (rc < 0) {

@@ -27,14 +27,17 @@ typedef struct {
 
 /* used: what the budget holds already; index_need: a FASTA input's indexing. */
 static void plan_figures(uint64_t records, uint64_t max_len, uint64_t used, uint64_t index_need,
-                         int threads, uint64_t cap, int low_memory, plan_figures_t *p)
+                         const tal_reduce_opt_t *opt, uint64_t cap, plan_figures_t *p)
 {
     uint64_t fixed, room;
+    int threads = opt->threads, low_memory = opt->low_memory;
     /* the store's lengths, offsets and checksums, mapped or copied, and the scan */
     fixed = used + 16 * (records + 1) + SCAN_WINDOWS;
     /* clustering; later the references by id and the reference index (8), and for
      * --clstr the members by cluster (4 more and 4 per reference) */
     fixed += TAL_CLUSTER_BYTES_PER_RECORD * (records + 1);
+    /* --same-taxon: every record's taxid, for the whole clustering */
+    if (opt->same_taxon) fixed += 4 * (records + 1);
     fixed += (uint64_t)threads * TAL_CLUSTER_WORKER_BYTES + ((uint64_t)2 << 20);
     fixed += HEADER_WINDOW + OUTPUT_BUFFERS;
     /* max_len is a store's meta field: a damaged one gives a need no cap meets, not a
@@ -95,8 +98,7 @@ int tal_reduction_plan(tal_reduction_t *x, int exact)
         max_len = ESTIMATED_MAX_LENGTH;
         need_index = index_need(x->in, x->opt, b);
     }
-    plan_figures(n, max_len, tal_budget_used(b, TAL_MEM_COMPONENTS), need_index, x->opt->threads,
-                 cap, x->opt->low_memory, &p);
+    plan_figures(n, max_len, tal_budget_used(b, TAL_MEM_COMPONENTS), need_index, x->opt, cap, &p);
     if (cap && p.need > cap)
         return too_small(cap, cap_to_name(p.need),
                          exact ? "per-record arrays, workers and sort buffers"
@@ -147,7 +149,7 @@ int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt, tal_reduce_p
         plan->records = tal_index_estimate(input);
         need_index = index_need(input, opt, opt->budget);
     }
-    plan_figures(plan->records, max_len, used, need_index, opt->threads, cap, opt->low_memory, &p);
+    plan_figures(plan->records, max_len, used, need_index, opt, cap, &p);
     plan->need = p.need;
     plan->min_cap = cap_to_name(p.need);
     plan->sort_bytes = p.sort_bytes;

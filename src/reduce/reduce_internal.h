@@ -79,10 +79,16 @@ int tal_reduction_slots(const tal_reduction_t *x, tal_member_slot_t *m, size_t c
 /* Drops the header pages read so far from the resident set. */
 void tal_reduction_release_headers(const tal_reduction_t *x);
 
-/* presets.c: the taxid in a header (OX=N, TaxID=N, taxid|N|, taxid=N, tax_id=N), or -1. */
+/* presets.c: the taxid in a header (the first tag of OX=N, TaxID=N, taxid|N|, taxid=N,
+ * tax_id=N, in that order of tags), TAL_TAXID_NONE without one, TAL_TAXID_MALFORMED when
+ * the tag's number runs into a letter, '.' or '_' or exceeds 4,000,000,000 (treated as
+ * no taxid, and counted in a warning). */
+#define TAL_TAXID_NONE      (-1L)
+#define TAL_TAXID_MALFORMED (-2L)
 long tal_header_taxid(const char *header, size_t len);
-/* Whether the aligner gets a BASE.taxid.tsv side file (kraken: taxids go in headers). */
-int tal_aligner_side_file(int aligner);
+/* The aligner's side file is BASE + this (".taxid.tsv", lambda ".accession2taxid"); NULL
+ * for none (generic; kraken, whose taxids go in the headers). */
+const char *tal_aligner_side_suffix(int aligner);
 /* The side file's first line for the aligner ("" for none). */
 const char *tal_aligner_side_header(int aligner);
 /* One side-file line for accession acc (the ACC of "db|ACC|NAME" when there is one). */

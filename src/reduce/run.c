@@ -106,6 +106,7 @@ static int check_options(const tal_reduce_opt_t *opt, const char *out)
 static int output_paths(tal_reduction_t *x)
 {
     const tal_reduce_opt_t *opt = x->opt;
+    const char *side = tal_aligner_side_suffix(opt->aligner);
     char *base = base_of(x->out);
     int rc = 0;
     if (!base) return TAL_ENOMEM;
@@ -117,12 +118,9 @@ static int output_paths(tal_reduction_t *x)
         x->members_path = strdup(opt->membership_path);
     else if (asprintf(&x->members_path, "%s.members.tsv", base) < 0)
         x->members_path = NULL;
-    if (tal_aligner_side_file(opt->aligner) && asprintf(&x->taxid_path, "%s.taxid.tsv", base) < 0)
-        x->taxid_path = NULL;
+    if (side && asprintf(&x->taxid_path, "%s%s", base, side) < 0) x->taxid_path = NULL;
     free(base);
-    if (!x->deltas_path || !x->members_path ||
-        (tal_aligner_side_file(opt->aligner) && !x->taxid_path))
-        return TAL_ENOMEM;
+    if (!x->deltas_path || !x->members_path || (side && !x->taxid_path)) return TAL_ENOMEM;
     const char *outs[] = {x->out, x->deltas_path, x->members_path, opt->clstr_path, x->taxid_path};
     size_t count = sizeof outs / sizeof *outs;
     for (size_t a = 0; a < count && rc == 0; a++)
@@ -466,11 +464,39 @@ static int scratch_file(tal_reduction_t *x, const char *name, int *fd)
     return *fd < 0 ? TAL_EIO : 0;
 }
 
+/* --same-taxon: every record's taxid from its header, UINT32_MAX for none (malformed
+ * tags included, counted in a warning). */
+static int read_taxids(tal_reduction_t *x, uint32_t *group)
+{
+    uint64_t n = x->info.records, none = 0, malformed = 0;
+    int rc;
+    for (uint64_t i = 0; i < n; i++) {
+        const char *h;
+        size_t len;
+        long tax;
+        if ((i & 4095) == 0) tal_reduction_release_headers(x);
+        if ((rc = tal_store_header_(x->store, i, &h, &len)) < 0) return rc;
+        tax = tal_header_taxid(h, len);
+        group[i] = tax >= 0 ? (uint32_t)tax : UINT32_MAX;
+        none += tax < 0;
+        malformed += tax == TAL_TAXID_MALFORMED;
+    }
+    tal_reduction_release_headers(x);
+    if (none)
+        tal_log_warn("--same-taxon: %llu of %llu records have no taxid in their header (OX=, "
+                     "TaxID=, taxid|N|)%s; they join only each other",
+                     (unsigned long long)none, (unsigned long long)n,
+                     malformed ? ", some with a tag that is not a whole number" : "");
+    return 0;
+}
+
 static int cluster(tal_reduction_t *x, tal_cluster_t *c)
 {
     tal_cluster_opt_t opt;
     tal_cluster_prep_t *prep = NULL;
     uint64_t n = x->info.records;
+    uint32_t *group = NULL;
+    size_t group_bytes = ((size_t)n + 1) * sizeof *group;
     int rc;
     tal_seq_source_t src = {tal_reduction_residues, x};
     tal_cluster_opt_init(&opt, x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE);
@@ -493,8 +519,14 @@ static int cluster(tal_reduction_t *x, tal_cluster_t *c)
     opt.tmp_dir = x->scratch;
     opt.sort_bytes = x->sort_bytes;
     opt.ref_only = 1;
+    if (x->opt->same_taxon) {
+        if ((rc = tal_budget_alloc(x->budget, TAL_MEM_RECORDS, group_bytes, (void **)&group)) < 0)
+            return rc;
+        if ((rc = read_taxids(x, group)) < 0) goto out;
+        opt.group = group;
+    }
     /* ranks, copies and candidates do not depend on the thresholds: once */
-    if ((rc = tal_cluster_prepare(&opt, n, &src, x->lens, &prep)) < 0) return rc;
+    if ((rc = tal_cluster_prepare(&opt, n, &src, x->lens, &prep)) < 0) goto out;
     if (x->opt->ratio > 0 && (rc = search_identity(x, &opt, prep, c)) < 0) goto out;
     opt.identity = x->identity;
     opt.on_member = on_member;
@@ -520,6 +552,7 @@ static int cluster(tal_reduction_t *x, tal_cluster_t *c)
     }
 out:
     tal_cluster_prep_free(prep);
+    tal_budget_free(x->budget, TAL_MEM_RECORDS, group, group_bytes);
     return rc;
 }
 

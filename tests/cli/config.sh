@@ -15,7 +15,7 @@ expect_exit 0 "$TALARIA" config show --profile low &&
     fail "config show --profile low: $(grep max_memory "$T/out")"
 grep -qx 'store.compress = zstd  # profile low' "$T/out" || fail "low does not compress: $(grep compress "$T/out")"
 grep -q '^threads = (.*)  # default$' "$T/out" || fail "an unset key is not shown as the default"
-[ "$(grep -c ' = ' "$T/out")" -eq 17 ] || fail "config show lists $(grep -c ' = ' "$T/out") keys, not 17"
+[ "$(grep -c ' = ' "$T/out")" -eq 18 ] || fail "config show lists $(grep -c ' = ' "$T/out") keys, not 18"
 expect_exit 0 "$TALARIA" config show --profile high && grep -qx 'memory.max_memory = 128G  # profile high' "$T/out" ||
     fail "high's cap: $(grep max_memory "$T/out")"
 grep -qx 'memory.huge_pages = hugetlb  # profile high' "$T/out" || fail "high's huge pages"

@@ -245,12 +245,44 @@ static void test_stop_above(void **state)
     free_set(&s);
 }
 
+/* opt.group: a sequence joins only its own group (copies included); one group for all
+ * is the same as none */
+static void test_groups(void **state)
+{
+    set_t s = make_set(20, 8, 0.04, 10, 37);
+    tal_cluster_opt_t opt;
+    tal_cluster_t plain, split, one;
+    uint32_t *group = calloc(s.n, sizeof *group);
+    uint64_t crossing = 0;
+    (void)state;
+    tal_cluster_opt_init(&opt, 0);
+    assert_int_equal(tal_cluster_run(&opt, s.n, (const char *const *)s.seqs, s.lens, &plain), 0);
+    for (uint64_t i = 0; i < s.n; i++) crossing += plain.ref[i] % 2 != i % 2;
+    assert_true(crossing > 0); /* without groups, odd and even records share clusters */
+    opt.group = group;
+    assert_int_equal(tal_cluster_run(&opt, s.n, (const char *const *)s.seqs, s.lens, &one), 0);
+    assert_memory_equal(plain.ref, one.ref, s.n * sizeof *plain.ref);
+    for (uint64_t i = 0; i < s.n; i++) group[i] = (uint32_t)(i % 2);
+    opt.threads = 2;
+    assert_int_equal(tal_cluster_run(&opt, s.n, (const char *const *)s.seqs, s.lens, &split), 0);
+    for (uint64_t i = 0; i < s.n; i++) {
+        assert_true(split.ref[i] % 2 == i % 2);
+        if (split.twin[i] != i) assert_true(split.twin[i] % 2 == i % 2);
+    }
+    assert_true(split.references > plain.references);
+    tal_cluster_free(&plain);
+    tal_cluster_free(&one);
+    tal_cluster_free(&split);
+    free(group);
+    free_set(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identity_90),    cmocka_unit_test(test_identity_70),
         cmocka_unit_test(test_ref_only),       cmocka_unit_test(test_stop_above),
-        cmocka_unit_test(test_empty_and_tiny),
+        cmocka_unit_test(test_empty_and_tiny), cmocka_unit_test(test_groups),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }

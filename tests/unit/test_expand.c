@@ -115,6 +115,50 @@ static void test_members_named_like_the_reference(void **state)
     free(s.text);
 }
 
+/* Subjects as the aligners print talaria's headers, and members' own titles */
+static void test_subject_forms_and_titles(void **state)
+{
+    state_t *st = *state;
+    tal_expander_t *x;
+    sink_t s;
+    sink_open(&s);
+    assert_int_equal(tal_expander_create(&x, st->d, 1, collect, &s), 0);
+    /* -a kraken's tag; MMseqs2's ACC of lcl|; a version; the tag on the ACC form */
+    assert_int_equal(feed(x, "q1\tsp|P22222|REF2_MOUSE|kraken:taxid|10090\t9", 1), 0);
+    assert_int_equal(feed(x, "q2\tlcl|P22222\t9", 2), 0);
+    assert_int_equal(feed(x, "q3\tP22222.4\t9", 3), 0);
+    assert_int_equal(feed(x, "q4\tP22222|kraken:taxid|10090\t9", 4), 0);
+    /* stitle as DIAMOND prints it (whole header), as BLAST does (description), tagged */
+    assert_int_equal(feed(x, "q5\tP22222\t9\tsp|P22222|REF2_MOUSE reference two\treference two", 5),
+                     0);
+    assert_int_equal(
+        feed(x, "q6\tsp|P11111|REF1_HUMAN\tsp|P11111|REF1_HUMAN|kraken:taxid|9606 reference one\r",
+             6),
+        0);
+    /* a column that only looks like the title is left alone */
+    assert_int_equal(feed(x, "q7\tP22222\treference two!\tsp|P22222|REF2_MOUSE", 7), 0);
+    sink_close(&s);
+    assert_string_equal(s.text,
+                        "q1\tsp|P22222|REF2_MOUSE|kraken:taxid|10090\t9\n"
+                        "q1\ttr|Q33333|M2_RAT\t9\n"
+                        "q2\tlcl|P22222\t9\n"
+                        "q2\tQ33333\t9\n"
+                        "q3\tP22222.4\t9\n"
+                        "q3\tQ33333\t9\n"
+                        "q4\tP22222|kraken:taxid|10090\t9\n"
+                        "q4\tQ33333\t9\n"
+                        "q5\tP22222\t9\tsp|P22222|REF2_MOUSE reference two\treference two\n"
+                        "q5\tQ33333\t9\ttr|Q33333|M2_RAT identical to two\tidentical to two\n"
+                        "q6\tsp|P11111|REF1_HUMAN\tsp|P11111|REF1_HUMAN|kraken:taxid|9606 "
+                        "reference one\r\n"
+                        "q6\tm1\tm1 a member of one with two substitutions\r\n"
+                        "q6\tm3\tm3 a shorter member of one\r\n"
+                        "q7\tP22222\treference two!\tsp|P22222|REF2_MOUSE\n"
+                        "q7\tQ33333\treference two!\tsp|P22222|REF2_MOUSE\n");
+    tal_expander_free(x);
+    free(s.text);
+}
+
 static void test_unknown_subjects(void **state)
 {
     state_t *st = *state;
@@ -277,6 +321,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_members_named_like_the_reference),
+        cmocka_unit_test(test_subject_forms_and_titles),
         cmocka_unit_test(test_unknown_subjects),
         cmocka_unit_test(test_bad_lines),
         cmocka_unit_test(test_feed_file),

@@ -154,6 +154,14 @@ static void test_plan(void **state)
     assert_int_equal(one.records, 96);
     assert_int_equal(tal_store_open(&store, tal_test_join(dir, "plan.tal")), 0);
     tal_store_close(store);
+    /* --same-taxon holds a taxid a record (a budget of our own: the figures exactly) */
+    assert_int_equal(tal_budget_create(&opt.budget, 0), 0);
+    assert_int_equal(tal_reduce_plan(tal_test_join(dir, "plan.tal"), &opt, &one), 0);
+    opt.same_taxon = 1;
+    assert_int_equal(tal_reduce_plan(tal_test_join(dir, "plan.tal"), &opt, &two), 0);
+    assert_int_equal(two.need - one.need, 4 * (96 + 1));
+    tal_budget_destroy(opt.budget);
+    opt.budget = NULL;
     assert_int_equal(tal_reduce_plan(tal_test_join(dir, "missing.fa"), &opt, &one), TAL_EIO);
 }
 
@@ -201,8 +209,8 @@ static void test_run_and_result(void **state)
     assert_int_equal((int)r.members + 1, count_lines(r.membership_path, 0));
     assert_string_equal(r.deltas_path, tal_test_join(dir, "run/red.deltas.tal"));
     assert_string_equal(r.membership_path, tal_test_join(dir, "run/red.members.tsv"));
-    assert_non_null(r.taxid_path); /* diamond's map */
-    assert_int_equal(count_lines(r.taxid_path, 0), 1 + 12);
+    assert_non_null(r.taxid_path);                          /* diamond's map */
+    assert_int_equal(count_lines(r.taxid_path, 0), 1 + 96); /* every record, members too */
     assert_int_equal(count_lines(r.clstr_path, '>'), 12);
     assert_true(r.reference_residues < r.residues);
     assert_true(r.identity == 0.9 && r.passes == 1 && !r.nucleotide);
