@@ -110,4 +110,13 @@ for i in $ids; do record "$i" irregular.fa; done | cmp -s - ids2.out || fail "--
 "$TALARIA" reduce -q -i dups.tal -o dups.red.fa || fail "reduce dups.tal"
 "$TALARIA" reconstruct -q -d dups.red.deltas.tal >dups.out || fail "reconstruct dups"
 unwrap w60.fa | cmp -s - dups.out || fail "without a layout reconstruct is not one line per record"
+
+# damage: a listed record's lines that no longer add up to its length are exit 3, named
+cp irregular.red.deltas.tal bad.deltas.tal
+cp irregular.red.fa bad.fa
+size=$(wc -c <bad.deltas.tal)
+b=$(od -An -tu1 -j $((size - 10)) -N1 bad.deltas.tal | tr -d ' ')
+printf "$(printf '\\%03o' $(((b + 2) % 128)))" | dd of=bad.deltas.tal bs=1 seek=$((size - 10)) conv=notrunc 2>/dev/null
+expect_exit 3 "$TALARIA" reconstruct -d bad.deltas.tal -r bad.fa &&
+    expect_stderr "bad.deltas.tal: its line layout is damaged"
 finish
