@@ -72,7 +72,7 @@ struct tal_dwriter {
     dheader_t h;
     char fasta[LAYOUT_SIZE_AT - sizeof(dheader_t)]; /* the path, a NUL, the provenance */
     size_t fasta_bytes;
-    unsigned char *line_layout; /* minor 2: written after the keys */
+    unsigned char *line_layout; /* minor 2: the last bytes of the deltas section */
     uint64_t line_layout_size;
     cursor_t entries, headers, refs;
     uint64_t n_rec, n_ref, header_used;
@@ -193,8 +193,10 @@ int tal_dwriter_open(tal_dwriter_t **out, const char *path, const tal_dlayout_t 
     w->h.headers_off = w->h.entries_off + l->records * sizeof(dentry_t);
     w->h.headers_size = l->header_bytes;
     w->h.deltas_off = pad8(w->h.headers_off + l->header_bytes);
-    w->h.deltas_size = l->delta_bytes;
-    w->h.refs_off = pad8(w->h.deltas_off + l->delta_bytes);
+    /* minor 2: the line layout ends the deltas section, where a 1.1 reader, which reads
+     * edit scripts only where entries point, does not see it */
+    w->h.deltas_size = l->delta_bytes + w->line_layout_size;
+    w->h.refs_off = pad8(w->h.deltas_off + w->h.deltas_size);
     w->h.keys_off = w->h.refs_off + l->references * sizeof(tal_dref_t);
     w->h.identity = l->identity;
     w->h.coverage = l->coverage;
@@ -256,11 +258,14 @@ int tal_dwriter_reference(tal_dwriter_t *w, const tal_dref_t *ref)
 int tal_dwriter_copy_deltas(tal_dwriter_t *w, int fd)
 {
     char *buf = w->headers.buf; /* the headers cursor is flushed first, then reused */
-    uint64_t done = 0;
+    uint64_t done = 0, scripts = w->h.deltas_size - w->line_layout_size;
     int rc;
     if ((rc = cursor_flush(w, &w->headers)) < 0) return rc;
-    while (done < w->h.deltas_size) {
-        size_t want = w->h.deltas_size - done < WBUF ? (size_t)(w->h.deltas_size - done) : WBUF;
+    if (w->line_layout_size && (rc = pwrite_all(w->fd, w->line_layout, w->line_layout_size,
+                                                w->h.deltas_off + scripts, w->path)) < 0)
+        return rc;
+    while (done < scripts) {
+        size_t want = scripts - done < WBUF ? (size_t)(scripts - done) : WBUF;
         ssize_t k = pread(fd, buf, want, (off_t)done);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) {
@@ -299,11 +304,7 @@ int tal_dwriter_finish(tal_dwriter_t *w)
         }
         if (rc < 0) return rc;
     }
-    w->h.file_size = w->h.keys_off + w->n_keys * sizeof(dkey_t) + w->line_layout_size + 8;
-    if (w->line_layout_size &&
-        (rc = pwrite_all(w->fd, w->line_layout, w->line_layout_size,
-                         w->h.file_size - 8 - w->line_layout_size, w->path)) < 0)
-        return rc;
+    w->h.file_size = w->h.keys_off + w->n_keys * sizeof(dkey_t) + 8;
     {
         char head[HEADER_SPACE];
         memset(head, 0, sizeof head);
@@ -408,14 +409,13 @@ static uint64_t entry_length(void *ctx, uint64_t i)
     return ((const tal_dstore_t *)ctx)->entries[i].length;
 }
 
-/* Format 1.2: the input's line layout after the keys, checked whole (it is small unless
- * the input's lines were irregular). */
+/* Format 1.2: the input's line layout at the end of the deltas section, checked whole (it
+ * is small unless the input's lines were irregular). */
 static int open_line_layout(tal_dstore_t *d, uint64_t size)
 {
     const char *bad;
     char what[128];
-    bad = tal_layout_open(&d->line_layout,
-                          d->map + d->h->keys_off + d->h->keys_count * sizeof(dkey_t), (size_t)size,
+    bad = tal_layout_open(&d->line_layout, d->deltas + d->h->deltas_size - size, (size_t)size,
                           d->h->records);
     if (!bad) bad = tal_layout_check(&d->line_layout, entry_length, d);
     if (bad) {
@@ -443,8 +443,8 @@ static int check_layout(tal_dstore_t *d)
         h->headers_off != h->entries_off + h->records * sizeof(dentry_t) ||
         h->headers_size > size || h->deltas_off != pad8(h->headers_off + h->headers_size) ||
         h->deltas_size > size || h->refs_off != pad8(h->deltas_off + h->deltas_size) ||
-        h->keys_off != h->refs_off + h->references * sizeof(tal_dref_t) || layout_size > size ||
-        h->keys_off + h->keys_count * sizeof(dkey_t) + layout_size + 8 != size)
+        h->keys_off != h->refs_off + h->references * sizeof(tal_dref_t) ||
+        layout_size > h->deltas_size || h->keys_off + h->keys_count * sizeof(dkey_t) + 8 != size)
         return damaged(d, "its sections do not tile the file");
     /* format 1.1: after the path and a NUL, the configuration, NUL-terminated */
     d->provenance = "";
@@ -568,7 +568,7 @@ void tal_dstore_info(const tal_dstore_t *d, tal_dinfo_t *info)
     info->residues = d->h->residues;
     info->reference_residues = d->h->reference_residues;
     info->header_bytes = d->h->headers_size;
-    info->delta_bytes = d->h->deltas_size;
+    info->delta_bytes = d->h->deltas_size - (d->has_line_layout ? d->line_layout.size : 0);
     info->file_bytes = d->size;
     info->identity = d->h->identity;
     info->coverage = d->h->coverage;

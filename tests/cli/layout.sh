@@ -111,12 +111,15 @@ for i in $ids; do record "$i" irregular.fa; done | cmp -s - ids2.out || fail "--
 "$TALARIA" reconstruct -q -d dups.red.deltas.tal >dups.out || fail "reconstruct dups"
 unwrap w60.fa | cmp -s - dups.out || fail "without a layout reconstruct is not one line per record"
 
-# damage: a listed record's lines that no longer add up to its length are exit 3, named
-cp irregular.red.deltas.tal bad.deltas.tal
-cp irregular.red.fa bad.fa
-size=$(wc -c <bad.deltas.tal)
-b=$(od -An -tu1 -j $((size - 10)) -N1 bad.deltas.tal | tr -d ' ')
-printf "$(printf '\\%03o' $(((b + 2) % 128)))" | dd of=bad.deltas.tal bs=1 seek=$((size - 10)) conv=notrunc 2>/dev/null
-expect_exit 3 "$TALARIA" reconstruct -d bad.deltas.tal -r bad.fa &&
-    expect_stderr "bad.deltas.tal: its line layout is damaged"
+# damage: a listed record's lines that no longer add up to its length are exit 3, named.
+# tiny.fa's one record is listed (AC then GTT): its line list, the layout's last bytes and
+# the end of the deltas section, is 02 04 01 06 01 (two runs: 2 << 1, once; 3 << 1, once)
+printf '>a\nAC\nGTT\n' >tiny.fa
+same tiny tiny.fa
+u64() { od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '; }
+at=$(($(u64 tiny.red.deltas.tal 56) + $(u64 tiny.red.deltas.tal 64) - 2))
+[ "$(od -An -tx1 -j $at -N2 tiny.red.deltas.tal | tr -d ' ')" = 0601 ] || fail "tiny.fa's line list is not where expected"
+printf '\010' | dd of=tiny.red.deltas.tal bs=1 seek=$at conv=notrunc 2>/dev/null
+expect_exit 3 "$TALARIA" reconstruct -d tiny.red.deltas.tal &&
+    expect_stderr "tiny.red.deltas.tal: its line layout is damaged: a record's listed lines do not add up"
 finish
