@@ -43,6 +43,20 @@ same w60_identity w60.fa --identity 0.7
 "$TALARIA" index -q -i w60.fa -o w60.tal || fail "index w60.fa"
 [ "$(wc -c <w60.tal/layout)" -eq 48 ] || fail "the layout of a 60-column file is $(wc -c <w60.tal/layout) bytes, not 48"
 
+# compact: the shape most records have is the default, and a run of records of another
+# shape is one entry of 24 bytes; one line per sequence, or a blank line after every
+# record, are shapes too
+protein_families 40 3 q >q.fa
+{ rewrap 80 q.fa; cat w60.fa; } >mixed.fa
+unwrap w60.fa >one.fa
+awk 'NR > 1 && /^>/ { print "" } { print } END { print "" }' w60.fa >blanks.fa
+for f in mixed:72 one:48 blanks:48; do
+    "$TALARIA" index -q -i "${f%:*}.fa" -o "${f%:*}.tal" || fail "index ${f%:*}.fa"
+    [ "$(wc -c <"${f%:*}.tal/layout")" -eq "${f#*:}" ] ||
+        fail "the layout of ${f%:*}.fa is $(wc -c <"${f%:*}.tal/layout") bytes, not ${f#*:}"
+    same "${f%:*}" "${f%:*}.fa"
+done
+
 # CRLF, and no final newline (LF and CRLF files)
 sed 's/$/\r/' w60.fa >crlf.fa
 same crlf crlf.fa
