@@ -117,6 +117,10 @@ int cmd_reconstruct(int argc, char **argv)
         setvbuf(f, NULL, _IOFBF, 1u << 20);
     }
     errors = tal_log_error_count();
+    if (width == TAL_WIDTH_LAYOUT && !tal_dstore_has_layout(d))
+        tal_log_warn("%s keeps no line layout (written before talaria 0.3, or its input lost "
+                     "records): one line per sequence",
+                     deltas);
     if (!ids) {
         tal_dinfo_t info;
         tal_dstore_info(d, &info);
