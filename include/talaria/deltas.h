@@ -105,11 +105,23 @@ TAL_EXPORT int tal_dstore_rebuild(tal_dstore_t *d, uint64_t i, char **buf, size_
 TAL_EXPORT int tal_dstore_members(tal_dstore_t *d, uint32_t k, const uint64_t **members,
                                   uint64_t *count);
 
+/* 1 if the store keeps its input's line layout (format 1.2, from talaria 0.3: how each
+ * record was broken into lines, its line endings and blank lines), 0 if not. */
+TAL_EXPORT int tal_dstore_has_layout(const tal_dstore_t *d);
+
+/* tal_dstore_write_fasta's width for "as in the input" */
+#define TAL_WIDTH_LAYOUT ((size_t)-1)
+
 /* Writes records [first, first + count) rebuilt, as FASTA: ">header", then the residues in
  * lines of width (0: one line). An empty sequence still gets its (empty) line, so the
  * output of a whole store is the original file when that had one line per sequence.
- * Stops at the first record that fails (TAL_EINPUT, logged); TAL_EIO, not logged, if out's
- * error flag is set (the caller knows what out is). */
+ * With width TAL_WIDTH_LAYOUT and a store that keeps its input's layout, each record is
+ * written in its own lines as in the input (line length, CRLF, blank lines); when
+ * [first, first + count) is every record, the bytes before the first '>' and a missing
+ * final newline are given back too, so the output is the input file byte for byte. A
+ * store without a layout writes one line per sequence then. Stops at the first record
+ * that fails (TAL_EINPUT, logged); TAL_EIO, not logged, if out's error flag is set (the
+ * caller knows what out is). */
 TAL_EXPORT int tal_dstore_write_fasta(tal_dstore_t *d, uint64_t first, uint64_t count, size_t width,
                                       FILE *out);
 

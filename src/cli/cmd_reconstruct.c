@@ -26,7 +26,9 @@ static const char help[] =
     "  -d, --deltas PATH     the delta store written by 'talaria reduce'\n"
     "  -o, --output PATH     write here (default stdout); written whole or not at all\n"
     "      --ids FILE        only these accessions, one per line ('-' for stdin)\n"
-    "  -w, --width N         residues per line (default 0: one line per record)\n"
+    "  -w, --width N         residues per line; 0: one line per record (default: the lines\n"
+    "                        of the input, so the whole input comes back byte for byte;\n"
+    "                        one line per record for delta stores older than talaria 0.3)\n"
     "  -f, --force           replace an existing --output\n"
     "  -q, --quiet           only errors on stderr\n"
     "  -h, --help            this help\n";
@@ -68,7 +70,7 @@ int cmd_reconstruct(int argc, char **argv)
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *refs = NULL, *deltas = NULL, *out = NULL, *ids = NULL;
-    size_t width = 0;
+    size_t width = TAL_WIDTH_LAYOUT;
     int force = 0, opt, rc = 0;
     FILE *f = stdout;
     tal_outfile_t of = {0};
@@ -115,6 +117,10 @@ int cmd_reconstruct(int argc, char **argv)
         setvbuf(f, NULL, _IOFBF, 1u << 20);
     }
     errors = tal_log_error_count();
+    if (width == TAL_WIDTH_LAYOUT && !tal_dstore_has_layout(d))
+        tal_log_warn("%s keeps no line layout (written before talaria 0.3, or its input lost "
+                     "records): one line per sequence",
+                     deltas);
     if (!ids) {
         tal_dinfo_t info;
         tal_dstore_info(d, &info);

@@ -1,6 +1,7 @@
 /* The FASTA parser. Works on the blocks the input stream hands out, so records and
  * lines may span blocks; residues are validated 16 bytes at a time. */
 #include "talaria/fasta.h"
+#include "fasta_internal.h"
 #include "instream_internal.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
@@ -27,6 +28,15 @@ struct tal_fasta_reader {
     size_t hdr_len, hdr_cap;
     char *seq;
     size_t seq_len, seq_cap;
+    /* the record's line layout: header ending, runs of equal residue lines, the line
+     * being read (its residues and whether a '\r' ended it) */
+    int hdr_cr, hdr_lf;
+    tal_fasta_line_run_t *runs;
+    size_t n_runs, runs_cap;
+    uint64_t cur_len;
+    int cur_cr;
+    char *pre; /* the bytes before the first '>' */
+    size_t pre_len, pre_cap;
 };
 
 void tal_fasta_opt_init(tal_fasta_opt_t *opt)
@@ -68,6 +78,28 @@ static int grow(char **buf, size_t *cap, size_t need)
     if (!p) return TAL_ENOMEM;
     *buf = p;
     *cap = n;
+    return 0;
+}
+
+/* Ends the current residue line: a new run, or one more line of the last one. */
+static int push_line(tal_fasta_reader_t *r)
+{
+    uint64_t key = r->cur_len << 1 | (uint64_t)(r->cur_cr != 0);
+    r->cur_len = 0;
+    r->cur_cr = 0;
+    if (r->n_runs && r->runs[r->n_runs - 1].len_cr == key) {
+        r->runs[r->n_runs - 1].repeat++;
+        return 0;
+    }
+    if (r->n_runs == r->runs_cap) {
+        size_t cap = r->runs_cap ? 2 * r->runs_cap : 16;
+        tal_fasta_line_run_t *p = realloc(r->runs, cap * sizeof *p);
+        if (!p) return TAL_ENOMEM;
+        r->runs = p;
+        r->runs_cap = cap;
+    }
+    r->runs[r->n_runs].len_cr = key;
+    r->runs[r->n_runs++].repeat = 1;
     return 0;
 }
 
@@ -113,6 +145,7 @@ static int read_header(tal_fasta_reader_t *r)
 {
     int rc;
     r->hdr_len = 0;
+    r->hdr_lf = 0;
     for (;;) {
         const char *start, *nl;
         size_t n;
@@ -126,11 +159,13 @@ static int read_header(tal_fasta_reader_t *r)
         r->pos += n;
         if (nl) {
             r->pos++;
+            r->hdr_lf = 1;
             break;
         }
     }
     if (rc < 0) return rc;
-    if (r->hdr_len && r->hdr[r->hdr_len - 1] == '\r') r->hdr_len--;
+    r->hdr_cr = r->hdr_len && r->hdr[r->hdr_len - 1] == '\r';
+    if (r->hdr_cr) r->hdr_len--;
     for (size_t i = 0; i < r->hdr_len; i++) {
         unsigned char c = (unsigned char)r->hdr[i];
         if ((c < 0x20 && c != '\t') || c == 0x7f) return bad_input(r, "header contains", c);
@@ -149,6 +184,9 @@ static int read_residues(tal_fasta_reader_t *r)
 {
     int rc;
     r->seq_len = 0;
+    r->n_runs = 0;
+    r->cur_len = 0;
+    r->cur_cr = 0;
     while ((rc = more(r)) > 0) {
         const unsigned char *start = (const unsigned char *)r->blk + r->pos;
         size_t avail = r->blk_len - r->pos, n, ok;
@@ -166,20 +204,26 @@ static int read_residues(tal_fasta_reader_t *r)
             int crlf = start[ok] == '\r' && (ok + 1 == n) && (nl || ok + 1 == avail);
             if (!crlf) return bad_input(r, "sequence contains", start[ok]);
             if (!nl) r->pending_cr = 1; /* confirmed by the next block */
+            r->cur_cr = 1;
         }
         if ((rc = grow(&r->seq, &r->seq_cap, r->seq_len + ok)) < 0) return fail(r, rc);
         if (ok) memcpy(r->seq + r->seq_len, start, ok);
         r->seq_len += ok;
+        r->cur_len += ok;
         r->pos += n;
         if (nl) {
             r->pos++;
             r->line++;
             r->at_line_start = 1;
+            if ((rc = push_line(r)) < 0) return fail(r, rc);
         } else {
             r->at_line_start = 0;
         }
     }
-    return rc < 0 ? rc : 0;
+    if (rc < 0) return rc;
+    /* the file ends inside a line: it is the record's last, without its '\n' */
+    if (!r->at_line_start && (rc = push_line(r)) < 0) return fail(r, rc);
+    return 0;
 }
 
 int tal_fasta_next(tal_fasta_reader_t *r, tal_fasta_record_t *rec)
@@ -191,11 +235,12 @@ int tal_fasta_next(tal_fasta_reader_t *r, tal_fasta_record_t *rec)
         /* skip blank lines; anything else before the first '>' is an error */
         while ((rc = more(r)) > 0) {
             char c = r->blk[r->pos];
-            if (c == '\n') {
+            if (c == '\n' || c == '\r' || c == ' ' || c == '\t') {
+                /* kept, so that the file can be given back as it was */
+                if ((rc = grow(&r->pre, &r->pre_cap, r->pre_len + 1)) < 0) return fail(r, rc);
+                r->pre[r->pre_len++] = c;
                 r->pos++;
-                r->line++;
-            } else if (c == '\r' || c == ' ' || c == '\t') {
-                r->pos++;
+                if (c == '\n') r->line++;
             } else if (c == '>') {
                 break;
             } else {
@@ -247,6 +292,21 @@ int tal_fasta_open(tal_fasta_reader_t **out, const char *path, const tal_fasta_o
     return 0;
 }
 
+void tal_fasta_lines_(const tal_fasta_reader_t *r, tal_fasta_lines_t *lines)
+{
+    lines->header_cr = r->hdr_cr;
+    lines->runs = r->runs;
+    lines->run_count = r->n_runs;
+    /* a last line without '\n' is a partial line at the end, or a header line there */
+    lines->no_lf = r->n_runs ? !r->at_line_start : !r->hdr_lf;
+}
+
+const char *tal_fasta_preamble_(const tal_fasta_reader_t *r, size_t *len)
+{
+    *len = r->pre_len;
+    return r->pre ? r->pre : "";
+}
+
 const char *tal_fasta_path(const tal_fasta_reader_t *r) { return r->path; }
 const char *tal_fasta_format(const tal_fasta_reader_t *r) { return tal_instream_format(r->in); }
 uint64_t tal_fasta_stored_size(const tal_fasta_reader_t *r)
@@ -262,5 +322,7 @@ void tal_fasta_close(tal_fasta_reader_t *r)
     free(r->path);
     free(r->hdr);
     free(r->seq);
+    free(r->runs);
+    free(r->pre);
     free(r);
 }

@@ -6,6 +6,7 @@
 #include "mem/sorter_internal.h"
 #include "delta_internal.h"
 #include "store/format_internal.h"
+#include "store/layout_internal.h"
 #include "talaria/error.h"
 #include "util/util_internal.h"
 #include "talaria/fasta.h"
@@ -50,9 +51,10 @@ _Static_assert(sizeof(dheader_t) == 144, "delta header layout");
 _Static_assert(sizeof(dentry_t) == 56, "delta entry layout");
 _Static_assert(sizeof(tal_dref_t) == 40, "delta reference layout");
 
-#define HEADER_SPACE 4096 /* header, then the FASTA path */
-#define ALIAS_BIT    (1ull << 63)
-#define WBUF         (1u << 20)
+#define HEADER_SPACE   4096               /* header, then the FASTA path */
+#define LAYOUT_SIZE_AT (HEADER_SPACE - 8) /* minor 2: the line layout's size, a u64 */
+#define ALIAS_BIT      (1ull << 63)
+#define WBUF           (1u << 20)
 
 static uint64_t pad8(uint64_t x) { return (x + 7) & ~7ull; }
 
@@ -68,8 +70,10 @@ struct tal_dwriter {
     char *path;
     int fd;
     dheader_t h;
-    char fasta[HEADER_SPACE - sizeof(dheader_t)]; /* the path, a NUL, the provenance */
+    char fasta[LAYOUT_SIZE_AT - sizeof(dheader_t)]; /* the path, a NUL, the provenance */
     size_t fasta_bytes;
+    unsigned char *line_layout; /* minor 2: the last bytes of the deltas section */
+    uint64_t line_layout_size;
     cursor_t entries, headers, refs;
     uint64_t n_rec, n_ref, header_used;
     tal_sorter_t *keys; /* the key index, sorted by hash, then record */
@@ -172,17 +176,27 @@ int tal_dwriter_open(tal_dwriter_t **out, const char *path, const tal_dlayout_t 
         memcpy(w->fasta + plen + 1, l->provenance, n);
         w->fasta_bytes = plen + 1 + n;
     }
+    if (l->line_layout && l->line_layout_size) {
+        if (!(w->line_layout = malloc(l->line_layout_size))) {
+            tal_dwriter_abort(w);
+            return TAL_ENOMEM;
+        }
+        memcpy(w->line_layout, l->line_layout, l->line_layout_size);
+        w->line_layout_size = l->line_layout_size;
+    }
     memcpy(w->h.magic, TAL_DSTORE_MAGIC, 8);
     w->h.major = 1;
-    w->h.minor = 1;
+    w->h.minor = w->line_layout ? 2 : 1;
     w->h.records = l->records;
     w->h.references = l->references;
     w->h.entries_off = HEADER_SPACE;
     w->h.headers_off = w->h.entries_off + l->records * sizeof(dentry_t);
     w->h.headers_size = l->header_bytes;
     w->h.deltas_off = pad8(w->h.headers_off + l->header_bytes);
-    w->h.deltas_size = l->delta_bytes;
-    w->h.refs_off = pad8(w->h.deltas_off + l->delta_bytes);
+    /* minor 2: the line layout ends the deltas section, where a 1.1 reader, which reads
+     * edit scripts only where entries point, does not see it */
+    w->h.deltas_size = l->delta_bytes + w->line_layout_size;
+    w->h.refs_off = pad8(w->h.deltas_off + w->h.deltas_size);
     w->h.keys_off = w->h.refs_off + l->references * sizeof(tal_dref_t);
     w->h.identity = l->identity;
     w->h.coverage = l->coverage;
@@ -244,11 +258,14 @@ int tal_dwriter_reference(tal_dwriter_t *w, const tal_dref_t *ref)
 int tal_dwriter_copy_deltas(tal_dwriter_t *w, int fd)
 {
     char *buf = w->headers.buf; /* the headers cursor is flushed first, then reused */
-    uint64_t done = 0;
+    uint64_t done = 0, scripts = w->h.deltas_size - w->line_layout_size;
     int rc;
     if ((rc = cursor_flush(w, &w->headers)) < 0) return rc;
-    while (done < w->h.deltas_size) {
-        size_t want = w->h.deltas_size - done < WBUF ? (size_t)(w->h.deltas_size - done) : WBUF;
+    if (w->line_layout_size && (rc = pwrite_all(w->fd, w->line_layout, w->line_layout_size,
+                                                w->h.deltas_off + scripts, w->path)) < 0)
+        return rc;
+    while (done < scripts) {
+        size_t want = scripts - done < WBUF ? (size_t)(scripts - done) : WBUF;
         ssize_t k = pread(fd, buf, want, (off_t)done);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) {
@@ -293,6 +310,7 @@ int tal_dwriter_finish(tal_dwriter_t *w)
         memset(head, 0, sizeof head);
         memcpy(head, &w->h, sizeof w->h);
         memcpy(head + sizeof w->h, w->fasta, w->fasta_bytes);
+        memcpy(head + LAYOUT_SIZE_AT, &w->line_layout_size, 8);
         if ((rc = pwrite_all(w->fd, head, sizeof head, 0, w->path)) < 0) return rc;
     }
     /* the trailer: XXH3-64 of every byte before it, read back */
@@ -337,6 +355,7 @@ void tal_dwriter_abort(tal_dwriter_t *w)
     free(w->entries.buf);
     free(w->headers.buf);
     free(w->refs.buf);
+    free(w->line_layout);
     tal_sorter_destroy(w->keys);
     free(w);
 }
@@ -366,6 +385,8 @@ struct tal_dstore {
     char *recbuf; /* tal_dstore_write_fasta's rebuilt record */
     size_t recbuf_cap;
     uint64_t *member_start, *member_list; /* built on first tal_dstore_members */
+    tal_layout_t line_layout;             /* minor 2: the input's line layout */
+    int has_line_layout;
 };
 
 int tal_dstore_is(const char *path)
@@ -386,6 +407,28 @@ static int damaged(const tal_dstore_t *d, const char *what)
     return TAL_EINPUT;
 }
 
+static uint64_t entry_length(void *ctx, uint64_t i)
+{
+    return ((const tal_dstore_t *)ctx)->entries[i].length;
+}
+
+/* Format 1.2: the input's line layout at the end of the deltas section, checked whole (it
+ * is small unless the input's lines were irregular). */
+static int open_line_layout(tal_dstore_t *d, uint64_t size)
+{
+    const char *bad;
+    char what[128];
+    bad = tal_layout_open(&d->line_layout, d->deltas + d->h->deltas_size - size, (size_t)size,
+                          d->h->records);
+    if (!bad) bad = tal_layout_check(&d->line_layout, entry_length, d);
+    if (bad) {
+        snprintf(what, sizeof what, "its line layout is damaged: %s", bad);
+        return damaged(d, what);
+    }
+    d->has_line_layout = 1;
+    return 0;
+}
+
 static int check_layout(tal_dstore_t *d)
 {
     const dheader_t *h = d->h;
@@ -395,19 +438,22 @@ static int check_layout(tal_dstore_t *d)
     if (h->records > TAL_MAX_RECORDS || h->references > h->records ||
         h->keys_count > 2 * h->records)
         return damaged(d, "impossible record counts");
-    if (h->path_len >= HEADER_SPACE - sizeof *h) return damaged(d, "bad FASTA path length");
+    uint64_t layout_size = 0;
+    if (h->minor >= 2) memcpy(&layout_size, d->map + LAYOUT_SIZE_AT, 8);
+    if (h->path_len >= (h->minor >= 2 ? LAYOUT_SIZE_AT : HEADER_SPACE) - sizeof *h)
+        return damaged(d, "bad FASTA path length");
     if (h->entries_off != HEADER_SPACE ||
         h->headers_off != h->entries_off + h->records * sizeof(dentry_t) ||
         h->headers_size > size || h->deltas_off != pad8(h->headers_off + h->headers_size) ||
         h->deltas_size > size || h->refs_off != pad8(h->deltas_off + h->deltas_size) ||
         h->keys_off != h->refs_off + h->references * sizeof(tal_dref_t) ||
-        h->keys_off + h->keys_count * sizeof(dkey_t) + 8 != size)
+        layout_size > h->deltas_size || h->keys_off + h->keys_count * sizeof(dkey_t) + 8 != size)
         return damaged(d, "its sections do not tile the file");
     /* format 1.1: after the path and a NUL, the configuration, NUL-terminated */
     d->provenance = "";
     if (h->minor >= 1 && sizeof *h + h->path_len + 1 < HEADER_SPACE) {
         const char *text = (const char *)d->map + sizeof *h + h->path_len + 1;
-        size_t room = HEADER_SPACE - sizeof *h - h->path_len - 1;
+        size_t room = (h->minor >= 2 ? LAYOUT_SIZE_AT : HEADER_SPACE) - sizeof *h - h->path_len - 1;
         if (!memchr(text, '\0', room))
             return damaged(d, "its configuration record is not terminated");
         d->provenance = text;
@@ -417,7 +463,7 @@ static int check_layout(tal_dstore_t *d)
     d->deltas = d->map + h->deltas_off;
     d->refs = (const tal_dref_t *)(d->map + h->refs_off);
     d->keys = (const dkey_t *)(d->map + h->keys_off);
-    return 0;
+    return layout_size ? open_line_layout(d, layout_size) : 0;
 }
 
 /* The FASTA beside the store with the recorded name, else the recorded path. */
@@ -526,7 +572,7 @@ void tal_dstore_info(const tal_dstore_t *d, tal_dinfo_t *info)
     info->residues = d->h->residues;
     info->reference_residues = d->h->reference_residues;
     info->header_bytes = d->h->headers_size;
-    info->delta_bytes = d->h->deltas_size;
+    info->delta_bytes = d->h->deltas_size - (d->has_line_layout ? d->line_layout.size : 0);
     info->file_bytes = d->size;
     info->identity = d->h->identity;
     info->coverage = d->h->coverage;
@@ -771,17 +817,30 @@ int tal_dstore_members(tal_dstore_t *d, uint32_t k, const uint64_t **members, ui
     return 0;
 }
 
+int tal_dstore_has_layout(const tal_dstore_t *d) { return d->has_line_layout; }
+
 int tal_dstore_write_fasta(tal_dstore_t *d, uint64_t first, uint64_t count, size_t width, FILE *out)
 {
     tal_drec_t rec;
     size_t len;
-    int rc;
+    int rc, whole = first == 0 && count == d->h->records;
     if (first > d->h->records || count > d->h->records - first) return TAL_ENOTFOUND;
     for (uint64_t i = first; i < first + count; i++) {
         if ((rc = tal_dstore_rebuild(d, i, &d->recbuf, &d->recbuf_cap, &len)) < 0) return rc;
         if ((rc = tal_dstore_record(d, i, &rec)) < 0) return rc;
-        rc = tal_fasta_write(out, rec.header, rec.header_len, d->recbuf, len, width,
-                             TAL_FASTA_EMPTY_LINE);
+        if (width == TAL_WIDTH_LAYOUT && d->has_line_layout) {
+            rc = tal_layout_write(&d->line_layout, i, rec.header, rec.header_len, d->recbuf, len,
+                                  whole, out);
+            if (rc == TAL_EINPUT) {
+                tal_log_error("%s: record %llu does not fit its line layout; the delta store is "
+                              "damaged",
+                              d->path, (unsigned long long)i + 1);
+                return rc;
+            }
+        } else {
+            rc = tal_fasta_write(out, rec.header, rec.header_len, d->recbuf, len,
+                                 width == TAL_WIDTH_LAYOUT ? 0 : width, TAL_FASTA_EMPTY_LINE);
+        }
         if (rc < 0) return rc;
     }
     return 0;

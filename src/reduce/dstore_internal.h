@@ -24,6 +24,10 @@ typedef struct {
     tal_budget_t *budget;   /* the key index is sorted within it (NULL: none) */
     const char *tmp_dir;    /* where that sort spills (NULL: $TMPDIR, else /tmp) */
     uint64_t sort_bytes;    /* the sort buffer's most (0: 128 MiB) */
+    /* the input's line layout, a store's section 10 as it is (format 1.2: written after
+     * the keys, and the file is minor 2); NULL: none, the file is minor 1 as before */
+    const void *line_layout;
+    size_t line_layout_size;
 } tal_dlayout_t;
 
 /* Creates path (which must not exist; the caller renames it into place). */

@@ -56,11 +56,31 @@ static int hold_temporary(const char *path)
     return 0;
 }
 
+static uint64_t input_length(void *ctx, uint64_t i) { return ((const uint64_t *)ctx)[i]; }
+
+/* The input's line layout (store format 1.2), checked whole before the delta store keeps
+ * it; none for older stores. */
+static int line_layout(tal_reduction_t *x, const void **data, size_t *size)
+{
+    tal_layout_t l;
+    const char *bad;
+    if (!tal_store_layout_(x->store, &l)) return 0;
+    if ((bad = tal_layout_check(&l, input_length, (void *)x->lens))) {
+        tal_log_error("%s: the line layout section is damaged: %s", x->in, bad);
+        return TAL_EINPUT;
+    }
+    *data = l.data;
+    *size = l.size;
+    return 0;
+}
+
 static int open_outputs(outputs_t *o)
 {
     tal_reduction_t *x = o->x;
     int rc, force = x->opt->force;
     tal_dlayout_t layout;
+    const void *line = NULL;
+    size_t line_size = 0;
     if ((rc = tal_outfile_open(&o->fasta, x->out, force)) < 0) return rc;
     if ((rc = tal_outfile_open(&o->members, x->members_path, force)) < 0) return rc;
     if (x->opt->clstr_path && (rc = tal_outfile_open(&o->clstr, x->opt->clstr_path, force)) < 0)
@@ -71,6 +91,7 @@ static int open_outputs(outputs_t *o)
         return TAL_ENOMEM;
     }
     tal_sweep_beside(x->deltas_path);
+    if ((rc = line_layout(x, &line, &line_size)) < 0) return rc;
     layout = (tal_dlayout_t){.records = x->info.records,
                              .references = o->c->references,
                              .header_bytes = x->info.header_bytes,
@@ -82,7 +103,9 @@ static int open_outputs(outputs_t *o)
                              .provenance = x->opt->provenance,
                              .budget = x->budget,
                              .tmp_dir = x->scratch,
-                             .sort_bytes = x->sort_bytes};
+                             .sort_bytes = x->sort_bytes,
+                             .line_layout = line,
+                             .line_layout_size = line_size};
     if ((rc = tal_dwriter_open(&o->dw, o->deltas_tmp, &layout)) < 0) return rc;
     if ((rc = hold_temporary(o->deltas_tmp)) < 0) return rc;
     fputs(x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE

@@ -14,6 +14,7 @@
 #include "talaria/store.h"
 #include "talaria/util.h"
 #include "io/instream_internal.h"
+#include "layout_internal.h"
 #include "util/files_internal.h"
 
 #include <errno.h>
@@ -39,8 +40,9 @@ typedef struct {
     size_t n_slots, n_keys;
     unsigned slot_bits;
     tal_catalog_writer_t *cat;
-    tal_writer_t *writer;   /* background writes when threads > 1 */
-    tal_chunker_t *chunker; /* compressed residues (NULL: raw) */
+    tal_writer_t *writer;     /* background writes when threads > 1 */
+    tal_chunker_t *chunker;   /* compressed residues (NULL: raw) */
+    tal_layout_enc_t *layout; /* the input's line layout (NULL: not kept) */
     uint64_t n, residue_total, header_total, min_len, max_len, dups;
     uint64_t input_size; /* of a regular input file, for sizing the accession table */
     uint64_t composition[256];
@@ -305,6 +307,9 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
     if ((rc = keys_add(b, tag, keys.primary, keys.primary_len, id, 0, &dup_of)) < 0) return rc;
     if (dup_of != UINT64_MAX) {
         if (b->opt->allow_duplicates) {
+            /* the store no longer holds the whole file: no layout gives it back */
+            tal_layout_enc_free(b->layout);
+            b->layout = NULL;
             b->dups++;
             return 0;
         }
@@ -335,6 +340,16 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
     if (b->n == 0 || rec->seq_len < b->min_len) b->min_len = rec->seq_len;
     if (rec->seq_len > b->max_len) b->max_len = rec->seq_len;
 
+    if (b->layout) {
+        tal_fasta_lines_t lines;
+        if (id == 0) {
+            size_t n;
+            const char *pre = tal_fasta_preamble_(b->fa, &n);
+            if ((rc = tal_layout_enc_preamble(b->layout, pre, n)) < 0) return rc;
+        }
+        tal_fasta_lines_(b->fa, &lines);
+        if ((rc = tal_layout_enc_add(b->layout, &lines)) < 0) return rc;
+    }
     rc = tal_catalog_add(b->cat, id, rec->header, rec->header_len, rec->seq_len);
     if (rc < 0) return rc;
     b->n++;
@@ -413,10 +428,12 @@ static int record_provenance(builder_t *b, const tal_build_stats_t *st)
 
 static int finish_store(builder_t *b, tal_build_stats_t *st)
 {
-    tal_section_disk_t secs[9];
+    tal_section_disk_t secs[10];
     tal_meta_disk_t meta;
     tal_chunk_disk_t *chunks = NULL;
     uint64_t n_chunks = 0;
+    unsigned char *layout = NULL;
+    size_t layout_size = 0;
     int n_secs = 8;
     tal_wfile_t mw;
     char cat_path[PATH_MAX];
@@ -457,6 +474,21 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
         goto out;
     free(chunks);
     chunks = NULL;
+    /* format 1.2: the line layout, last, when the store holds every record of the input */
+    if (b->layout) {
+        if ((rc = tal_layout_enc_finish(b->layout, &layout, &layout_size)) < 0) goto out;
+        if (!layout)
+            tal_log_warn("%s: the line layout is not kept (--max-memory is too small for it); "
+                         "reconstruct will write one line per sequence",
+                         b->in_path);
+    }
+    if (layout) {
+        section_init(&secs[n_secs], TAL_SEC_LAYOUT, "layout");
+        rc = write_array_file(b, "layout", layout, layout_size, &secs[n_secs]);
+        free(layout);
+        if (rc < 0) return rc;
+        n_secs++;
+    }
 
     tal_log_info("records and arrays written and fsynced at %.2f s",
                  tal_now_seconds() - b->started);
@@ -496,7 +528,7 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     meta.key_slots = b->n_slots;
     meta.duplicates_skipped = b->dups;
     meta.section_count = (uint32_t)n_secs;
-    if (n_secs == 9) {
+    if (secs[1].codec != TAL_CODEC_NONE) {
         meta.chunk_size = b->opt->chunk_size;
         meta.chunk_count = n_chunks;
     }
@@ -610,6 +642,7 @@ int tal_store_build(const char *fasta_path, const char *out_path, const tal_inde
     }
     if ((rc = tal_atomic_dir_begin(&b->dir, out_path, opt->force, TAL_META_FILE)) < 0) goto out;
     if ((rc = open_outputs(b)) < 0) goto out;
+    if ((rc = tal_layout_enc_new(&b->layout, opt->budget)) < 0) goto out;
     while ((rc = tal_fasta_next(b->fa, &rec)) > 0)
         if ((rc = add_record(b, &rec)) < 0) goto out;
     if (rc < 0) goto out;
@@ -638,6 +671,7 @@ out:
     if (b->cat) tal_catalog_abort(b->cat);
     if (rc < 0) tal_atomic_dir_abort(&b->dir);
     tal_fasta_close(b->fa);
+    tal_layout_enc_free(b->layout);
     tal_huge_free(b->slots, b->n_slots * sizeof *b->slots);
     tal_budget_release(opt->budget, TAL_MEM_RECORDS, b->n_slots * sizeof *b->slots);
     tal_budget_release(opt->budget, TAL_MEM_INPUT, b->held_input);

@@ -42,6 +42,7 @@ const char *tal_section_name(uint32_t id)
     case TAL_SEC_KEYS: return "accession keys";
     case TAL_SEC_CATALOG: return "catalog";
     case TAL_SEC_CHUNKS: return "chunk table";
+    case TAL_SEC_LAYOUT: return "line layout";
     default: return "unknown section";
     }
 }

@@ -12,7 +12,7 @@
 
 #define TAL_STORE_MAGIC  "TALSTOR\x1a"
 #define TAL_FORMAT_MAJOR 1u
-#define TAL_FORMAT_MINOR 1u /* 1.1: compressed residue chunks */
+#define TAL_FORMAT_MINOR 2u /* 1.1: compressed residue chunks; 1.2: the line layout */
 #define TAL_META_FILE    "meta"
 #define TAL_MAX_SECTIONS 64u
 
@@ -30,7 +30,8 @@ typedef enum {
     TAL_SEC_RECORD_CHECKSUMS, /* u64[N]: XXH3-64 of residues seeded by XXH3-64 of header */
     TAL_SEC_KEYS,             /* tal_key_slot_t[key_slots]: open-addressing hash table */
     TAL_SEC_CATALOG,          /* catalog.sqlite, checksummed as a whole */
-    TAL_SEC_CHUNKS            /* tal_chunk_disk_t[]: the chunks of compressed residues */
+    TAL_SEC_CHUNKS,           /* tal_chunk_disk_t[]: the chunks of compressed residues */
+    TAL_SEC_LAYOUT            /* optional: the input's line layout (layout_internal.h) */
 } tal_section_id_t;
 
 typedef enum { TAL_CODEC_NONE = 0, TAL_CODEC_LZ4 = 1, TAL_CODEC_ZSTD = 2 } tal_codec_t;

@@ -42,7 +42,7 @@ struct tal_store {
     unsigned char *meta_buf;
     const tal_meta_disk_t *meta;
     const tal_section_disk_t *sections;
-    section_map_t maps[TAL_SEC_CHUNKS + 1];
+    section_map_t maps[TAL_SEC_LAYOUT + 1];
     const char *headers;
     const uint64_t *hdr_offsets, *seq_offsets, *lengths, *checksums;
     const char *residues;
@@ -61,7 +61,7 @@ struct tal_store {
     /* random access (tal_store_set_random_access): what a lookup needs is read with
      * pread into these buffers instead of through the mappings */
     int random;
-    int fds[TAL_SEC_CHUNKS + 1]; /* the section files, -1 until opened */
+    int fds[TAL_SEC_LAYOUT + 1]; /* the section files, -1 until opened */
     char *hbuf, *sbuf, *zbuf;    /* a record's header and residues; a stored chunk */
     size_t hcap, scap, zcap;
     char *kbuf; /* the header of a key candidate */
@@ -149,7 +149,7 @@ static int map_section(tal_store_t *s, const tal_section_disk_t *sec)
     struct stat st;
     section_map_t *m;
     int fd;
-    if (sec->id == 0 || sec->id > TAL_SEC_CHUNKS) return 0; /* newer minor version: skip */
+    if (sec->id == 0 || sec->id > TAL_SEC_LAYOUT) return 0; /* newer minor version: skip */
     m = &s->maps[sec->id];
     if (m->disk) return corrupt(s, "a section is listed twice");
     if (memchr(sec->file, '\0', sizeof sec->file) == NULL || strchr(sec->file, '/') ||
@@ -285,6 +285,16 @@ static int check_layout(tal_store_t *s)
         return corrupt(s, "the header offsets do not span the headers section");
     if (s->seq_offsets[0] != 0 || s->seq_offsets[n] != m->residue_count)
         return corrupt(s, "the sequence offsets do not span the residues section");
+    if (s->maps[TAL_SEC_LAYOUT].disk) { /* format 1.2, optional */
+        tal_layout_t l;
+        char what[128];
+        const char *bad =
+            tal_layout_open(&l, s->maps[TAL_SEC_LAYOUT].data, s->maps[TAL_SEC_LAYOUT].size, n);
+        if (bad) {
+            snprintf(what, sizeof what, "the line layout section is damaged: %s", bad);
+            return corrupt(s, what);
+        }
+    }
     if (s->codec != TAL_CODEC_NONE) return check_chunks(s);
     return 0;
 }
@@ -319,7 +329,7 @@ void tal_store_close(tal_store_t *s)
 {
     if (!s) return;
     if (s->random)
-        for (size_t i = 0; i <= TAL_SEC_CHUNKS; i++)
+        for (size_t i = 0; i <= TAL_SEC_LAYOUT; i++)
             if (s->fds[i] >= 0) close(s->fds[i]);
     free(s->hbuf);
     free(s->sbuf);
@@ -329,7 +339,7 @@ void tal_store_close(tal_store_t *s)
         if (s->cache[i].buf) tal_pool_put(s->pool, s->cache[i].buf, s->cache[i].cap);
     tal_pool_destroy(s->pool);
     tal_codec_ctx_free(s->dctx);
-    for (size_t i = 0; i <= TAL_SEC_CHUNKS; i++)
+    for (size_t i = 0; i <= TAL_SEC_LAYOUT; i++)
         if (s->maps[i].data) munmap((void *)s->maps[i].data, s->maps[i].size);
     free(s->meta_buf);
     free(s->path);
@@ -366,9 +376,9 @@ int tal_store_set_random_access(tal_store_t *s, int on)
 {
     s->kid = UINT64_MAX;
     if (on && !s->random)
-        for (size_t i = 0; i <= TAL_SEC_CHUNKS; i++) s->fds[i] = -1;
+        for (size_t i = 0; i <= TAL_SEC_LAYOUT; i++) s->fds[i] = -1;
     if (!on && s->random)
-        for (size_t i = 0; i <= TAL_SEC_CHUNKS; i++)
+        for (size_t i = 0; i <= TAL_SEC_LAYOUT; i++)
             if (s->fds[i] >= 0) close(s->fds[i]), s->fds[i] = -1;
     s->random = on != 0;
     return 0;
@@ -449,7 +459,7 @@ static int record_header(const tal_store_t *cs, uint64_t id, const char **h, siz
 void tal_store_release_(const tal_store_t *s, uint32_t id)
 {
     const section_map_t *m;
-    if (id > TAL_SEC_CHUNKS) return;
+    if (id > TAL_SEC_LAYOUT) return;
     m = &s->maps[id];
     if (m->data && m->size) madvise((void *)m->data, m->size, MADV_DONTNEED);
 }
@@ -733,10 +743,18 @@ const tal_chunk_disk_t *tal_store_chunks_(const tal_store_t *s, uint64_t *count)
     return s->chunks;
 }
 
+int tal_store_layout_(const tal_store_t *s, tal_layout_t *l)
+{
+    const section_map_t *m = &s->maps[TAL_SEC_LAYOUT];
+    if (!m->disk) return 0;
+    /* checked on open */
+    return tal_layout_open(l, m->data, m->size, s->meta->record_count) ? 0 : 1;
+}
+
 const tal_section_disk_t *tal_store_section_(const tal_store_t *s, uint32_t id, const void **data,
                                              size_t *size)
 {
-    if (id > TAL_SEC_CHUNKS) return NULL;
+    if (id > TAL_SEC_LAYOUT) return NULL;
     *data = s->maps[id].data;
     *size = s->maps[id].size;
     return s->maps[id].disk;

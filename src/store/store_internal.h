@@ -4,6 +4,7 @@
 
 #include "codec_internal.h"
 #include "format_internal.h"
+#include "layout_internal.h"
 #include "talaria/store.h"
 
 /* The section's table entry (NULL if absent) and its mapped bytes. */
@@ -27,6 +28,9 @@ int tal_store_corrupt_(const tal_store_t *s, const char *what);
  * residue space from base_offset on, base_len bytes). */
 int tal_store_record_at_(const tal_store_t *s, uint64_t id, const char *base, uint64_t base_offset,
                          size_t base_len, tal_record_t *rec);
+
+/* The input's line layout (format 1.2): 1 and *l set if the store keeps it, else 0. */
+int tal_store_layout_(const tal_store_t *s, tal_layout_t *l);
 
 /* Drops the pages of section id (a TAL_SEC_* value) from this process's resident set;
  * they are read again from the page cache when touched. */

@@ -39,7 +39,7 @@ static int check_chunks(const tal_store_t *s)
 
 static int check_checksums(const tal_store_t *s)
 {
-    for (uint32_t id = 1; id <= TAL_SEC_CHUNKS; id++) {
+    for (uint32_t id = 1; id <= TAL_SEC_LAYOUT; id++) {
         const void *data;
         size_t size;
         const tal_section_disk_t *sec = tal_store_section_(s, id, &data, &size);
@@ -178,6 +178,22 @@ out:
     return rc;
 }
 
+static uint64_t store_length(void *ctx, uint64_t i) { return ((const uint64_t *)ctx)[i]; }
+
+/* The line layout (format 1.2): every entry in order, every listed record's lines adding
+ * up to its length. */
+static int check_line_layout(const tal_store_t *s)
+{
+    tal_layout_t l;
+    const uint64_t *lengths;
+    const char *bad;
+    if (!tal_store_layout_(s, &l)) return 0;
+    tal_store_lengths(s, &lengths);
+    if ((bad = tal_layout_check(&l, store_length, (void *)lengths)))
+        return broken(s, TAL_SEC_LAYOUT, bad);
+    return 0;
+}
+
 int tal_store_verify(const char *path, int quiet)
 {
     tal_store_t *s = NULL;
@@ -188,6 +204,7 @@ int tal_store_verify(const char *path, int quiet)
     if ((rc = check_chunks(s)) < 0) goto out;
     if ((rc = check_checksums(s)) < 0) goto out;
     if ((rc = check_records(s, &info)) < 0) goto out;
+    if ((rc = check_line_layout(s)) < 0) goto out;
     if ((rc = check_keys(s, &info)) < 0) goto out;
     if ((rc = check_catalog(s, &info)) < 0) goto out;
     if (!quiet)

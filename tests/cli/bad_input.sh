@@ -27,7 +27,8 @@ flip() {
 }
 
 # offset FILE SPEC: N, -N (from the end), N% of the size, or SECTION+N in a delta store,
-# whose header holds each section's offset as a little-endian 64-bit number
+# whose header holds each section's offset as a little-endian 64-bit number (layout: the
+# line layout, the last layout_size bytes of the deltas section, minor 2)
 offset() {
     size=$(wc -c <"$1")
     case $2 in
@@ -40,6 +41,11 @@ offset() {
         deltas) at=56 ;;
         refs) at=72 ;;
         keys) at=80 ;;
+        layout)
+            u64() { od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '; }
+            echo $(($(u64 "$1" 56) + $(u64 "$1" 64) - $(u64 "$1" 4088) + ${2#*+}))
+            return
+            ;;
         *) return 1 ;;
         esac
         echo $(($(od -An -tu8 -j $at -N8 "$1" | tr -d ' ') + ${2#*+}))

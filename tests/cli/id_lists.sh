@@ -16,16 +16,16 @@ expect_exit 0 "$TALARIA" get -w 0 "$deltas" "$member" "$reference" && cp "$T/out
 [ "$(grep -c '^>' "$T/both.fa")" = 2 ] || fail "get by arguments printed $(grep -c '^>' "$T/both.fa") records"
 expect_exit 0 "$TALARIA" get -w 0 -f "$T/ids" "$deltas" &&
     { cmp -s "$T/out" "$T/both.fa" || fail "get -f: $(diff "$T/both.fa" "$T/out" | head -4)"; }
-expect_exit 0 "$TALARIA" reconstruct -d "$deltas" --ids "$T/ids" &&
+expect_exit 0 "$TALARIA" reconstruct -w 0 -d "$deltas" --ids "$T/ids" &&
     { cmp -s "$T/out" "$T/both.fa" || fail "reconstruct --ids: $(diff "$T/both.fa" "$T/out" | head -4)"; }
 "$TALARIA" get -w 0 -f - "$deltas" <"$T/ids" 2>/dev/null | cmp -s - "$T/both.fa" || fail "get -f - (stdin)"
-"$TALARIA" reconstruct -d "$deltas" --ids - <"$T/ids" 2>/dev/null | cmp -s - "$T/both.fa" ||
+"$TALARIA" reconstruct -w 0 -d "$deltas" --ids - <"$T/ids" 2>/dev/null | cmp -s - "$T/both.fa" ||
     fail "reconstruct --ids - (stdin)"
 
 # a trailing tab goes too, in both (reconstruct used to look the accession up with it)
 printf '%s\t\n' "$member" >"$T/tab"
 expect_exit 0 "$TALARIA" get -w 0 -f "$T/tab" "$deltas" && cp "$T/out" "$T/tab.get"
-expect_exit 0 "$TALARIA" reconstruct -d "$deltas" --ids "$T/tab" &&
+expect_exit 0 "$TALARIA" reconstruct -w 0 -d "$deltas" --ids "$T/tab" &&
     { cmp -s "$T/out" "$T/tab.get" || fail "reconstruct --ids with a trailing tab: $(head -c 200 "$T/out")"; }
 
 # each command names a list it cannot open in its own words; a missing list is an I/O

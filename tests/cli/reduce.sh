@@ -127,11 +127,12 @@ reduce_and_check() {
         fail "$name: red.fasta, red.deltas.tal or red.members.tsv is missing"
     refs=$(grep -c '^>' "$d/red.fasta")
 
-    # lossless: to a file beside the reduction, and to stdout with -r
+    # lossless: to a file beside the reduction, and to stdout with -r, in the input's
+    # lines; -w 0 one line per record
     expect_exit 0 "$TALARIA" reconstruct -d "$d/red.deltas.tal" -o "$d/full.fa" &&
-        { cmp -s "$d/full.fa" "$one" || fail "$name: reconstruct -o differs from the input: $(diff "$one" "$d/full.fa" | head -6)"; }
-    expect_exit 0 "$TALARIA" reconstruct -r "$d/red.fasta" -d "$d/red.deltas.tal" &&
-        { cmp -s "$T/out" "$one" || fail "$name: reconstruct to stdout differs from the input"; }
+        { cmp -s "$d/full.fa" "$input" || fail "$name: reconstruct -o differs from the input: $(diff "$input" "$d/full.fa" | head -6)"; }
+    expect_exit 0 "$TALARIA" reconstruct -r "$d/red.fasta" -d "$d/red.deltas.tal" -w 0 &&
+        { cmp -s "$T/out" "$one" || fail "$name: reconstruct -w 0 to stdout differs from the input"; }
 
     # the membership table (nucleotides: a strand column)
     fields=4 header='#member\treference\tidentity\tcoverage'
@@ -188,22 +189,24 @@ mkdir -p "$T/before_move"
 mv "$T/before_move" "$T/moved"
 (cd "$T/scratch" && "$TALARIA" reconstruct -d ../moved/red.deltas.tal >"$T/moved/full.fa" 2>"$T/err") ||
     fail "reconstruct of a moved reduction: $(head -c 300 "$T/err")"
-cmp -s "$T/moved/full.fa" "$T/in.one" || fail "reconstruct of a moved reduction differs from the input"
+cmp -s "$T/moved/full.fa" "$T/in.fa" || fail "reconstruct of a moved reduction differs from the input"
 
-# --ids: records in the order asked, by first word or by the ACC of sp|ACC|NAME
+# --ids: records in the order asked, by first word or by the ACC of sp|ACC|NAME, each in
+# its lines of the input
 member=$(awk -F'\t' '!/^#/ { print $1; exit }' "$T/p90/red.members.tsv")
 reference=$(awk '/^>/ { print substr($1, 2); exit }' "$T/p90/red.fasta")
 sp_rec=$(grep -m1 '^>sp|' "$T/in.fa" | cut -c2- | cut -d' ' -f1)
 sp_acc=$(echo "$sp_rec" | cut -d'|' -f2)
 printf '%s\n%s\n%s\nempty_seq\n' "$member" "$sp_acc" "$reference" >"$T/ids"
 for acc in "$member" "$sp_rec" "$reference" empty_seq; do
-    awk -v a="$acc" '/^>/ { split(substr($0, 2), w, /[ \t]/); on = w[1] == a } on' "$T/in.one"
+    awk -v a="$acc" '/^>/ { split(substr($0, 2), w, /[ \t]/); on = w[1] == a } on' "$T/in.fa"
 done >"$T/ids.expected"
 expect_exit 0 "$TALARIA" reconstruct -d "$T/p90/red.deltas.tal" --ids "$T/ids" &&
     { cmp -s "$T/out" "$T/ids.expected" || fail "reconstruct --ids: $(diff "$T/ids.expected" "$T/out" | head -4)"; }
 printf 'nosuch1\n%s\n' "$member" >"$T/ids2"
 expect_exit 3 "$TALARIA" reconstruct -d "$T/p90/red.deltas.tal" --ids "$T/ids2" && expect_stderr "nosuch1"
-head -2 "$T/ids.expected" | cmp -s - "$T/out" || fail "reconstruct --ids with a missing accession lost the others"
+awk -v a="$member" '/^>/ { split(substr($0, 2), w, /[ \t]/); on = w[1] == a } on' "$T/in.fa" | cmp -s - "$T/out" ||
+    fail "reconstruct --ids with a missing accession lost the others"
 
 # -w 60: the input's records with 60 residues per line
 expect_exit 0 "$TALARIA" reconstruct -w 60 -d "$T/p90/red.deltas.tal" &&
@@ -238,7 +241,7 @@ for codec in none zstd; do
     cmp -s "$T/s_$codec/red.fasta" "$T/p90/red.fasta" || fail "reduce of a $codec store: red.fasta differs from the FASTA's"
     cmp -s "$T/s_$codec/red.members.tsv" "$T/p90/red.members.tsv" ||
         fail "reduce of a $codec store: members differ from the FASTA's"
-    "$TALARIA" reconstruct -d "$T/s_$codec/red.deltas.tal" 2>/dev/null | cmp -s - "$T/in.one" ||
+    "$TALARIA" reconstruct -d "$T/s_$codec/red.deltas.tal" 2>/dev/null | cmp -s - "$T/in.fa" ||
         fail "reconstruct of the reduction of a $codec store differs from the input"
 done
 
@@ -306,7 +309,7 @@ if expect_exit 0 "$TALARIA" reduce -q -a kraken -i "$T/in.fa" -o "$T/kraken/red.
         fail "-a kraken wrote red.taxid.tsv ($(wc -c <"$T/kraken/red.taxid.tsv") bytes); its taxids are in the headers"
     awk -F'\t' '!/^#/ && ($4 < 0.9 || $3 < 0.95) { exit 1 }' "$T/kraken/red.members.tsv" ||
         fail "-a kraken should mean identity 0.95 and coverage 0.9"
-    "$TALARIA" reconstruct -d "$T/kraken/red.deltas.tal" 2>/dev/null | cmp -s - "$T/in.one" ||
+    "$TALARIA" reconstruct -d "$T/kraken/red.deltas.tal" 2>/dev/null | cmp -s - "$T/in.fa" ||
         fail "reconstruct of the kraken reduction differs from the input"
 fi
 # diamond: a taxonmap of every input record (members too) whose accessions are those
@@ -431,7 +434,7 @@ echo keep >"$T/force/full.fa"
 expect_exit 1 "$TALARIA" reconstruct -d "$T/force/red.deltas.tal" -o "$T/force/full.fa" && expect_stderr "exists"
 [ "$(cat "$T/force/full.fa")" = keep ] || fail "reconstruct replaced an existing -o without --force"
 expect_exit 0 "$TALARIA" reconstruct -f -d "$T/force/red.deltas.tal" -o "$T/force/full.fa"
-cmp -s "$T/force/full.fa" "$T/in.one" || fail "reconstruct --force did not replace the output"
+cmp -s "$T/force/full.fa" "$T/in.fa" || fail "reconstruct --force did not replace the output"
 
 # ---- 10: a reduced FASTA that does not belong ----
 # one residue of the reference with the most members changed, the length kept

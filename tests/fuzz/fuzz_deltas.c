@@ -201,6 +201,11 @@ static void exercise(tal_dstore_t *d, uint64_t store_size, result_t *res)
         int rc = tal_dstore_write_fasta(d, 0, info.records, 60, g_null);
         if (rc != 0 && !is_error(rc)) fail_rc("write_fasta", rc);
         if ((rc == 0) != (res->rebuilt == info.records)) fail("write_fasta and rebuild disagree");
+        /* in the input's lines (a layout that does not fit a record is an error, not a crash) */
+        rc = tal_dstore_write_fasta(d, 0, info.records, TAL_WIDTH_LAYOUT, g_null);
+        if (rc != 0 && !is_error(rc)) fail_rc("write_fasta in the input's lines", rc);
+        if (rc == 0 && res->rebuilt != info.records)
+            fail("write_fasta in the input's lines and rebuild disagree");
     }
     free(buf);
 }

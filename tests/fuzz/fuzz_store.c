@@ -44,6 +44,7 @@ static const char *const files[] = {
 #ifdef FUZZ_STORE_ZSTD
     "chunks",
 #endif
+    "layout",
 };
 #define N_FILES (sizeof files / sizeof *files)
 

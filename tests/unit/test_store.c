@@ -243,9 +243,9 @@ static void check_store(const char *path, const rdef_t *defs, size_t n)
 }
 
 /* The files of a store, as the builder writes them. */
-static const char *const store_files[] = {"residues",    "headers",        "lengths",
-                                          "seq_offsets", "hdr_offsets",    "checksums",
-                                          "keys",        "catalog.sqlite", "meta"};
+static const char *const store_files[] = {"residues",    "headers",   "lengths", "seq_offsets",
+                                          "hdr_offsets", "checksums", "keys",    "catalog.sqlite",
+                                          "meta",        "layout"};
 #define N_STORE_FILES (sizeof store_files / sizeof *store_files)
 
 static void expect_exact_files(const char *store)
