@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -671,6 +672,17 @@ typedef struct {
     size_t arena_used, arena_cap;
 } worker_t;
 
+/* One member against one reference. */
+typedef struct {
+    uint32_t root;  /* the reference's rank */
+    uint8_t pass;   /* passed both thresholds: the rest is set */
+    uint8_t minus;  /* against the reference's reverse complement */
+    uint8_t worker; /* whose arena holds the delta */
+    float identity, coverage;
+    size_t delta_off;
+    size_t delta_len;
+} outcome_t;
+
 typedef struct {
     uint32_t root;  /* the reference joined, or NONE */
     uint8_t next;   /* the candidate to resume at */
@@ -690,7 +702,9 @@ typedef struct {
     pick_t *picks;
     worker_t *workers;
     int n_workers;
-    uint64_t next; /* phase 1: the next batch position to take (atomic) */
+    uint64_t next;    /* the next batch position to take (atomic) */
+    uint8_t *decided; /* by batch position: decided (atomic; phase 2 waits on it) */
+    int failed;       /* a worker of phase 2 failed: the others stop waiting (atomic) */
 } batch_t;
 
 typedef struct {
@@ -728,94 +742,127 @@ static int align_pair(const run_t *run, worker_t *wk, const char *m, size_t ml, 
     return rc == TAL_EMEMCAP ? 1 : rc;
 }
 
-/* Tries rank r's candidates from p->next on; with stop_inside, stops at a candidate in
- * the batch. */
-static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int stop_inside)
+/* Member s (rank r) against the reference at rank root: the short-word filter on the
+ * strand that shares more words, then the alignment; o->pass says whether it passes
+ * both thresholds, and then its delta is in the worker's arena. A function of the pair
+ * alone, so a result computed ahead of time stands. */
+static int evaluate(batch_t *b, int w, uint32_t s, uint32_t root, const char **mseq, outcome_t *o)
 {
     const run_t *run = b->run;
     worker_t *wk = &b->workers[w];
+    uint32_t ref_id = run->order[root];
+    const char *rseq;
+    tal_alignment_t al;
+    band_t band;
+    uint64_t words;
+    size_t rl = (size_t)run->lens[ref_id];
+    int rc, minus = 0;
+    memset(o, 0, sizeof *o);
+    o->root = root;
+    if (!*mseq && (rc = get_seq(run, s, &wk->mbuf, mseq)) < 0) return rc;
+    if ((rc = get_seq(run, ref_id, &wk->rbuf, &rseq)) < 0) return rc;
+    rc = prefilter(&wk->wf, *mseq, (size_t)run->lens[s], rseq, rl, run->opt->identity, &band,
+                   &words);
+    if (rc < 0) return rc;
+    if (run->opt->both_strands) {
+        /* the strand that shares more words (the plus strand on a tie) */
+        band_t mband;
+        uint64_t mwords;
+        int mrc;
+        if (rl > wk->rcbuf.cap) {
+            char *q = realloc(wk->rcbuf.buf, rl);
+            if (!q) return TAL_ENOMEM;
+            wk->rcbuf.buf = q;
+            wk->rcbuf.cap = rl;
+        }
+        tal_revcomp(rseq, rl, wk->rcbuf.buf);
+        mrc = prefilter(&wk->wf, *mseq, (size_t)run->lens[s], wk->rcbuf.buf, rl, run->opt->identity,
+                        &mband, &mwords);
+        if (mrc < 0) return mrc;
+        if (mrc && (!rc || mwords > words)) {
+            rc = 1;
+            band = mband;
+            rseq = wk->rcbuf.buf;
+            minus = 1;
+        }
+    }
+    if (!rc) {
+        wk->filtered++;
+        return 0;
+    }
+    rc = align_pair(run, wk, *mseq, (size_t)run->lens[s], rseq, rl, &band, &al);
+    if (rc < 0) return rc;
+    if (rc == 1) return 0; /* too big to align: not this one */
+    wk->alignments++;
+    if (al.identity + 1e-9 >= run->opt->identity && al.coverage + 1e-9 >= run->opt->coverage) {
+        if (wk->arena_used + al.delta_len > wk->arena_cap) {
+            size_t cap = wk->arena_cap ? wk->arena_cap : (1u << 20);
+            uint8_t *q;
+            while (cap < wk->arena_used + al.delta_len) cap *= 2;
+            if (!(q = realloc(wk->arena, cap))) return TAL_ENOMEM;
+            wk->arena = q;
+            wk->arena_cap = cap;
+        }
+        memcpy(wk->arena + wk->arena_used, al.delta, al.delta_len);
+        o->pass = 1;
+        o->minus = (uint8_t)minus;
+        o->worker = (uint8_t)w;
+        o->identity = (float)al.identity;
+        o->coverage = (float)al.coverage;
+        o->delta_off = wk->arena_used;
+        o->delta_len = al.delta_len;
+        wk->arena_used += al.delta_len;
+    }
+    return 0;
+}
+
+/* Tries rank r's candidates from p->next on, in order, and joins the first reference
+ * that passes. A candidate inside the batch is decided in this batch: in the parallel
+ * first phase (wait 0) the sequence stops there, to resume in the second; in the second
+ * (wait 1) it waits until that candidate is decided. */
+static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int wait)
+{
+    const run_t *run = b->run;
     const uint32_t *cand = b->cand + (r - b->r0) * b->C;
     uint32_t s = run->order[r], tried[64];
-    const char *mseq = NULL, *rseq;
+    const char *mseq = NULL;
     int n_tried = 0, rc;
     /* the references already tried before p->next */
-    for (uint64_t c = 0; c < p->next; c++) tried[n_tried++] = root_of(b->refr, cand[c]);
+    for (uint64_t c = 0; c < p->next; c++)
+        tried[n_tried++] = cand[c] < r ? root_of(b->refr, cand[c]) : cand[c];
     for (uint64_t c = p->next; c < b->C && cand[c] != NONE; c++) {
-        uint32_t root, ref_id;
-        tal_alignment_t al;
-        band_t band;
-        uint64_t words;
-        size_t rl;
-        int seen = 0, minus;
-        if (stop_inside && cand[c] >= b->r0) {
-            p->next = (uint8_t)c;
-            p->done = 0;
-            return 0;
+        uint32_t root;
+        outcome_t o;
+        int seen = 0;
+        if (cand[c] >= b->r0 && cand[c] < r) {
+            uint8_t *flag = &b->decided[cand[c] - b->r0];
+            if (!wait) {
+                p->next = (uint8_t)c;
+                p->done = 0;
+                return 0;
+            }
+            while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE)) {
+                if (__atomic_load_n(&b->failed, __ATOMIC_RELAXED)) return 0; /* p not done */
+                sched_yield();
+            }
         }
-        root = root_of(b->refr, cand[c]);
-        ref_id = run->order[root];
+        /* a candidate not before r (itself, where a k-mer repeats) is not decided yet */
+        root = cand[c] < r ? root_of(b->refr, cand[c]) : cand[c];
         for (int q = 0; q < n_tried; q++) seen |= tried[q] == root;
         tried[n_tried++] = root;
         if (seen || root == r) continue;
-        if (run->opt->group && run->opt->group[ref_id] != run->opt->group[s]) continue;
-        if (!mseq && (rc = get_seq(run, s, &wk->mbuf, &mseq)) < 0) return rc;
-        if ((rc = get_seq(run, ref_id, &wk->rbuf, &rseq)) < 0) return rc;
-        rl = (size_t)run->lens[ref_id];
-        rc = prefilter(&wk->wf, mseq, (size_t)run->lens[s], rseq, rl, run->opt->identity, &band,
-                       &words);
-        if (rc < 0) return rc;
-        minus = 0;
-        if (run->opt->both_strands) {
-            /* the strand that shares more words (the plus strand on a tie) */
-            band_t mband;
-            uint64_t mwords;
-            int mrc;
-            if (rl > wk->rcbuf.cap) {
-                char *q = realloc(wk->rcbuf.buf, rl);
-                if (!q) return TAL_ENOMEM;
-                wk->rcbuf.buf = q;
-                wk->rcbuf.cap = rl;
-            }
-            tal_revcomp(rseq, rl, wk->rcbuf.buf);
-            mrc = prefilter(&wk->wf, mseq, (size_t)run->lens[s], wk->rcbuf.buf, rl,
-                            run->opt->identity, &mband, &mwords);
-            if (mrc < 0) return mrc;
-            if (mrc && (!rc || mwords > words)) {
-                rc = 1;
-                band = mband;
-                rseq = wk->rcbuf.buf;
-                minus = 1;
-            }
-        }
-        if (!rc) {
-            wk->filtered++;
-            continue;
-        }
-        rc = align_pair(run, wk, mseq, (size_t)run->lens[s], rseq, rl, &band, &al);
-        if (rc < 0) return rc;
-        if (rc == 1) continue; /* too big to align: not this one */
-        wk->alignments++;
-        if (al.identity + 1e-9 >= run->opt->identity && al.coverage + 1e-9 >= run->opt->coverage) {
-            if (wk->arena_used + al.delta_len > wk->arena_cap) {
-                size_t cap = wk->arena_cap ? wk->arena_cap : (1u << 20);
-                uint8_t *q;
-                while (cap < wk->arena_used + al.delta_len) cap *= 2;
-                if (!(q = realloc(wk->arena, cap))) return TAL_ENOMEM;
-                wk->arena = q;
-                wk->arena_cap = cap;
-            }
-            memcpy(wk->arena + wk->arena_used, al.delta, al.delta_len);
-            p->root = root;
-            p->identity = (float)al.identity;
-            p->coverage = (float)al.coverage;
-            p->worker = (uint8_t)w;
-            p->minus = (uint8_t)minus;
-            p->delta_off = wk->arena_used;
-            p->delta_len = al.delta_len;
-            wk->arena_used += al.delta_len;
-            p->done = 1;
-            return 0;
-        }
+        if (run->opt->group && run->opt->group[run->order[root]] != run->opt->group[s]) continue;
+        if ((rc = evaluate(b, w, s, root, &mseq, &o)) < 0) return rc;
+        if (!o.pass) continue;
+        p->root = root;
+        p->identity = o.identity;
+        p->coverage = o.coverage;
+        p->worker = o.worker;
+        p->minus = o.minus;
+        p->delta_off = o.delta_off;
+        p->delta_len = o.delta_len;
+        p->done = 1;
+        return 0;
     }
     p->done = 1; /* no candidate passed: a reference */
     return 0;
@@ -829,39 +876,72 @@ static void *phase1(void *arg)
         uint64_t i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED), r = b->r0 + i;
         if (r >= b->r1) break;
         if (b->run->twin_rank[r] != r) continue;
-        if ((job->rc = try_candidates(b, job->w, r, &b->picks[i], 1)) < 0) break;
+        if ((job->rc = try_candidates(b, job->w, r, &b->picks[i], 0)) < 0) break;
     }
     return NULL;
 }
 
-static int decide_batch(batch_t *b)
+/* Phase 2: the sequences that stopped, taken in rank order by every worker; each waits
+ * for the candidates it needs, which are earlier ranks, so the earliest undecided one
+ * never waits and the decisions are those of one worker going in rank order. */
+static void *phase2(void *arg)
+{
+    phase_job_t *job = arg;
+    batch_t *b = job->b;
+    for (;;) {
+        uint64_t i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED), r = b->r0 + i;
+        pick_t *p = &b->picks[i];
+        if (r >= b->r1) break;
+        if (__atomic_load_n(&b->decided[i], __ATOMIC_RELAXED)) continue;
+        if ((job->rc = try_candidates(b, job->w, r, p, 1)) < 0) {
+            __atomic_store_n(&b->failed, 1, __ATOMIC_RELAXED);
+            break;
+        }
+        if (!p->done) break; /* another worker failed */
+        if (p->root != NONE) b->refr[r] = p->root;
+        __atomic_store_n(&b->decided[i], 1, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+/* Runs fn on the batch with up to threads workers (the calling thread is the first). */
+static int run_phase(batch_t *b, int threads, void *(*fn)(void *))
 {
     phase_job_t jobs[64];
     pthread_t tids[64];
-    int started[64] = {0}, rc = 0, threads = b->n_workers;
-    for (int t = 0; t < threads; t++) b->workers[t].arena_used = 0;
-    for (uint64_t r = b->r0; r < b->r1; r++)
-        b->picks[r - b->r0] = (pick_t){NONE, 0, 1, 0, 0, 0, 0, 0, 0};
+    int started[64] = {0}, rc = 0;
     b->next = 0;
-    if (threads > 1 && b->r1 - b->r0 < 64) threads = 1; /* not worth a thread */
     for (int t = 0; t < threads; t++) {
         jobs[t] = (phase_job_t){b, t, 0};
-        if (t > 0 && pthread_create(&tids[t], NULL, phase1, &jobs[t]) == 0) started[t] = 1;
+        if (t > 0 && pthread_create(&tids[t], NULL, fn, &jobs[t]) == 0) started[t] = 1;
     }
-    phase1(&jobs[0]);
+    fn(&jobs[0]);
     for (int t = 1; t < threads; t++)
         if (started[t]) pthread_join(tids[t], NULL);
     for (int t = 0; t < threads; t++)
         if (jobs[t].rc < 0) rc = jobs[t].rc;
-    if (rc < 0) return rc;
-    /* phase 2: in rank order, the ones that stopped, each decided before the next */
+    return rc;
+}
+
+static int decide_batch(batch_t *b)
+{
+    int rc, threads = b->n_workers;
+    for (int t = 0; t < threads; t++) b->workers[t].arena_used = 0;
+    for (uint64_t r = b->r0; r < b->r1; r++)
+        b->picks[r - b->r0] = (pick_t){.root = NONE, .done = 1};
+    b->failed = 0;
+    if (threads > 1 && b->r1 - b->r0 < 64) threads = 1; /* not worth a thread */
+    /* phase 1: each sequence as far as the references decided before the batch go */
+    if ((rc = run_phase(b, threads, phase1)) < 0) return rc;
+    /* those decided are final (copies follow their first copy, after the batch) */
     for (uint64_t r = b->r0; r < b->r1; r++) {
         pick_t *p = &b->picks[r - b->r0];
-        if (b->run->twin_rank[r] != r) continue;
-        if (!p->done && (rc = try_candidates(b, 0, r, p, 0)) < 0) return rc;
-        if (p->root != NONE) b->refr[r] = p->root;
+        int done = b->run->twin_rank[r] != r || p->done;
+        if (done && p->root != NONE) b->refr[r] = p->root;
+        b->decided[r - b->r0] = (uint8_t)done;
     }
-    return 0;
+    /* phase 2: the rest, in rank order, each after the candidates it needs */
+    return run_phase(b, threads, phase2);
 }
 
 static int read_rows(const tal_cluster_prep_t *p, uint64_t r0, uint64_t r1, uint32_t *rows)
@@ -888,9 +968,10 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
     float *ident, *cover;
     worker_t *workers = NULL;
     pick_t *picks = NULL;
+    uint8_t *decided = NULL;
     int n_workers = opt->threads > 0 ? (opt->threads > 64 ? 64 : opt->threads) : 1, rc;
     uint64_t worker_bytes = (uint64_t)n_workers * TAL_CLUSTER_WORKER_BYTES;
-    uint64_t batch_bytes = BATCH * (C * 4 + sizeof(pick_t));
+    uint64_t batch_bytes = BATCH * (C * 4 + sizeof(pick_t) + 1);
     run_t run = {opt, n, prep->src, prep->lens, NULL, twin, order};
     memset(out, 0, sizeof *out);
     out->n = n;
@@ -914,7 +995,8 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
     if ((rc = tal_budget_reserve(opt->budget, TAL_MEM_ALIGN, worker_bytes + batch_bytes)) < 0)
         goto fail_early;
     if (!(workers = calloc((size_t)n_workers, sizeof *workers)) ||
-        !(picks = malloc(BATCH * sizeof *picks)) || !(cand = malloc(BATCH * C * sizeof *cand))) {
+        !(picks = malloc(BATCH * sizeof *picks)) || !(cand = malloc(BATCH * C * sizeof *cand)) ||
+        !(decided = malloc(BATCH))) {
         rc = TAL_ENOMEM;
         goto fail;
     }
@@ -927,7 +1009,7 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
         if ((rc = word_filter_init(&workers[t].wf, opt->nucleotide)) < 0) goto fail;
     }
     {
-        batch_t b = {&run, cand, refr, C, 0, 0, picks, workers, n_workers, 0};
+        batch_t b = {&run, cand, refr, C, 0, 0, picks, workers, n_workers, 0, decided, 0};
         for (uint64_t r0 = 0; r0 < n; r0 += BATCH) {
             b.r0 = r0;
             b.r1 = r0 + BATCH < n ? r0 + BATCH : n;
@@ -1004,6 +1086,7 @@ fail_early:
     }
     free(workers);
     free(picks);
+    free(decided);
     free(cand);
     if (rc < 0) tal_cluster_free(out);
     return rc;
