@@ -49,6 +49,13 @@ TAL_EXPORT int tal_hits_read(FILE *in, const char *name, tal_hit_fn fn, void *ar
 
 typedef struct tal_expander tal_expander_t;
 
+/* The record a hit's subject names, in any form the aligners print talaria's headers:
+ * the accession (or the ACC of "db|ACC|NAME") as written, without a "|kraken:taxid|N"
+ * tag, as the accession field of a "db|ACC|..." id, and each without a ".N" version.
+ * What tal_expander_feed looks subjects up with. 0 and *record, or TAL_ENOTFOUND. */
+TAL_EXPORT int tal_subject_find(const tal_dstore_t *d, const char *subject, size_t len,
+                                uint64_t *record);
+
 /* An expander over dstore (which must outlive it) that passes every hit to emit. With strict
  * a subject that is not in the store is an error (TAL_ENOTFOUND, logged naming file and line)
  * instead of a hit passed through and counted. */

@@ -188,7 +188,7 @@ static int unversioned(const char *s, size_t len, size_t *stem_len)
 /* The record a subject names, as the aligners print the headers talaria writes: as it is
  * (first word, or ACC of "db|ACC|NAME"), without a kraken tag, as the accession field of
  * a "db|ACC|..." id, and each of those without a version. *key is the form found. */
-static int find_subject(const tal_expander_t *x, const char *s, size_t len, uint64_t *i,
+static int find_subject(const tal_dstore_t *d, const char *s, size_t len, uint64_t *i,
                         const char **key, size_t *key_len)
 {
     const char *forms[4];
@@ -201,21 +201,27 @@ static int find_subject(const tal_expander_t *x, const char *s, size_t len, uint
     }
     if (db_accession(forms[n - 1], lens[n - 1], &forms[n], &lens[n])) n++;
     for (size_t f = 0; f < n; f++) {
-        if (tal_dstore_find(x->dstore, forms[f], lens[f], i) == 0) {
+        if (tal_dstore_find(d, forms[f], lens[f], i) == 0) {
             *key = forms[f];
             *key_len = lens[f];
             return 0;
         }
     }
     for (size_t f = 0; f < n; f++) {
-        if (unversioned(forms[f], lens[f], &stem) &&
-            tal_dstore_find(x->dstore, forms[f], stem, i) == 0) {
+        if (unversioned(forms[f], lens[f], &stem) && tal_dstore_find(d, forms[f], stem, i) == 0) {
             *key = forms[f];
             *key_len = stem;
             return 0;
         }
     }
     return TAL_ENOTFOUND;
+}
+
+int tal_subject_find(const tal_dstore_t *d, const char *subject, size_t len, uint64_t *record)
+{
+    const char *key;
+    size_t key_len;
+    return find_subject(d, subject, len, record, &key, &key_len);
 }
 
 /* Classifies a subject, reusing the previous line's answer when it is the same. */
@@ -237,7 +243,7 @@ static int look_up(tal_expander_t *x, const char *subject, size_t len)
     x->last_len = SIZE_MAX; /* no valid cache until the lookup is complete */
     x->last_kind = SUBJECT_UNKNOWN;
     x->member_count = 0;
-    if (find_subject(x, subject, len, &i, &key, &key_len) == 0) {
+    if (find_subject(x->dstore, subject, len, &i, &key, &key_len) == 0) {
         if ((rc = tal_dstore_record(x->dstore, i, &rec)) < 0) return rc;
         if (rec.flags & TAL_DREC_REFERENCE) {
             if ((rc = tal_dstore_members(x->dstore, rec.ref, &x->members, &x->member_count)) < 0)

@@ -106,7 +106,7 @@ static int on_hit(void *arg, const tal_hit_t *hit)
     st->hits++;
     if (hit->subject) {
         tal_drec_t rec;
-        if (tal_dstore_find(g_dstore, hit->subject, hit->subject_len, &id) != 0) {
+        if (tal_subject_find(g_dstore, hit->subject, hit->subject_len, &id) != 0) {
             st->unknown++;
         } else if (tal_dstore_record(g_dstore, id, &rec) == 0 && rec.flags & TAL_DREC_REFERENCE) {
             const uint64_t *members;
