@@ -84,7 +84,7 @@ static void word_filter_free(word_filter_t *wf)
  * are skipped). */
 #define FOR_EACH_WORD(wf, seq, len, w, body)                                                       \
     do {                                                                                           \
-        uint32_t w = 0, run_ = 0, space_ = (wf)->base == 4 ? 1u << 2 * (wf)->word : WORD_SPACE;    \
+        uint32_t w = 0, run_ = 0, mask_ = (1u << 2 * (wf)->word) - 1;                              \
         for (size_t i_ = 0; i_ < (len); i_++) {                                                    \
             int c_ = (wf)->code[(unsigned char)(seq)[i_]];                                         \
             if (c_ < 0) {                                                                          \
@@ -92,7 +92,9 @@ static void word_filter_free(word_filter_t *wf)
                 w = 0;                                                                             \
                 continue;                                                                          \
             }                                                                                      \
-            w = (w * (wf)->base + (uint32_t)c_) % space_;                                          \
+            /* bases: 2 bits each; residues: a constant modulus (no division) */                   \
+            w = (wf)->base == 4 ? (w << 2 | (uint32_t)c_) & mask_                                  \
+                                : (w * 20 + (uint32_t)c_) % WORD_SPACE;                            \
             if (++run_ >= (wf)->word) {                                                            \
                 body;                                                                              \
             }                                                                                      \
