@@ -676,7 +676,6 @@ typedef struct {
 
 /* One member against one reference. */
 typedef struct {
-    uint32_t root;  /* the reference's rank */
     uint8_t pass;   /* passed both thresholds: the rest is set */
     uint8_t minus;  /* against the reference's reverse complement */
     uint8_t worker; /* whose arena holds the delta */
@@ -744,10 +743,9 @@ static int align_pair(const run_t *run, worker_t *wk, const char *m, size_t ml, 
     return rc == TAL_EMEMCAP ? 1 : rc;
 }
 
-/* Member s (rank r) against the reference at rank root: the short-word filter on the
- * strand that shares more words, then the alignment; o->pass says whether it passes
- * both thresholds, and then its delta is in the worker's arena. A function of the pair
- * alone, so a result computed ahead of time stands. */
+/* Member s against the reference at rank root: the short-word filter on the strand
+ * that shares more words, then the alignment; o->pass says whether it passes both
+ * thresholds, and then its delta is in the worker's arena. */
 static int evaluate(batch_t *b, int w, uint32_t s, uint32_t root, const char **mseq, outcome_t *o)
 {
     const run_t *run = b->run;
@@ -760,7 +758,6 @@ static int evaluate(batch_t *b, int w, uint32_t s, uint32_t root, const char **m
     size_t rl = (size_t)run->lens[ref_id];
     int rc, minus = 0;
     memset(o, 0, sizeof *o);
-    o->root = root;
     if (!*mseq && (rc = get_seq(run, s, &wk->mbuf, mseq)) < 0) return rc;
     if ((rc = get_seq(run, ref_id, &wk->rbuf, &rseq)) < 0) return rc;
     rc = prefilter(&wk->wf, *mseq, (size_t)run->lens[s], rseq, rl, run->opt->identity, &band,
