@@ -295,6 +295,106 @@ static int push_op(tal_aligner_t *a, int op, uint64_t n)
 
 enum { OP_M = 0, OP_I = 1, OP_D = 2 };
 
+/* The row loop works on LANES diagonals at once (GCC's generic vectors: SSE2 on x86-64,
+ * NEON on arm64). Its rows: H and F of two matrix rows, then the row's scratch. */
+#define LANES 4
+#define ROWS  9
+typedef int32_t v4i __attribute__((vector_size(LANES * sizeof(int32_t))));
+typedef uint8_t v4b __attribute__((vector_size(LANES)));
+
+static inline v4i vload(const int32_t *p)
+{
+    v4i v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void vstore(int32_t *p, v4i v) { memcpy(p, &v, sizeof v); }
+/* m ? a : b, lane by lane, for a mask m of comparisons (-1 or 0) */
+static inline v4i vsel(v4i m, v4i a, v4i b) { return (a & m) | (b & ~m); }
+
+/* One row i of the band: Hn and Fn from the previous row's Hp and Fp over the cells
+ * [klo, khi] (j0: the first is the reference's head, j == 0), and the row's traceback
+ * bytes, LANES cells at a time in two sweeps:
+ *   1. F (from the row above) and the diagonal move, which need only the previous row,
+ *      and their best hp;
+ *   2. E along the row, E[k] = max(hp[k-1] - open, E[k-1] - extend), which needs no H:
+ *      where E won in the left cell, opening a gap there scores below extending E (open
+ *      > extend). Within a vector it is a prefix maximum (two shifts), across vectors a
+ *      carry of one lane. Then H, the best of the three, ties to the diagonal, then E,
+ *      then F.
+ * Every comparison and clamp is the scalar recurrence's, so the scores, the traceback
+ * and the alignment are the same to the bit. Cells past khi in the last vector are
+ * computed from NEG_INF and reset afterwards. */
+static void band_row(const tal_aligner_t *a, const int32_t *Hp, const int32_t *Fp, int32_t *Hn,
+                     int32_t *Fn, int32_t *scratch, size_t stride, uint8_t *tr, const int8_t *row,
+                     const unsigned char *rk, int64_t klo, int64_t khi, int j0)
+{
+    /* hp has a lane before cell 0, for the cell left of the first */
+    int32_t *sc = scratch, *dd = sc + stride, *fu = dd + stride, *hp = fu + stride + LANES;
+    const int32_t open = a->open, ext = a->extend;
+    const v4i neg = {NEG_INF, NEG_INF, NEG_INF, NEG_INF}, vopen = {open, open, open, open},
+              vext = {ext, ext, ext, ext}, vext2 = vext + vext,
+              decay = {ext, 2 * ext, 3 * ext, 4 * ext}, one = {1, 1, 1, 1}, two = {2, 2, 2, 2},
+              four = {4, 4, 4, 4}, eight = {8, 8, 8, 8};
+    v4i carry = neg; /* E of the cell left of the vector, clamped, in every lane */
+    int64_t k, k0 = klo, kend;
+    for (k = 0; k <= klo; k++) Hn[k] = Fn[k] = NEG_INF;
+    hp[klo - 1] = NEG_INF;
+    if (j0) {
+        /* j == 0: the reference's head, no diagonal move into it */
+        int32_t fo = Hp[klo + 2] - open, fe = Fp[klo + 2] - ext, f = fo >= fe ? fo : fe;
+        int32_t h = f > NEG_INF ? f : NEG_INF;
+        Hn[klo + 1] = h;
+        Fn[klo + 1] = f < NEG_INF ? NEG_INF : f;
+        tr[klo] =
+            (uint8_t)((f > NEG_INF ? 2u : 0u) | (fe > fo ? 8u : 0u) | (-ext > -open ? 4u : 0u));
+        hp[klo] = h; /* E stays NEG_INF: nothing lies left of j == 0 */
+        k0++;
+    }
+    kend = k0 + (khi - k0 + LANES) / LANES * LANES; /* one past the last vector's cells */
+    for (k = k0; k <= khi; k++) sc[k] = row[rk[k]];
+    for (; k < kend; k++) sc[k] = 0;
+    for (k = k0; k < kend; k += LANES) {
+        v4i hd = vload(Hp + k + 1), fo = vload(Hp + k + 2) - vopen, fe = vload(Fp + k + 2) - vext;
+        v4i f = vsel(fo >= fe, fo, fe), d = vsel(hd > neg, hd + vload(sc + k), neg);
+        v4i h = vsel(f > d, f, d);
+        vstore(fu + k, f);
+        vstore(dd + k, d);
+        vstore(hp + k, vsel(h < neg, neg, h));
+        vstore(sc + k, (fe > fo) & eight);
+    }
+    for (k = k0; k < kend; k += LANES) {
+        v4i eo = vload(hp + k - 1) - vopen, y = eo, s, c, cprev, ee, e, d, f, m, src, h;
+        v4b t;
+        /* y[l] = max over l' <= l of eo[l'] - (l - l') extend */
+        s = __builtin_shufflevector(neg, y, 3, 4, 5, 6) - vext;
+        y = vsel(s > y, s, y);
+        s = __builtin_shufflevector(neg, y, 2, 3, 4, 5) - vext2;
+        y = vsel(s > y, s, y);
+        y = vsel(y < neg, neg, y);
+        /* E clamped: the prefix maximum, or the carry decayed */
+        s = carry - decay;
+        c = vsel(s > y, s, y);
+        cprev = __builtin_shufflevector(carry, c, 3, 4, 5, 6);
+        carry = __builtin_shufflevector(c, c, 3, 3, 3, 3);
+        ee = cprev - vext;
+        e = vsel(eo >= ee, eo, ee);
+        d = vload(dd + k);
+        f = vload(fu + k);
+        m = e > d;
+        src = m & one;
+        h = vsel(m, e, d);
+        m = f > h;
+        src = vsel(m, two, src);
+        h = vsel(m, f, h);
+        vstore(Hn + k + 1, vsel(h < neg, neg, h));
+        vstore(Fn + k + 1, vsel(f < neg, neg, f));
+        t = __builtin_convertvector(src | vload(sc + k) | ((ee > eo) & four), v4b);
+        memcpy(tr + k, &t, sizeof t);
+    }
+    for (k = khi + 2; k < (int64_t)stride; k++) Hn[k] = Fn[k] = NEG_INF;
+}
+
 int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, const char *ref,
                    size_t ref_len, int64_t dlo, int64_t dhi, tal_alignment_t *out)
 {
@@ -302,8 +402,9 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
     int64_t ml = (int64_t)member_len, rl = (int64_t)ref_len, w;
     int32_t *H, *F, best = NEG_INF;
     int64_t best_k = -1, i, k;
+    size_t stride;
     uint64_t mpos, rpos, identical = 0, aligned = 0;
-    int open = a->open, ext = a->extend, touched = 0, rc = 0, whole;
+    int touched = 0, rc = 0, whole;
     memset(out, 0, sizeof *out);
     a->delta_len = 0;
     a->ops_len = 0;
@@ -314,75 +415,37 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
     w = dhi - dlo + 1;
     whole = dlo == -ml && dhi == rl;
     if ((uint64_t)(ml + 1) * (uint64_t)w > 2 * a->max_cells) return TAL_EMEMCAP;
-    if ((size_t)(2 * (w + 2)) > a->rows_cap) {
-        int32_t *p = realloc(a->rows, (size_t)(2 * (w + 2)) * sizeof *p);
+    stride = (size_t)w + 2 + 2 * LANES; /* guards, and room for a last partial vector */
+    if (ROWS * stride > a->rows_cap) {
+        int32_t *p = realloc(a->rows, ROWS * stride * sizeof *p);
         if (!p) return TAL_ENOMEM;
         a->rows = p;
-        a->rows_cap = (size_t)(2 * (w + 2));
+        a->rows_cap = ROWS * stride;
     }
-    if ((size_t)((ml + 1) * w) > a->trace_cap) {
-        uint8_t *p = realloc(a->trace, (size_t)((ml + 1) * w));
+    if ((size_t)((ml + 1) * w) + LANES > a->trace_cap) {
+        uint8_t *p = realloc(a->trace, (size_t)((ml + 1) * w) + LANES);
         if (!p) return TAL_ENOMEM;
         a->trace = p;
-        a->trace_cap = (size_t)((ml + 1) * w);
+        a->trace_cap = (size_t)((ml + 1) * w) + LANES;
     }
-    /* one guard cell each side: index k + 1 holds diagonal dlo + k */
+    /* one guard cell each side: index k + 1 of a row holds diagonal dlo + k; two rows of
+     * H and F (the previous and this one), then the row's scratch */
+    for (k = 0; k < (int64_t)(ROWS * stride); k++) a->rows[k] = NEG_INF;
     H = a->rows;
-    F = H + w + 2;
-    for (k = 0; k < w + 2; k++) H[k] = F[k] = NEG_INF;
+    F = H + stride;
     for (k = 0; k < w; k++)
         if (dlo + k >= 0) H[k + 1] = 0; /* row 0: the reference head is free */
     for (i = 1; i <= ml; i++) {
-        const int8_t *row = a->score[m[i - 1]];
-        uint8_t *tr = a->trace + i * w;
         int64_t klo = -i - dlo, khi = rl - i - dlo;
-        int32_t e = NEG_INF, hleft = NEG_INF;
+        int32_t *Hn = a->rows + ((i & 1) ? 2 : 0) * stride, *Fn = Hn + stride;
         if (klo < 0) klo = 0;
         if (khi > w - 1) khi = w - 1;
         if (klo > khi)
             return tal_align(a, member, member_len, ref, ref_len, out); /* band left the matrix */
-        /* H and F of the previous row at k and k + 1 are read before k is overwritten. No
-         * branches in the loop: which move wins is data, and mispredicted jumps cost more
-         * than the cell. E needs no row of its own: it comes from the left, in e. */
-        for (k = 0; k < klo; k++) H[k + 1] = F[k + 1] = NEG_INF;
-        {
-            const unsigned char *rk = r + (i + dlo - 1); /* rk[k] is r[j - 1] */
-            int64_t k0 = klo;
-            if (i + dlo + klo == 0) {
-                /* j == 0: the reference's head, no diagonal move into it */
-                int32_t fo = H[klo + 2] - open, fe = F[klo + 2] - ext, f = fo >= fe ? fo : fe;
-                int32_t h = f > NEG_INF ? f : NEG_INF;
-                H[klo + 1] = h;
-                F[klo + 1] = f < NEG_INF ? NEG_INF : f;
-                tr[klo] = (uint8_t)((f > NEG_INF ? 2u : 0u) | (fe > fo ? 8u : 0u) |
-                                    (-ext > -open ? 4u : 0u));
-                hleft = h; /* e stays NEG_INF: nothing lies left of j == 0 */
-                k0++;
-            }
-            /* hleft is the left cell's best without E: where E won there, opening a gap
-             * from it scores below extending E (open > extend), so E, its bit and every
-             * H are the same, and the loop-carried chain is E's alone */
-            for (k = k0; k <= khi; k++) {
-                int32_t hdiag = H[k + 1], fo = H[k + 2] - open, fe = F[k + 2] - ext;
-                int32_t eo = hleft - open, ee = e - ext, f, d, h;
-                unsigned src;
-                f = fo >= fe ? fo : fe;
-                e = eo >= ee ? eo : ee;
-                d = hdiag > NEG_INF ? hdiag + row[rk[k]] : NEG_INF;
-                src = e > d ? 1u : 0u;
-                h = e > d ? e : d;
-                src = f > h ? 2u : src;
-                h = f > h ? f : h;
-                h = h < NEG_INF ? NEG_INF : h;
-                e = e < NEG_INF ? NEG_INF : e;
-                H[k + 1] = h;
-                F[k + 1] = f < NEG_INF ? NEG_INF : f;
-                tr[k] = (uint8_t)(src | (ee > eo ? 4u : 0u) | (fe > fo ? 8u : 0u));
-                hleft = f > d ? f : d;
-                hleft = hleft < NEG_INF ? NEG_INF : hleft;
-            }
-        }
-        for (k = khi + 1; k < w; k++) H[k + 1] = F[k + 1] = NEG_INF;
+        band_row(a, H, F, Hn, Fn, a->rows + 4 * stride, stride, a->trace + i * w,
+                 a->score[m[i - 1]], r + (i + dlo - 1), klo, khi, i + dlo + klo == 0);
+        H = Hn;
+        F = Fn;
     }
     for (k = 0; k < w; k++) {
         int64_t j = ml + dlo + k;

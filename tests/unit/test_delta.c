@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "reduce/delta_internal.h"
+#include <parasail.h>
+#include <parasail/matrices/blosum62.h>
 #include "talaria/error.h"
 
 static const char AA[] = "ACDEFGHIKLMNPQRSTVWY";
@@ -239,6 +241,158 @@ static void test_band_agrees_with_full(void **state)
     tal_aligner_free(a);
 }
 
+/* ---- an independent scorer for the banded aligner ----
+ * The score of the alignment a delta describes (aligned columns by the matrix, each run
+ * of INS, or of SKIP neither first nor last, a gap of open + (n - 1) x extend: the
+ * reference's head and tail are free; parasail's path may end with one), and the best score over the diagonals [dlo, dhi] by a
+ * plain full-matrix Gotoh recurrence. The band code must find that best exactly. */
+typedef int (*pair_score_t)(char m, char r);
+
+static int blosum(char m, char r)
+{
+    return parasail_blosum62
+        .matrix[parasail_blosum62.mapper[(unsigned char)m] * parasail_blosum62.size +
+                parasail_blosum62.mapper[(unsigned char)r]];
+}
+
+static int dna(char m, char r) { return m == r ? 2 : -3; }
+
+static uint64_t varint(const uint8_t *p, size_t *at)
+{
+    uint64_t v = 0;
+    for (int shift = 0;; shift += 7) {
+        uint8_t b = p[(*at)++];
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return v;
+    }
+}
+
+static long delta_score(const tal_alignment_t *al, const char *m, const char *r, pair_score_t s,
+                        int open, int ext)
+{
+    size_t at = 0, mi = 0, ri = 0;
+    long score = 0;
+    int first = 1;
+    while (at < al->delta_len) {
+        uint64_t v = varint(al->delta, &at), n = v >> 2;
+        int op = (int)(v & 3);
+        if (op == TAL_DELTA_COPY || op == TAL_DELTA_SUB) {
+            for (uint64_t x = 0; x < n; x++) score += s(m[mi + x], r[ri + x]);
+            mi += n;
+            ri += n;
+            if (op == TAL_DELTA_SUB) at += n;
+        } else if (op == TAL_DELTA_INS) {
+            score -= open + (long)(n - 1) * ext;
+            mi += n;
+            at += n;
+        } else {
+            if (!first && at < al->delta_len) score -= open + (long)(n - 1) * ext;
+            ri += n;
+        }
+        first = 0;
+    }
+    return score;
+}
+
+#define ORACLE_NEG (-(1L << 40))
+
+static long best_in_band(const char *m, long ml, const char *r, long rl, long dlo, long dhi,
+                         pair_score_t s, int open, int ext)
+{
+    long *H = malloc((size_t)((ml + 1) * (rl + 1)) * sizeof *H),
+         *E = malloc((size_t)((ml + 1) * (rl + 1)) * sizeof *E),
+         *F = malloc((size_t)((ml + 1) * (rl + 1)) * sizeof *F), best = ORACLE_NEG;
+#define AT(i, j) ((i) * (rl + 1) + (j))
+    for (long i = 0; i <= ml; i++)
+        for (long j = 0; j <= rl; j++) {
+            long h = ORACLE_NEG, e = ORACLE_NEG, f = ORACLE_NEG;
+            if (j - i >= dlo && j - i <= dhi) {
+                if (i == 0) {
+                    h = 0;
+                } else {
+                    if (j > 0) {
+                        long o = H[AT(i, j - 1)] - open, x = E[AT(i, j - 1)] - ext;
+                        e = o > x ? o : x;
+                    }
+                    {
+                        long o = H[AT(i - 1, j)] - open, x = F[AT(i - 1, j)] - ext;
+                        f = o > x ? o : x;
+                    }
+                    if (j > 0 && H[AT(i - 1, j - 1)] > ORACLE_NEG / 2)
+                        h = H[AT(i - 1, j - 1)] + s(m[i - 1], r[j - 1]);
+                    if (e > h) h = e;
+                    if (f > h) h = f;
+                }
+            }
+            H[AT(i, j)] = h < ORACLE_NEG ? ORACLE_NEG : h;
+            E[AT(i, j)] = e < ORACLE_NEG ? ORACLE_NEG : e;
+            F[AT(i, j)] = f < ORACLE_NEG ? ORACLE_NEG : f;
+        }
+    for (long j = 0; j <= rl; j++)
+        if (H[AT(ml, j)] > best) best = H[AT(ml, j)];
+#undef AT
+    free(H);
+    free(E);
+    free(F);
+    return best;
+}
+
+/* The band's alignment scores exactly the best of the whole matrix when its band is the
+ * whole matrix, and at least the best of its band otherwise (it may fall back to a wider
+ * one): for widths that are and are not multiples of the vector, bands that reach the
+ * reference's head (j == 0) or end, members longer than their reference, both
+ * alphabets. */
+static void test_band_scores_exactly(void **state)
+{
+    static const char NT[] = "ACGT";
+    unsigned seed = 99;
+    int checked = 0;
+    (void)state;
+    for (int nt = 0; nt <= 1; nt++) {
+        tal_aligner_t *a;
+        pair_score_t s = nt ? dna : blosum;
+        int open = nt ? 5 : 11, ext = nt ? 2 : 1;
+        assert_int_equal(tal_aligner_create(&a, nt, 0), 0);
+        for (int k = 0; k < 1500; k++) {
+            long rl = 1 + rand_r(&seed) % 70, ml = 1 + rand_r(&seed) % 70;
+            char *r = malloc((size_t)rl), *m = malloc((size_t)ml);
+            long off = rand_r(&seed) % 9 - 4, width = rand_r(&seed) % 10, dlo, dhi;
+            tal_alignment_t al;
+            /* the member: the reference from off on, with substitutions, insertions and
+             * deletions of 1-6 residues (gaps across vector lanes), then random residues */
+            for (long x = 0; x < rl; x++)
+                r[x] = nt ? NT[rand_r(&seed) % 4] : AA[rand_r(&seed) % 20];
+            for (long x = 0, y = off; x < ml;) {
+                int ev = rand_r(&seed) % 10, n = 1 + rand_r(&seed) % 6;
+                if (ev == 0) {
+                    y += n; /* deleted from the member */
+                } else if (y < 0 || y >= rl || ev <= 2) {
+                    for (; n > 0 && x < ml; n--) /* inserted, or a substitution */
+                        m[x++] = nt ? NT[rand_r(&seed) % 4] : AA[rand_r(&seed) % 20];
+                    y += ev == 2;
+                } else {
+                    m[x++] = r[y++];
+                }
+            }
+            assert_int_equal(tal_align_band(a, m, (size_t)ml, r, (size_t)rl, -ml, rl, &al), 0);
+            assert_int_equal(delta_score(&al, m, r, s, open, ext),
+                             best_in_band(m, ml, r, rl, -ml, rl, s, open, ext));
+            dlo = off - width / 2;
+            dhi = dlo + width;
+            if (tal_align_band(a, m, (size_t)ml, r, (size_t)rl, dlo, dhi, &al) == 0) {
+                long band = best_in_band(m, ml, r, rl, dlo, dhi, s, open, ext);
+                if (band > ORACLE_NEG / 2)
+                    assert_true(delta_score(&al, m, r, s, open, ext) >= band);
+                checked++;
+            }
+            free(r);
+            free(m);
+        }
+        tal_aligner_free(a);
+    }
+    assert_true(checked > 2500);
+}
+
 /* What an alignment reserves grows with the lengths, which the plan takes from a store's
  * meta section: past 2^32 residues the products once wrapped around to small figures. */
 static void test_align_bytes_saturate(void **state)
@@ -332,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_nucleotide),
         cmocka_unit_test(test_random_pairs_lossless),
         cmocka_unit_test(test_band_agrees_with_full),
+        cmocka_unit_test(test_band_scores_exactly),
         cmocka_unit_test(test_align_bytes_saturate),
         cmocka_unit_test(test_apply_rejects_malformed),
         cmocka_unit_test(test_apply_random_bytes_never_overrun),
