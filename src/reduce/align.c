@@ -325,9 +325,10 @@ static inline v4i vsel(v4i m, v4i a, v4i b) { return (a & m) | (b & ~m); }
  * Every comparison and clamp is the scalar recurrence's, so the scores, the traceback
  * and the alignment are the same to the bit. Cells past khi in the last vector are
  * computed from NEG_INF and reset afterwards. */
-static void band_row(const tal_aligner_t *a, const int32_t *Hp, const int32_t *Fp, int32_t *Hn,
-                     int32_t *Fn, int32_t *scratch, size_t stride, uint8_t *tr, const int8_t *row,
-                     const unsigned char *rk, int64_t klo, int64_t khi, int j0)
+__attribute__((target_clones("avx2", "sse4.1", "default"))) static void band_row(
+    const tal_aligner_t *a, const int32_t *Hp, const int32_t *Fp, int32_t *Hn, int32_t *Fn,
+    int32_t *scratch, size_t stride, uint8_t *tr, const int8_t *row, const unsigned char *rk,
+    int64_t klo, int64_t khi, int j0)
 {
     /* hp has a lane before cell 0, for the cell left of the first */
     int32_t *sc = scratch, *dd = sc + stride, *fu = dd + stride, *hp = fu + stride + LANES;
