@@ -36,7 +36,14 @@ struct tal_aligner {
     uint64_t *ops; /* (count << 2 | op) of the banded path, last column first */
     size_t ops_len, ops_cap;
     int verify; /* check each band's score against the full DP's (score only) */
+    /* the last member's 16-bit query profile for that check, kept for its next
+     * candidate (members up to PROFILE_KEEP residues), and the copy it points into */
+    parasail_profile_t *profile;
+    char *profile_seq;
+    size_t profile_len;
 };
+
+#define PROFILE_KEEP 4096
 
 void tal_aligner_verify_bands(tal_aligner_t *a, int on) { a->verify = on; }
 
@@ -124,6 +131,8 @@ void tal_aligner_free(tal_aligner_t *a)
     free(a->rows);
     free(a->trace);
     free(a->ops);
+    if (a->profile) parasail_profile_free(a->profile);
+    free(a->profile_seq);
     free(a);
 }
 
@@ -312,6 +321,55 @@ static inline void vstore(int32_t *p, v4i v) { memcpy(p, &v, sizeof v); }
 /* m ? a : b, lane by lane, for a mask m of comparisons (-1 or 0) */
 static inline v4i vsel(v4i m, v4i a, v4i b) { return (a & m) | (b & ~m); }
 
+/* The full DP's score (score only, SIMD) for the band check: the best path may lie
+ * outside the band without touching its edge (a repeat elsewhere, a second copy of a
+ * domain). The band's best is a lower bound: once it is past what 8-bit lanes hold, the
+ * 8-bit pass would only saturate, so it starts at 16 bits, with the member's profile
+ * kept for its next candidate. The score is the same whatever the width. When parasail
+ * cannot allocate, the band's best (no fallback), as before. */
+static int32_t full_score(tal_aligner_t *a, const char *member, size_t ml, const char *ref,
+                          size_t rl, int32_t band_best)
+{
+    parasail_result_t *res = NULL;
+    int32_t score = band_best;
+    if (band_best < 100) {
+        res = parasail_sg_dx_striped_sat(member, (int)ml, ref, (int)rl, a->open, a->extend,
+                                         a->matrix);
+    } else {
+        if (!a->profile || a->profile_len != ml || memcmp(a->profile_seq, member, ml)) {
+            char *copy = malloc(ml);
+            if (a->profile) parasail_profile_free(a->profile);
+            free(a->profile_seq);
+            a->profile = NULL;
+            a->profile_seq = copy;
+            a->profile_len = ml;
+            if (copy) {
+                memcpy(copy, member, ml);
+                a->profile = parasail_profile_create_16(copy, (int)ml, a->matrix);
+            }
+        }
+        if (a->profile)
+            res = parasail_sg_dx_striped_profile_16(a->profile, ref, (int)rl, a->open, a->extend);
+        if (res && parasail_result_is_saturated(res)) {
+            parasail_result_free(res);
+            res = parasail_sg_dx_striped_32(member, (int)ml, ref, (int)rl, a->open, a->extend,
+                                            a->matrix);
+        }
+        if (ml > PROFILE_KEEP) { /* a rare long member: not held between alignments */
+            if (a->profile) parasail_profile_free(a->profile);
+            free(a->profile_seq);
+            a->profile = NULL;
+            a->profile_seq = NULL;
+            a->profile_len = 0;
+        }
+    }
+    if (res) {
+        score = res->score;
+        parasail_result_free(res);
+    }
+    return score;
+}
+
 /* One row i of the band: Hn and Fn from the previous row's Hp and Fp over the cells
  * [klo, khi] (j0: the first is the reference's head, j == 0), and the row's traceback
  * bytes, LANES cells at a time in two sweeps:
@@ -458,15 +516,8 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
     }
     if (best_k < 0 || best <= NEG_INF / 2)
         return tal_align(a, member, member_len, ref, ref_len, out);
-    if (a->verify && !whole) {
-        /* the best path may lie outside the band without touching its edge (a repeat
-         * elsewhere, a second copy of a domain): the full DP's score says so */
-        parasail_result_t *res = parasail_sg_dx_striped_sat(
-            member, (int)member_len, ref, (int)ref_len, a->open, a->extend, a->matrix);
-        int full = res ? res->score : best;
-        if (res) parasail_result_free(res);
-        if (full > best) return tal_align(a, member, member_len, ref, ref_len, out);
-    }
+    if (a->verify && !whole && full_score(a, member, member_len, ref, ref_len, best) > best)
+        return tal_align(a, member, member_len, ref, ref_len, out);
     /* traceback from (ml, best_k); the path's operations are collected last first */
     {
         int state = 0; /* 0 H, 1 E, 2 F */
