@@ -213,8 +213,11 @@ static int finish(tal_aligner_t *a, const char *member, size_t member_len, const
     return 0;
 }
 
-int tal_align(tal_aligner_t *a, const char *member, size_t member_len, const char *ref,
-              size_t ref_len, tal_alignment_t *out)
+/* The full alignment; above is a score the best alignment is known to beat (INT32_MIN:
+ * nothing known). Past 127 parasail's 8-bit pass is sure to saturate, and its
+ * saturating entry would only go on to 16 bits: started there, the result is the same. */
+static int align_full(tal_aligner_t *a, const char *member, size_t member_len, const char *ref,
+                      size_t ref_len, int32_t above, tal_alignment_t *out)
 {
     parasail_result_t *res = NULL;
     parasail_cigar_t *cigar = NULL;
@@ -231,8 +234,18 @@ int tal_align(tal_aligner_t *a, const char *member, size_t member_len, const cha
         return tal_align_band(a, member, member_len, ref, ref_len, -(int64_t)member_len,
                               (int64_t)ref_len, out);
     if (member_len && ref_len) {
-        res = parasail_sg_dx_trace_striped_sat(member, (int)member_len, ref, (int)ref_len, a->open,
-                                               a->extend, a->matrix);
+        if (above >= 127) {
+            res = parasail_sg_dx_trace_striped_16(member, (int)member_len, ref, (int)ref_len,
+                                                  a->open, a->extend, a->matrix);
+            if (res && parasail_result_is_saturated(res)) {
+                parasail_result_free(res);
+                res = parasail_sg_dx_trace_striped_32(member, (int)member_len, ref, (int)ref_len,
+                                                      a->open, a->extend, a->matrix);
+            }
+        } else {
+            res = parasail_sg_dx_trace_striped_sat(member, (int)member_len, ref, (int)ref_len,
+                                                   a->open, a->extend, a->matrix);
+        }
         if (!res) return TAL_ENOMEM;
         cigar =
             parasail_result_get_cigar(res, member, (int)member_len, ref, (int)ref_len, a->matrix);
@@ -274,6 +287,12 @@ int tal_align(tal_aligner_t *a, const char *member, size_t member_len, const cha
     if (cigar) parasail_cigar_free(cigar);
     if (res) parasail_result_free(res);
     return rc;
+}
+
+int tal_align(tal_aligner_t *a, const char *member, size_t member_len, const char *ref,
+              size_t ref_len, tal_alignment_t *out)
+{
+    return align_full(a, member, member_len, ref, ref_len, INT32_MIN, out);
 }
 
 /* ---- the banded aligner ----
@@ -517,7 +536,7 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
     if (best_k < 0 || best <= NEG_INF / 2)
         return tal_align(a, member, member_len, ref, ref_len, out);
     if (a->verify && !whole && full_score(a, member, member_len, ref, ref_len, best) > best)
-        return tal_align(a, member, member_len, ref, ref_len, out);
+        return align_full(a, member, member_len, ref, ref_len, best, out);
     /* traceback from (ml, best_k); the path's operations are collected last first */
     {
         int state = 0; /* 0 H, 1 E, 2 F */
