@@ -10,12 +10,14 @@
 # (references holding members of more than one family), and for talaria that
 # reconstruct gives the input back byte for byte.
 # Usage: bench/nucleotide.sh [WORKDIR]   (env: RUNS=1 TALARIA=path SYN_SEQS=20000
-# PEERS="cdhit vsearch linclust"; vsearch takes minutes on the synthetic set)
+# PEERS="cdhit vsearch linclust"; vsearch takes minutes on the synthetic set;
+# SETS="bmk syn")
 set -euo pipefail
 work=${1:-${TMPDIR:-/tmp}/talaria-bench-nucleotide}
 runs=${RUNS:-1}
 syn_seqs=${SYN_SEQS:-20000}
 peers=${PEERS:-cdhit vsearch linclust}
+sets=${SETS:-bmk syn}
 here=$(cd "$(dirname "$0")/.." && pwd)
 talaria=${TALARIA:-$here/build/talaria}
 bmk=/usr/share/doc/vsearch-examples/BioMarKs50k.fsa.gz
@@ -48,7 +50,7 @@ families() {
         tee -a results.txt
 }
 
-for set in bmk syn; do
+for set in $sets; do
     fasta=$PWD/$set.fa
     echo "# $set: $fasta ($(($(stat -c %s "$fasta") / 1048576)) MiB, $(grep -c '^>' "$fasta") records), $runs runs, $(date -u +%F)" | tee -a results.txt
     echo "# name median_wall_s peak_rss_mb; refs name references" | tee -a results.txt
