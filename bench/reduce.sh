@@ -4,13 +4,15 @@
 # the same run, 2 threads each. Median wall of RUNS runs, peak RSS from /usr/bin/time,
 # references = records in each tool's representative FASTA; then reconstruct checks that
 # the deltas are lossless. Usage: bench/reduce.sh FASTA [WORKDIR]
-# (env: RUNS=1 TALARIA=path PEERS=1 LOSSLESS=1; PEERS=0 runs talaria alone)
+# (env: RUNS=1 TALARIA=path PEERS=1 LOSSLESS=1 IDS="90 50"; PEERS=0 runs talaria alone,
+# IDS=50 only the identity 0.5 runs)
 set -euo pipefail
 fasta=$(realpath "$1")
 work=${2:-${TMPDIR:-/tmp}/talaria-bench-reduce}
 runs=${RUNS:-1}
 peers=${PEERS:-1}
 lossless=${LOSSLESS:-1}
+ids=${IDS:-90 50}
 here=$(cd "$(dirname "$0")/.." && pwd)
 talaria=${TALARIA:-$here/build/talaria}
 mkdir -p "$work"
@@ -29,7 +31,7 @@ size_mb=$(($(stat -c %s "$fasta") / 1048576))
 echo "# input $fasta ($size_mb MiB, $(grep -c '^>' "$fasta") records), $runs runs, $(date -u +%F)" | tee -a results.txt
 echo "# name median_wall_s peak_rss_mb; refs name references" | tee -a results.txt
 
-for id in 90 50; do
+for id in $ids; do
     measure "talaria_$id" "rm -rf r$id.fasta r$id.deltas.tal r$id.members.tsv; warm" \
         "'$talaria' reduce -q -t 2 --identity 0.$id -i '$fasta' -o r$id.fasta -m r$id.deltas.tal --membership r$id.members.tsv"
     refs "talaria_$id" "r$id.fasta"
@@ -45,18 +47,16 @@ for id in 90 50; do
 done
 
 if [ "$lossless" = 1 ]; then
-    # the store's unwrapped form: one header line, one residue line per record
-    awk '{ sub(/\r$/, "") } /^>/ { if (seq != "") print seq; print; seq = ""; next } { seq = seq $0 } END { if (seq != "") print seq }' "$fasta" >want.fa
-    for id in 90 50; do
+    # reconstruct writes the input's own line layout: the input file byte for byte
+    for id in $ids; do
         measure "reconstruct_$id" "rm -f full$id.fasta" "'$talaria' reconstruct -r r$id.fasta -d r$id.deltas.tal -o full$id.fasta"
-        if cmp -s want.fa "full$id.fasta"; then
-            echo "# lossless $id: reconstruct gives the unwrapped input byte for byte" | tee -a results.txt
+        if cmp -s "$fasta" "full$id.fasta"; then
+            echo "# lossless $id: reconstruct gives the input byte for byte" | tee -a results.txt
         else
-            echo "# LOSSY $id: $(cmp want.fa "full$id.fasta" 2>&1 | head -1)" | tee -a results.txt
+            echo "# LOSSY $id: $(cmp "$fasta" "full$id.fasta" 2>&1 | head -1)" | tee -a results.txt
         fi
         rm -f "full$id.fasta"
     done
-    rm -f want.fa
 fi
 
 # RSS compared in KiB from the times files: results.txt rounds to MiB
@@ -72,8 +72,14 @@ awk -v peers="$peers" '
     { t[$1] = $2; m[$1] = $3 }
     END {
         for (id = 90; id >= 50; id -= 40)
-            printf "talaria %.1f: %.3f s, %d MiB, %d references\n", id / 100, t["talaria_" id], m["talaria_" id], r["talaria_" id]
+            if (("talaria_" id) in t) printf "talaria %.1f: %.3f s, %d MiB, %d references\n", id / 100, t["talaria_" id], m["talaria_" id], r["talaria_" id]
         if (peers != 1) exit
+        if (!("talaria_90" in t) || !("talaria_50" in t)) {
+            if (!("talaria_50" in t)) exit
+            printf "references at 0.5: talaria %d vs linclust %d, ratio %.4f (goal <= 1)\n", r["talaria_50"], r["linclust_50"], r["talaria_50"] / r["linclust_50"]
+            printf "time at 0.5: linclust/talaria %.2fx; peak RSS talaria %d KiB, linclust %d\n", t["linclust_50"] / t["talaria_50"], kib("talaria_50"), kib("linclust_50")
+            exit
+        }
         printf "references at 0.9: talaria/cd-hit %.4f (goal <= 1.05); talaria/linclust %.4f\n", r["talaria_90"] / r["cdhit_90"], r["talaria_90"] / r["linclust_90"]
         printf "references at 0.5: talaria %d vs linclust %d, ratio %.4f (goal <= 1)\n", r["talaria_50"], r["linclust_50"], r["talaria_50"] / r["linclust_50"]
         printf "time at 0.9: cd-hit/talaria %.2fx (goal >= 3), linclust/talaria %.2fx (goal > 1)\n", t["cdhit_90"] / t["talaria_90"], t["linclust_90"] / t["talaria_90"]
