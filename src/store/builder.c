@@ -27,7 +27,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WBUF (1u << 20)
+#define WBUF          (1u << 20)
+/* Compressed stores: header chunks aim at 256 KiB (a lookup decodes one: small is fast,
+ * and zstd and lz4 lose little at that size); headers and the per-record arrays are
+ * compressed at least at level 9, text compressing far better there. */
+#define HDR_CHUNK_MAX (256u << 10)
+#define HDR_LEVEL_MIN 9
 
 typedef struct {
     const tal_index_opt_t *opt;
@@ -36,6 +41,12 @@ typedef struct {
     tal_atomic_dir_t dir;
     tal_wfile_t headers, residues, hdr_offsets, seq_offsets, lengths, checksums;
     int files_open;
+    /* compressed stores (format 1.3): headers, hdr_offsets, seq_offsets and lengths above
+     * are raw temporaries ("*.raw"), read back for duplicates and compressed at the end */
+    int compact;
+    tal_wfile_t hdr_stored;  /* the headers section: the header chunks */
+    tal_chunker_t *hchunker; /* cuts and compresses the header chunks */
+    uint64_t hdr_composition[256];
     tal_key_slot_t *slots; /* the accession table, written as the keys section */
     size_t n_slots, n_keys;
     unsigned slot_bits;
@@ -78,6 +89,13 @@ static void chunker_options(const tal_index_opt_t *opt, tal_chunker_opt_t *co)
     co->chunk_size = opt->chunk_size;
     co->threads = opt->threads > 1 ? opt->threads : 0;
     co->budget = opt->budget;
+}
+
+static void header_chunker_options(const tal_index_opt_t *opt, tal_chunker_opt_t *co)
+{
+    chunker_options(opt, co);
+    if (co->chunk_size > HDR_CHUNK_MAX) co->chunk_size = HDR_CHUNK_MAX;
+    if (co->level < HDR_LEVEL_MIN) co->level = HDR_LEVEL_MIN;
 }
 
 static void plan_buffers(const tal_index_opt_t *opt, build_plan_t *p)
@@ -160,6 +178,8 @@ uint64_t tal_index_plan(const char *fasta_path, const tal_index_opt_t *opt)
         /* the compressors' contexts and the chunks in flight */
         tal_chunker_opt_t co;
         chunker_options(opt, &co);
+        total += tal_chunker_footprint(&co);
+        header_chunker_options(opt, &co);
         total += tal_chunker_footprint(&co);
     }
     /* the accession table, from the records in the first MiB */
@@ -323,6 +343,8 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
         return rc;
 
     if ((rc = tal_wfile_write(&b->headers, rec->header, rec->header_len)) < 0) return rc;
+    if (b->hchunker && (rc = tal_chunker_add(b->hchunker, rec->header, rec->header_len)) < 0)
+        return rc;
     b->header_total += rec->header_len;
     if ((rc = tal_wfile_write(&b->hdr_offsets, &b->header_total, 8)) < 0) return rc;
     if (b->chunker)
@@ -372,6 +394,48 @@ static int write_array_file(builder_t *b, const char *name, const void *data, si
     return tal_wfile_finish(&w, &sec->checksum, &sec->size);
 }
 
+/* Compressed stores (format 1.3, doc/format.md 4.6): the per-record array held in the raw
+ * temporary raw_name (count u64 values), as differences when delta is set, cut into its
+ * eight byte planes and compressed as one block with the store's codec; stored as the
+ * plain array (codec 0) when that does not pay. The temporary is removed. */
+static int compact_array(builder_t *b, tal_wfile_t *raw, const char *raw_name, const char *name,
+                         uint64_t count, int delta, tal_section_disk_t *sec)
+{
+    size_t bytes = (size_t)count * 8, bound = tal_codec_bound((uint32_t)b->opt->compress, bytes);
+    uint64_t *values = malloc(bytes ? bytes : 1), prev = 0;
+    unsigned char *planes = malloc(bytes ? bytes : 1);
+    char *stored = malloc(bound ? bound : 1);
+    tal_codec_ctx_t *ctx = NULL;
+    size_t stored_len = 0;
+    int rc = TAL_ENOMEM;
+    if (!values || !planes || !stored) goto out;
+    if ((rc = tal_wfile_pread(raw, 0, values, bytes)) < 0) goto out;
+    tal_wfile_abort(raw);
+    unlinkat(b->dir.dir_fd, raw_name, 0);
+    for (size_t i = 0; i < count; i++) {
+        uint64_t d = delta ? values[i] - prev : values[i];
+        prev = values[i];
+        for (size_t j = 0; j < 8; j++) planes[j * count + i] = (unsigned char)(d >> (8 * j));
+    }
+    if ((rc = tal_codec_ctx_create(&ctx, (uint32_t)b->opt->compress,
+                                   b->opt->level > HDR_LEVEL_MIN ? b->opt->level : HDR_LEVEL_MIN,
+                                   0)) < 0 ||
+        (rc = tal_codec_compress(ctx, (const char *)planes, bytes, stored, bound, &stored_len)) < 0)
+        goto out;
+    if (stored_len) {
+        rc = write_array_file(b, name, stored, stored_len, sec);
+        sec->codec = (uint32_t)b->opt->compress;
+    } else {
+        rc = write_array_file(b, name, values, bytes, sec);
+    }
+out:
+    tal_codec_ctx_free(ctx);
+    free(values);
+    free(planes);
+    free(stored);
+    return rc;
+}
+
 static void section_init(tal_section_disk_t *sec, uint32_t id, const char *file)
 {
     memset(sec, 0, sizeof *sec);
@@ -418,7 +482,7 @@ static int record_provenance(builder_t *b, const tal_build_stats_t *st)
     if (b->opt->provenance && *b->opt->provenance)
         rc |= tal_catalog_set(b->cat, "config", b->opt->provenance);
     rc |= tal_catalog_set(b->cat, "talaria_version", PACKAGE_VERSION);
-    snprintf(buf, sizeof buf, "%u.%u", TAL_FORMAT_MAJOR, TAL_FORMAT_MINOR);
+    snprintf(buf, sizeof buf, "%u.%u", TAL_FORMAT_MAJOR, b->compact ? TAL_FORMAT_MINOR : 2u);
     rc |= tal_catalog_set(b->cat, "format_version", buf);
     gmtime_r(&now, &tm);
     strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -428,10 +492,10 @@ static int record_provenance(builder_t *b, const tal_build_stats_t *st)
 
 static int finish_store(builder_t *b, tal_build_stats_t *st)
 {
-    tal_section_disk_t secs[10];
+    tal_section_disk_t secs[11];
     tal_meta_disk_t meta;
-    tal_chunk_disk_t *chunks = NULL;
-    uint64_t n_chunks = 0;
+    tal_chunk_disk_t *chunks = NULL, *hchunks = NULL;
+    uint64_t n_chunks = 0, n_hchunks = 0;
     unsigned char *layout = NULL;
     size_t layout_size = 0;
     int n_secs = 8;
@@ -455,25 +519,48 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
         section_init(&secs[8], TAL_SEC_CHUNKS, "chunks");
         n_secs = 9;
     }
+    if (b->hchunker) {
+        rc = tal_chunker_finish(b->hchunker, &hchunks, &n_hchunks);
+        b->hchunker = NULL;
+        if (rc < 0) goto fail_rest;
+        secs[0].codec = (uint32_t)b->opt->compress;
+        section_init(&secs[9], TAL_SEC_HDR_CHUNKS, "header_chunks");
+        n_secs = 10;
+    }
 
     /* the catalog thread may still be inserting; the rest is done meanwhile */
     b->files_open = 0;
-    if ((rc = tal_wfile_finish(&b->headers, &secs[0].checksum, &secs[0].size)) < 0) goto fail_rest;
+    if (b->compact) {
+        if ((rc = tal_wfile_finish(&b->hdr_stored, &secs[0].checksum, &secs[0].size)) < 0 ||
+            (rc = compact_array(b, &b->seq_offsets, "seq_offsets.raw", "seq_offsets", b->n + 1, 1,
+                                &secs[2])) < 0 ||
+            (rc = compact_array(b, &b->lengths, "lengths.raw", "lengths", b->n, 0, &secs[3])) < 0 ||
+            (rc = compact_array(b, &b->hdr_offsets, "hdr_offsets.raw", "hdr_offsets", b->n + 1, 1,
+                                &secs[5])) < 0)
+            goto fail_rest;
+        tal_wfile_abort(&b->headers); /* the raw headers served duplicate checks only */
+        unlinkat(b->dir.dir_fd, "headers.raw", 0);
+    } else {
+        if ((rc = tal_wfile_finish(&b->headers, &secs[0].checksum, &secs[0].size)) < 0 ||
+            (rc = tal_wfile_finish(&b->seq_offsets, &secs[2].checksum, &secs[2].size)) < 0 ||
+            (rc = tal_wfile_finish(&b->lengths, &secs[3].checksum, &secs[3].size)) < 0 ||
+            (rc = tal_wfile_finish(&b->hdr_offsets, &secs[5].checksum, &secs[5].size)) < 0)
+            goto fail_rest;
+    }
     if ((rc = tal_wfile_finish(&b->residues, &secs[1].checksum, &secs[1].size)) < 0) goto fail_rest;
-    if ((rc = tal_wfile_finish(&b->seq_offsets, &secs[2].checksum, &secs[2].size)) < 0)
-        goto fail_rest;
-    if ((rc = tal_wfile_finish(&b->lengths, &secs[3].checksum, &secs[3].size)) < 0) goto fail_rest;
     if ((rc = tal_wfile_finish(&b->checksums, &secs[4].checksum, &secs[4].size)) < 0)
-        goto fail_rest;
-    if ((rc = tal_wfile_finish(&b->hdr_offsets, &secs[5].checksum, &secs[5].size)) < 0)
         goto fail_rest;
     if ((rc = write_array_file(b, "keys", b->slots, b->n_slots * sizeof *b->slots, &secs[6])) < 0)
         goto out;
-    if (n_secs == 9 &&
+    if (secs[1].codec != TAL_CODEC_NONE &&
         (rc = write_array_file(b, "chunks", chunks, n_chunks * sizeof *chunks, &secs[8])) < 0)
         goto out;
+    if (hchunks && (rc = write_array_file(b, "header_chunks", hchunks, n_hchunks * sizeof *hchunks,
+                                          &secs[9])) < 0)
+        goto out;
     free(chunks);
-    chunks = NULL;
+    free(hchunks);
+    chunks = hchunks = NULL;
     /* format 1.2: the line layout, last, when the store holds every record of the input */
     if (b->layout) {
         if ((rc = tal_layout_enc_finish(b->layout, &layout, &layout_size)) < 0) goto out;
@@ -517,7 +604,8 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     memset(&meta, 0, sizeof meta);
     memcpy(meta.magic, TAL_STORE_MAGIC, 8);
     meta.version_major = TAL_FORMAT_MAJOR;
-    meta.version_minor = TAL_FORMAT_MINOR;
+    /* a raw store is laid out exactly as in 1.2, and says so */
+    meta.version_minor = b->compact ? TAL_FORMAT_MINOR : 2;
     meta.kind = TAL_KIND_SEQUENCES;
     meta.record_count = b->n;
     meta.residue_count = b->residue_total;
@@ -531,6 +619,12 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     if (secs[1].codec != TAL_CODEC_NONE) {
         meta.chunk_size = b->opt->chunk_size;
         meta.chunk_count = n_chunks;
+    }
+    if (b->compact) {
+        tal_chunker_opt_t co;
+        header_chunker_options(b->opt, &co);
+        meta.hdr_chunk_size = co.chunk_size;
+        meta.hdr_chunk_count = n_hchunks;
     }
     memcpy(meta.composition, b->composition, sizeof meta.composition);
     meta.alphabet = (uint32_t)tal_guess_alphabet(meta.composition, b->residue_total);
@@ -553,9 +647,12 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     return tal_atomic_dir_commit(&b->dir);
 out:
     free(chunks);
+    free(hchunks);
     return rc;
 fail_rest:
     free(chunks);
+    free(hchunks);
+    if (b->compact) tal_wfile_abort(&b->hdr_stored);
     tal_wfile_abort(&b->headers);
     tal_wfile_abort(&b->residues);
     tal_wfile_abort(&b->seq_offsets);
@@ -580,15 +677,24 @@ static int open_outputs(builder_t *b)
     b->held_output = plan.output;
     if ((rc = tal_budget_reserve(b->opt->budget, TAL_MEM_CATALOG, plan.catalog)) < 0) return rc;
     b->held_catalog = plan.catalog;
-    if ((rc = tal_wfile_open(&b->headers, &b->dir, "headers", b->wbuf_bulk)) < 0) return rc;
+    b->compact = b->opt->compress != 0;
+    if ((rc = tal_wfile_open(&b->headers, &b->dir, b->compact ? "headers.raw" : "headers",
+                             b->wbuf_bulk)) < 0)
+        return rc;
     if ((rc = tal_wfile_open(&b->residues, &b->dir, "residues", b->wbuf_bulk)) < 0) return rc;
     if (!b->opt->compress)
         b->residues.byte_counts = b->composition; /* counted where the bytes are written */
-    if ((rc = tal_wfile_open(&b->seq_offsets, &b->dir, "seq_offsets", b->wbuf_small)) < 0)
+    if ((rc = tal_wfile_open(&b->seq_offsets, &b->dir,
+                             b->compact ? "seq_offsets.raw" : "seq_offsets", b->wbuf_small)) < 0)
         return rc;
-    if ((rc = tal_wfile_open(&b->lengths, &b->dir, "lengths", b->wbuf_small)) < 0) return rc;
+    if ((rc = tal_wfile_open(&b->lengths, &b->dir, b->compact ? "lengths.raw" : "lengths",
+                             b->wbuf_small)) < 0)
+        return rc;
     if ((rc = tal_wfile_open(&b->checksums, &b->dir, "checksums", b->wbuf_small)) < 0) return rc;
-    if ((rc = tal_wfile_open(&b->hdr_offsets, &b->dir, "hdr_offsets", b->wbuf_small)) < 0)
+    if ((rc = tal_wfile_open(&b->hdr_offsets, &b->dir,
+                             b->compact ? "hdr_offsets.raw" : "hdr_offsets", b->wbuf_small)) < 0)
+        return rc;
+    if (b->compact && (rc = tal_wfile_open(&b->hdr_stored, &b->dir, "headers", b->wbuf_small)) < 0)
         return rc;
     b->files_open = 1;
     if (b->opt->threads > 1) {
@@ -610,6 +716,9 @@ static int open_outputs(builder_t *b)
         tal_chunker_opt_t co;
         chunker_options(b->opt, &co);
         if ((rc = tal_chunker_start(&b->chunker, &co, &b->residues, b->composition)) < 0) return rc;
+        header_chunker_options(b->opt, &co);
+        if ((rc = tal_chunker_start(&b->hchunker, &co, &b->hdr_stored, b->hdr_composition)) < 0)
+            return rc;
     }
     if ((rc = keys_grow(b)) < 0) return rc;
     snprintf(cat_path, sizeof cat_path, "%s/catalog.sqlite", b->dir.tmp_path);
@@ -659,7 +768,10 @@ out:
     /* workers may still be writing chunks into the residues file: stop them first */
     tal_chunker_abort(b->chunker);
     b->chunker = NULL;
+    tal_chunker_abort(b->hchunker);
+    b->hchunker = NULL;
     if (b->files_open) {
+        if (b->compact) tal_wfile_abort(&b->hdr_stored);
         tal_wfile_abort(&b->headers);
         tal_wfile_abort(&b->residues);
         tal_wfile_abort(&b->seq_offsets);

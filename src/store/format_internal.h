@@ -12,7 +12,9 @@
 
 #define TAL_STORE_MAGIC  "TALSTOR\x1a"
 #define TAL_FORMAT_MAJOR 1u
-#define TAL_FORMAT_MINOR 2u /* 1.1: compressed residue chunks; 1.2: the line layout */
+#define TAL_FORMAT_MINOR                                                                           \
+    3u /* 1.1: compressed residue chunks; 1.2: the line layout;
+                            * 1.3: compact compressed stores */
 #define TAL_META_FILE    "meta"
 #define TAL_MAX_SECTIONS 64u
 
@@ -31,8 +33,11 @@ typedef enum {
     TAL_SEC_KEYS,             /* tal_key_slot_t[key_slots]: open-addressing hash table */
     TAL_SEC_CATALOG,          /* catalog.sqlite, checksummed as a whole */
     TAL_SEC_CHUNKS,           /* tal_chunk_disk_t[]: the chunks of compressed residues */
-    TAL_SEC_LAYOUT            /* optional: the input's line layout (layout_internal.h) */
+    TAL_SEC_LAYOUT,           /* optional: the input's line layout (layout_internal.h) */
+    TAL_SEC_HDR_CHUNKS        /* tal_chunk_disk_t[]: the chunks of compressed headers (1.3) */
 } tal_section_id_t;
+
+#define TAL_SEC_LAST TAL_SEC_HDR_CHUNKS
 
 typedef enum { TAL_CODEC_NONE = 0, TAL_CODEC_LZ4 = 1, TAL_CODEC_ZSTD = 2 } tal_codec_t;
 
@@ -64,7 +69,9 @@ typedef struct {
     uint64_t key_slots;        /* power of two */
     uint64_t chunk_size;       /* compressed stores: the raw bytes a chunk aims at */
     uint64_t chunk_count;      /* compressed stores: entries in the chunk table */
-    uint64_t reserved[5];
+    uint64_t hdr_chunk_size;   /* 1.3 compressed stores: the raw bytes a header chunk aims at */
+    uint64_t hdr_chunk_count;  /* 1.3 compressed stores: entries in the header chunk table */
+    uint64_t reserved[3];
 } tal_meta_disk_t;
 
 /* One chunk of compressed residues: the raw residues of records [first_record,

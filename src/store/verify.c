@@ -27,6 +27,13 @@ static int check_chunks(const tal_store_t *s)
     uint64_t n;
     const char *stored;
     char name[96], what[160];
+    if (tal_store_hchunks_(s, &n)) /* format 1.3: compressed headers */
+        for (uint64_t k = 0; k < n; k++) {
+            if (tal_store_hchunk_intact_(s, k, &stored)) continue;
+            tal_store_hchunk_name_(s, k, name, sizeof name);
+            snprintf(what, sizeof what, "%s fails its checksum", name);
+            return broken(s, TAL_SEC_HEADERS, what);
+        }
     if (!tal_store_chunks_(s, &n)) return 0;
     for (uint64_t k = 0; k < n; k++) {
         if (tal_store_chunk_intact_(s, k, &stored)) continue;
@@ -39,7 +46,7 @@ static int check_chunks(const tal_store_t *s)
 
 static int check_checksums(const tal_store_t *s)
 {
-    for (uint32_t id = 1; id <= TAL_SEC_LAYOUT; id++) {
+    for (uint32_t id = 1; id <= TAL_SEC_LAST; id++) {
         const void *data;
         size_t size;
         const tal_section_disk_t *sec = tal_store_section_(s, id, &data, &size);
@@ -66,16 +73,11 @@ static int check_checksums(const tal_store_t *s)
 
 static int check_records(const tal_store_t *s, const tal_store_info_t *info)
 {
-    const void *p;
-    size_t size;
     const uint64_t *hdr_off, *seq_off, *lengths;
-    uint64_t n = info->records;
-    tal_store_section_(s, TAL_SEC_HDR_OFFSETS, &p, &size);
-    hdr_off = p;
-    tal_store_section_(s, TAL_SEC_SEQ_OFFSETS, &p, &size);
-    seq_off = p;
-    tal_store_section_(s, TAL_SEC_LENGTHS, &p, &size);
-    lengths = p;
+    uint64_t n = info->records, count;
+    hdr_off = tal_store_array_(s, TAL_SEC_HDR_OFFSETS, &count);
+    seq_off = tal_store_array_(s, TAL_SEC_SEQ_OFFSETS, &count);
+    lengths = tal_store_array_(s, TAL_SEC_LENGTHS, &count);
     for (uint64_t i = 0; i < n; i++) {
         tal_record_t rec;
         if (hdr_off[i] > hdr_off[i + 1]) return broken(s, TAL_SEC_HDR_OFFSETS, "offsets decrease");
