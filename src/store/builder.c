@@ -47,7 +47,8 @@ typedef struct {
     tal_wfile_t hdr_stored;  /* the headers section: the header chunks */
     tal_chunker_t *hchunker; /* cuts and compresses the header chunks */
     uint64_t hdr_composition[256];
-    tal_key_slot_t *slots; /* the accession table, written as the keys section */
+    uint64_t one_key_slots; /* the size of the table written (format 1.3) */
+    tal_key_slot_t *slots;  /* the accession table, written as the keys section */
     size_t n_slots, n_keys;
     unsigned slot_bits;
     tal_catalog_writer_t *cat;
@@ -183,10 +184,16 @@ uint64_t tal_index_plan(const char *fasta_path, const tal_index_opt_t *opt)
         total += tal_chunker_footprint(&co);
     }
     /* the accession table, from the records in the first MiB */
-    if (sample_input(fasta_path, &records, &keys, &sampled, &size))
+    if (sample_input(fasta_path, &records, &keys, &sampled, &size)) {
+        if (opt->compress) keys = records; /* format 1.3: one key a record */
         total += ((uint64_t)1 << table_bits(size, (double)sampled / (double)records - 2.0,
                                             (double)keys / (double)records, 16)) *
                  sizeof(tal_key_slot_t);
+        /* and the table as written, laid out again at 80% load */
+        if (opt->compress)
+            total += (uint64_t)((double)size * (double)records / (double)sampled * 1.25 + 2) *
+                     sizeof(tal_key_slot_t);
+    }
     return total;
 }
 
@@ -317,7 +324,18 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
     /* The table is far bigger than the caches: start loading the key slots now and
      * checksum the record while they arrive. */
     if ((b->n_keys + 2) * 4 > b->n_slots * 3 && (rc = keys_grow(b)) < 0) return rc;
-    tag = tal_key_tag(tal_key_hash(keys.primary, keys.primary_len));
+    if (b->compact) {
+        /* format 1.3: one key a record, the ACC of db|ACC|NAME or else the first word; a
+         * repeated first word has the same key, so duplicates are still found */
+        const char *key;
+        size_t key_len;
+        tal_one_key(&keys, &key, &key_len);
+        tag = tal_key_tag(tal_key_hash(key, key_len));
+        keys.alias = NULL;
+        keys.alias_len = 0;
+    } else {
+        tag = tal_key_tag(tal_key_hash(keys.primary, keys.primary_len));
+    }
     __builtin_prefetch(&b->slots[tal_key_home(tag, b->slot_bits)], 1);
     if (keys.alias) {
         alias_tag = tal_key_tag(tal_key_hash(keys.alias, keys.alias_len));
@@ -436,6 +454,39 @@ out:
     return rc;
 }
 
+/* Format 1.3 (doc/format.md 5.5): the build's table (a power of two in size, so that it
+ * can double) laid out again at 80% load, each tag's home slot scaled to the table. */
+static int write_one_key_table(builder_t *b, tal_section_disk_t *sec)
+{
+    uint64_t slots = b->n_keys + b->n_keys / 4 + 1;
+    size_t bytes = (size_t)slots * sizeof(tal_key_slot_t);
+    tal_key_slot_t *table;
+    int rc;
+    if ((rc = tal_budget_reserve(b->opt->budget, TAL_MEM_RECORDS, bytes)) < 0) {
+        tal_log_error("%s: the accession table of %llu records needs %llu MiB more than "
+                      "--max-memory allows",
+                      b->in_path, (unsigned long long)b->n, (unsigned long long)(bytes >> 20));
+        return rc;
+    }
+    table = calloc(slots, sizeof *table);
+    if (!table) {
+        tal_budget_release(b->opt->budget, TAL_MEM_RECORDS, bytes);
+        return TAL_ENOMEM;
+    }
+    for (size_t i = 0; i < b->n_slots; i++) {
+        uint64_t j;
+        if (!b->slots[i].ref) continue;
+        j = tal_key_home_any(b->slots[i].tag, slots);
+        while (table[j].ref) j = j + 1 == slots ? 0 : j + 1;
+        table[j] = b->slots[i];
+    }
+    rc = write_array_file(b, "keys", table, bytes, sec);
+    free(table);
+    tal_budget_release(b->opt->budget, TAL_MEM_RECORDS, bytes);
+    b->one_key_slots = slots;
+    return rc;
+}
+
 static void section_init(tal_section_disk_t *sec, uint32_t id, const char *file)
 {
     memset(sec, 0, sizeof *sec);
@@ -550,8 +601,11 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     if ((rc = tal_wfile_finish(&b->residues, &secs[1].checksum, &secs[1].size)) < 0) goto fail_rest;
     if ((rc = tal_wfile_finish(&b->checksums, &secs[4].checksum, &secs[4].size)) < 0)
         goto fail_rest;
-    if ((rc = write_array_file(b, "keys", b->slots, b->n_slots * sizeof *b->slots, &secs[6])) < 0)
-        goto out;
+    if (b->compact)
+        rc = write_one_key_table(b, &secs[6]);
+    else
+        rc = write_array_file(b, "keys", b->slots, b->n_slots * sizeof *b->slots, &secs[6]);
+    if (rc < 0) goto out;
     if (secs[1].codec != TAL_CODEC_NONE &&
         (rc = write_array_file(b, "chunks", chunks, n_chunks * sizeof *chunks, &secs[8])) < 0)
         goto out;
@@ -613,7 +667,8 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     meta.min_length = b->min_len;
     meta.max_length = b->max_len;
     meta.key_count = b->n_keys;
-    meta.key_slots = b->n_slots;
+    meta.key_slots = b->compact ? b->one_key_slots : b->n_slots;
+    if (b->compact) meta.flags = TAL_META_ONE_KEY;
     meta.duplicates_skipped = b->dups;
     meta.section_count = (uint32_t)n_secs;
     if (secs[1].codec != TAL_CODEC_NONE) {

@@ -102,6 +102,8 @@ typedef struct {
 } tal_key_slot_t;
 
 #define TAL_KEY_ALIAS      0x80000000u
+/* meta flags (format 1.3) */
+#define TAL_META_ONE_KEY   1u /* the accession table holds one key per record (format.md 5.5) */
 #define TAL_MAX_RECORDS    0x7ffffffeull
 #define TAL_MAX_CHUNK_SIZE (1ull << 30) /* the largest --chunk-size */
 
@@ -125,6 +127,22 @@ typedef struct {
     const char *alias; /* NULL if none */
     size_t alias_len;
 } tal_keys_t;
+
+/* Format 1.3, one key per record: the home slot of a tag in a table of any size. */
+static inline uint64_t tal_key_home_any(uint32_t tag, uint64_t slots)
+{
+    return ((uint64_t)tag * slots) >> 32;
+}
+
+/* The one key of a record in a table with TAL_META_ONE_KEY: the ACC of "db|ACC|NAME" if
+ * the header has one, else the first word. Looking up a first word or an ACC probes the
+ * key of the text looked up, computed the same way, so it finds every record whose
+ * first word or ACC it is. */
+static inline void tal_one_key(const tal_keys_t *k, const char **key, size_t *len)
+{
+    *key = k->alias ? k->alias : k->primary;
+    *len = k->alias ? k->alias_len : k->primary_len;
+}
 
 void tal_header_keys(const char *header, size_t len, tal_keys_t *keys);
 uint64_t tal_key_hash(const char *key, size_t len);

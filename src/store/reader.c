@@ -49,6 +49,7 @@ struct tal_store {
     const char *residues;
     const tal_key_slot_t *slots;
     unsigned slot_bits;
+    int one_key; /* format 1.3: one key a record, home slots scaled to the table */
     /* compressed residues: the chunk table and a small cache of decoded chunks */
     const tal_chunk_disk_t *chunks;
     uint64_t n_chunks;
@@ -338,8 +339,9 @@ static int check_layout(tal_store_t *s)
     uint64_t n = m->record_count;
     int rc;
     if (n > TAL_MAX_RECORDS) return corrupt(s, "the record count is impossible");
-    if (m->key_slots == 0 || (m->key_slots & (m->key_slots - 1)) || m->key_slots > (1ull << 32) ||
-        m->key_count >= m->key_slots)
+    s->one_key = (m->flags & TAL_META_ONE_KEY) != 0;
+    if (m->key_slots == 0 || (!s->one_key && (m->key_slots & (m->key_slots - 1))) ||
+        m->key_slots > (1ull << 32) || m->key_count >= m->key_slots)
         return corrupt(s, "the accession table size is impossible");
     while ((1ull << s->slot_bits) < m->key_slots) s->slot_bits++;
     if (!s->maps[TAL_SEC_RESIDUES].disk) return corrupt(s, "the residues section is missing");
@@ -899,16 +901,31 @@ int tal_store_buffer_report(tal_store_t *s, tal_mem_report_t *report)
 
 int tal_store_find(const tal_store_t *s, const char *acc, size_t acc_len, uint64_t *id)
 {
-    uint32_t tag = tal_key_tag(tal_key_hash(acc, acc_len));
-    uint64_t mask = s->meta->key_slots - 1, j = tal_key_home(tag, s->slot_bits);
+    uint32_t tag;
+    uint64_t n_slots = s->meta->key_slots, j;
     uint64_t alias_id = UINT64_MAX;
+    if (s->one_key) { /* probe for the key acc has as a record's first word */
+        tal_keys_t ak;
+        const char *key;
+        size_t key_len;
+        tal_header_keys(acc, acc_len, &ak);
+        if (ak.primary_len != acc_len) ak.alias = NULL; /* not one word: acc itself */
+        ak.primary = acc;
+        ak.primary_len = acc_len;
+        tal_one_key(&ak, &key, &key_len);
+        tag = tal_key_tag(tal_key_hash(key, key_len));
+        j = tal_key_home_any(tag, n_slots);
+    } else {
+        tag = tal_key_tag(tal_key_hash(acc, acc_len));
+        j = tal_key_home(tag, s->slot_bits);
+    }
     /* A record whose first word is acc wins over one that only has acc as its
      * "db|ACC|" alias; among aliases the earliest record wins. The probe is bounded so
      * that a damaged table without empty slots cannot loop. */
     tal_store_t *ms = (tal_store_t *)s; /* random access: its buffers */
     tal_key_slot_t window[16];
     uint64_t window_at = UINT64_MAX; /* the slot window[0] holds */
-    for (uint64_t step = 0; step <= mask; step++, j = (j + 1) & mask) {
+    for (uint64_t step = 0; step < n_slots; step++, j = j + 1 == n_slots ? 0 : j + 1) {
         tal_key_slot_t k;
         const char *h;
         size_t len;
@@ -919,7 +936,7 @@ int tal_store_find(const tal_store_t *s, const char *acc, size_t acc_len, uint64
             k = s->slots[j];
         } else {
             if (window_at == UINT64_MAX || j < window_at || j >= window_at + 16) {
-                uint64_t n = mask + 1 - j < 16 ? mask + 1 - j : 16;
+                uint64_t n = n_slots - j < 16 ? n_slots - j : 16;
                 if ((rc = section_pread(s, TAL_SEC_KEYS, j * sizeof k, window, n * sizeof k)) < 0)
                     return rc;
                 window_at = j;
@@ -928,7 +945,8 @@ int tal_store_find(const tal_store_t *s, const char *acc, size_t acc_len, uint64
         }
         if (!k.ref) break;
         if (k.tag != tag) continue;
-        alias = (k.ref & TAL_KEY_ALIAS) != 0;
+        /* one key a record: the record may match by either its first word or its ACC */
+        alias = s->one_key || (k.ref & TAL_KEY_ALIAS) != 0;
         rid = (k.ref & ~TAL_KEY_ALIAS) - 1;
         ms->kid = UINT64_MAX;
         if ((rc = header_at(s, rid, &h, &len, &ms->kbuf, &ms->kcap)) < 0) {
@@ -937,7 +955,8 @@ int tal_store_find(const tal_store_t *s, const char *acc, size_t acc_len, uint64
         }
         if (s->random && !s->hchunks) ms->kid = rid, ms->klen = len; /* read into kbuf */
         tal_header_keys(h, len, &keys);
-        if (!alias && keys.primary_len == acc_len && !memcmp(keys.primary, acc, acc_len)) {
+        if ((!alias || s->one_key) && keys.primary_len == acc_len &&
+            !memcmp(keys.primary, acc, acc_len)) {
             *id = rid;
             return 0;
         }
@@ -990,3 +1009,5 @@ const uint64_t *tal_store_array_(const tal_store_t *s, uint32_t id, uint64_t *co
     if (id > TAL_SEC_LAST) return NULL;
     return s->own[id] ? s->own[id] : (const uint64_t *)s->maps[id].data;
 }
+
+int tal_store_one_key_(const tal_store_t *s) { return s->one_key; }

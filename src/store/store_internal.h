@@ -26,6 +26,8 @@ int tal_store_hchunk_intact_(const tal_store_t *s, uint64_t k, const char **stor
 /* An array section (hdr_offsets, seq_offsets, lengths, checksums) as values: decoded on
  * open when compressed (format 1.3), else the mapping; *count values. */
 const uint64_t *tal_store_array_(const tal_store_t *s, uint32_t id, uint64_t *count);
+/* 1 if the accession table holds one key a record (format 1.3, TAL_META_ONE_KEY). */
+int tal_store_one_key_(const tal_store_t *s);
 /* "chunk K (records A-B)", 1-based, for messages. */
 void tal_store_chunk_name_(const tal_store_t *s, uint64_t k, char *buf, size_t size);
 /* Points *stored at chunk k's stored bytes; 1 if they match the chunk's checksum. */

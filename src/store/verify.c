@@ -118,7 +118,7 @@ static int check_keys(const tal_store_t *s, const tal_store_info_t *info)
         uint64_t found;
         tal_store_record(s, i, &rec);
         tal_header_keys(rec.header, rec.header_len, &k);
-        expected += k.alias ? 2 : 1;
+        expected += k.alias && !tal_store_one_key_(s) ? 2 : 1;
         if (tal_store_find(s, k.primary, k.primary_len, &found) < 0 || found != i)
             return broken(s, TAL_SEC_KEYS, "a record cannot be found by its accession");
         if (!k.alias) continue;

@@ -1264,7 +1264,9 @@ static void test_compress_contexts_reserved(void **state)
     {
         tal_chunker_opt_t hco = co; /* format 1.3: the headers' chunker, 256 KiB chunks */
         hco.chunk_size = 256u << 10;
-        assert_true(plan == plain_plan + tal_chunker_footprint(&co) + tal_chunker_footprint(&hco));
+        uint64_t chunkers = tal_chunker_footprint(&co) + tal_chunker_footprint(&hco);
+        /* besides: the accession table as written, at 80% load (a few records here) */
+        assert_true(plan >= plain_plan + chunkers && plan - plain_plan - chunkers < 4096);
     }
 
     /* at the plan: built, the contexts were held, and everything is given back */
