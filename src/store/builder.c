@@ -585,12 +585,15 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
         if ((rc = tal_wfile_finish(&b->hdr_stored, &secs[0].checksum, &secs[0].size)) < 0 ||
             (rc = compact_array(b, &b->seq_offsets, "seq_offsets.raw", "seq_offsets", b->n + 1, 1,
                                 &secs[2])) < 0 ||
-            (rc = compact_array(b, &b->lengths, "lengths.raw", "lengths", b->n, 0, &secs[3])) < 0 ||
             (rc = compact_array(b, &b->hdr_offsets, "hdr_offsets.raw", "hdr_offsets", b->n + 1, 1,
                                 &secs[5])) < 0)
             goto fail_rest;
         tal_wfile_abort(&b->headers); /* the raw headers served duplicate checks only */
         unlinkat(b->dir.dir_fd, "headers.raw", 0);
+        /* the lengths are the sequence offsets' differences: not stored (format.md 4.6) */
+        tal_wfile_abort(&b->lengths);
+        unlinkat(b->dir.dir_fd, "lengths.raw", 0);
+        secs[3].id = 0;
     } else {
         if ((rc = tal_wfile_finish(&b->headers, &secs[0].checksum, &secs[0].size)) < 0 ||
             (rc = tal_wfile_finish(&b->seq_offsets, &secs[2].checksum, &secs[2].size)) < 0 ||
@@ -670,6 +673,12 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     meta.key_slots = b->compact ? b->one_key_slots : b->n_slots;
     if (b->compact) meta.flags = TAL_META_ONE_KEY;
     meta.duplicates_skipped = b->dups;
+    {
+        int kept = 0; /* drop the entries of sections not written (id 0) */
+        for (int i = 0; i < n_secs; i++)
+            if (secs[i].id) secs[kept++] = secs[i];
+        n_secs = kept;
+    }
     meta.section_count = (uint32_t)n_secs;
     if (secs[1].codec != TAL_CODEC_NONE) {
         meta.chunk_size = b->opt->chunk_size;
@@ -778,7 +787,9 @@ static int open_outputs(builder_t *b)
     if ((rc = keys_grow(b)) < 0) return rc;
     snprintf(cat_path, sizeof cat_path, "%s/catalog.sqlite", b->dir.tmp_path);
     tal_cleanup_add_file(&b->dir, "catalog.sqlite");
-    return tal_catalog_create(&b->cat, cat_path, b->opt->threads > 1, b->cache_kib);
+    /* compressed stores keep per-record rows only when asked for SQL on accessions */
+    return tal_catalog_create(&b->cat, cat_path, b->opt->threads > 1, b->cache_kib,
+                              !b->compact || b->opt->catalog_index);
 }
 
 int tal_store_build(const char *fasta_path, const char *out_path, const tal_index_opt_t *opt,

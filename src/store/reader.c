@@ -211,12 +211,12 @@ static int map_section(tal_store_t *s, const tal_section_disk_t *sec)
 
 static int need(tal_store_t *s, uint32_t id, uint64_t size)
 {
+    if (s->own[id]) return 0; /* decoded or derived on open, of exactly its size */
     if (!s->maps[id].disk) {
         tal_log_error("%s: the %s section is missing from the meta table; the store is damaged",
                       s->path, tal_section_name(id));
         return TAL_EINPUT;
     }
-    if (s->own[id]) return 0; /* decoded on open to exactly its size */
     if (s->maps[id].size != size) {
         tal_log_error("%s: the %s section has %zu bytes, expected %llu; the store is damaged",
                       s->path, tal_section_name(id), s->maps[id].size, (unsigned long long)size);
@@ -315,6 +315,22 @@ static int decode_array(tal_store_t *s, uint32_t id, uint64_t count, int delta)
     return 0;
 }
 
+/* Format 1.3 compressed stores have no lengths section: the lengths are the differences
+ * of the sequence offsets (decoded or mapped, of the checked size). */
+static int derive_lengths(tal_store_t *s, uint64_t n)
+{
+    const uint64_t *offsets = s->own[TAL_SEC_SEQ_OFFSETS]
+                                  ? s->own[TAL_SEC_SEQ_OFFSETS]
+                                  : (const uint64_t *)s->maps[TAL_SEC_SEQ_OFFSETS].data;
+    uint64_t *lengths;
+    int rc;
+    if ((rc = need(s, TAL_SEC_SEQ_OFFSETS, (n + 1) * 8)) < 0) return rc;
+    if (!(lengths = malloc(n ? (size_t)n * 8 : 1))) return TAL_ENOMEM;
+    for (uint64_t i = 0; i < n; i++) lengths[i] = offsets[i + 1] - offsets[i];
+    s->own[TAL_SEC_LENGTHS] = lengths;
+    return 0;
+}
+
 static int check_header_chunks(tal_store_t *s)
 {
     const tal_meta_disk_t *m = s->meta;
@@ -364,6 +380,9 @@ static int check_layout(tal_store_t *s)
     if ((rc = decode_array(s, TAL_SEC_HDR_OFFSETS, n + 1, 1)) < 0 ||
         (rc = decode_array(s, TAL_SEC_SEQ_OFFSETS, n + 1, 1)) < 0 ||
         (rc = decode_array(s, TAL_SEC_LENGTHS, n, 0)) < 0)
+        return rc;
+    if (!s->maps[TAL_SEC_LENGTHS].disk && s->maps[TAL_SEC_HEADERS].disk->codec != TAL_CODEC_NONE &&
+        (rc = derive_lengths(s, n)) < 0)
         return rc;
     if ((rc = need(s, TAL_SEC_HDR_OFFSETS, (n + 1) * 8)) < 0) return rc;
     if ((rc = need(s, TAL_SEC_SEQ_OFFSETS, (n + 1) * 8)) < 0) return rc;

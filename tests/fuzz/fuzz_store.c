@@ -39,10 +39,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 enum { FIX_META = 1, FIX_SECTIONS = 2, TRUNCATE = 4, RANDOM_ACCESS = 8 };
 
 static const char *const files[] = {
-    "meta",     "headers",       "hdr_offsets", "seq_offsets",    "lengths",
+    "meta",     "headers",       "hdr_offsets", "seq_offsets",
     "residues", "checksums",     "keys",        "catalog.sqlite",
 #ifdef FUZZ_STORE_ZSTD
-    "chunks",   "header_chunks",
+    "chunks",   "header_chunks", /* format 1.3: no lengths section */
+#else
+    "lengths",
 #endif
     "layout",
 };
