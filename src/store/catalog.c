@@ -269,7 +269,11 @@ int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threade
     /* The file is fsynced by the builder; a crash mid-build leaves only the temp dir. */
     snprintf(pragma, sizeof pragma, "PRAGMA cache_size=-%u;", cache_kib);
     if ((rc = exec_sql(w, pragma)) != 0) goto fail;
-    rc = exec_sql(w, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA page_size=8192;");
+    /* a catalog without per-record rows holds a few tables of metadata: small pages */
+    rc = exec_sql(w, per_record ? "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+                                  " PRAGMA page_size=8192;"
+                                : "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+                                  " PRAGMA page_size=1024;");
     /* format 1.3 compressed stores: the accessions live in the keys section and the
      * lengths in theirs; the catalog counts each taxon's records instead of listing them */
     if (!rc)
