@@ -248,7 +248,10 @@ static int check_chunk_table(tal_store_t *s, const tal_chunk_disk_t *table, uint
                   offsets[record + c->record_count] - offsets[record] != c->raw_size ||
                   offsets[record] != raw || (c->codec != TAL_CODEC_NONE && c->codec != codec) ||
                   (c->codec == TAL_CODEC_NONE && c->stored_size != c->raw_size) ||
-                  (c->raw_size > chunk_size && c->record_count != 1) || c->raw_size > SIZE_MAX / 2;
+                  (c->raw_size > chunk_size && c->record_count != 1) ||
+                  c->raw_size > SIZE_MAX / 2 ||
+                  /* neither codec expands a byte to more than 32 KiB (a zstd RLE block) */
+                  (c->codec != TAL_CODEC_NONE && c->raw_size / 32768 > c->stored_size + 64);
         if (bad) {
             snprintf(what, sizeof what, "chunk %llu of the %s is inconsistent",
                      (unsigned long long)k + 1, name);
