@@ -415,17 +415,31 @@ static int write_array_file(builder_t *b, const char *name, const void *data, si
 /* Compressed stores (format 1.3, doc/format.md 4.6): the per-record array held in the raw
  * temporary raw_name (count u64 values), as differences when delta is set, cut into its
  * eight byte planes and compressed as one block with the store's codec; stored as the
- * plain array (codec 0) when that does not pay. The temporary is removed. */
+ * plain array (codec 0) when that does not pay, or when --max-memory has no room for the
+ * three copies this takes (the temporary then becomes the section). The temporary is
+ * removed. */
 static int compact_array(builder_t *b, tal_wfile_t *raw, const char *raw_name, const char *name,
                          uint64_t count, int delta, tal_section_disk_t *sec)
 {
     size_t bytes = (size_t)count * 8, bound = tal_codec_bound((uint32_t)b->opt->compress, bytes);
-    uint64_t *values = malloc(bytes ? bytes : 1), prev = 0;
-    unsigned char *planes = malloc(bytes ? bytes : 1);
-    char *stored = malloc(bound ? bound : 1);
+    uint64_t *values = NULL, prev = 0, held = (uint64_t)bytes * 2 + bound;
+    unsigned char *planes = NULL;
+    char *stored = NULL;
     tal_codec_ctx_t *ctx = NULL;
     size_t stored_len = 0;
     int rc = TAL_ENOMEM;
+    if (tal_budget_reserve(b->opt->budget, TAL_MEM_OTHER, held) < 0) {
+        if ((rc = tal_wfile_finish(raw, &sec->checksum, &sec->size)) < 0) return rc;
+        if (renameat(b->dir.dir_fd, raw_name, b->dir.dir_fd, name) != 0) {
+            tal_log_error("cannot rename %s/%s: %s", b->dir.tmp_path, raw_name, strerror(errno));
+            return TAL_EIO;
+        }
+        tal_cleanup_add_file(&b->dir, name);
+        return 0;
+    }
+    values = malloc(bytes ? bytes : 1);
+    planes = malloc(bytes ? bytes : 1);
+    stored = malloc(bound ? bound : 1);
     if (!values || !planes || !stored) goto out;
     if ((rc = tal_wfile_pread(raw, 0, values, bytes)) < 0) goto out;
     tal_wfile_abort(raw);
@@ -451,10 +465,11 @@ out:
     free(values);
     free(planes);
     free(stored);
+    tal_budget_release(b->opt->budget, TAL_MEM_OTHER, held);
     return rc;
 }
 
-/* Format 1.3 (doc/format.md 5.5): the build's table (a power of two in size, so that it
+/* Format 1.3 (doc/format.md 5.6): the build's table (a power of two in size, so that it
  * can double) laid out again at 80% load, each tag's home slot scaled to the table. */
 static int write_one_key_table(builder_t *b, tal_section_disk_t *sec)
 {
