@@ -27,11 +27,12 @@ static const char help[] =
     "      --compress CODEC     none (default: raw residues, read in place), lz4 or zstd:\n"
     "                           residues in chunks compressed one by one\n"
     "      --level N            compression level (lz4 1-12, default 1, 3+ is HC; zstd\n"
-    "                           1-22, default 3)\n"
+    "                           1-22, default 9); headers at 9 or more\n"
     "      --chunk-size SIZE    raw residues per chunk (default 4M, 64K to 1G); a longer\n"
     "                           sequence gets a chunk of its own\n"
     "      --allow-duplicates   keep the first record of a repeated accession, skip the rest\n"
     "      --catalog-index      also index catalog.sqlite by accession for SQL queries\n"
+    "                           (with --compress: also keep its per-record rows)\n"
     "                           (talaria's own lookups use the store's key table)\n" CLI_MEM_HELP
         CLI_CONFIG_HELP "  -f, --force              replace an existing store at the output path\n"
     "  -q, --quiet              only errors on stderr\n"

@@ -27,7 +27,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define WBUF (1u << 20)
+#define WBUF          (1u << 20)
+/* Compressed stores: header chunks aim at 256 KiB (a lookup decodes one: small is fast,
+ * and zstd and lz4 lose little at that size); headers and the per-record arrays are
+ * compressed at least at level 9, text compressing far better there. */
+#define HDR_CHUNK_MAX (256u << 10)
+#define HDR_LEVEL_MIN 9
 
 typedef struct {
     const tal_index_opt_t *opt;
@@ -36,7 +41,14 @@ typedef struct {
     tal_atomic_dir_t dir;
     tal_wfile_t headers, residues, hdr_offsets, seq_offsets, lengths, checksums;
     int files_open;
-    tal_key_slot_t *slots; /* the accession table, written as the keys section */
+    /* compressed stores (format 1.3): headers, hdr_offsets, seq_offsets and lengths above
+     * are raw temporaries ("*.raw"), read back for duplicates and compressed at the end */
+    int compact;
+    tal_wfile_t hdr_stored;  /* the headers section: the header chunks */
+    tal_chunker_t *hchunker; /* cuts and compresses the header chunks */
+    uint64_t hdr_composition[256];
+    uint64_t one_key_slots; /* the size of the table written (format 1.3) */
+    tal_key_slot_t *slots;  /* the accession table, written as the keys section */
     size_t n_slots, n_keys;
     unsigned slot_bits;
     tal_catalog_writer_t *cat;
@@ -78,6 +90,13 @@ static void chunker_options(const tal_index_opt_t *opt, tal_chunker_opt_t *co)
     co->chunk_size = opt->chunk_size;
     co->threads = opt->threads > 1 ? opt->threads : 0;
     co->budget = opt->budget;
+}
+
+static void header_chunker_options(const tal_index_opt_t *opt, tal_chunker_opt_t *co)
+{
+    chunker_options(opt, co);
+    if (co->chunk_size > HDR_CHUNK_MAX) co->chunk_size = HDR_CHUNK_MAX;
+    if (co->level < HDR_LEVEL_MIN) co->level = HDR_LEVEL_MIN;
 }
 
 static void plan_buffers(const tal_index_opt_t *opt, build_plan_t *p)
@@ -161,12 +180,20 @@ uint64_t tal_index_plan(const char *fasta_path, const tal_index_opt_t *opt)
         tal_chunker_opt_t co;
         chunker_options(opt, &co);
         total += tal_chunker_footprint(&co);
+        header_chunker_options(opt, &co);
+        total += tal_chunker_footprint(&co);
     }
     /* the accession table, from the records in the first MiB */
-    if (sample_input(fasta_path, &records, &keys, &sampled, &size))
+    if (sample_input(fasta_path, &records, &keys, &sampled, &size)) {
+        if (opt->compress) keys = records; /* format 1.3: one key a record */
         total += ((uint64_t)1 << table_bits(size, (double)sampled / (double)records - 2.0,
                                             (double)keys / (double)records, 16)) *
                  sizeof(tal_key_slot_t);
+        /* and the table as written, laid out again at 80% load */
+        if (opt->compress)
+            total += (uint64_t)((double)size * (double)records / (double)sampled * 1.25 + 2) *
+                     sizeof(tal_key_slot_t);
+    }
     return total;
 }
 
@@ -297,7 +324,18 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
     /* The table is far bigger than the caches: start loading the key slots now and
      * checksum the record while they arrive. */
     if ((b->n_keys + 2) * 4 > b->n_slots * 3 && (rc = keys_grow(b)) < 0) return rc;
-    tag = tal_key_tag(tal_key_hash(keys.primary, keys.primary_len));
+    if (b->compact) {
+        /* format 1.3: one key a record, the ACC of db|ACC|NAME or else the first word; a
+         * repeated first word has the same key, so duplicates are still found */
+        const char *key;
+        size_t key_len;
+        tal_one_key(&keys, &key, &key_len);
+        tag = tal_key_tag(tal_key_hash(key, key_len));
+        keys.alias = NULL;
+        keys.alias_len = 0;
+    } else {
+        tag = tal_key_tag(tal_key_hash(keys.primary, keys.primary_len));
+    }
     __builtin_prefetch(&b->slots[tal_key_home(tag, b->slot_bits)], 1);
     if (keys.alias) {
         alias_tag = tal_key_tag(tal_key_hash(keys.alias, keys.alias_len));
@@ -323,6 +361,8 @@ static int add_record(builder_t *b, const tal_fasta_record_t *rec)
         return rc;
 
     if ((rc = tal_wfile_write(&b->headers, rec->header, rec->header_len)) < 0) return rc;
+    if (b->hchunker && (rc = tal_chunker_add(b->hchunker, rec->header, rec->header_len)) < 0)
+        return rc;
     b->header_total += rec->header_len;
     if ((rc = tal_wfile_write(&b->hdr_offsets, &b->header_total, 8)) < 0) return rc;
     if (b->chunker)
@@ -372,6 +412,96 @@ static int write_array_file(builder_t *b, const char *name, const void *data, si
     return tal_wfile_finish(&w, &sec->checksum, &sec->size);
 }
 
+/* Compressed stores (format 1.3, doc/format.md 4.6): the per-record array held in the raw
+ * temporary raw_name (count u64 values), as differences when delta is set, cut into its
+ * eight byte planes and compressed as one block with the store's codec; stored as the
+ * plain array (codec 0) when that does not pay, or when --max-memory has no room for the
+ * three copies this takes (the temporary then becomes the section). The temporary is
+ * removed. */
+static int compact_array(builder_t *b, tal_wfile_t *raw, const char *raw_name, const char *name,
+                         uint64_t count, int delta, tal_section_disk_t *sec)
+{
+    size_t bytes = (size_t)count * 8, bound = tal_codec_bound((uint32_t)b->opt->compress, bytes);
+    uint64_t *values = NULL, prev = 0, held = (uint64_t)bytes * 2 + bound;
+    unsigned char *planes = NULL;
+    char *stored = NULL;
+    tal_codec_ctx_t *ctx = NULL;
+    size_t stored_len = 0;
+    int rc = TAL_ENOMEM;
+    if (tal_budget_reserve(b->opt->budget, TAL_MEM_OTHER, held) < 0) {
+        if ((rc = tal_wfile_finish(raw, &sec->checksum, &sec->size)) < 0) return rc;
+        if (renameat(b->dir.dir_fd, raw_name, b->dir.dir_fd, name) != 0) {
+            tal_log_error("cannot rename %s/%s: %s", b->dir.tmp_path, raw_name, strerror(errno));
+            return TAL_EIO;
+        }
+        tal_cleanup_add_file(&b->dir, name);
+        return 0;
+    }
+    values = malloc(bytes ? bytes : 1);
+    planes = malloc(bytes ? bytes : 1);
+    stored = malloc(bound ? bound : 1);
+    if (!values || !planes || !stored) goto out;
+    if ((rc = tal_wfile_pread(raw, 0, values, bytes)) < 0) goto out;
+    tal_wfile_abort(raw);
+    unlinkat(b->dir.dir_fd, raw_name, 0);
+    for (size_t i = 0; i < count; i++) {
+        uint64_t d = delta ? values[i] - prev : values[i];
+        prev = values[i];
+        for (size_t j = 0; j < 8; j++) planes[j * count + i] = (unsigned char)(d >> (8 * j));
+    }
+    if ((rc = tal_codec_ctx_create(&ctx, (uint32_t)b->opt->compress,
+                                   b->opt->level > HDR_LEVEL_MIN ? b->opt->level : HDR_LEVEL_MIN,
+                                   0)) < 0 ||
+        (rc = tal_codec_compress(ctx, (const char *)planes, bytes, stored, bound, &stored_len)) < 0)
+        goto out;
+    if (stored_len) {
+        rc = write_array_file(b, name, stored, stored_len, sec);
+        sec->codec = (uint32_t)b->opt->compress;
+    } else {
+        rc = write_array_file(b, name, values, bytes, sec);
+    }
+out:
+    tal_codec_ctx_free(ctx);
+    free(values);
+    free(planes);
+    free(stored);
+    tal_budget_release(b->opt->budget, TAL_MEM_OTHER, held);
+    return rc;
+}
+
+/* Format 1.3 (doc/format.md 5.6): the build's table (a power of two in size, so that it
+ * can double) laid out again at 80% load, each tag's home slot scaled to the table. */
+static int write_one_key_table(builder_t *b, tal_section_disk_t *sec)
+{
+    uint64_t slots = b->n_keys + b->n_keys / 4 + 1;
+    size_t bytes = (size_t)slots * sizeof(tal_key_slot_t);
+    tal_key_slot_t *table;
+    int rc;
+    if ((rc = tal_budget_reserve(b->opt->budget, TAL_MEM_RECORDS, bytes)) < 0) {
+        tal_log_error("%s: the accession table of %llu records needs %llu MiB more than "
+                      "--max-memory allows",
+                      b->in_path, (unsigned long long)b->n, (unsigned long long)(bytes >> 20));
+        return rc;
+    }
+    table = calloc(slots, sizeof *table);
+    if (!table) {
+        tal_budget_release(b->opt->budget, TAL_MEM_RECORDS, bytes);
+        return TAL_ENOMEM;
+    }
+    for (size_t i = 0; i < b->n_slots; i++) {
+        uint64_t j;
+        if (!b->slots[i].ref) continue;
+        j = tal_key_home_any(b->slots[i].tag, slots);
+        while (table[j].ref) j = j + 1 == slots ? 0 : j + 1;
+        table[j] = b->slots[i];
+    }
+    rc = write_array_file(b, "keys", table, bytes, sec);
+    free(table);
+    tal_budget_release(b->opt->budget, TAL_MEM_RECORDS, bytes);
+    b->one_key_slots = slots;
+    return rc;
+}
+
 static void section_init(tal_section_disk_t *sec, uint32_t id, const char *file)
 {
     memset(sec, 0, sizeof *sec);
@@ -418,7 +548,7 @@ static int record_provenance(builder_t *b, const tal_build_stats_t *st)
     if (b->opt->provenance && *b->opt->provenance)
         rc |= tal_catalog_set(b->cat, "config", b->opt->provenance);
     rc |= tal_catalog_set(b->cat, "talaria_version", PACKAGE_VERSION);
-    snprintf(buf, sizeof buf, "%u.%u", TAL_FORMAT_MAJOR, TAL_FORMAT_MINOR);
+    snprintf(buf, sizeof buf, "%u.%u", TAL_FORMAT_MAJOR, b->compact ? TAL_FORMAT_MINOR : 2u);
     rc |= tal_catalog_set(b->cat, "format_version", buf);
     gmtime_r(&now, &tm);
     strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -428,10 +558,10 @@ static int record_provenance(builder_t *b, const tal_build_stats_t *st)
 
 static int finish_store(builder_t *b, tal_build_stats_t *st)
 {
-    tal_section_disk_t secs[10];
+    tal_section_disk_t secs[11];
     tal_meta_disk_t meta;
-    tal_chunk_disk_t *chunks = NULL;
-    uint64_t n_chunks = 0;
+    tal_chunk_disk_t *chunks = NULL, *hchunks = NULL;
+    uint64_t n_chunks = 0, n_hchunks = 0;
     unsigned char *layout = NULL;
     size_t layout_size = 0;
     int n_secs = 8;
@@ -455,25 +585,54 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
         section_init(&secs[8], TAL_SEC_CHUNKS, "chunks");
         n_secs = 9;
     }
+    if (b->hchunker) {
+        rc = tal_chunker_finish(b->hchunker, &hchunks, &n_hchunks);
+        b->hchunker = NULL;
+        if (rc < 0) goto fail_rest;
+        secs[0].codec = (uint32_t)b->opt->compress;
+        section_init(&secs[9], TAL_SEC_HDR_CHUNKS, "header_chunks");
+        n_secs = 10;
+    }
 
     /* the catalog thread may still be inserting; the rest is done meanwhile */
     b->files_open = 0;
-    if ((rc = tal_wfile_finish(&b->headers, &secs[0].checksum, &secs[0].size)) < 0) goto fail_rest;
+    if (b->compact) {
+        if ((rc = tal_wfile_finish(&b->hdr_stored, &secs[0].checksum, &secs[0].size)) < 0 ||
+            (rc = compact_array(b, &b->seq_offsets, "seq_offsets.raw", "seq_offsets", b->n + 1, 1,
+                                &secs[2])) < 0 ||
+            (rc = compact_array(b, &b->hdr_offsets, "hdr_offsets.raw", "hdr_offsets", b->n + 1, 1,
+                                &secs[5])) < 0)
+            goto fail_rest;
+        tal_wfile_abort(&b->headers); /* the raw headers served duplicate checks only */
+        unlinkat(b->dir.dir_fd, "headers.raw", 0);
+        /* the lengths are the sequence offsets' differences: not stored (format.md 4.6) */
+        tal_wfile_abort(&b->lengths);
+        unlinkat(b->dir.dir_fd, "lengths.raw", 0);
+        secs[3].id = 0;
+    } else {
+        if ((rc = tal_wfile_finish(&b->headers, &secs[0].checksum, &secs[0].size)) < 0 ||
+            (rc = tal_wfile_finish(&b->seq_offsets, &secs[2].checksum, &secs[2].size)) < 0 ||
+            (rc = tal_wfile_finish(&b->lengths, &secs[3].checksum, &secs[3].size)) < 0 ||
+            (rc = tal_wfile_finish(&b->hdr_offsets, &secs[5].checksum, &secs[5].size)) < 0)
+            goto fail_rest;
+    }
     if ((rc = tal_wfile_finish(&b->residues, &secs[1].checksum, &secs[1].size)) < 0) goto fail_rest;
-    if ((rc = tal_wfile_finish(&b->seq_offsets, &secs[2].checksum, &secs[2].size)) < 0)
-        goto fail_rest;
-    if ((rc = tal_wfile_finish(&b->lengths, &secs[3].checksum, &secs[3].size)) < 0) goto fail_rest;
     if ((rc = tal_wfile_finish(&b->checksums, &secs[4].checksum, &secs[4].size)) < 0)
         goto fail_rest;
-    if ((rc = tal_wfile_finish(&b->hdr_offsets, &secs[5].checksum, &secs[5].size)) < 0)
-        goto fail_rest;
-    if ((rc = write_array_file(b, "keys", b->slots, b->n_slots * sizeof *b->slots, &secs[6])) < 0)
-        goto out;
-    if (n_secs == 9 &&
+    if (b->compact)
+        rc = write_one_key_table(b, &secs[6]);
+    else
+        rc = write_array_file(b, "keys", b->slots, b->n_slots * sizeof *b->slots, &secs[6]);
+    if (rc < 0) goto out;
+    if (secs[1].codec != TAL_CODEC_NONE &&
         (rc = write_array_file(b, "chunks", chunks, n_chunks * sizeof *chunks, &secs[8])) < 0)
         goto out;
+    if (hchunks && (rc = write_array_file(b, "header_chunks", hchunks, n_hchunks * sizeof *hchunks,
+                                          &secs[9])) < 0)
+        goto out;
     free(chunks);
-    chunks = NULL;
+    free(hchunks);
+    chunks = hchunks = NULL;
     /* format 1.2: the line layout, last, when the store holds every record of the input */
     if (b->layout) {
         if ((rc = tal_layout_enc_finish(b->layout, &layout, &layout_size)) < 0) goto out;
@@ -517,7 +676,8 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     memset(&meta, 0, sizeof meta);
     memcpy(meta.magic, TAL_STORE_MAGIC, 8);
     meta.version_major = TAL_FORMAT_MAJOR;
-    meta.version_minor = TAL_FORMAT_MINOR;
+    /* a raw store is laid out exactly as in 1.2, and says so */
+    meta.version_minor = b->compact ? TAL_FORMAT_MINOR : 2;
     meta.kind = TAL_KIND_SEQUENCES;
     meta.record_count = b->n;
     meta.residue_count = b->residue_total;
@@ -525,12 +685,25 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     meta.min_length = b->min_len;
     meta.max_length = b->max_len;
     meta.key_count = b->n_keys;
-    meta.key_slots = b->n_slots;
+    meta.key_slots = b->compact ? b->one_key_slots : b->n_slots;
+    if (b->compact) meta.flags = TAL_META_ONE_KEY;
     meta.duplicates_skipped = b->dups;
+    {
+        int kept = 0; /* drop the entries of sections not written (id 0) */
+        for (int i = 0; i < n_secs; i++)
+            if (secs[i].id) secs[kept++] = secs[i];
+        n_secs = kept;
+    }
     meta.section_count = (uint32_t)n_secs;
     if (secs[1].codec != TAL_CODEC_NONE) {
         meta.chunk_size = b->opt->chunk_size;
         meta.chunk_count = n_chunks;
+    }
+    if (b->compact) {
+        tal_chunker_opt_t co;
+        header_chunker_options(b->opt, &co);
+        meta.hdr_chunk_size = co.chunk_size;
+        meta.hdr_chunk_count = n_hchunks;
     }
     memcpy(meta.composition, b->composition, sizeof meta.composition);
     meta.alphabet = (uint32_t)tal_guess_alphabet(meta.composition, b->residue_total);
@@ -553,9 +726,12 @@ static int finish_store(builder_t *b, tal_build_stats_t *st)
     return tal_atomic_dir_commit(&b->dir);
 out:
     free(chunks);
+    free(hchunks);
     return rc;
 fail_rest:
     free(chunks);
+    free(hchunks);
+    if (b->compact) tal_wfile_abort(&b->hdr_stored);
     tal_wfile_abort(&b->headers);
     tal_wfile_abort(&b->residues);
     tal_wfile_abort(&b->seq_offsets);
@@ -580,15 +756,24 @@ static int open_outputs(builder_t *b)
     b->held_output = plan.output;
     if ((rc = tal_budget_reserve(b->opt->budget, TAL_MEM_CATALOG, plan.catalog)) < 0) return rc;
     b->held_catalog = plan.catalog;
-    if ((rc = tal_wfile_open(&b->headers, &b->dir, "headers", b->wbuf_bulk)) < 0) return rc;
+    b->compact = b->opt->compress != 0;
+    if ((rc = tal_wfile_open(&b->headers, &b->dir, b->compact ? "headers.raw" : "headers",
+                             b->wbuf_bulk)) < 0)
+        return rc;
     if ((rc = tal_wfile_open(&b->residues, &b->dir, "residues", b->wbuf_bulk)) < 0) return rc;
     if (!b->opt->compress)
         b->residues.byte_counts = b->composition; /* counted where the bytes are written */
-    if ((rc = tal_wfile_open(&b->seq_offsets, &b->dir, "seq_offsets", b->wbuf_small)) < 0)
+    if ((rc = tal_wfile_open(&b->seq_offsets, &b->dir,
+                             b->compact ? "seq_offsets.raw" : "seq_offsets", b->wbuf_small)) < 0)
         return rc;
-    if ((rc = tal_wfile_open(&b->lengths, &b->dir, "lengths", b->wbuf_small)) < 0) return rc;
+    if ((rc = tal_wfile_open(&b->lengths, &b->dir, b->compact ? "lengths.raw" : "lengths",
+                             b->wbuf_small)) < 0)
+        return rc;
     if ((rc = tal_wfile_open(&b->checksums, &b->dir, "checksums", b->wbuf_small)) < 0) return rc;
-    if ((rc = tal_wfile_open(&b->hdr_offsets, &b->dir, "hdr_offsets", b->wbuf_small)) < 0)
+    if ((rc = tal_wfile_open(&b->hdr_offsets, &b->dir,
+                             b->compact ? "hdr_offsets.raw" : "hdr_offsets", b->wbuf_small)) < 0)
+        return rc;
+    if (b->compact && (rc = tal_wfile_open(&b->hdr_stored, &b->dir, "headers", b->wbuf_small)) < 0)
         return rc;
     b->files_open = 1;
     if (b->opt->threads > 1) {
@@ -610,11 +795,16 @@ static int open_outputs(builder_t *b)
         tal_chunker_opt_t co;
         chunker_options(b->opt, &co);
         if ((rc = tal_chunker_start(&b->chunker, &co, &b->residues, b->composition)) < 0) return rc;
+        header_chunker_options(b->opt, &co);
+        if ((rc = tal_chunker_start(&b->hchunker, &co, &b->hdr_stored, b->hdr_composition)) < 0)
+            return rc;
     }
     if ((rc = keys_grow(b)) < 0) return rc;
     snprintf(cat_path, sizeof cat_path, "%s/catalog.sqlite", b->dir.tmp_path);
     tal_cleanup_add_file(&b->dir, "catalog.sqlite");
-    return tal_catalog_create(&b->cat, cat_path, b->opt->threads > 1, b->cache_kib);
+    /* compressed stores keep per-record rows only when asked for SQL on accessions */
+    return tal_catalog_create(&b->cat, cat_path, b->opt->threads > 1, b->cache_kib,
+                              !b->compact || b->opt->catalog_index);
 }
 
 int tal_store_build(const char *fasta_path, const char *out_path, const tal_index_opt_t *opt,
@@ -659,7 +849,10 @@ out:
     /* workers may still be writing chunks into the residues file: stop them first */
     tal_chunker_abort(b->chunker);
     b->chunker = NULL;
+    tal_chunker_abort(b->hchunker);
+    b->hchunker = NULL;
     if (b->files_open) {
+        if (b->compact) tal_wfile_abort(&b->hdr_stored);
         tal_wfile_abort(&b->headers);
         tal_wfile_abort(&b->residues);
         tal_wfile_abort(&b->seq_offsets);

@@ -32,8 +32,10 @@ struct tal_catalog_writer {
     sqlite3 *db;
     sqlite3_stmt *insert_first, *insert, *insert_many, *insert_taxon;
     int taxon_failed;
-    int64_t *taxa_seen; /* open-addressing set of taxids already in the taxa table */
+    int64_t *taxa_seen;     /* open-addressing set of taxids already in the taxa table */
+    uint64_t *taxa_records; /* without per-record rows: the records of each taxid seen */
     size_t taxa_cap, taxa_n;
+    int per_record; /* 0 (format 1.3 compressed stores): no records table, taxa count them */
     char *path;
     int threaded;
     batch_t *current;
@@ -60,31 +62,45 @@ static int exec_sql(tal_catalog_writer_t *w, const char *sql)
     return 0;
 }
 
-/* 1 the first time a taxid is seen; the organism of its first record is kept. */
+/* 1 the first time a taxid is seen; the organism of its first record is kept. Without
+ * per-record rows, the taxid's records are counted too. */
 static int taxon_is_new(tal_catalog_writer_t *w, int64_t taxid)
 {
     size_t j;
     if ((w->taxa_n + 1) * 2 > w->taxa_cap) {
         size_t cap = w->taxa_cap ? w->taxa_cap * 2 : 1024;
         int64_t *set = malloc(cap * sizeof *set);
-        if (!set) return 1; /* INSERT OR IGNORE keeps the table right anyway */
+        uint64_t *counts = calloc(cap, sizeof *counts);
+        if (!set || !counts) {
+            free(set);
+            free(counts);
+            if (!w->per_record) w->taxon_failed = 1; /* the counts would be wrong */
+            return 1; /* INSERT OR IGNORE keeps the table right anyway */
+        }
         for (size_t i = 0; i < cap; i++) set[i] = -1;
         for (size_t i = 0; i < w->taxa_cap; i++) {
             if (w->taxa_seen[i] < 0) continue;
             j = (size_t)((uint64_t)w->taxa_seen[i] * 0x9E3779B97F4A7C15ull >> 20) & (cap - 1);
             while (set[j] >= 0) j = (j + 1) & (cap - 1);
             set[j] = w->taxa_seen[i];
+            counts[j] = w->taxa_records[i];
         }
         free(w->taxa_seen);
+        free(w->taxa_records);
         w->taxa_seen = set;
+        w->taxa_records = counts;
         w->taxa_cap = cap;
     }
     j = (size_t)((uint64_t)taxid * 0x9E3779B97F4A7C15ull >> 20) & (w->taxa_cap - 1);
     while (w->taxa_seen[j] >= 0) {
-        if (w->taxa_seen[j] == taxid) return 0;
+        if (w->taxa_seen[j] == taxid) {
+            w->taxa_records[j]++;
+            return 0;
+        }
         j = (j + 1) & (w->taxa_cap - 1);
     }
     w->taxa_seen[j] = taxid;
+    w->taxa_records[j] = 1;
     w->taxa_n++;
     return 1;
 }
@@ -101,6 +117,7 @@ static void bind_row(tal_catalog_writer_t *w, sqlite3_stmt *st, int base, const 
     size_t organism_len;
     tal_header_keys(header, r->header_len, &keys);
     tal_header_taxon(header, r->header_len, &taxid, &organism, &organism_len);
+    if (!st) goto taxon; /* no per-record rows */
     if (with_id) sqlite3_bind_int64(st, ++base, (sqlite3_int64)r->id);
     sqlite3_bind_text(st, base + 1, keys.primary, (int)keys.primary_len, SQLITE_STATIC);
     if (keys.alias)
@@ -112,6 +129,7 @@ static void bind_row(tal_catalog_writer_t *w, sqlite3_stmt *st, int base, const 
     else
         sqlite3_bind_null(st, base + 3);
     sqlite3_bind_int64(st, base + 4, (sqlite3_int64)r->length);
+taxon:
     if (taxid >= 0 && taxon_is_new(w, taxid)) {
         /* rare (once per taxid): organism names go in their own table */
         sqlite3_stmt *tx = w->insert_taxon;
@@ -142,6 +160,16 @@ static int insert_batch(tal_catalog_writer_t *w, batch_t *b)
 {
     size_t i = 0;
     int rc;
+    if (!w->per_record) { /* only the taxa */
+        for (; i < b->n; i++) bind_row(w, NULL, 0, b, &b->rows[i], 0);
+        b->n = 0;
+        b->text_len = 0;
+        if (w->taxon_failed) {
+            tal_log_error("%s: insert failed: %s", w->path, sqlite3_errmsg(w->db));
+            return TAL_EIO;
+        }
+        return 0;
+    }
     if (b->n && b->rows[0].id == 0) { /* the first row sets the ids' origin */
         bind_row(w, w->insert_first, 0, b, &b->rows[0], 1);
         if ((rc = step_insert(w, w->insert_first)) < 0) return rc;
@@ -220,7 +248,7 @@ static int prepare_many(tal_catalog_writer_t *w)
 }
 
 int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threaded,
-                       unsigned cache_kib)
+                       unsigned cache_kib, int per_record)
 {
     char pragma[64];
     tal_catalog_writer_t *w = calloc(1, sizeof *w);
@@ -228,6 +256,7 @@ int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threade
     *out = NULL;
     if (!w) return TAL_ENOMEM;
     w->path = strdup(path);
+    w->per_record = per_record;
     w->current = batch_new();
     if (!w->path || !w->current) goto fail;
     if (sqlite3_open_v2(path, &w->db,
@@ -240,24 +269,36 @@ int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threade
     /* The file is fsynced by the builder; a crash mid-build leaves only the temp dir. */
     snprintf(pragma, sizeof pragma, "PRAGMA cache_size=-%u;", cache_kib);
     if ((rc = exec_sql(w, pragma)) != 0) goto fail;
-    rc = exec_sql(w, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA page_size=8192;"
-                     "CREATE TABLE records(id INTEGER PRIMARY KEY, accession TEXT NOT NULL,"
-                     " alias TEXT, taxid INTEGER, length INTEGER NOT NULL);"
-                     "CREATE TABLE taxa(taxid INTEGER PRIMARY KEY, organism TEXT);"
-                     "CREATE TABLE provenance(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-                     "CREATE TABLE reductions(id INTEGER PRIMARY KEY, started TEXT NOT NULL,"
-                     " command TEXT NOT NULL, parameters TEXT, summary TEXT);"
-                     "BEGIN;");
+    /* a catalog without per-record rows holds a few tables of metadata: small pages */
+    rc = exec_sql(w, per_record ? "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+                                  " PRAGMA page_size=8192;"
+                                : "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+                                  " PRAGMA page_size=1024;");
+    /* format 1.3 compressed stores: the accessions live in the keys section and the
+     * lengths in theirs; the catalog counts each taxon's records instead of listing them */
+    if (!rc)
+        rc = exec_sql(w, per_record ? "CREATE TABLE records(id INTEGER PRIMARY KEY, accession TEXT"
+                                      " NOT NULL, alias TEXT, taxid INTEGER, length INTEGER NOT"
+                                      " NULL);"
+                                      "CREATE TABLE taxa(taxid INTEGER PRIMARY KEY, organism TEXT);"
+                                    : "CREATE TABLE taxa(taxid INTEGER PRIMARY KEY, organism TEXT,"
+                                      " records INTEGER NOT NULL DEFAULT 0);");
+    if (!rc)
+        rc = exec_sql(w, "CREATE TABLE provenance(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                         "CREATE TABLE reductions(id INTEGER PRIMARY KEY, started TEXT NOT NULL,"
+                         " command TEXT NOT NULL, parameters TEXT, summary TEXT);"
+                         "BEGIN;");
     if (rc) goto fail;
-    if (sqlite3_prepare_v2(w->db,
-                           "INSERT INTO records(id,accession,alias,taxid,length) VALUES(?,?,?,?,?)",
-                           -1, &w->insert_first, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(w->db,
-                           "INSERT INTO records(accession,alias,taxid,length) VALUES(?,?,?,?)", -1,
-                           &w->insert, NULL) != SQLITE_OK ||
+    if ((per_record &&
+         (sqlite3_prepare_v2(
+              w->db, "INSERT INTO records(id,accession,alias,taxid,length) VALUES(?,?,?,?,?)", -1,
+              &w->insert_first, NULL) != SQLITE_OK ||
+          sqlite3_prepare_v2(w->db,
+                             "INSERT INTO records(accession,alias,taxid,length) VALUES(?,?,?,?)",
+                             -1, &w->insert, NULL) != SQLITE_OK ||
+          prepare_many(w) != 0)) ||
         sqlite3_prepare_v2(w->db, "INSERT OR IGNORE INTO taxa(taxid,organism) VALUES(?,?)", -1,
-                           &w->insert_taxon, NULL) != SQLITE_OK ||
-        prepare_many(w) != 0) {
+                           &w->insert_taxon, NULL) != SQLITE_OK) {
         tal_log_error("%s: %s", path, sqlite3_errmsg(w->db));
         rc = TAL_EIO;
         goto fail;
@@ -360,13 +401,33 @@ static void stop_thread(tal_catalog_writer_t *w)
     w->threaded = 0;
 }
 
+static int store_taxon_counts(tal_catalog_writer_t *w)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(w->db, "UPDATE taxa SET records=? WHERE taxid=?", -1, &st, NULL) !=
+        SQLITE_OK)
+        rc = TAL_EIO;
+    for (size_t i = 0; !rc && i < w->taxa_cap; i++) {
+        if (w->taxa_seen[i] < 0) continue;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)w->taxa_records[i]);
+        sqlite3_bind_int64(st, 2, w->taxa_seen[i]);
+        if (sqlite3_step(st) != SQLITE_DONE) rc = TAL_EIO;
+        sqlite3_reset(st);
+    }
+    if (rc) tal_log_error("%s: cannot count the taxa: %s", w->path, sqlite3_errmsg(w->db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int tal_catalog_finish(tal_catalog_writer_t *w, int make_index)
 {
     int rc = 0;
     if (w->current && w->current->n) rc = submit(w);
     stop_thread(w);
     if (!rc) rc = w->error;
-    if (!rc && make_index)
+    if (!rc && !w->per_record) rc = store_taxon_counts(w);
+    if (!rc && make_index && w->per_record)
         rc = exec_sql(w, "CREATE INDEX records_accession ON records(accession);"
                          "CREATE INDEX records_alias ON records(alias) WHERE alias IS NOT NULL;");
     return rc;
@@ -398,6 +459,7 @@ void tal_catalog_abort(tal_catalog_writer_t *w)
     if (w->insert_taxon) sqlite3_finalize(w->insert_taxon);
     if (w->insert_many) sqlite3_finalize(w->insert_many);
     free(w->taxa_seen);
+    free(w->taxa_records);
     if (w->db) sqlite3_close(w->db);
     batch_free(w->current);
     for (int i = 0; i < w->n_free; i++) batch_free(w->free_list[i]);

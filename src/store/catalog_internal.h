@@ -8,8 +8,10 @@
 
 typedef struct tal_catalog_writer tal_catalog_writer_t;
 
+/* per_record 0 (format 1.3 compressed stores): no records table; the taxa table counts
+ * each taxid's records instead. */
 int tal_catalog_create(tal_catalog_writer_t **out, const char *path, int threaded,
-                       unsigned cache_kib);
+                       unsigned cache_kib, int per_record);
 /* Queues a record; accession, alias, taxid and organism are parsed from the header by
  * the catalog's thread. */
 int tal_catalog_add(tal_catalog_writer_t *w, uint64_t id, const char *header, size_t header_len,

@@ -35,7 +35,8 @@ const char *tal_codec_name(uint32_t codec)
 
 static int default_level(uint32_t codec, int level)
 {
-    return level ? level : (codec == TAL_CODEC_ZSTD ? 3 : 1);
+    /* zstd: 9, where chunks of proteins find their repeats within the chunk */
+    return level ? level : (codec == TAL_CODEC_ZSTD ? 9 : 1);
 }
 
 int tal_codec_ctx_create(tal_codec_ctx_t **out, uint32_t codec, int level, size_t chunk_size)

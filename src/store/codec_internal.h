@@ -8,7 +8,7 @@
 
 typedef struct tal_codec_ctx tal_codec_ctx_t;
 
-/* level 0 picks the codec's default (lz4: 1, the fast mode; zstd: 3). chunk_size is the
+/* level 0 picks the codec's default (lz4: 1, the fast mode; zstd: 9). chunk_size is the
  * most raw bytes a chunk aims at: a longer one (a record of its own) is compressed with
  * the tables of a chunk_size one, so the context never holds more than
  * tal_codec_ctx_footprint says. 0 for a context that only decompresses. */

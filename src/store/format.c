@@ -43,6 +43,7 @@ const char *tal_section_name(uint32_t id)
     case TAL_SEC_CATALOG: return "catalog";
     case TAL_SEC_CHUNKS: return "chunk table";
     case TAL_SEC_LAYOUT: return "line layout";
+    case TAL_SEC_HDR_CHUNKS: return "header chunk table";
     default: return "unknown section";
     }
 }

@@ -12,7 +12,9 @@
 
 #define TAL_STORE_MAGIC  "TALSTOR\x1a"
 #define TAL_FORMAT_MAJOR 1u
-#define TAL_FORMAT_MINOR 2u /* 1.1: compressed residue chunks; 1.2: the line layout */
+#define TAL_FORMAT_MINOR                                                                           \
+    3u /* 1.1: compressed residue chunks; 1.2: the line layout;
+                            * 1.3: compact compressed stores */
 #define TAL_META_FILE    "meta"
 #define TAL_MAX_SECTIONS 64u
 
@@ -31,8 +33,11 @@ typedef enum {
     TAL_SEC_KEYS,             /* tal_key_slot_t[key_slots]: open-addressing hash table */
     TAL_SEC_CATALOG,          /* catalog.sqlite, checksummed as a whole */
     TAL_SEC_CHUNKS,           /* tal_chunk_disk_t[]: the chunks of compressed residues */
-    TAL_SEC_LAYOUT            /* optional: the input's line layout (layout_internal.h) */
+    TAL_SEC_LAYOUT,           /* optional: the input's line layout (layout_internal.h) */
+    TAL_SEC_HDR_CHUNKS        /* tal_chunk_disk_t[]: the chunks of compressed headers (1.3) */
 } tal_section_id_t;
+
+#define TAL_SEC_LAST TAL_SEC_HDR_CHUNKS
 
 typedef enum { TAL_CODEC_NONE = 0, TAL_CODEC_LZ4 = 1, TAL_CODEC_ZSTD = 2 } tal_codec_t;
 
@@ -64,7 +69,9 @@ typedef struct {
     uint64_t key_slots;        /* power of two */
     uint64_t chunk_size;       /* compressed stores: the raw bytes a chunk aims at */
     uint64_t chunk_count;      /* compressed stores: entries in the chunk table */
-    uint64_t reserved[5];
+    uint64_t hdr_chunk_size;   /* 1.3 compressed stores: the raw bytes a header chunk aims at */
+    uint64_t hdr_chunk_count;  /* 1.3 compressed stores: entries in the header chunk table */
+    uint64_t reserved[3];
 } tal_meta_disk_t;
 
 /* One chunk of compressed residues: the raw residues of records [first_record,
@@ -95,6 +102,8 @@ typedef struct {
 } tal_key_slot_t;
 
 #define TAL_KEY_ALIAS      0x80000000u
+/* meta flags (format 1.3) */
+#define TAL_META_ONE_KEY   1u /* the accession table holds one key per record (format.md 5.5) */
 #define TAL_MAX_RECORDS    0x7ffffffeull
 #define TAL_MAX_CHUNK_SIZE (1ull << 30) /* the largest --chunk-size */
 
@@ -118,6 +127,22 @@ typedef struct {
     const char *alias; /* NULL if none */
     size_t alias_len;
 } tal_keys_t;
+
+/* Format 1.3, one key per record: the home slot of a tag in a table of any size. */
+static inline uint64_t tal_key_home_any(uint32_t tag, uint64_t slots)
+{
+    return ((uint64_t)tag * slots) >> 32;
+}
+
+/* The one key of a record in a table with TAL_META_ONE_KEY: the ACC of "db|ACC|NAME" if
+ * the header has one, else the first word. Looking up a first word or an ACC probes the
+ * key of the text looked up, computed the same way, so it finds every record whose
+ * first word or ACC it is. */
+static inline void tal_one_key(const tal_keys_t *k, const char **key, size_t *len)
+{
+    *key = k->alias ? k->alias : k->primary;
+    *len = k->alias ? k->alias_len : k->primary_len;
+}
 
 void tal_header_keys(const char *header, size_t len, tal_keys_t *keys);
 uint64_t tal_key_hash(const char *key, size_t len);

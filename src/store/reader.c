@@ -29,6 +29,7 @@ typedef struct {
 
 #define CACHE_SLOTS         64
 #define CACHE_BYTES_DEFAULT (32u << 20)
+#define HDR_CACHE_SLOTS     8 /* decoded header chunks (format 1.3), 256 KiB each */
 
 typedef struct {
     uint64_t chunk; /* UINT64_MAX: empty */
@@ -42,12 +43,13 @@ struct tal_store {
     unsigned char *meta_buf;
     const tal_meta_disk_t *meta;
     const tal_section_disk_t *sections;
-    section_map_t maps[TAL_SEC_LAYOUT + 1];
+    section_map_t maps[TAL_SEC_LAST + 1];
     const char *headers;
     const uint64_t *hdr_offsets, *seq_offsets, *lengths, *checksums;
     const char *residues;
     const tal_key_slot_t *slots;
     unsigned slot_bits;
+    int one_key; /* format 1.3: one key a record, home slots scaled to the table */
     /* compressed residues: the chunk table and a small cache of decoded chunks */
     const tal_chunk_disk_t *chunks;
     uint64_t n_chunks;
@@ -61,12 +63,21 @@ struct tal_store {
     /* random access (tal_store_set_random_access): what a lookup needs is read with
      * pread into these buffers instead of through the mappings */
     int random;
-    int fds[TAL_SEC_LAYOUT + 1]; /* the section files, -1 until opened */
-    char *hbuf, *sbuf, *zbuf;    /* a record's header and residues; a stored chunk */
+    int fds[TAL_SEC_LAST + 1]; /* the section files, -1 until opened */
+    char *hbuf, *sbuf, *zbuf;  /* a record's header and residues; a stored chunk */
     size_t hcap, scap, zcap;
     char *kbuf; /* the header of a key candidate */
     size_t kcap, klen;
     uint64_t kid; /* the record kbuf holds the header of (UINT64_MAX: none) */
+    /* format 1.3 compressed stores: the per-record arrays decoded on open, and the
+     * header chunks with a small cache of decoded ones */
+    uint64_t *own[TAL_SEC_LAST + 1];
+    const tal_chunk_disk_t *hchunks;
+    uint64_t n_hchunks;
+    cache_entry_t hcache[HDR_CACHE_SLOTS];
+    uint64_t hcache_clock, last_hchunk, bad_hchunk;
+    char *hzbuf; /* random access: a stored header chunk */
+    size_t hzcap;
 };
 
 static int cached_chunk(const tal_store_t *cs, uint64_t k, const char **data);
@@ -149,15 +160,18 @@ static int map_section(tal_store_t *s, const tal_section_disk_t *sec)
     struct stat st;
     section_map_t *m;
     int fd;
-    if (sec->id == 0 || sec->id > TAL_SEC_LAYOUT) return 0; /* newer minor version: skip */
+    if (sec->id == 0 || sec->id > TAL_SEC_LAST) return 0; /* newer minor version: skip */
     m = &s->maps[sec->id];
     if (m->disk) return corrupt(s, "a section is listed twice");
     if (memchr(sec->file, '\0', sizeof sec->file) == NULL || strchr(sec->file, '/') ||
         sec->file[0] == '.' || sec->file[0] == '\0')
         return corrupt(s, "a section names an invalid file");
     m->disk = sec;
+    /* residues since 1.1; headers and the three arrays of lengths and offsets since 1.3 */
     if (sec->codec != TAL_CODEC_NONE &&
-        !(sec->id == TAL_SEC_RESIDUES &&
+        !((sec->id == TAL_SEC_RESIDUES || sec->id == TAL_SEC_HEADERS ||
+           sec->id == TAL_SEC_HDR_OFFSETS || sec->id == TAL_SEC_SEQ_OFFSETS ||
+           sec->id == TAL_SEC_LENGTHS) &&
           (sec->codec == TAL_CODEC_LZ4 || sec->codec == TAL_CODEC_ZSTD)))
         return corrupt(s, "a section uses an unknown codec");
     if (sec->id == TAL_SEC_CATALOG) return 0; /* opened by SQLite, not mapped */
@@ -197,6 +211,7 @@ static int map_section(tal_store_t *s, const tal_section_disk_t *sec)
 
 static int need(tal_store_t *s, uint32_t id, uint64_t size)
 {
+    if (s->own[id]) return 0; /* decoded or derived on open, of exactly its size */
     if (!s->maps[id].disk) {
         tal_log_error("%s: the %s section is missing from the meta table; the store is damaged",
                       s->path, tal_section_name(id));
@@ -210,40 +225,131 @@ static int need(tal_store_t *s, uint32_t id, uint64_t size)
     return 0;
 }
 
-/* The chunk table must tile the records, the raw residue space and the residues file
- * exactly, in order; then any record maps to one chunk and one range inside it. */
-static int check_chunks(tal_store_t *s)
+/* A chunk table (of the residues, or since 1.3 of the headers) must tile the records, the
+ * raw space the offsets index and the stored file exactly, in order; then any record maps
+ * to one chunk and one range inside it. */
+static int check_chunk_table(tal_store_t *s, const tal_chunk_disk_t *table, uint64_t count,
+                             uint64_t chunk_size, const uint64_t *offsets, uint64_t raw_total,
+                             uint64_t stored_total, uint32_t codec, const char *name)
 {
     const tal_meta_disk_t *m = s->meta;
-    uint64_t record = 0, raw = 0, stored = 0, stored_total = s->maps[TAL_SEC_RESIDUES].size;
+    uint64_t record = 0, raw = 0, stored = 0;
     char what[160];
-    s->chunks = (const tal_chunk_disk_t *)s->maps[TAL_SEC_CHUNKS].data;
-    s->n_chunks = m->chunk_count;
-    if (m->chunk_size == 0 || (m->record_count && !s->n_chunks))
-        return corrupt(s, "the chunk table is empty or has no chunk size");
-    for (uint64_t k = 0; k < s->n_chunks; k++) {
-        const tal_chunk_disk_t *c = &s->chunks[k];
-        int bad =
-            c->first_record != record || c->record_count == 0 ||
-            c->record_count > m->record_count - record || c->raw_offset != raw ||
-            c->stored_offset != stored || c->stored_size > stored_total - stored ||
-            c->raw_size > m->residue_count - raw ||
-            s->seq_offsets[record + c->record_count] - s->seq_offsets[record] != c->raw_size ||
-            s->seq_offsets[record] != raw || (c->codec != TAL_CODEC_NONE && c->codec != s->codec) ||
-            (c->codec == TAL_CODEC_NONE && c->stored_size != c->raw_size) ||
-            (c->raw_size > m->chunk_size && c->record_count != 1) || c->raw_size > SIZE_MAX / 2;
+    if (chunk_size == 0 || (m->record_count && !count)) {
+        snprintf(what, sizeof what, "the %s is empty or has no chunk size", name);
+        return corrupt(s, what);
+    }
+    for (uint64_t k = 0; k < count; k++) {
+        const tal_chunk_disk_t *c = &table[k];
+        int bad = c->first_record != record || c->record_count == 0 ||
+                  c->record_count > m->record_count - record || c->raw_offset != raw ||
+                  c->stored_offset != stored || c->stored_size > stored_total - stored ||
+                  c->raw_size > raw_total - raw ||
+                  offsets[record + c->record_count] - offsets[record] != c->raw_size ||
+                  offsets[record] != raw || (c->codec != TAL_CODEC_NONE && c->codec != codec) ||
+                  (c->codec == TAL_CODEC_NONE && c->stored_size != c->raw_size) ||
+                  (c->raw_size > chunk_size && c->record_count != 1) ||
+                  c->raw_size > SIZE_MAX / 2 ||
+                  /* neither codec expands a byte to more than 32 KiB (a zstd RLE block) */
+                  (c->codec != TAL_CODEC_NONE && c->raw_size / 32768 > c->stored_size + 64);
         if (bad) {
-            snprintf(what, sizeof what, "chunk %llu of the chunk table is inconsistent",
-                     (unsigned long long)k + 1);
+            snprintf(what, sizeof what, "chunk %llu of the %s is inconsistent",
+                     (unsigned long long)k + 1, name);
             return corrupt(s, what);
         }
         record += c->record_count;
         raw += c->raw_size;
         stored += c->stored_size;
     }
-    if (record != m->record_count || raw != m->residue_count || stored != stored_total)
-        return corrupt(s, "the chunk table does not cover the store");
+    if (record != m->record_count || raw != raw_total || stored != stored_total) {
+        snprintf(what, sizeof what, "the %s does not cover the store", name);
+        return corrupt(s, what);
+    }
     return 0;
+}
+
+static int check_chunks(tal_store_t *s)
+{
+    s->chunks = (const tal_chunk_disk_t *)s->maps[TAL_SEC_CHUNKS].data;
+    s->n_chunks = s->meta->chunk_count;
+    return check_chunk_table(s, s->chunks, s->n_chunks, s->meta->chunk_size, s->seq_offsets,
+                             s->meta->residue_count, s->maps[TAL_SEC_RESIDUES].size, s->codec,
+                             "chunk table");
+}
+
+/* Format 1.3: an array section compressed as one block of its eight byte planes, of the
+ * values' differences when delta is set (doc/format.md 4.6), decoded into s->own[id]. */
+static int decode_array(tal_store_t *s, uint32_t id, uint64_t count, int delta)
+{
+    const section_map_t *m = &s->maps[id];
+    size_t bytes = (size_t)count * 8;
+    unsigned char *planes = NULL;
+    uint64_t *values = NULL, prev = 0;
+    tal_codec_ctx_t *ctx = NULL;
+    char what[128];
+    int rc;
+    if (!m->disk || m->disk->codec == TAL_CODEC_NONE) return 0;
+    if (m->disk->codec != s->codec) {
+        snprintf(what, sizeof what, "the %s section's codec is not the residues'",
+                 tal_section_name(id));
+        return corrupt(s, what);
+    }
+    planes = malloc(bytes ? bytes : 1);
+    values = malloc(bytes ? bytes : 1);
+    rc = planes && values ? tal_codec_ctx_create(&ctx, m->disk->codec, 0, 0) : TAL_ENOMEM;
+    if (rc == 0)
+        rc = tal_codec_decompress(ctx, m->disk->codec, m->data ? (const char *)m->data : "",
+                                  m->size, (char *)planes, bytes);
+    tal_codec_ctx_free(ctx);
+    if (rc < 0) {
+        free(planes);
+        free(values);
+        if (rc != TAL_EINPUT) return rc;
+        snprintf(what, sizeof what, "the %s section does not decompress", tal_section_name(id));
+        return corrupt(s, what);
+    }
+    for (size_t i = 0; i < count; i++) {
+        uint64_t v = 0;
+        for (size_t j = 0; j < 8; j++) v |= (uint64_t)planes[j * count + i] << (8 * j);
+        values[i] = delta ? (prev += v) : v;
+    }
+    free(planes);
+    s->own[id] = values;
+    return 0;
+}
+
+/* Format 1.3 compressed stores have no lengths section: the lengths are the differences
+ * of the sequence offsets (decoded or mapped, of the checked size). */
+static int derive_lengths(tal_store_t *s, uint64_t n)
+{
+    const uint64_t *offsets = s->own[TAL_SEC_SEQ_OFFSETS]
+                                  ? s->own[TAL_SEC_SEQ_OFFSETS]
+                                  : (const uint64_t *)s->maps[TAL_SEC_SEQ_OFFSETS].data;
+    uint64_t *lengths;
+    int rc;
+    if ((rc = need(s, TAL_SEC_SEQ_OFFSETS, (n + 1) * 8)) < 0) return rc;
+    if (!(lengths = malloc(n ? (size_t)n * 8 : 1))) return TAL_ENOMEM;
+    for (uint64_t i = 0; i < n; i++) lengths[i] = offsets[i + 1] - offsets[i];
+    s->own[TAL_SEC_LENGTHS] = lengths;
+    return 0;
+}
+
+static int check_header_chunks(tal_store_t *s)
+{
+    const tal_meta_disk_t *m = s->meta;
+    const section_map_t *h = &s->maps[TAL_SEC_HEADERS];
+    int rc;
+    if (h->disk->codec != s->codec)
+        return corrupt(s, "the headers section's codec is not the residues'");
+    if (m->hdr_chunk_count > m->record_count || m->hdr_chunk_size == 0 ||
+        m->hdr_chunk_size > TAL_MAX_CHUNK_SIZE)
+        return corrupt(s, "the header chunk count or chunk size is impossible");
+    if ((rc = need(s, TAL_SEC_HDR_CHUNKS, m->hdr_chunk_count * sizeof(tal_chunk_disk_t))) < 0)
+        return rc;
+    s->hchunks = (const tal_chunk_disk_t *)s->maps[TAL_SEC_HDR_CHUNKS].data;
+    s->n_hchunks = m->hdr_chunk_count;
+    return check_chunk_table(s, s->hchunks, s->n_hchunks, m->hdr_chunk_size, s->hdr_offsets,
+                             m->header_bytes, h->size, s->codec, "header chunk table");
 }
 
 static int check_layout(tal_store_t *s)
@@ -252,13 +358,17 @@ static int check_layout(tal_store_t *s)
     uint64_t n = m->record_count;
     int rc;
     if (n > TAL_MAX_RECORDS) return corrupt(s, "the record count is impossible");
-    if (m->key_slots == 0 || (m->key_slots & (m->key_slots - 1)) || m->key_slots > (1ull << 32) ||
-        m->key_count >= m->key_slots)
+    s->one_key = (m->flags & TAL_META_ONE_KEY) != 0;
+    if (m->key_slots == 0 || (!s->one_key && (m->key_slots & (m->key_slots - 1))) ||
+        m->key_slots > (1ull << 32) || m->key_count >= m->key_slots)
         return corrupt(s, "the accession table size is impossible");
     while ((1ull << s->slot_bits) < m->key_slots) s->slot_bits++;
-    if ((rc = need(s, TAL_SEC_HEADERS, m->header_bytes)) < 0) return rc;
     if (!s->maps[TAL_SEC_RESIDUES].disk) return corrupt(s, "the residues section is missing");
     s->codec = s->maps[TAL_SEC_RESIDUES].disk->codec;
+    if (!s->maps[TAL_SEC_HEADERS].disk) return corrupt(s, "the headers section is missing");
+    if (s->maps[TAL_SEC_HEADERS].disk->codec == TAL_CODEC_NONE &&
+        (rc = need(s, TAL_SEC_HEADERS, m->header_bytes)) < 0)
+        return rc;
     if (s->codec == TAL_CODEC_NONE && (rc = need(s, TAL_SEC_RESIDUES, m->residue_count)) < 0)
         return rc;
     /* each chunk holds a record at least: this bounds the count before it is multiplied */
@@ -268,17 +378,30 @@ static int check_layout(tal_store_t *s)
     if (s->codec != TAL_CODEC_NONE &&
         (rc = need(s, TAL_SEC_CHUNKS, m->chunk_count * sizeof(tal_chunk_disk_t))) < 0)
         return rc;
+    /* the checksums (never compressed) bound n before anything is sized by it */
+    if ((rc = need(s, TAL_SEC_RECORD_CHECKSUMS, n * 8)) < 0) return rc;
+    if ((rc = decode_array(s, TAL_SEC_HDR_OFFSETS, n + 1, 1)) < 0 ||
+        (rc = decode_array(s, TAL_SEC_SEQ_OFFSETS, n + 1, 1)) < 0 ||
+        (rc = decode_array(s, TAL_SEC_LENGTHS, n, 0)) < 0)
+        return rc;
+    if (!s->maps[TAL_SEC_LENGTHS].disk && s->maps[TAL_SEC_HEADERS].disk->codec != TAL_CODEC_NONE &&
+        (rc = derive_lengths(s, n)) < 0)
+        return rc;
     if ((rc = need(s, TAL_SEC_HDR_OFFSETS, (n + 1) * 8)) < 0) return rc;
     if ((rc = need(s, TAL_SEC_SEQ_OFFSETS, (n + 1) * 8)) < 0) return rc;
     if ((rc = need(s, TAL_SEC_LENGTHS, n * 8)) < 0) return rc;
-    if ((rc = need(s, TAL_SEC_RECORD_CHECKSUMS, n * 8)) < 0) return rc;
     if ((rc = need(s, TAL_SEC_KEYS, m->key_slots * sizeof(tal_key_slot_t))) < 0) return rc;
     if (!s->maps[TAL_SEC_CATALOG].disk) return corrupt(s, "the catalog section is missing");
     s->headers = (const char *)s->maps[TAL_SEC_HEADERS].data;
     s->residues = (const char *)s->maps[TAL_SEC_RESIDUES].data;
-    s->hdr_offsets = (const uint64_t *)s->maps[TAL_SEC_HDR_OFFSETS].data;
-    s->seq_offsets = (const uint64_t *)s->maps[TAL_SEC_SEQ_OFFSETS].data;
-    s->lengths = (const uint64_t *)s->maps[TAL_SEC_LENGTHS].data;
+    s->hdr_offsets = s->own[TAL_SEC_HDR_OFFSETS]
+                         ? s->own[TAL_SEC_HDR_OFFSETS]
+                         : (const uint64_t *)s->maps[TAL_SEC_HDR_OFFSETS].data;
+    s->seq_offsets = s->own[TAL_SEC_SEQ_OFFSETS]
+                         ? s->own[TAL_SEC_SEQ_OFFSETS]
+                         : (const uint64_t *)s->maps[TAL_SEC_SEQ_OFFSETS].data;
+    s->lengths = s->own[TAL_SEC_LENGTHS] ? s->own[TAL_SEC_LENGTHS]
+                                         : (const uint64_t *)s->maps[TAL_SEC_LENGTHS].data;
     s->checksums = (const uint64_t *)s->maps[TAL_SEC_RECORD_CHECKSUMS].data;
     s->slots = (const tal_key_slot_t *)s->maps[TAL_SEC_KEYS].data;
     if (s->hdr_offsets[0] != 0 || s->hdr_offsets[n] != m->header_bytes)
@@ -295,6 +418,8 @@ static int check_layout(tal_store_t *s)
             return corrupt(s, what);
         }
     }
+    if (s->maps[TAL_SEC_HEADERS].disk->codec != TAL_CODEC_NONE && (rc = check_header_chunks(s)) < 0)
+        return rc;
     if (s->codec != TAL_CODEC_NONE) return check_chunks(s);
     return 0;
 }
@@ -315,6 +440,7 @@ int tal_store_open(tal_store_t **out, const char *path)
         if ((rc = map_section(s, &s->sections[i])) < 0) goto fail;
     if ((rc = check_layout(s)) < 0) goto fail;
     for (unsigned i = 0; i < CACHE_SLOTS; i++) s->cache[i].chunk = UINT64_MAX;
+    for (unsigned i = 0; i < HDR_CACHE_SLOTS; i++) s->hcache[i].chunk = UINT64_MAX;
     s->last_chunk = 0;
     if (s->codec != TAL_CODEC_NONE && (rc = tal_store_set_cache(s, CACHE_BYTES_DEFAULT)) < 0)
         goto fail;
@@ -329,17 +455,20 @@ void tal_store_close(tal_store_t *s)
 {
     if (!s) return;
     if (s->random)
-        for (size_t i = 0; i <= TAL_SEC_LAYOUT; i++)
+        for (size_t i = 0; i <= TAL_SEC_LAST; i++)
             if (s->fds[i] >= 0) close(s->fds[i]);
     free(s->hbuf);
     free(s->sbuf);
     free(s->zbuf);
     free(s->kbuf);
+    free(s->hzbuf);
+    for (unsigned i = 0; i < HDR_CACHE_SLOTS; i++) free(s->hcache[i].buf);
+    for (size_t i = 0; i <= TAL_SEC_LAST; i++) free(s->own[i]);
     for (unsigned i = 0; i < CACHE_SLOTS; i++)
         if (s->cache[i].buf) tal_pool_put(s->pool, s->cache[i].buf, s->cache[i].cap);
     tal_pool_destroy(s->pool);
     tal_codec_ctx_free(s->dctx);
-    for (size_t i = 0; i <= TAL_SEC_LAYOUT; i++)
+    for (size_t i = 0; i <= TAL_SEC_LAST; i++)
         if (s->maps[i].data) munmap((void *)s->maps[i].data, s->maps[i].size);
     free(s->meta_buf);
     free(s->path);
@@ -376,9 +505,9 @@ int tal_store_set_random_access(tal_store_t *s, int on)
 {
     s->kid = UINT64_MAX;
     if (on && !s->random)
-        for (size_t i = 0; i <= TAL_SEC_LAYOUT; i++) s->fds[i] = -1;
+        for (size_t i = 0; i <= TAL_SEC_LAST; i++) s->fds[i] = -1;
     if (!on && s->random)
-        for (size_t i = 0; i <= TAL_SEC_LAYOUT; i++)
+        for (size_t i = 0; i <= TAL_SEC_LAST; i++)
             if (s->fds[i] >= 0) close(s->fds[i]), s->fds[i] = -1;
     s->random = on != 0;
     return 0;
@@ -415,7 +544,115 @@ static int section_pread(const tal_store_t *cs, uint32_t id, uint64_t off, void 
 /* u64 values [id, id + n) of an array section. */
 static int array_pread(const tal_store_t *s, uint32_t sec, uint64_t id, uint64_t *v, size_t n)
 {
+    if (s->own[sec]) { /* decoded on open (the caller stays within the array) */
+        memcpy(v, s->own[sec] + id, n * sizeof *v);
+        return 0;
+    }
     return section_pread(s, sec, id * sizeof *v, v, n * sizeof *v);
+}
+
+/* ---- compressed headers (format 1.3) ---- */
+
+static uint64_t hchunk_of(const tal_store_t *s, uint64_t id)
+{
+    uint64_t lo = 0, hi = s->n_hchunks;
+    const tal_chunk_disk_t *c = &s->hchunks[s->last_hchunk < s->n_hchunks ? s->last_hchunk : 0];
+    if (id >= c->first_record && id - c->first_record < c->record_count)
+        return (uint64_t)(c - s->hchunks);
+    while (hi - lo > 1) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (s->hchunks[mid].first_record <= id)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void hchunk_name(const tal_store_t *s, uint64_t k, char *buf, size_t size)
+{
+    const tal_chunk_disk_t *c = &s->hchunks[k];
+    snprintf(buf, size, "header chunk %llu (records %llu-%llu)", (unsigned long long)k + 1,
+             (unsigned long long)c->first_record + 1,
+             (unsigned long long)(c->first_record + c->record_count));
+}
+
+int tal_store_hchunk_intact_(const tal_store_t *cs, uint64_t k, const char **stored)
+{
+    tal_store_t *s = (tal_store_t *)cs;
+    const tal_chunk_disk_t *c = &s->hchunks[k];
+    const char *base = (const char *)s->maps[TAL_SEC_HEADERS].data;
+    *stored = base ? base + c->stored_offset : "";
+    if (s->random && c->stored_size) {
+        if (tal_buf_reserve(&s->hzbuf, &s->hzcap, (size_t)c->stored_size) < 0 ||
+            section_pread(s, TAL_SEC_HEADERS, c->stored_offset, s->hzbuf, (size_t)c->stored_size) <
+                0)
+            return 0;
+        *stored = s->hzbuf;
+    }
+    return XXH3_64bits(*stored, (size_t)c->stored_size) == c->checksum;
+}
+
+const tal_chunk_disk_t *tal_store_hchunks_(const tal_store_t *s, uint64_t *count)
+{
+    *count = s->n_hchunks;
+    return s->hchunks;
+}
+
+void tal_store_hchunk_name_(const tal_store_t *s, uint64_t k, char *buf, size_t size)
+{
+    hchunk_name(s, k, buf, size);
+}
+
+/* Header chunk k decoded, from the cache or into its least recently used slot. Pointers
+ * into a slot stay valid until HDR_CACHE_SLOTS - 1 other chunks have been decoded, so a
+ * caller may hold a header while it reads another. */
+static int cached_hchunk(tal_store_t *s, uint64_t k, const char **data)
+{
+    cache_entry_t *victim = NULL;
+    const tal_chunk_disk_t *c = &s->hchunks[k];
+    const char *stored;
+    char name[96], what[160];
+    int rc;
+    s->last_hchunk = k;
+    for (unsigned i = 0; i < HDR_CACHE_SLOTS; i++) {
+        cache_entry_t *e = &s->hcache[i];
+        if (e->chunk == k) {
+            e->used_at = ++s->hcache_clock;
+            *data = e->buf;
+            return 0;
+        }
+        if (!victim || e->used_at < victim->used_at) victim = e;
+    }
+    if (s->bad_hchunk == k + 1) return TAL_EINPUT; /* said once already */
+    victim->chunk = UINT64_MAX;
+    if ((rc = tal_buf_reserve(&victim->buf, &victim->cap, (size_t)c->raw_size + 1)) < 0) return rc;
+    if (!s->dctx && (rc = tal_codec_ctx_create(&s->dctx, s->codec, 0, 0)) < 0) return rc;
+    if (!tal_store_hchunk_intact_(s, k, &stored)) {
+        hchunk_name(s, k, name, sizeof name);
+        snprintf(what, sizeof what, "%s fails its checksum", name);
+        s->bad_hchunk = k + 1;
+        return corrupt(s, what);
+    }
+    rc = tal_codec_decompress(s->dctx, c->codec, stored, c->stored_size, victim->buf, c->raw_size);
+    if (rc == TAL_EINPUT) {
+        hchunk_name(s, k, name, sizeof name);
+        snprintf(what, sizeof what, "%s does not decompress", name);
+        s->bad_hchunk = k + 1;
+        return corrupt(s, what);
+    }
+    if (rc < 0) return rc;
+    victim->chunk = k;
+    victim->used_at = ++s->hcache_clock;
+    *data = victim->buf;
+    return 0;
+}
+
+/* 1 if record id's header lies in a header chunk already reported as damaged. */
+static int header_lost(const tal_store_t *s, uint64_t id)
+{
+    return s->hchunks && s->bad_hchunk && id < s->meta->record_count &&
+           s->bad_hchunk == hchunk_of(s, id) + 1;
 }
 
 /* Header bytes of record id, bounds-checked; no checksum. In random-access mode they are
@@ -435,6 +672,16 @@ static int header_at(const tal_store_t *s, uint64_t id, const char **h, size_t *
     }
     if (a > b || b > s->meta->header_bytes) return TAL_EINPUT;
     *len = (size_t)(b - a);
+    if (s->hchunks) {
+        tal_store_t *ms = (tal_store_t *)s; /* the header cache */
+        uint64_t k = hchunk_of(s, id);
+        const tal_chunk_disk_t *c = &s->hchunks[k];
+        const char *data;
+        if (a < c->raw_offset || b - c->raw_offset > c->raw_size) return TAL_EINPUT;
+        if ((rc = cached_hchunk(ms, k, &data)) < 0) return rc;
+        *h = data + (a - c->raw_offset);
+        return 0;
+    }
     if (!s->random) {
         *h = s->headers + a;
         return 0;
@@ -459,7 +706,7 @@ static int record_header(const tal_store_t *cs, uint64_t id, const char **h, siz
 void tal_store_release_(const tal_store_t *s, uint32_t id)
 {
     const section_map_t *m;
-    if (id > TAL_SEC_LAYOUT) return;
+    if (id > TAL_SEC_LAST) return;
     m = &s->maps[id];
     if (m->data && m->size) madvise((void *)m->data, m->size, MADV_DONTNEED);
 }
@@ -488,7 +735,7 @@ int tal_store_record_at_(const tal_store_t *cs, uint64_t id, const char *base, u
     char what[128];
     int rc;
     if ((rc = record_header(s, id, &rec->header, &rec->header_len)) < 0) {
-        if (rc != TAL_EINPUT) return rc;
+        if (rc != TAL_EINPUT || header_lost(s, id)) return rc; /* named the chunk */
         goto bad;
     }
     if (s->random) {
@@ -676,16 +923,31 @@ int tal_store_buffer_report(tal_store_t *s, tal_mem_report_t *report)
 
 int tal_store_find(const tal_store_t *s, const char *acc, size_t acc_len, uint64_t *id)
 {
-    uint32_t tag = tal_key_tag(tal_key_hash(acc, acc_len));
-    uint64_t mask = s->meta->key_slots - 1, j = tal_key_home(tag, s->slot_bits);
+    uint32_t tag;
+    uint64_t n_slots = s->meta->key_slots, j;
     uint64_t alias_id = UINT64_MAX;
+    if (s->one_key) { /* probe for the key acc has as a record's first word */
+        tal_keys_t ak;
+        const char *key;
+        size_t key_len;
+        tal_header_keys(acc, acc_len, &ak);
+        if (ak.primary_len != acc_len) ak.alias = NULL; /* not one word: acc itself */
+        ak.primary = acc;
+        ak.primary_len = acc_len;
+        tal_one_key(&ak, &key, &key_len);
+        tag = tal_key_tag(tal_key_hash(key, key_len));
+        j = tal_key_home_any(tag, n_slots);
+    } else {
+        tag = tal_key_tag(tal_key_hash(acc, acc_len));
+        j = tal_key_home(tag, s->slot_bits);
+    }
     /* A record whose first word is acc wins over one that only has acc as its
      * "db|ACC|" alias; among aliases the earliest record wins. The probe is bounded so
      * that a damaged table without empty slots cannot loop. */
     tal_store_t *ms = (tal_store_t *)s; /* random access: its buffers */
     tal_key_slot_t window[16];
     uint64_t window_at = UINT64_MAX; /* the slot window[0] holds */
-    for (uint64_t step = 0; step <= mask; step++, j = (j + 1) & mask) {
+    for (uint64_t step = 0; step < n_slots; step++, j = j + 1 == n_slots ? 0 : j + 1) {
         tal_key_slot_t k;
         const char *h;
         size_t len;
@@ -696,7 +958,7 @@ int tal_store_find(const tal_store_t *s, const char *acc, size_t acc_len, uint64
             k = s->slots[j];
         } else {
             if (window_at == UINT64_MAX || j < window_at || j >= window_at + 16) {
-                uint64_t n = mask + 1 - j < 16 ? mask + 1 - j : 16;
+                uint64_t n = n_slots - j < 16 ? n_slots - j : 16;
                 if ((rc = section_pread(s, TAL_SEC_KEYS, j * sizeof k, window, n * sizeof k)) < 0)
                     return rc;
                 window_at = j;
@@ -705,16 +967,18 @@ int tal_store_find(const tal_store_t *s, const char *acc, size_t acc_len, uint64
         }
         if (!k.ref) break;
         if (k.tag != tag) continue;
-        alias = (k.ref & TAL_KEY_ALIAS) != 0;
+        /* one key a record: the record may match by either its first word or its ACC */
+        alias = s->one_key || (k.ref & TAL_KEY_ALIAS) != 0;
         rid = (k.ref & ~TAL_KEY_ALIAS) - 1;
         ms->kid = UINT64_MAX;
         if ((rc = header_at(s, rid, &h, &len, &ms->kbuf, &ms->kcap)) < 0) {
-            if (rc != TAL_EINPUT) return rc;
+            if (rc != TAL_EINPUT || header_lost(s, rid)) return rc;
             continue;
         }
-        if (s->random) ms->kid = rid, ms->klen = len;
+        if (s->random && !s->hchunks) ms->kid = rid, ms->klen = len; /* read into kbuf */
         tal_header_keys(h, len, &keys);
-        if (!alias && keys.primary_len == acc_len && !memcmp(keys.primary, acc, acc_len)) {
+        if ((!alias || s->one_key) && keys.primary_len == acc_len &&
+            !memcmp(keys.primary, acc, acc_len)) {
             *id = rid;
             return 0;
         }
@@ -754,8 +1018,18 @@ int tal_store_layout_(const tal_store_t *s, tal_layout_t *l)
 const tal_section_disk_t *tal_store_section_(const tal_store_t *s, uint32_t id, const void **data,
                                              size_t *size)
 {
-    if (id > TAL_SEC_LAYOUT) return NULL;
+    if (id > TAL_SEC_LAST) return NULL;
     *data = s->maps[id].data;
     *size = s->maps[id].size;
     return s->maps[id].disk;
 }
+
+const uint64_t *tal_store_array_(const tal_store_t *s, uint32_t id, uint64_t *count)
+{
+    uint64_t n = s->meta->record_count;
+    *count = id == TAL_SEC_HDR_OFFSETS || id == TAL_SEC_SEQ_OFFSETS ? n + 1 : n;
+    if (id > TAL_SEC_LAST) return NULL;
+    return s->own[id] ? s->own[id] : (const uint64_t *)s->maps[id].data;
+}
+
+int tal_store_one_key_(const tal_store_t *s) { return s->one_key; }

@@ -226,8 +226,11 @@ int tal_scan_open(tal_scan_t **out, const tal_store_t *s, const tal_scan_opt_t *
     cursor_init(&sc->arrays[ARR_CHECKSUMS], s, TAL_SEC_RECORD_CHECKSUMS);
     cursor_init(&sc->arrays[ARR_HDR_OFFSETS], s, TAL_SEC_HDR_OFFSETS);
     if (opt->headers) cursor_init(&sc->arrays[ARR_HEADERS], s, TAL_SEC_HEADERS);
-    sc->seq_offsets = (const uint64_t *)sc->arrays[ARR_SEQ_OFFSETS].data;
-    sc->hdr_offsets = (const uint64_t *)sc->arrays[ARR_HDR_OFFSETS].data;
+    {
+        uint64_t count; /* decoded on open in compressed stores of format 1.3 */
+        sc->seq_offsets = tal_store_array_(s, TAL_SEC_SEQ_OFFSETS, &count);
+        sc->hdr_offsets = tal_store_array_(s, TAL_SEC_HDR_OFFSETS, &count);
+    }
     sc->chunks = tal_store_chunks_(s, &sc->n_chunks);
     if (sc->chunks) {
         tal_pool_opt_t po;

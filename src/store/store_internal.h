@@ -18,6 +18,16 @@ const tal_chunk_disk_t *tal_store_chunks_(const tal_store_t *s, uint64_t *count)
 uint64_t tal_store_chunk_of(const tal_store_t *s, uint64_t id);
 int tal_store_chunk_decode(const tal_store_t *s, tal_codec_ctx_t *ctx, uint64_t k, char *dst,
                            size_t cap);
+/* Format 1.3 compressed headers: the header chunk table (NULL, 0 if the headers are raw),
+ * "header chunk K (records A-B)", and whether chunk k's stored bytes match its checksum. */
+const tal_chunk_disk_t *tal_store_hchunks_(const tal_store_t *s, uint64_t *count);
+void tal_store_hchunk_name_(const tal_store_t *s, uint64_t k, char *buf, size_t size);
+int tal_store_hchunk_intact_(const tal_store_t *s, uint64_t k, const char **stored);
+/* An array section (hdr_offsets, seq_offsets, lengths, checksums) as values: decoded on
+ * open when compressed (format 1.3), else the mapping; *count values. */
+const uint64_t *tal_store_array_(const tal_store_t *s, uint32_t id, uint64_t *count);
+/* 1 if the accession table holds one key a record (format 1.3, TAL_META_ONE_KEY). */
+int tal_store_one_key_(const tal_store_t *s);
 /* "chunk K (records A-B)", 1-based, for messages. */
 void tal_store_chunk_name_(const tal_store_t *s, uint64_t k, char *buf, size_t size);
 /* Points *stored at chunk k's stored bytes; 1 if they match the chunk's checksum. */

@@ -85,9 +85,19 @@ expect_exit 0 "$TALARIA" get -w 0 "$T/bad.tal" "$first_acc"
 last_acc=$(tail -1 "$T/ids")
 expect_exit 0 "$TALARIA" get -w 0 "$T/bad.tal" "$last_acc"
 
-# a damaged lengths array: the intact records around the damaged one still come out
-# right (as from a raw store), the damaged one is named, exit 3
-cp -r "$T/lz4.tal" "$T/len.tal"
+# format 1.3: a compressed store's offset arrays are compressed too and decoded on open,
+# and it has no lengths section (the offsets give them); a damaged offsets section keeps
+# the store from opening, named (exit 3)
+[ ! -e "$T/lz4.tal/lengths" ] || fail "a compressed store keeps a lengths section"
+cp -r "$T/lz4.tal" "$T/lenz.tal"
+printf '\377\377\377\377' | dd of="$T/lenz.tal/seq_offsets" bs=1 seek=0 conv=notrunc status=none
+expect_exit 3 "$TALARIA" get -w 0 "$T/lenz.tal" "$(sed -n 1p "$T/ids")" &&
+    expect_stderr "the sequence offsets section does not decompress"
+expect_exit 3 "$TALARIA" verify "$T/lenz.tal" && expect_stderr "sequence offsets"
+
+# a damaged lengths array (raw, as a raw store keeps it): the intact records around the
+# damaged one still come out right, the damaged one is named, exit 3
+cp -r "$T/raw.tal" "$T/len.tal"
 python3 - "$T/len.tal/lengths" <<'PY'
 import struct, sys
 with open(sys.argv[1], "r+b") as f:

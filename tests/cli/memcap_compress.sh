@@ -74,8 +74,16 @@ else
     [ $((${cap19%M} - ${cap1%M})) -ge 96 ] ||
         fail "the cap named for zstd level 19 at -t 2 ($cap19) is not 2 x 48 MiB above level 1's ($cap1)"
     # and level 1's cap is refused up front, not exceeded
-    expect_exit 4 "$TALARIA" index --compress zstd --level 19 -t 2 --max-memory "$cap1" \
-        -i "$T/in.fa" -o "$T/cap4/db.tal" && expect_stderr "--max-memory $cap19"
+    # (the cap counts the process's resident set at start, which varies by some KiB from
+    # run to run, under AddressSanitizer more: a need close to a whole MiB may be named
+    # one MiB apart)
+    if expect_exit 4 "$TALARIA" index --compress zstd --level 19 -t 2 --max-memory "$cap1" \
+        -i "$T/in.fa" -o "$T/cap4/db.tal"; then
+        named=$(named_cap)
+        d=$((${named%M} - ${cap19%M}))
+        [ -n "$named" ] && [ "$d" -ge -1 ] && [ "$d" -le 1 ] ||
+            fail "--max-memory $cap1 names '$named', not $cap19: $(head -c 300 "$T/err")"
+    fi
     [ -z "$(ls -A "$T/cap4")" ] ||
         fail "index --level 19 --max-memory $cap1 left $(ls -A "$T/cap4" | tr '\n' ' ')"
     capped_like_plain zstd19 "$cap19" --compress zstd --level 19 -t 2

@@ -1261,7 +1261,13 @@ static void test_compress_contexts_reserved(void **state)
     co.chunk_size = opt.chunk_size;
     co.threads = 2;
     assert_true(tal_chunker_footprint(&co) > contexts);
-    assert_true(plan == plain_plan + tal_chunker_footprint(&co));
+    {
+        tal_chunker_opt_t hco = co; /* format 1.3: the headers' chunker, 256 KiB chunks */
+        hco.chunk_size = 256u << 10;
+        uint64_t chunkers = tal_chunker_footprint(&co) + tal_chunker_footprint(&hco);
+        /* besides: the accession table as written, at 80% load (a few records here) */
+        assert_true(plan >= plain_plan + chunkers && plan - plain_plan - chunkers < 4096);
+    }
 
     /* at the plan: built, the contexts were held, and everything is given back */
     assert_int_equal(tal_budget_create(&budget, plan), 0);
