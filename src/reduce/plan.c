@@ -4,6 +4,7 @@
 #include "reduce_internal.h"
 #include "delta_internal.h"
 #include "mem/sorter_internal.h"
+#include "store/store_internal.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
 #include "talaria/util.h"
@@ -85,11 +86,13 @@ static int too_small(uint64_t cap, uint64_t name, const char *why)
 int tal_reduction_plan(tal_reduction_t *x, int exact)
 {
     tal_budget_t *b = x->budget;
-    uint64_t cap = tal_budget_cap(b), n, max_len, need_index = 0;
+    uint64_t cap = tal_budget_cap(b), n, max_len, need_index = 0, held = 0;
     plan_figures_t p;
     if (exact) {
         n = x->info.records;
         max_len = x->info.max_length;
+        /* a compact store's arrays and header cache, in memory since it was opened */
+        held = tal_store_held_bytes_(x->store);
     } else {
         struct stat st;
         if (x->store || (stat(x->in, &st) == 0 && S_ISDIR(st.st_mode)))
@@ -98,7 +101,8 @@ int tal_reduction_plan(tal_reduction_t *x, int exact)
         max_len = ESTIMATED_MAX_LENGTH;
         need_index = index_need(x->in, x->opt, b);
     }
-    plan_figures(n, max_len, tal_budget_used(b, TAL_MEM_COMPONENTS), need_index, x->opt, cap, &p);
+    plan_figures(n, max_len, tal_budget_used(b, TAL_MEM_COMPONENTS) + held, need_index, x->opt, cap,
+                 &p);
     if (cap && p.need > cap)
         return too_small(cap, cap_to_name(p.need),
                          exact ? "per-record arrays, workers and sort buffers"
@@ -106,7 +110,7 @@ int tal_reduction_plan(tal_reduction_t *x, int exact)
     x->sort_bytes = p.sort_bytes;
     if (exact) {
         /* the store's lengths and offsets, for the whole run */
-        x->held_input = 16 * (n + 1);
+        x->held_input = 16 * (n + 1) + held;
         if (tal_budget_reserve(b, TAL_MEM_INPUT, x->held_input) < 0) {
             x->held_input = 0;
             return too_small(cap, tal_budget_refused(b) + p.need / 16, "the store's arrays");
@@ -137,6 +141,7 @@ int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt, tal_reduce_p
         int rc = tal_store_open(&s, input);
         if (rc < 0) return rc;
         tal_store_info(s, &info);
+        used += tal_store_held_bytes_(s); /* a compact store's, held for the whole run */
         tal_store_close(s);
         plan->records = info.records;
         max_len = info.max_length;

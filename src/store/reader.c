@@ -599,6 +599,18 @@ const tal_chunk_disk_t *tal_store_hchunks_(const tal_store_t *s, uint64_t *count
     return s->hchunks;
 }
 
+uint64_t tal_store_held_bytes_(const tal_store_t *s)
+{
+    uint64_t n = s->meta->record_count, held = 0, biggest = 0, slots;
+    if (s->own[TAL_SEC_HDR_OFFSETS]) held += (n + 1) * 8;
+    if (s->own[TAL_SEC_SEQ_OFFSETS]) held += (n + 1) * 8;
+    if (s->own[TAL_SEC_LENGTHS]) held += n * 8;
+    for (uint64_t k = 0; k < s->n_hchunks; k++)
+        if (s->hchunks[k].raw_size > biggest) biggest = s->hchunks[k].raw_size;
+    slots = s->n_hchunks < HDR_CACHE_SLOTS ? s->n_hchunks : HDR_CACHE_SLOTS;
+    return held + slots * (biggest + 1);
+}
+
 void tal_store_hchunk_name_(const tal_store_t *s, uint64_t k, char *buf, size_t size)
 {
     hchunk_name(s, k, buf, size);

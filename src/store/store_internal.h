@@ -47,6 +47,10 @@ int tal_store_layout_(const tal_store_t *s, tal_layout_t *l);
 void tal_store_release_(const tal_store_t *s, uint32_t id);
 /* Record id's header, unchecked (the record checksum covers it with the residues). */
 int tal_store_header_(const tal_store_t *s, uint64_t id, const char **h, size_t *len);
+/* The bytes an open store holds in memory for the whole of its use: a compact store's
+ * per-record arrays, decoded on open, and its cache of decoded header chunks at their
+ * largest (0 for a raw store, whose arrays are mapped). */
+uint64_t tal_store_held_bytes_(const tal_store_t *s);
 /* Raw stores: the path of the file holding the raw residue space, and the offsets array
  * (record_count + 1 values, checked on open to rise within the residue space).
  * TAL_ENOTFOUND for compressed stores. */

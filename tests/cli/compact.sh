@@ -130,4 +130,25 @@ for c in zstd lz4; do
         fail "verify the 1.2 $c store"
 done
 
+# reduce plans for what a compact store holds from its opening (the decoded offsets and
+# lengths, 24 bytes a record, and its header chunk cache): the smallest cap it names for
+# the zstd store is above the raw store's, and the run stays under that cap
+named() { # store: the smallest cap reduce names under a 1M cap
+    "$TALARIA" reduce -q -f --max-memory 1M -i "$1" -o "$T/plan.fa" 2>"$T/plan.err"
+    sed -n 's/.*the smallest cap that works here is --max-memory \([0-9]*\)M.*/\1/p' "$T/plan.err"
+}
+raw_cap=$(named "$T/raw.tal")
+zstd_cap=$(named "$T/zstd.tal")
+[ -n "$raw_cap" ] && [ -n "$zstd_cap" ] && [ "$zstd_cap" -gt "$raw_cap" ] ||
+    fail "reduce names ${zstd_cap:-?}M for the zstd store, not above the raw store's ${raw_cap:-?}M"
+if [ -n "$zstd_cap" ]; then
+    "$TALARIA" reduce -q -f --max-memory "${zstd_cap}M" -i "$T/zstd.tal" -o "$T/capped.fa" \
+        --summary-json "$T/capped.json" || fail "reduce the zstd store under its named cap"
+    "$TALARIA" reduce -q -f -i "$T/raw.tal" -o "$T/free.fa" || fail "reduce the raw store"
+    cmp -s "$T/capped.fa" "$T/free.fa" || fail "the capped reduce of the zstd store differs"
+    peak=$(sed -n 's/.*"peak_rss_bytes": *\([0-9]*\).*/\1/p' "$T/capped.json")
+    [ -n "$peak" ] && [ "$peak" -le $((zstd_cap * 1048576)) ] ||
+        fail "peak ${peak:-?} bytes over the named cap ${zstd_cap}M"
+fi
+
 [ "$FAILS" -eq 0 ]
