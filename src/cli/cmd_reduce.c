@@ -47,7 +47,8 @@ static const char help[] =
     "      --same-taxon      a member joins only a reference with the same taxid (OX=,\n"
     "                        TaxID=, taxid tags); records without one join only each other\n"
     "  -t, --threads N       threads (default 1)\n"
-    "      --tmp-dir DIR     scratch space: the indexed input, sort runs, candidates\n"
+    "      --tmp-dir DIR     scratch space: the indexed input, sort runs, candidates,\n"
+    "                        -r's evidence\n"
     "                        (default $TMPDIR or /tmp)\n" CLI_MEM_HELP CLI_CONFIG_HELP
     "  -f, --force           replace existing outputs\n"
     "  -q, --quiet           only errors on stderr\n"
