@@ -244,6 +244,7 @@ struct tal_cluster_prep {
     int cand_fd; /* by rank, C candidate ranks each (NONE pads) */
     char tmp_dir[4096];
     tal_evidence_t *evidence; /* what the passes so far evaluated, or NULL */
+    double delta_floor;       /* the lowest identity whose deltas the evidence keeps */
 };
 
 typedef struct {
@@ -710,9 +711,10 @@ fail:
  * order as a one-thread pass: the result does not depend on the thread count. */
 #define BATCH 4096
 
-int tal_cluster_keep_evidence(tal_cluster_prep_t *prep, uint64_t max_bytes)
+int tal_cluster_keep_evidence(tal_cluster_prep_t *prep, uint64_t max_bytes, double min_identity)
 {
     if (prep->evidence) return 0;
+    prep->delta_floor = min_identity;
     /* a pass evaluates at most C candidates a rank */
     return tal_evidence_create(&prep->evidence, prep->tmp_dir, prep->n, BATCH, BATCH * prep->C,
                                max_bytes, prep->opt.budget);
@@ -762,6 +764,7 @@ typedef struct {
     int failed;         /* a worker of phase 2 failed: the others stop waiting (atomic) */
     tal_evidence_t *ev; /* the evidence of earlier passes, or NULL */
     int record;         /* keep what this pass evaluates in ev */
+    double delta_floor; /* and the deltas of the alignments at or above this identity */
 } batch_t;
 
 typedef struct {
@@ -799,6 +802,20 @@ static int align_pair(const run_t *run, worker_t *wk, const char *m, size_t ml, 
     return rc == TAL_EMEMCAP ? 1 : rc;
 }
 
+/* Room for len more bytes in the worker's arena. */
+static int arena_reserve(worker_t *wk, size_t len)
+{
+    if (wk->arena_used + len > wk->arena_cap) {
+        size_t cap = wk->arena_cap ? wk->arena_cap : (1u << 20);
+        uint8_t *q;
+        while (cap < wk->arena_used + len) cap *= 2;
+        if (!(q = realloc(wk->arena, cap))) return TAL_ENOMEM;
+        wk->arena = q;
+        wk->arena_cap = cap;
+    }
+    return 0;
+}
+
 /* Whether the entry's band is the one prefilter gives at the identity: the same support,
  * and within the reach its ends but none of the supported diagonals past them. */
 static int same_band(const word_filter_t *wf, const tal_evidence_entry_t *e, size_t ml, size_t rl,
@@ -814,8 +831,9 @@ static int same_band(const word_filter_t *wf, const tal_evidence_entry_t *e, siz
 }
 
 /* The verdict on member s (rank r) against the reference at rank root from what an
- * earlier pass found, if that is exactly what this pass would compute: 1 and o set, or 0
- * (not known; nor when the pair passes and this pass needs its delta). The filter's
+ * earlier pass found, if that is exactly what this pass would compute: 1 and o set (and
+ * the delta in the worker's arena when this pass hands deltas out), 0 if not known (nor
+ * when the delta is needed and was not kept), or an error. The filter's
  * verdict follows from the words at any identity; an alignment's, when the strand, the
  * band and the band check are those this pass would use (the full DP has neither). */
 static int recall(batch_t *b, int w, uint64_t r, uint32_t s, uint32_t root, outcome_t *o)
@@ -849,7 +867,17 @@ static int recall(batch_t *b, int w, uint64_t r, uint32_t s, uint32_t root, outc
         id = ml ? (double)e->identical / (double)ml : 0.0;
         cov = ml ? (double)e->aligned / (double)ml : 0.0;
         o->pass = id + 1e-9 >= identity && cov + 1e-9 >= run->opt->coverage;
-        if (o->pass && run->opt->on_member) return 0; /* aligned again for the delta */
+        if (o->pass && run->opt->on_member) {
+            int rc;
+            if (!(e->flags & TAL_EV_DELTA)) return 0; /* aligned again for the delta */
+            if ((rc = arena_reserve(wk, e->delta_len)) < 0 ||
+                (rc = tal_evidence_delta(b->ev, e->delta_at, e->delta_len,
+                                         wk->arena + wk->arena_used)) < 0)
+                return rc;
+            o->delta_off = wk->arena_used;
+            o->delta_len = e->delta_len;
+            wk->arena_used += e->delta_len;
+        }
         wk->alignments++;
         wk->banded += (e->flags & TAL_EV_BANDED) != 0;
         wk->reused++;
@@ -932,6 +960,14 @@ static int evaluate(batch_t *b, int w, uint64_t r, uint32_t s, uint32_t root, co
         if (rc == 0) {
             ev.identical = (uint32_t)al.identical;
             ev.aligned = (uint32_t)al.aligned;
+            /* the delta of an alignment some pass may accept, for the pass that writes it */
+            if (al.identity + 1e-9 >= b->delta_floor && al.coverage + 1e-9 >= run->opt->coverage &&
+                al.delta_len <= UINT32_MAX) {
+                int drc = tal_evidence_put_delta(b->ev, al.delta, al.delta_len, &ev.delta_at);
+                if (drc < 0) return drc;
+                ev.delta_len = (uint32_t)al.delta_len;
+                ev.flags |= TAL_EV_DELTA;
+            }
         }
         tal_evidence_add(b->ev, &ev);
     }
@@ -939,14 +975,7 @@ static int evaluate(batch_t *b, int w, uint64_t r, uint32_t s, uint32_t root, co
     wk->alignments++;
     wk->computed++;
     if (al.identity + 1e-9 >= run->opt->identity && al.coverage + 1e-9 >= run->opt->coverage) {
-        if (wk->arena_used + al.delta_len > wk->arena_cap) {
-            size_t cap = wk->arena_cap ? wk->arena_cap : (1u << 20);
-            uint8_t *q;
-            while (cap < wk->arena_used + al.delta_len) cap *= 2;
-            if (!(q = realloc(wk->arena, cap))) return TAL_ENOMEM;
-            wk->arena = q;
-            wk->arena_cap = cap;
-        }
+        if ((rc = arena_reserve(wk, al.delta_len)) < 0) return rc;
         memcpy(wk->arena + wk->arena_used, al.delta, al.delta_len);
         o->pass = 1;
         o->minus = (uint8_t)minus;
@@ -1153,8 +1182,16 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
         if ((rc = word_filter_init(&workers[t].wf, opt->nucleotide)) < 0) goto fail;
     }
     {
-        batch_t b = {&run,    cand, refr,           C, 0, 0, picks, workers, n_workers, 0,
-                     decided, 0,    prep->evidence, 0};
+        batch_t b = {.run = &run,
+                     .cand = cand,
+                     .refr = refr,
+                     .C = C,
+                     .picks = picks,
+                     .workers = workers,
+                     .n_workers = n_workers,
+                     .decided = decided,
+                     .ev = prep->evidence,
+                     .delta_floor = prep->delta_floor};
         /* the pass that writes the outputs needs deltas, so it has no verdicts to keep */
         b.record = b.ev && !opt->on_member;
         for (uint64_t r0 = 0; r0 < n; r0 += BATCH) {

@@ -100,10 +100,11 @@ int tal_cluster_prepare(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_
 int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, tal_cluster_t *out);
 void tal_cluster_prep_free(tal_cluster_prep_t *prep);
 /* Keeps the evidence of every later decide (each pair's shared words, band and
- * alignment counts) in a scratch file in opt.tmp_dir, holding at most max_bytes in memory
- * at once, so that a decide at another identity computes only what it never saw: the
- * same result, sooner. TAL_EMEMCAP: max_bytes is too small (the caller goes without). */
-int tal_cluster_keep_evidence(tal_cluster_prep_t *prep, uint64_t max_bytes);
+ * alignment counts, and the deltas of alignments at or above min_identity and the
+ * coverage) in scratch files in opt.tmp_dir, holding at most max_bytes in memory at once,
+ * so that a decide at another identity computes only what it never saw: the same result,
+ * sooner. TAL_EMEMCAP: max_bytes is too small (the caller goes without). */
+int tal_cluster_keep_evidence(tal_cluster_prep_t *prep, uint64_t max_bytes, double min_identity);
 /* prepare + decide. */
 int tal_cluster_run_source(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_source_t *src,
                            const uint64_t *lens, tal_cluster_t *out);

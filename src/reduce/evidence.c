@@ -1,6 +1,7 @@
-/* The evidence file of a clustering's passes: fixed-size entries appended after each
- * batch of a pass as one segment of that batch; a batch's segments are read back
- * together (and sorted) when a later pass reaches the batch. Memory: the new entries
+/* The evidence files of a clustering's passes: fixed-size entries appended after each
+ * batch of a pass as one segment of that batch, a batch's segments read back together
+ * (and sorted) when a later pass reaches the batch; and the deltas of the alignments
+ * that may be a member's, appended as they are computed and read back one by one. Memory: the new entries
  * of one batch and the loaded ones of one batch, reserved from the budget (TAL_MEM_ALIGN,
  * the pass's working memory); the file holds the rest, in the scratch directory. */
 #define _GNU_SOURCE
@@ -22,7 +23,8 @@ typedef struct {
 } segment_t;
 
 struct tal_evidence {
-    int fd;
+    int fd, delta_fd;
+    uint64_t delta_end; /* bytes in the delta file (atomic) */
     char dir[4096];
     tal_budget_t *budget;
     uint64_t batches, batch, max_bytes, end; /* end: entries in the file */
@@ -38,6 +40,20 @@ struct tal_evidence {
     size_t loaded_count, loaded_bytes;
 };
 
+/* An unlinked file in dir. */
+static int scratch_file(const char *dir, int *fd)
+{
+    *fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (*fd < 0) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/talaria-evidence-XXXXXX", dir);
+        if ((*fd = mkostemp(path, O_CLOEXEC)) >= 0) unlink(path);
+    }
+    if (*fd >= 0) return 0;
+    tal_log_error("cannot create the evidence file in --tmp-dir %s: %s", dir, strerror(errno));
+    return TAL_EIO;
+}
+
 int tal_evidence_create(tal_evidence_t **out, const char *dir, uint64_t n, uint64_t batch,
                         uint64_t per_batch, uint64_t max_bytes, tal_budget_t *budget)
 {
@@ -47,7 +63,7 @@ int tal_evidence_create(tal_evidence_t **out, const char *dir, uint64_t n, uint6
     *out = NULL;
     if (added_bytes > max_bytes) return TAL_EMEMCAP;
     if (!(ev = calloc(1, sizeof *ev))) return TAL_ENOMEM;
-    ev->fd = -1;
+    ev->fd = ev->delta_fd = -1;
     ev->budget = budget;
     ev->batch = batch;
     ev->batches = (n + batch - 1) / batch;
@@ -64,17 +80,8 @@ int tal_evidence_create(tal_evidence_t **out, const char *dir, uint64_t n, uint6
         goto fail;
     }
     memset(ev->head, 0xff, (ev->batches + 1) * sizeof *ev->head);
-    ev->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (ev->fd < 0) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/talaria-evidence-XXXXXX", dir);
-        if ((ev->fd = mkostemp(path, O_CLOEXEC)) >= 0) unlink(path);
-    }
-    if (ev->fd < 0) {
-        tal_log_error("cannot create the evidence file in --tmp-dir %s: %s", dir, strerror(errno));
-        rc = TAL_EIO;
+    if ((rc = scratch_file(dir, &ev->fd)) < 0 || (rc = scratch_file(dir, &ev->delta_fd)) < 0)
         goto fail;
-    }
     *out = ev;
     return 0;
 fail:
@@ -94,15 +101,16 @@ void tal_evidence_free(tal_evidence_t *ev)
     free(ev->head);
     free(ev->segs);
     if (ev->fd >= 0) close(ev->fd);
+    if (ev->delta_fd >= 0) close(ev->delta_fd);
     free(ev);
 }
 
-static int io_all(tal_evidence_t *ev, void *data, size_t len, uint64_t at, int write)
+static int io_all(const tal_evidence_t *ev, int fd, void *data, size_t len, uint64_t at, int write)
 {
     size_t done = 0;
     while (done < len) {
-        ssize_t k = write ? pwrite(ev->fd, (char *)data + done, len - done, (off_t)(at + done))
-                          : pread(ev->fd, (char *)data + done, len - done, (off_t)(at + done));
+        ssize_t k = write ? pwrite(fd, (char *)data + done, len - done, (off_t)(at + done))
+                          : pread(fd, (char *)data + done, len - done, (off_t)(at + done));
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) {
             tal_log_error("cannot %s the evidence file in --tmp-dir %s: %s",
@@ -147,7 +155,7 @@ int tal_evidence_begin(tal_evidence_t *ev, uint64_t batch)
     ev->loaded_bytes = bytes;
     for (uint32_t s = ev->head[batch]; s != UINT32_MAX; s = ev->segs[s].prev) {
         const segment_t *g = &ev->segs[s];
-        if ((rc = io_all(ev, ev->loaded + at, g->count * sizeof *ev->loaded,
+        if ((rc = io_all(ev, ev->fd, ev->loaded + at, g->count * sizeof *ev->loaded,
                          g->offset * sizeof *ev->loaded, 0)) < 0)
             return rc;
         at += g->count;
@@ -183,6 +191,17 @@ void tal_evidence_add(tal_evidence_t *ev, const tal_evidence_entry_t *e)
     if (at < ev->added_cap) ev->added[at] = *e;
 }
 
+int tal_evidence_put_delta(tal_evidence_t *ev, const uint8_t *delta, size_t len, uint64_t *at)
+{
+    *at = __atomic_fetch_add(&ev->delta_end, len, __ATOMIC_RELAXED);
+    return io_all(ev, ev->delta_fd, (void *)(uintptr_t)delta, len, *at, 1);
+}
+
+int tal_evidence_delta(tal_evidence_t *ev, uint64_t at, size_t len, uint8_t *out)
+{
+    return io_all(ev, ev->delta_fd, out, len, at, 0);
+}
+
 int tal_evidence_end(tal_evidence_t *ev, int keep)
 {
     uint64_t count = ev->added_used < ev->added_cap ? ev->added_used : ev->added_cap;
@@ -203,7 +222,8 @@ int tal_evidence_end(tal_evidence_t *ev, int keep)
         ev->segs = p;
         ev->segs_cap = cap;
     }
-    if ((rc = io_all(ev, ev->added, count * sizeof *ev->added, ev->end * sizeof *ev->added, 1)) < 0)
+    if ((rc = io_all(ev, ev->fd, ev->added, count * sizeof *ev->added, ev->end * sizeof *ev->added,
+                     1)) < 0)
         return rc;
     ev->segs[ev->n_segs] = (segment_t){ev->end, (uint32_t)count, ev->head[ev->current]};
     ev->head[ev->current] = (uint32_t)ev->n_segs++;

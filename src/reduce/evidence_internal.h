@@ -20,6 +20,7 @@ enum {
     TAL_EV_BANDED = 8,     /* aligned in the band [dmin, dmax] (else the full DP) */
     TAL_EV_SUPPORT2 = 16,  /* the band's diagonals were those of two shared words or more */
     TAL_EV_VERIFIED = 32,  /* the aligner checked the band against the full DP's score */
+    TAL_EV_DELTA = 64,     /* the alignment's delta is kept (delta_at, delta_len) */
     TAL_EV_HAS_RESULT = 3, /* ALIGNED or TOO_BIG: the pair passed the filter at the time */
 };
 
@@ -32,11 +33,13 @@ typedef struct {
     uint32_t best, dmin, dmax, left, right;
     uint32_t identical, aligned;
     uint32_t flags;
+    uint32_t delta_len;
+    uint64_t delta_at; /* in the evidence's delta file */
 } tal_evidence_entry_t;
 
 typedef struct tal_evidence tal_evidence_t;
 
-/* In dir (an unlinked file), for n ranks in batches of batch ranks, each pass adding at
+/* In dir (two unlinked files: the entries, and the deltas kept), for n ranks in batches of batch ranks, each pass adding at
  * most per_batch entries a batch. At most max_bytes of memory are held at once (the new
  * entries of a batch and the loaded ones), reserved from budget; TAL_EMEMCAP when even
  * the new entries do not fit (the caller then goes without). */
@@ -52,6 +55,10 @@ const tal_evidence_entry_t *tal_evidence_find(const tal_evidence_t *ev, uint32_t
                                               uint32_t root, size_t *count);
 /* Keeps e among the batch's new entries; thread-safe. Beyond per_batch: dropped. */
 void tal_evidence_add(tal_evidence_t *ev, const tal_evidence_entry_t *e);
+/* Keeps a delta (thread-safe): *at is where tal_evidence_delta finds it. */
+int tal_evidence_put_delta(tal_evidence_t *ev, const uint8_t *delta, size_t len, uint64_t *at);
+/* Reads back len bytes of the delta kept at at. */
+int tal_evidence_delta(tal_evidence_t *ev, uint64_t at, size_t len, uint8_t *out);
 /* After the batch: writes its new entries to the file (keep) or drops them; frees the
  * loaded ones. */
 int tal_evidence_end(tal_evidence_t *ev, int keep);

@@ -532,7 +532,8 @@ static int cluster(tal_reduction_t *x, tal_cluster_t *c)
     if ((rc = tal_cluster_prepare(&opt, n, &src, x->lens, &prep)) < 0) goto out;
     /* -r: the passes share their evidence (alignments do not depend on the identity, only
      * the decisions do), in the room the sorters had (planned, free while deciding) */
-    if (x->opt->ratio > 0 && (rc = tal_cluster_keep_evidence(prep, x->sort_bytes)) < 0) {
+    if (x->opt->ratio > 0 &&
+        (rc = tal_cluster_keep_evidence(prep, x->sort_bytes, RATIO_FLOOR)) < 0) {
         if (rc != TAL_EMEMCAP) goto out;
         tal_log_debug("-r: no room to keep the passes' evidence; each pass aligns anew");
     }
