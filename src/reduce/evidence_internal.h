@@ -34,6 +34,7 @@ typedef struct {
     uint32_t identical, aligned;
     uint32_t flags;
     uint32_t delta_len;
+    uint32_t unused;   /* 0: no padding goes to the file unwritten */
     uint64_t delta_at; /* in the evidence's delta file */
 } tal_evidence_entry_t;
 
