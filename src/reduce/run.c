@@ -530,8 +530,9 @@ static int cluster(tal_reduction_t *x, tal_cluster_t *c)
     }
     /* ranks, copies and candidates do not depend on the thresholds: once */
     if ((rc = tal_cluster_prepare(&opt, n, &src, x->lens, &prep)) < 0) goto out;
-    /* -r: the passes share their evidence (alignments do not depend on the identity, only
-     * the decisions do), in the room the sorters had (planned, free while deciding) */
+    /* -r: the passes share their evidence (a pair's words do not depend on the identity,
+     * nor its alignment but through the band), in the room one sorter had (planned, and
+     * free while deciding) */
     if (x->opt->ratio > 0 &&
         (rc = tal_cluster_keep_evidence(prep, x->sort_bytes, RATIO_FLOOR)) < 0) {
         if (rc != TAL_EMEMCAP) goto out;
