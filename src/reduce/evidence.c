@@ -58,10 +58,15 @@ int tal_evidence_create(tal_evidence_t **out, const char *dir, uint64_t n, uint6
                         uint64_t per_batch, uint64_t max_bytes, tal_budget_t *budget)
 {
     tal_evidence_t *ev;
-    uint64_t added_bytes = per_batch * sizeof(tal_evidence_entry_t);
+    uint64_t added_bytes;
     int rc;
     *out = NULL;
-    if (added_bytes > max_bytes) return TAL_EMEMCAP;
+    /* half the room at most for the new entries (a pass rarely needs per_batch: most ranks
+     * try a candidate or two); those past it are not kept */
+    if (per_batch > max_bytes / 2 / sizeof(tal_evidence_entry_t))
+        per_batch = max_bytes / 2 / sizeof(tal_evidence_entry_t);
+    if (per_batch < batch) return TAL_EMEMCAP;
+    added_bytes = per_batch * sizeof(tal_evidence_entry_t);
     if (!(ev = calloc(1, sizeof *ev))) return TAL_ENOMEM;
     ev->fd = ev->delta_fd = -1;
     ev->budget = budget;
@@ -134,20 +139,23 @@ static int by_pair(const void *a, const void *b)
 
 int tal_evidence_begin(tal_evidence_t *ev, uint64_t batch)
 {
-    uint64_t count = 0, bytes;
+    uint64_t count = 0, bytes, room = ev->max_bytes - ev->added_cap * sizeof *ev->added;
+    uint32_t last = UINT32_MAX; /* the oldest segment loaded */
     size_t at = 0;
     int rc;
     ev->current = batch;
     ev->added_used = 0;
     ev->loaded_count = 0;
     if (batch >= ev->batches) return 0;
-    for (uint32_t s = ev->head[batch]; s != UINT32_MAX; s = ev->segs[s].prev)
+    /* the newest segments that fit; what is left out is computed again (and kept again):
+     * slower, the same result */
+    for (uint32_t s = ev->head[batch]; s != UINT32_MAX; s = ev->segs[s].prev) {
+        if ((count + ev->segs[s].count) * sizeof *ev->loaded > room) break;
         count += ev->segs[s].count;
+        last = s;
+    }
     bytes = count * sizeof *ev->loaded;
-    /* what does not fit is computed again (and kept again): slower, the same result */
-    if (!count || bytes + ev->added_cap * sizeof *ev->added > ev->max_bytes ||
-        tal_budget_reserve(ev->budget, TAL_MEM_ALIGN, bytes) < 0)
-        return 0;
+    if (!count || tal_budget_reserve(ev->budget, TAL_MEM_ALIGN, bytes) < 0) return 0;
     if (!(ev->loaded = malloc(bytes))) {
         tal_budget_release(ev->budget, TAL_MEM_ALIGN, bytes);
         return TAL_ENOMEM;
@@ -159,6 +167,7 @@ int tal_evidence_begin(tal_evidence_t *ev, uint64_t batch)
                          g->offset * sizeof *ev->loaded, 0)) < 0)
             return rc;
         at += g->count;
+        if (s == last) break;
     }
     qsort(ev->loaded, at, sizeof *ev->loaded, by_pair);
     ev->loaded_count = at;

@@ -40,16 +40,17 @@ typedef struct {
 
 typedef struct tal_evidence tal_evidence_t;
 
-/* In dir (two unlinked files: the entries, and the deltas kept), for n ranks in batches of batch ranks, each pass adding at
- * most per_batch entries a batch. At most max_bytes of memory are held at once (the new
- * entries of a batch and the loaded ones), reserved from budget; TAL_EMEMCAP when even
- * the new entries do not fit (the caller then goes without). */
+/* In dir (two unlinked files: the entries, and the deltas kept), for n ranks in batches
+ * of batch ranks, each pass adding at most per_batch entries a batch. At most max_bytes
+ * of memory are held at once (the new entries of a batch, at most half, and the loaded
+ * ones), reserved from budget; TAL_EMEMCAP when not even one new entry a rank fits (the
+ * caller then goes without). */
 int tal_evidence_create(tal_evidence_t **out, const char *dir, uint64_t n, uint64_t batch,
                         uint64_t per_batch, uint64_t max_bytes, tal_budget_t *budget);
 void tal_evidence_free(tal_evidence_t *ev);
 
-/* Before a batch: loads its entries, sorted by (member, root), if they fit (else none:
- * the pass computes everything again); no new entries yet. */
+/* Before a batch: loads its entries, sorted by (member, root), the newest that fit (the
+ * pass computes the rest again); no new entries yet. */
 int tal_evidence_begin(tal_evidence_t *ev, uint64_t batch);
 /* The entries of (member, root) loaded for the batch: *count of them at the result. */
 const tal_evidence_entry_t *tal_evidence_find(const tal_evidence_t *ev, uint32_t member,
