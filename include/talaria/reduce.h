@@ -108,10 +108,14 @@ typedef struct {
     uint64_t duplicates; /* members that are exact copies of their reference */
     uint64_t minus;      /* members that joined a reference's reverse complement */
     uint64_t residues, reference_residues;
-    uint64_t alignments, banded, filtered; /* alignments computed, of them in a band;
+    uint64_t alignments, banded, filtered; /* alignments made, of them in a band;
                                               candidates the short-word filter rejected */
-    double identity, coverage;             /* used (with a ratio: the identity the search chose) */
-    int passes;                            /* clustering passes (1 without a ratio) */
+    /* alignments computed over the whole run (with a ratio, the search's passes too), and
+     * of the last pass's alignments and filter verdicts those taken from the search's
+     * evidence instead of computed again */
+    uint64_t computed, reused;
+    double identity, coverage; /* used (with a ratio: the identity the search chose) */
+    int passes;                /* clustering passes (1 without a ratio) */
     int nucleotide;
     double seconds;
     uint64_t peak_rss; /* the process's VmHWM at the end */

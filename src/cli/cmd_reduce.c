@@ -47,7 +47,8 @@ static const char help[] =
     "      --same-taxon      a member joins only a reference with the same taxid (OX=,\n"
     "                        TaxID=, taxid tags); records without one join only each other\n"
     "  -t, --threads N       threads (default 1)\n"
-    "      --tmp-dir DIR     scratch space: the indexed input, sort runs, candidates\n"
+    "      --tmp-dir DIR     scratch space: the indexed input, sort runs, candidates,\n"
+    "                        -r's evidence\n"
     "                        (default $TMPDIR or /tmp)\n" CLI_MEM_HELP CLI_CONFIG_HELP
     "  -f, --force           replace existing outputs\n"
     "  -q, --quiet           only errors on stderr\n"
@@ -114,6 +115,11 @@ static void print_summary(const tal_reduce_result_t *r)
             ratio_of(r->residues, r->reference_residues), (unsigned long long)r->alignments,
             (unsigned long long)r->banded, (unsigned long long)r->filtered, r->seconds,
             tal_format_size(r->peak_rss, p, sizeof p), r->deltas_path);
+    if (r->passes > 1)
+        fprintf(stderr,
+                "  search: %d passes, %llu alignments computed in all; the last pass took %llu "
+                "verdicts from the earlier ones\n",
+                r->passes, (unsigned long long)r->computed, (unsigned long long)r->reused);
 }
 
 static void json_path(FILE *f, const char *key, const char *path, int last)
@@ -151,11 +157,12 @@ static int write_summary_json(const char *path, const tal_reduce_opt_t *opt,
         of.f,
         "  \"passes\": %d,\n  \"alphabet\": \"%s\",\n  \"aligner\": \"%s\",\n  \"threads\": %d,\n"
         "  \"alignments\": %llu,\n  \"banded_alignments\": %llu,\n  \"candidates_filtered\": "
-        "%llu,\n"
+        "%llu,\n  \"alignments_computed\": %llu,\n  \"verdicts_reused\": %llu,\n"
         "  \"seconds\": %.3f,\n  \"peak_rss_bytes\": %llu,\n  \"outputs\": {\n",
         r->passes, r->nucleotide ? "nucleotide" : "protein", tal_aligner_name(opt->aligner),
         opt->threads, (unsigned long long)r->alignments, (unsigned long long)r->banded,
-        (unsigned long long)r->filtered, r->seconds, (unsigned long long)r->peak_rss);
+        (unsigned long long)r->filtered, (unsigned long long)r->computed,
+        (unsigned long long)r->reused, r->seconds, (unsigned long long)r->peak_rss);
     json_path(of.f, "fasta", r->fasta_path, 0);
     json_path(of.f, "deltas", r->deltas_path, 0);
     json_path(of.f, "membership", r->membership_path, 0);

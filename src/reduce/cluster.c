@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "cluster_internal.h"
 #include "delta_internal.h"
+#include "evidence_internal.h"
 #include "mem/sorter_internal.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
@@ -104,19 +105,49 @@ static void word_filter_free(word_filter_t *wf)
 typedef struct {
     int banded; /* 1: align in [dlo, dhi]; 0: no clear diagonal, align in full */
     int64_t dlo, dhi;
+    /* how the band came about (diagonals + member length): the densest diagonal, the
+     * supported ones at the band's ends and the nearest supported ones past them (NONE:
+     * none), and the support (shared words) a diagonal needed; the evidence of -r keeps
+     * them to tell at which other identities the band would be the same */
+    uint32_t best, dmin, dmax, left, right;
+    unsigned support;
 } band_t;
+
+/* Whether a pair sharing shared words may reach the identity (CD-HIT's bound). */
+static int words_suffice(const word_filter_t *wf, size_t ml, size_t rl, uint64_t shared,
+                         double identity)
+{
+    double W = (double)wf->word;
+    double need = (double)ml - W + 1 - W * (1.0 - identity) * (double)ml;
+    if (ml < wf->word || rl < wf->word) return 1;
+    return !(need > 0 && (double)shared < need);
+}
+
+/* How far indels can shift a member at the identity, in diagonals. */
+static size_t band_reach(size_t ml, double identity)
+{
+    return (size_t)((1.0 - identity) * (double)ml) + BAND_PAD;
+}
+
+/* The shared words a diagonal needs to widen the band at the identity: at high identity
+ * one shared word of protein is support enough (the band must hold the best path, not
+ * just the densest); of 8 bases, where a chance match is likelier, two. */
+static unsigned band_support(const word_filter_t *wf, double identity)
+{
+    return identity >= 0.8 && wf->base != 4 ? 1 : 2;
+}
 
 /* 1 if the pair may reach the identity (and the band to align it in, and the words
  * shared), 0 if it cannot, TAL_ENOMEM. */
 static int prefilter(word_filter_t *wf, const char *m, size_t ml, const char *r, size_t rl,
                      double identity, band_t *band, uint64_t *words)
 {
-    double W = (double)wf->word;
-    double need = (double)ml - W + 1 - W * (1.0 - identity) * (double)ml;
     uint64_t shared = 0;
     size_t diagonals = ml + rl + 1, best = 0;
     band->banded = 0;
     band->dlo = band->dhi = 0; /* set for a banded pair below; gcc cannot always tell */
+    band->best = band->dmin = band->dmax = band->left = band->right = NONE;
+    band->support = 0;
     *words = 0;
     if (ml < wf->word || rl < wf->word) return 1;
     if (diagonals > wf->hist_cap) {
@@ -146,18 +177,16 @@ static int prefilter(word_filter_t *wf, const char *m, size_t ml, const char *r,
         wf->pos[w] = -1;
     });
     *words = shared;
-    if (need > 0 && (double)shared < need) return 0;
+    if (!words_suffice(wf, ml, rl, shared, identity)) return 0;
     for (size_t d = 1; d < diagonals; d++)
         if (wf->hist[d] > wf->hist[best]) best = d;
     if (wf->hist[best] >= 3) {
         /* indels cannot shift the member by more than its mismatches allow */
-        size_t shift = (size_t)((1.0 - identity) * (double)ml) + BAND_PAD;
+        size_t shift = band_reach(ml, identity);
         size_t lo = best > shift ? best - shift : 0, hi = best + shift, dmin = best, dmax = best;
+        unsigned support = band_support(wf, identity);
         if (hi >= diagonals) hi = diagonals - 1;
-        /* every supported diagonal within reach: at high identity one shared word of
-         * protein is support enough (the band must hold the best path, not just the
-         * densest); of 8 bases, where a chance match is likelier, two */
-        unsigned support = identity >= 0.8 && wf->base != 4 ? 1 : 2;
+        /* every supported diagonal within reach */
         for (size_t d = lo; d <= hi; d++)
             if (wf->hist[d] >= support) {
                 if (d < dmin) dmin = d;
@@ -166,6 +195,20 @@ static int prefilter(word_filter_t *wf, const char *m, size_t ml, const char *r,
         band->banded = 1;
         band->dlo = (int64_t)dmin - (int64_t)ml - BAND_PAD;
         band->dhi = (int64_t)dmax - (int64_t)ml + BAND_PAD;
+        band->best = (uint32_t)best;
+        band->dmin = (uint32_t)dmin;
+        band->dmax = (uint32_t)dmax;
+        band->support = support;
+        for (size_t d = lo; d-- > 0;)
+            if (wf->hist[d] >= support) {
+                band->left = (uint32_t)d;
+                break;
+            }
+        for (size_t d = hi + 1; d < diagonals; d++)
+            if (wf->hist[d] >= support) {
+                band->right = (uint32_t)d;
+                break;
+            }
     }
     return 1;
 }
@@ -200,6 +243,8 @@ struct tal_cluster_prep {
     size_t arrays_bytes;
     int cand_fd; /* by rank, C candidate ranks each (NONE pads) */
     char tmp_dir[4096];
+    tal_evidence_t *evidence; /* what the passes so far evaluated, or NULL */
+    double delta_floor;       /* the lowest identity whose deltas the evidence keeps */
 };
 
 typedef struct {
@@ -582,6 +627,7 @@ static int make_candidates(tal_cluster_prep_t *p, const run_t *run, tal_sorter_t
 void tal_cluster_prep_free(tal_cluster_prep_t *p)
 {
     if (!p) return;
+    tal_evidence_free(p->evidence);
     tal_budget_free(p->opt.budget, TAL_MEM_RECORDS, p->order, p->arrays_bytes);
     if (p->cand_fd >= 0) close(p->cand_fd);
     free(p);
@@ -665,12 +711,22 @@ fail:
  * order as a one-thread pass: the result does not depend on the thread count. */
 #define BATCH 4096
 
+int tal_cluster_keep_evidence(tal_cluster_prep_t *prep, uint64_t max_bytes, double min_identity)
+{
+    if (prep->evidence) return 0;
+    prep->delta_floor = min_identity;
+    /* a pass evaluates at most C candidates a rank */
+    return tal_evidence_create(&prep->evidence, prep->tmp_dir, prep->n, BATCH, BATCH * prep->C,
+                               max_bytes, prep->opt.budget);
+}
+
 typedef struct {
     tal_aligner_t *aligner;
     word_filter_t wf;
     seqbuf_t mbuf, rbuf, rcbuf; /* rcbuf: the reference reverse complemented */
     uint64_t alignments, filtered, banded;
-    uint8_t *arena; /* the deltas this worker accepted in the current batch */
+    uint64_t computed, reused; /* alignments computed; verdicts taken from the evidence */
+    uint8_t *arena;            /* the deltas this worker accepted in the current batch */
     size_t arena_used, arena_cap;
 } worker_t;
 
@@ -703,9 +759,12 @@ typedef struct {
     pick_t *picks;
     worker_t *workers;
     int n_workers;
-    uint64_t next;    /* the next batch position to take (atomic) */
-    uint8_t *decided; /* by batch position: decided (atomic; phase 2 waits on it) */
-    int failed;       /* a worker of phase 2 failed: the others stop waiting (atomic) */
+    uint64_t next;      /* the next batch position to take (atomic) */
+    uint8_t *decided;   /* by batch position: decided (atomic; phase 2 waits on it) */
+    int failed;         /* a worker of phase 2 failed: the others stop waiting (atomic) */
+    tal_evidence_t *ev; /* the evidence of earlier passes, or NULL */
+    int record;         /* keep what this pass evaluates in ev */
+    double delta_floor; /* and the deltas of the alignments at or above this identity */
 } batch_t;
 
 typedef struct {
@@ -743,20 +802,113 @@ static int align_pair(const run_t *run, worker_t *wk, const char *m, size_t ml, 
     return rc == TAL_EMEMCAP ? 1 : rc;
 }
 
-/* Member s against the reference at rank root: the short-word filter on the strand
- * that shares more words, then the alignment; o->pass says whether it passes both
- * thresholds, and then its delta is in the worker's arena. */
-static int evaluate(batch_t *b, int w, uint32_t s, uint32_t root, const char **mseq, outcome_t *o)
+/* Room for len more bytes in the worker's arena. */
+static int arena_reserve(worker_t *wk, size_t len)
+{
+    if (wk->arena_used + len > wk->arena_cap) {
+        size_t cap = wk->arena_cap ? wk->arena_cap : (1u << 20);
+        uint8_t *q;
+        while (cap < wk->arena_used + len) cap *= 2;
+        if (!(q = realloc(wk->arena, cap))) return TAL_ENOMEM;
+        wk->arena = q;
+        wk->arena_cap = cap;
+    }
+    return 0;
+}
+
+/* Whether the entry's band is the one prefilter gives at the identity: the same support,
+ * and within the reach its ends but none of the supported diagonals past them. */
+static int same_band(const word_filter_t *wf, const tal_evidence_entry_t *e, size_t ml, size_t rl,
+                     double identity)
+{
+    size_t diagonals = ml + rl + 1, shift = band_reach(ml, identity), lo, hi;
+    if (!(e->flags & TAL_EV_BANDED)) return 1;
+    if (((e->flags & TAL_EV_SUPPORT2) ? 2u : 1u) != band_support(wf, identity)) return 0;
+    lo = e->best > shift ? e->best - shift : 0;
+    hi = e->best + shift < diagonals ? e->best + shift : diagonals - 1;
+    return lo <= e->dmin && e->dmax <= hi && (e->left == NONE || e->left < lo) &&
+           (e->right == NONE || e->right > hi);
+}
+
+/* The verdict on member s (rank r) against the reference at rank root from what an
+ * earlier pass found, if that is exactly what this pass would compute: 1 and o set (and
+ * the delta in the worker's arena when this pass hands deltas out), 0 if not known (nor
+ * when the delta is needed and was not kept), or an error. The filter's
+ * verdict follows from the words at any identity; an alignment's, when the strand, the
+ * band and the band check are those this pass would use (the full DP has neither). */
+static int recall(batch_t *b, int w, uint64_t r, uint32_t s, uint32_t root, outcome_t *o)
+{
+    const run_t *run = b->run;
+    worker_t *wk = &b->workers[w];
+    const tal_evidence_entry_t *e;
+    size_t count, ml = (size_t)run->lens[s], rl = (size_t)run->lens[run->order[root]];
+    double identity = run->opt->identity;
+    int plus, minus, verify = identity < 0.8;
+    if (!b->ev || ml + rl + 1 >= NONE) return 0;
+    if (!(e = tal_evidence_find(b->ev, (uint32_t)r, root, &count))) return 0;
+    plus = words_suffice(&wk->wf, ml, rl, e->words[0], identity);
+    minus = run->opt->both_strands && words_suffice(&wk->wf, ml, rl, e->words[1], identity);
+    if (!plus && !minus) {
+        wk->filtered++;
+        wk->reused++;
+        return 1;
+    }
+    minus = minus && (!plus || e->words[1] > e->words[0]); /* the strand prefilter picks */
+    for (size_t k = 0; k < count; k++, e++) {
+        double id, cov;
+        if (!(e->flags & TAL_EV_HAS_RESULT) || !!(e->flags & TAL_EV_MINUS) != minus) continue;
+        if ((e->flags & TAL_EV_BANDED) && !!(e->flags & TAL_EV_VERIFIED) != verify) continue;
+        if (!same_band(&wk->wf, e, ml, rl, identity)) continue;
+        if (e->flags & TAL_EV_TOO_BIG) {
+            wk->banded += (e->flags & TAL_EV_BANDED) != 0; /* tried in a band, as align_pair */
+            wk->reused++;
+            return 1;
+        }
+        id = ml ? (double)e->identical / (double)ml : 0.0;
+        cov = ml ? (double)e->aligned / (double)ml : 0.0;
+        o->pass = id + 1e-9 >= identity && cov + 1e-9 >= run->opt->coverage;
+        if (o->pass && run->opt->on_member) {
+            int rc;
+            if (!(e->flags & TAL_EV_DELTA)) return 0; /* aligned again for the delta */
+            if ((rc = arena_reserve(wk, e->delta_len)) < 0 ||
+                (rc = tal_evidence_delta(b->ev, e->delta_at, e->delta_len,
+                                         wk->arena + wk->arena_used)) < 0)
+                return rc;
+            o->delta_off = wk->arena_used;
+            o->delta_len = e->delta_len;
+            wk->arena_used += e->delta_len;
+        }
+        wk->alignments++;
+        wk->banded += (e->flags & TAL_EV_BANDED) != 0;
+        wk->reused++;
+        o->minus = (uint8_t)minus;
+        o->worker = (uint8_t)w;
+        o->identity = (float)id;
+        o->coverage = (float)cov;
+        return 1;
+    }
+    return 0;
+}
+
+/* Member s (rank r) against the reference at rank root: the short-word filter on the
+ * strand that shares more words, then the alignment; o->pass says whether it passes both
+ * thresholds, and then its delta is in the worker's arena (unless the verdict came from
+ * the evidence: only where no delta is wanted). */
+static int evaluate(batch_t *b, int w, uint64_t r, uint32_t s, uint32_t root, const char **mseq,
+                    outcome_t *o)
 {
     const run_t *run = b->run;
     worker_t *wk = &b->workers[w];
     uint32_t ref_id = run->order[root];
     const char *rseq;
     tal_alignment_t al;
+    tal_evidence_entry_t ev;
     band_t band;
-    uint64_t words;
+    uint64_t words, mwords = 0;
     size_t rl = (size_t)run->lens[ref_id];
     int rc, minus = 0;
+    memset(o, 0, sizeof *o);
+    if (recall(b, w, r, s, root, o)) return 0;
     memset(o, 0, sizeof *o);
     if (!*mseq && (rc = get_seq(run, s, &wk->mbuf, mseq)) < 0) return rc;
     if ((rc = get_seq(run, ref_id, &wk->rbuf, &rseq)) < 0) return rc;
@@ -766,7 +918,6 @@ static int evaluate(batch_t *b, int w, uint32_t s, uint32_t root, const char **m
     if (run->opt->both_strands) {
         /* the strand that shares more words (the plus strand on a tie) */
         band_t mband;
-        uint64_t mwords;
         int mrc;
         if (rl > wk->rcbuf.cap) {
             char *q = realloc(wk->rcbuf.buf, rl);
@@ -785,23 +936,46 @@ static int evaluate(batch_t *b, int w, uint32_t s, uint32_t root, const char **m
             minus = 1;
         }
     }
+    memset(&ev, 0, sizeof ev);
+    ev.member = (uint32_t)r;
+    ev.root = root;
+    ev.words[0] = (uint32_t)words;
+    ev.words[1] = (uint32_t)mwords;
     if (!rc) {
         wk->filtered++;
+        if (b->record) tal_evidence_add(b->ev, &ev);
         return 0;
     }
     rc = align_pair(run, wk, *mseq, (size_t)run->lens[s], rseq, rl, &band, &al);
     if (rc < 0) return rc;
+    if (b->record) {
+        ev.flags = (rc == 1 ? TAL_EV_TOO_BIG : TAL_EV_ALIGNED) | (minus ? TAL_EV_MINUS : 0u) |
+                   (band.banded ? TAL_EV_BANDED : 0u) | (band.support == 2 ? TAL_EV_SUPPORT2 : 0u) |
+                   (run->opt->identity < 0.8 ? TAL_EV_VERIFIED : 0u);
+        ev.best = band.best;
+        ev.dmin = band.dmin;
+        ev.dmax = band.dmax;
+        ev.left = band.left;
+        ev.right = band.right;
+        if (rc == 0) {
+            ev.identical = (uint32_t)al.identical;
+            ev.aligned = (uint32_t)al.aligned;
+            /* the delta of an alignment some pass may accept, for the pass that writes it */
+            if (al.identity + 1e-9 >= b->delta_floor && al.coverage + 1e-9 >= run->opt->coverage &&
+                al.delta_len <= UINT32_MAX) {
+                int drc = tal_evidence_put_delta(b->ev, al.delta, al.delta_len, &ev.delta_at);
+                if (drc < 0) return drc;
+                ev.delta_len = (uint32_t)al.delta_len;
+                ev.flags |= TAL_EV_DELTA;
+            }
+        }
+        tal_evidence_add(b->ev, &ev);
+    }
     if (rc == 1) return 0; /* too big to align: not this one */
     wk->alignments++;
+    wk->computed++;
     if (al.identity + 1e-9 >= run->opt->identity && al.coverage + 1e-9 >= run->opt->coverage) {
-        if (wk->arena_used + al.delta_len > wk->arena_cap) {
-            size_t cap = wk->arena_cap ? wk->arena_cap : (1u << 20);
-            uint8_t *q;
-            while (cap < wk->arena_used + al.delta_len) cap *= 2;
-            if (!(q = realloc(wk->arena, cap))) return TAL_ENOMEM;
-            wk->arena = q;
-            wk->arena_cap = cap;
-        }
+        if ((rc = arena_reserve(wk, al.delta_len)) < 0) return rc;
         memcpy(wk->arena + wk->arena_used, al.delta, al.delta_len);
         o->pass = 1;
         o->minus = (uint8_t)minus;
@@ -851,7 +1025,7 @@ static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int wait)
         tried[n_tried++] = root;
         if (seen || root == r) continue;
         if (run->opt->group && run->opt->group[run->order[root]] != run->opt->group[s]) continue;
-        if ((rc = evaluate(b, w, s, root, &mseq, &o)) < 0) return rc;
+        if ((rc = evaluate(b, w, r, s, root, &mseq, &o)) < 0) return rc;
         if (!o.pass) continue;
         p->root = root;
         p->identity = o.identity;
@@ -1008,13 +1182,30 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
         if ((rc = word_filter_init(&workers[t].wf, opt->nucleotide)) < 0) goto fail;
     }
     {
-        batch_t b = {&run, cand, refr, C, 0, 0, picks, workers, n_workers, 0, decided, 0};
+        batch_t b = {.run = &run,
+                     .cand = cand,
+                     .refr = refr,
+                     .C = C,
+                     .picks = picks,
+                     .workers = workers,
+                     .n_workers = n_workers,
+                     .decided = decided,
+                     .ev = prep->evidence,
+                     .delta_floor = prep->delta_floor};
+        /* the pass that writes the outputs needs deltas, so it has no verdicts to keep */
+        b.record = b.ev && !opt->on_member;
         for (uint64_t r0 = 0; r0 < n; r0 += BATCH) {
             b.r0 = r0;
             b.r1 = r0 + BATCH < n ? r0 + BATCH : n;
             progress(opt, "aligning", r0, n);
             if ((rc = read_rows(prep, b.r0, b.r1, cand)) < 0) goto fail;
-            if ((rc = decide_batch(&b)) < 0) goto fail;
+            if (b.ev && (rc = tal_evidence_begin(b.ev, r0 / BATCH)) < 0) goto fail;
+            rc = decide_batch(&b);
+            if (b.ev) {
+                int erc = tal_evidence_end(b.ev, rc == 0 && b.record);
+                if (rc == 0) rc = erc;
+            }
+            if (rc < 0) goto fail;
             for (uint64_t r = b.r0; r < b.r1; r++) {
                 pick_t *p = &picks[r - b.r0];
                 uint32_t s = order[r];
@@ -1045,11 +1236,6 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
         }
     }
     out->references = 0; /* counted again below, with the copies' first copies */
-    for (int t = 0; t < n_workers; t++) {
-        out->alignments += workers[t].alignments;
-        out->filtered += workers[t].filtered;
-        out->banded += workers[t].banded;
-    }
     progress(opt, "aligning", n, n);
     /* back to record ids: copies join where their first copy ended */
     for (uint64_t r = 0; r < n; r++) {
@@ -1074,6 +1260,13 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
     rc = 0;
 fail:
     tal_budget_release(opt->budget, TAL_MEM_ALIGN, worker_bytes + batch_bytes);
+    for (int t = 0; workers && t < n_workers; t++) { /* a stopped pass's too */
+        out->alignments += workers[t].alignments;
+        out->filtered += workers[t].filtered;
+        out->banded += workers[t].banded;
+        out->computed += workers[t].computed;
+        out->reused += workers[t].reused;
+    }
 fail_early:
     for (int t = 0; workers && t < n_workers; t++) {
         tal_aligner_free(workers[t].aligner);

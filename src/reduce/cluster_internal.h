@@ -63,10 +63,13 @@ typedef struct {
     float *coverage; /* (twin, identity, coverage: NULL with opt.ref_only) */
     uint64_t references;
     uint64_t duplicates; /* members identical to their reference */
-    uint64_t alignments; /* alignments computed */
+    uint64_t alignments; /* alignments the decisions rest on */
     uint64_t filtered;   /* candidates rejected by the short-word filter */
     uint64_t banded;     /* alignments done in a band (the rest: full DP) */
-    int stopped;         /* opt.stop_above was passed: only references is meaningful */
+    /* the alignments computed in this pass; the alignments and filter verdicts taken
+     * from earlier passes' evidence instead (tal_cluster_keep_evidence) */
+    uint64_t computed, reused;
+    int stopped; /* opt.stop_above was passed: only references is meaningful */
 } tal_cluster_t;
 
 /* Where the residues come from: points *seq at record id's residues (lens[id] bytes),
@@ -96,6 +99,12 @@ int tal_cluster_prepare(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_
 /* The greedy pass at opt's identity and coverage (the rest of opt as at prepare). */
 int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, tal_cluster_t *out);
 void tal_cluster_prep_free(tal_cluster_prep_t *prep);
+/* Keeps the evidence of every later decide (each pair's shared words, band and
+ * alignment counts, and the deltas of alignments at or above min_identity and the
+ * coverage) in scratch files in opt.tmp_dir, holding at most max_bytes in memory at once,
+ * so that a decide at another identity computes only what it never saw: the same result,
+ * sooner. TAL_EMEMCAP: max_bytes is too small (the caller goes without). */
+int tal_cluster_keep_evidence(tal_cluster_prep_t *prep, uint64_t max_bytes, double min_identity);
 /* prepare + decide. */
 int tal_cluster_run_source(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_source_t *src,
                            const uint64_t *lens, tal_cluster_t *out);

@@ -1,6 +1,8 @@
 /* The memory plan of a reduction: what the run holds at once, from the record count
  * (per-record arrays), the threads (each worker's share) and the longest sequence (the
- * largest single alignment); the rest of the cap goes to the two sorters alive together. */
+ * largest single alignment); the rest of the cap goes to the two sorters alive together.
+ * The sorters are gone while the passes decide: -r's evidence then has one sorter's room
+ * (sort_bytes), and keeps no evidence when a batch's new entries do not fit in it. */
 #include "reduce_internal.h"
 #include "delta_internal.h"
 #include "mem/sorter_internal.h"

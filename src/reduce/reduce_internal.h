@@ -37,6 +37,7 @@ typedef struct {
     char *deltas_path, *members_path, *taxid_path;
     double identity, coverage; /* used: identity as chosen by the -r search */
     int passes;
+    uint64_t computed;    /* alignments computed over every pass */
     tal_budget_t *budget; /* opt's, or own_budget */
     tal_budget_t *own_budget;
     char *scratch; /* our directory under tmp_dir */

@@ -408,10 +408,13 @@ static int try_identity(tal_reduction_t *x, tal_cluster_opt_t *opt, tal_cluster_
     x->progress.identity = identity;
     if ((rc = tal_cluster_decide(prep, opt, c)) < 0) return rc;
     *fits = c->references <= target;
+    x->computed += c->computed;
     tal_log_info("-r: identity %.4f gives %s%llu references (target %llu)", identity,
                  c->stopped ? "more than " : "",
                  (unsigned long long)(c->stopped ? target : c->references),
                  (unsigned long long)target);
+    tal_log_debug("-r: identity %.4f: %llu alignments computed, %llu verdicts from earlier passes",
+                  identity, (unsigned long long)c->computed, (unsigned long long)c->reused);
     tal_cluster_free(c);
     return 0;
 }
@@ -527,6 +530,14 @@ static int cluster(tal_reduction_t *x, tal_cluster_t *c)
     }
     /* ranks, copies and candidates do not depend on the thresholds: once */
     if ((rc = tal_cluster_prepare(&opt, n, &src, x->lens, &prep)) < 0) goto out;
+    /* -r: the passes share their evidence (a pair's words do not depend on the identity,
+     * nor its alignment but through the band), in the room one sorter had (planned, and
+     * free while deciding) */
+    if (x->opt->ratio > 0 &&
+        (rc = tal_cluster_keep_evidence(prep, x->sort_bytes, RATIO_FLOOR)) < 0) {
+        if (rc != TAL_EMEMCAP) goto out;
+        tal_log_debug("-r: no room to keep the passes' evidence; each pass aligns anew");
+    }
     if (x->opt->ratio > 0 && (rc = search_identity(x, &opt, prep, c)) < 0) goto out;
     opt.identity = x->identity;
     opt.on_member = on_member;
@@ -546,6 +557,7 @@ static int cluster(tal_reduction_t *x, tal_cluster_t *c)
     setvbuf(x->delta_out, NULL, _IOFBF, 1u << 20);
     x->passes++;
     if ((rc = tal_cluster_decide(prep, &opt, c)) < 0) goto out;
+    x->computed += c->computed;
     if (fflush(x->delta_out) != 0 || ferror(x->delta_out)) {
         tal_log_error("cannot write to %s: %s", x->scratch, strerror(errno));
         rc = TAL_EIO;
@@ -571,6 +583,8 @@ static void fill_result(const tal_reduction_t *x, const tal_cluster_t *c, tal_re
     r->alignments = c->alignments;
     r->banded = c->banded;
     r->filtered = c->filtered;
+    r->computed = x->computed;
+    r->reused = c->reused;
     r->identity = x->identity;
     r->coverage = x->coverage;
     r->passes = x->passes;

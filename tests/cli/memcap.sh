@@ -197,6 +197,21 @@ expect_exit 0 in_dir "$T/capped1" "$TALARIA" reduce -q -t 1 --max-memory "$reduc
 same_reduction "$T/plain" "$T/capped1" "reduce -t 1 --max-memory $reduce_cap_t1 --low-memory --stream against -t 2 without a cap"
 nothing_left "$T/spill" "reduce -t 1 --max-memory $reduce_cap_t1 --low-memory (in --tmp-dir)"
 
+# -r keeps its passes' evidence within the cap (one thread, its named cap, the smallest
+# sort buffers): the same bytes as two threads without a cap, the peak within the cap
+mkdir -p "$T/ratio" "$T/ratio_capped"
+expect_exit 0 in_dir "$T/ratio" "$TALARIA" reduce -q -t 2 -r 0.5 -i ../in.fa -o red.fasta --tmp-dir "$T/scratch"
+nothing_left "$T/scratch" "reduce -t 2 -r 0.5 (in --tmp-dir)"
+expect_exit 0 in_dir "$T/ratio_capped" "$TALARIA" reduce -q -t 1 -r 0.5 --max-memory "$reduce_cap_t1" --low-memory \
+    --memory-report ../ratio.json -i ../in.fa -o red.fasta --tmp-dir "$T/spill"
+same_reduction "$T/ratio" "$T/ratio_capped" "reduce -t 1 -r 0.5 --max-memory $reduce_cap_t1 --low-memory against -t 2 without a cap"
+nothing_left "$T/spill" "reduce -t 1 -r 0.5 --max-memory $reduce_cap_t1 --low-memory (in --tmp-dir)"
+if ! sanitized && ! under_valgrind; then
+    vmhwm=$(json_top vmhwm "$T/ratio.json")
+    awk -v v="$vmhwm" -v c="$((${reduce_cap_t1%M} * 1048576))" 'BEGIN { exit !(v > 0 && v <= c) }' ||
+        fail "reduce -r 0.5 --max-memory $reduce_cap_t1: vmhwm '$vmhwm' is not within the cap"
+fi
+
 # ---- 5: a full --tmp-dir is exit 1 naming it, and leaves nothing there or at -o ----
 full="$T/full"
 mkdir -p "$full" "$T/fullout"

@@ -497,6 +497,22 @@ expect_exit 1 "$TALARIA" reduce -q -i "$T/in.fa" -o "$T/js/other.fasta" --summar
 expect_exit 0 "$TALARIA" reduce -q -i "$T/in.fa" -o "$T/js/r.fasta" -r 0.3 --summary-json "$T/js/r.json"
 python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); sys.exit(not (s["ratio"] == 0.3 and s["passes"] > 1 and 0.3 <= s["identity"] <= 1))' \
     "$T/js/r.json" || fail "-r's summary: $(cat "$T/js/r.json")"
+# -r re-decides from its passes' evidence: the last pass takes every verdict and delta
+# from the pass that tried its identity, and keeps what --identity at that identity keeps
+# (given as the summary rounds it)
+x=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["identity"])' "$T/js/r.json")
+expect_exit 0 "$TALARIA" reduce -q -i "$T/in.fa" -o "$T/js/x.fasta" --identity "$x" --summary-json "$T/js/x.json"
+cmp -s "$T/js/r.fasta" "$T/js/x.fasta" && cmp -s "$T/js/r.members.tsv" "$T/js/x.members.tsv" ||
+    fail "-r 0.3 (identity $x) and --identity $x give different references or members"
+python3 - "$T/js/r.json" "$T/js/x.json" <<'PY' || fail "-r's evidence: $(cat "$T/js/r.json" "$T/js/x.json")"
+import json, sys
+r, x = (json.load(open(p)) for p in sys.argv[1:3])
+ok = (r["verdicts_reused"] > 0 and
+      r["verdicts_reused"] == r["alignments"] + r["candidates_filtered"] and
+      r["alignments_computed"] < r["passes"] * r["alignments"] and
+      x["verdicts_reused"] == 0 and x["alignments_computed"] == x["alignments"])
+sys.exit(0 if ok else 1)
+PY
 # a repeated accession is exit 3 naming the flag; with it the first is kept and counted
 mkdir -p "$T/dup"
 printf '>d1 first\nMKVLAAGICK\n>d2\nMKVLA\n>d1 again\nMKVLAAGICW\n' >"$T/dup/in.fa"

@@ -277,12 +277,101 @@ static void test_groups(void **state)
     free_set(&s);
 }
 
+static int from_seqs(void *ctx, uint64_t id, char **buf, size_t *cap, const char **seq)
+{
+    (void)buf;
+    (void)cap;
+    *seq = ((char **)ctx)[id];
+    return 0;
+}
+
+typedef struct {
+    uint64_t calls, sum; /* a sum over the members of a hash of (member, ref, delta) */
+} delta_sum_t;
+
+static int sum_member(void *ctx, uint64_t member, uint64_t ref, const void *alignment)
+{
+    delta_sum_t *d = ctx;
+    const tal_alignment_t *al = alignment;
+    uint64_t h = member * 1000003u + ref;
+    for (size_t i = 0; i < al->delta_len; i++) h = h * 131 + al->delta[i];
+    d->calls++;
+    d->sum += h;
+    return 0;
+}
+
+/* -r's evidence: passes at several identities decide exactly as passes without it (the
+ * same references, identities, coverages and counts), align less, and a pass at an
+ * identity seen before computes nothing, not even the deltas it hands out */
+static void test_evidence(void **state)
+{
+    static const double ids[] = {0.65, 0.3, 0.475, 0.5625, 0.9, 0.8, 0.6, 0.65};
+    set_t s = make_set(30, 8, 0.3, 30, 41);
+    tal_seq_source_t src = {from_seqs, s.seqs};
+    tal_cluster_opt_t opt;
+    tal_cluster_prep_t *plain, *kept;
+    tal_cluster_t a, b;
+    delta_sum_t da = {0, 0}, db = {0, 0};
+    uint64_t computed_plain = 0, computed_kept = 0, reused = 0;
+    (void)state;
+    tal_cluster_opt_init(&opt, 0);
+    opt.threads = 2;
+    assert_int_equal(tal_cluster_prepare(&opt, s.n, &src, s.lens, &plain), 0);
+    assert_int_equal(tal_cluster_prepare(&opt, s.n, &src, s.lens, &kept), 0);
+    assert_int_equal(tal_cluster_keep_evidence(kept, (uint64_t)64 << 20, 0.3), 0);
+    for (size_t k = 0; k < sizeof ids / sizeof *ids; k++) {
+        opt.identity = ids[k];
+        assert_int_equal(tal_cluster_decide(plain, &opt, &a), 0);
+        assert_int_equal(tal_cluster_decide(kept, &opt, &b), 0);
+        assert_memory_equal(a.ref, b.ref, s.n * sizeof *a.ref);
+        assert_memory_equal(a.identity, b.identity, s.n * sizeof *a.identity);
+        assert_memory_equal(a.coverage, b.coverage, s.n * sizeof *a.coverage);
+        assert_int_equal(a.alignments, b.alignments);
+        assert_int_equal(a.filtered, b.filtered);
+        assert_int_equal(a.banded, b.banded);
+        assert_int_equal(a.computed, a.alignments);
+        assert_int_equal(a.reused, 0);
+        assert_int_equal(b.computed + b.reused, b.alignments + b.filtered);
+        computed_plain += a.computed;
+        computed_kept += b.computed;
+        reused += b.reused;
+        if (k + 1 == sizeof ids / sizeof *ids) {
+            assert_true(b.alignments > 0);
+            assert_int_equal(b.computed, 0); /* 0.65 again */
+        }
+        tal_cluster_free(&a);
+        tal_cluster_free(&b);
+    }
+    assert_true(reused > 0);
+    assert_true(computed_kept < computed_plain);
+    /* the pass that hands out the deltas: the same deltas, read back */
+    opt.identity = 0.5625;
+    opt.ref_only = 1;
+    opt.on_member = sum_member;
+    opt.ctx = &da;
+    assert_int_equal(tal_cluster_decide(plain, &opt, &a), 0);
+    opt.ctx = &db;
+    assert_int_equal(tal_cluster_decide(kept, &opt, &b), 0);
+    assert_memory_equal(a.ref, b.ref, s.n * sizeof *a.ref);
+    assert_true(da.calls > 0);
+    assert_int_equal(da.calls, db.calls);
+    assert_true(da.sum == db.sum);
+    assert_int_equal(b.computed, 0); /* the deltas too come from the evidence */
+    assert_int_equal(b.reused, a.alignments + a.filtered);
+    tal_cluster_free(&a);
+    tal_cluster_free(&b);
+    tal_cluster_prep_free(plain);
+    tal_cluster_prep_free(kept);
+    free_set(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identity_90),    cmocka_unit_test(test_identity_70),
         cmocka_unit_test(test_ref_only),       cmocka_unit_test(test_stop_above),
         cmocka_unit_test(test_empty_and_tiny), cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_evidence),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }
