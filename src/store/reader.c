@@ -569,28 +569,40 @@ static uint64_t hchunk_of(const tal_store_t *s, uint64_t id)
     return lo;
 }
 
-static void hchunk_name(const tal_store_t *s, uint64_t k, char *buf, size_t size)
+/* A chunk's name in messages, and whether its stored bytes match its checksum (random
+ * access reads them into *buf): for residue chunks and header chunks alike. */
+static void name_chunk(const tal_chunk_disk_t *c, const char *what, uint64_t k, char *buf,
+                       size_t size)
 {
-    const tal_chunk_disk_t *c = &s->hchunks[k];
-    snprintf(buf, size, "header chunk %llu (records %llu-%llu)", (unsigned long long)k + 1,
+    snprintf(buf, size, "%s %llu (records %llu-%llu)", what, (unsigned long long)k + 1,
              (unsigned long long)c->first_record + 1,
              (unsigned long long)(c->first_record + c->record_count));
+}
+
+static int chunk_intact(tal_store_t *s, const tal_chunk_disk_t *c, uint32_t sec, char **buf,
+                        size_t *cap, const char **stored)
+{
+    const char *base = (const char *)s->maps[sec].data;
+    *stored = base ? base + c->stored_offset : ""; /* an empty file is not mapped */
+    if (s->random && c->stored_size) {
+        /* (the chunk table was checked on open to lie within the file) */
+        if (tal_buf_reserve(buf, cap, (size_t)c->stored_size) < 0 ||
+            section_pread(s, sec, c->stored_offset, *buf, (size_t)c->stored_size) < 0)
+            return 0;
+        *stored = *buf;
+    }
+    return XXH3_64bits(*stored, (size_t)c->stored_size) == c->checksum;
+}
+
+static void hchunk_name(const tal_store_t *s, uint64_t k, char *buf, size_t size)
+{
+    name_chunk(&s->hchunks[k], "header chunk", k, buf, size);
 }
 
 int tal_store_hchunk_intact_(const tal_store_t *cs, uint64_t k, const char **stored)
 {
     tal_store_t *s = (tal_store_t *)cs;
-    const tal_chunk_disk_t *c = &s->hchunks[k];
-    const char *base = (const char *)s->maps[TAL_SEC_HEADERS].data;
-    *stored = base ? base + c->stored_offset : "";
-    if (s->random && c->stored_size) {
-        if (tal_buf_reserve(&s->hzbuf, &s->hzcap, (size_t)c->stored_size) < 0 ||
-            section_pread(s, TAL_SEC_HEADERS, c->stored_offset, s->hzbuf, (size_t)c->stored_size) <
-                0)
-            return 0;
-        *stored = s->hzbuf;
-    }
-    return XXH3_64bits(*stored, (size_t)c->stored_size) == c->checksum;
+    return chunk_intact(s, &s->hchunks[k], TAL_SEC_HEADERS, &s->hzbuf, &s->hzcap, stored);
 }
 
 const tal_chunk_disk_t *tal_store_hchunks_(const tal_store_t *s, uint64_t *count)
@@ -814,27 +826,13 @@ uint64_t tal_store_chunk_of(const tal_store_t *s, uint64_t id)
 
 void tal_store_chunk_name_(const tal_store_t *s, uint64_t k, char *buf, size_t size)
 {
-    const tal_chunk_disk_t *c = &s->chunks[k];
-    snprintf(buf, size, "chunk %llu (records %llu-%llu)", (unsigned long long)k + 1,
-             (unsigned long long)c->first_record + 1,
-             (unsigned long long)(c->first_record + c->record_count));
+    name_chunk(&s->chunks[k], "chunk", k, buf, size);
 }
 
 int tal_store_chunk_intact_(const tal_store_t *cs, uint64_t k, const char **stored)
 {
     tal_store_t *s = (tal_store_t *)cs;
-    const tal_chunk_disk_t *c = &s->chunks[k];
-    const char *base = (const char *)s->maps[TAL_SEC_RESIDUES].data;
-    *stored = base ? base + c->stored_offset : ""; /* an empty file is not mapped */
-    if (s->random && c->stored_size) {
-        /* (the chunk table was checked on open to lie within the file) */
-        if (tal_buf_reserve(&s->zbuf, &s->zcap, (size_t)c->stored_size) < 0 ||
-            section_pread(s, TAL_SEC_RESIDUES, c->stored_offset, s->zbuf, (size_t)c->stored_size) <
-                0)
-            return 0;
-        *stored = s->zbuf;
-    }
-    return XXH3_64bits(*stored, (size_t)c->stored_size) == c->checksum;
+    return chunk_intact(s, &s->chunks[k], TAL_SEC_RESIDUES, &s->zbuf, &s->zcap, stored);
 }
 
 int tal_store_chunk_decode(const tal_store_t *s, tal_codec_ctx_t *ctx, uint64_t k, char *dst,
