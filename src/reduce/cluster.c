@@ -1137,7 +1137,7 @@ static int read_rows(const tal_cluster_prep_t *p, uint64_t r0, uint64_t r1, uint
 int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, tal_cluster_t *out)
 {
     uint64_t n = prep->n, C = prep->C;
-    uint32_t *refr, *order = prep->order, *twin = prep->twin, *cand = NULL;
+    uint32_t *refr = NULL, *order = prep->order, *twin = prep->twin, *cand = NULL;
     float *ident, *cover;
     worker_t *workers = NULL;
     pick_t *picks = NULL;
@@ -1145,20 +1145,25 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
     int n_workers = opt->threads > 0 ? (opt->threads > 64 ? 64 : opt->threads) : 1, rc;
     uint64_t worker_bytes = (uint64_t)n_workers * TAL_CLUSTER_WORKER_BYTES;
     uint64_t batch_bytes = BATCH * (C * 4 + sizeof(pick_t) + 1);
+    size_t refr_bytes = ((size_t)n + 1) * sizeof *refr;
     run_t run = {opt, n, prep->src, prep->lens, NULL, twin, order};
     memset(out, 0, sizeof *out);
     out->n = n;
     out->budget = opt->budget;
-    /* ref by record id, refr by rank; unless ref_only, twin, identity, coverage by id */
-    out->block_bytes = ((size_t)n + 1) * (opt->ref_only ? 2 : 5) * 4;
+    /* ref by record id; unless ref_only, twin, identity, coverage by id; and for the pass
+     * only, refr by rank */
+    out->block_bytes = ((size_t)n + 1) * (opt->ref_only ? 1 : 4) * 4;
     if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, out->block_bytes, &out->block)) < 0) {
         out->block_bytes = 0;
         return rc;
     }
+    if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, refr_bytes, (void **)&refr)) < 0) {
+        tal_cluster_free(out);
+        return rc;
+    }
     out->ref = out->block;
-    refr = out->ref + n + 1;
     if (!opt->ref_only) {
-        out->twin = refr + n + 1;
+        out->twin = out->ref + n + 1;
         out->identity = (float *)(out->twin + n + 1);
         out->coverage = out->identity + n + 1;
     }
@@ -1280,6 +1285,7 @@ fail_early:
     free(picks);
     free(decided);
     free(cand);
+    tal_budget_free(opt->budget, TAL_MEM_RECORDS, refr, refr_bytes);
     if (rc < 0) tal_cluster_free(out);
     return rc;
 }

@@ -272,8 +272,12 @@ static int write_clstr(outputs_t *o)
     uint32_t *mstart = NULL, *mlist = NULL;
     const char *unit = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE ? "nt" : "aa";
     const char *strand = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE ? "+/" : "";
-    int rc;
+    int rc, was_random;
     if ((rc = tal_budget_reserve(x->budget, TAL_MEM_RECORDS, held)) < 0) return rc;
+    /* members come in cluster order, from all over the headers: read with pread, as
+     * through the mapping each would bring its neighbours' pages into the resident set */
+    was_random = tal_store_random_(x->store);
+    tal_store_set_random_access(x->store, 1);
     if (!(mstart = calloc((size_t)R + 2, sizeof *mstart)) ||
         !(mlist = malloc((size_t)n * sizeof *mlist + 8))) {
         rc = TAL_ENOMEM;
@@ -305,6 +309,7 @@ static int write_clstr(outputs_t *o)
         k++;
     }
 out:
+    tal_store_set_random_access(x->store, was_random);
     free(mstart);
     free(mlist);
     tal_budget_release(x->budget, TAL_MEM_RECORDS, held);

@@ -1,8 +1,12 @@
 /* The memory plan of a reduction: what the run holds at once, from the record count
  * (per-record arrays), the threads (each worker's share) and the longest sequence (the
- * largest single alignment); the rest of the cap goes to the two sorters alive together.
- * The sorters are gone while the passes decide: -r's evidence then has one sorter's room
- * (sort_bytes), and keeps no evidence when a batch's new entries do not fit in it. */
+ * largest single alignment). The run goes through three phases, each freeing what it took
+ * before the next: checking the input, clustering and writing. What the whole run holds
+ * (the store's lengths and some residue starts) comes with the largest of them. The rest
+ * of the cap goes to the two sorters alive together while clustering; the delta store's
+ * key index has one sorter's room while writing. The sorters are gone while the passes
+ * decide: -r's evidence then has one sorter's room (sort_bytes), and keeps no evidence
+ * when a batch's new entries do not fit in it. */
 #include "reduce_internal.h"
 #include "delta_internal.h"
 #include "mem/sorter_internal.h"
@@ -23,34 +27,58 @@
 #define ESTIMATED_MAX_LENGTH 8192
 
 typedef struct {
-    uint64_t fixed;      /* everything but the sort buffers */
-    uint64_t need;       /* fixed and the two smallest sort buffers, or the indexing */
+    uint64_t fixed;      /* the largest phase but the sort buffers */
+    uint64_t need;       /* the largest phase with the smallest sort buffers, or the indexing */
     uint64_t sort_bytes; /* each sort buffer under the cap */
 } plan_figures_t;
 
-/* used: what the budget holds already; index_need: a FASTA input's indexing. */
-static void plan_figures(uint64_t records, uint64_t max_len, uint64_t used, uint64_t index_need,
-                         const tal_reduce_opt_t *opt, uint64_t cap, plan_figures_t *p)
+/* What the whole run holds of the input: its lengths (mapped or copied) and where every
+ * TAL_STARTS_EVERY-th record's residues start; a compact store's arrays come in held. */
+static uint64_t input_bytes(uint64_t records, uint64_t held)
 {
-    uint64_t fixed, room;
-    int threads = opt->threads, low_memory = opt->low_memory;
-    /* the store's lengths, offsets and checksums, mapped or copied, and the scan */
-    fixed = used + 16 * (records + 1) + SCAN_WINDOWS;
-    /* clustering; later the references by id and the reference index (8), and for
-     * --clstr the members by cluster (4 more and 4 per reference) */
-    fixed += TAL_CLUSTER_BYTES_PER_RECORD * (records + 1);
-    /* --same-taxon: every record's taxid, for the whole clustering */
-    if (opt->same_taxon) fixed += 4 * (records + 1);
-    fixed += (uint64_t)threads * TAL_CLUSTER_WORKER_BYTES + ((uint64_t)2 << 20);
-    fixed += HEADER_WINDOW + OUTPUT_BUFFERS;
+    return 8 * (records + 1) + TAL_STARTS_BYTES(records) + held;
+}
+
+/* used: what the budget holds already; held: a compact store's arrays and header cache;
+ * index_need: a FASTA input's indexing. */
+static void plan_figures(uint64_t records, uint64_t max_len, uint64_t used, uint64_t held,
+                         uint64_t index_need, const tal_reduce_opt_t *opt, uint64_t cap,
+                         plan_figures_t *p)
+{
+    uint64_t n1 = records + 1, base, checking, clustering, writing, room;
+    int threads = opt->threads;
+    base = used + input_bytes(records, held);
+    /* checking the input: the checksums, streamed, and the scan's windows */
+    checking = 8 * n1 + SCAN_WINDOWS;
+    /* clustering: ranks, copies and references by rank and by id; --same-taxon's taxids
+     * (read through a header window, released before the sorters start: less than they
+     * take); the workers and the largest alignment; then the two sorters */
+    clustering = TAL_CLUSTER_BYTES_PER_RECORD * n1 + (uint64_t)threads * TAL_CLUSTER_WORKER_BYTES +
+                 ((uint64_t)2 << 20);
+    if (opt->same_taxon) clustering += 4 * n1;
     /* max_len is a store's meta field: a damaged one gives a need no cap meets, not a
      * small one */
-    fixed = tal_sat_add(fixed, tal_align_bytes(max_len, max_len, TAL_CLUSTER_MAX_CELLS));
-    p->fixed = fixed;
-    p->need = tal_sat_add(fixed, 2 * TAL_SORTER_MIN_BUFFER);
+    clustering = tal_sat_add(clustering, tal_align_bytes(max_len, max_len, TAL_CLUSTER_MAX_CELLS));
+    /* writing: the references by id and the reference index; for --clstr the members by
+     * cluster (4 bytes a record and 4 a reference); the member slots read at a time, the
+     * header pages and the output buffers; then the key index's sorter */
+    writing =
+        8 * n1 + TAL_MEMBER_SLOTS_READ * sizeof(tal_member_slot_t) + HEADER_WINDOW + OUTPUT_BUFFERS;
+    if (opt->clstr_path) writing += 8 * n1 + 8;
+    p->fixed = base + (clustering > writing ? clustering : writing);
+    if (p->fixed < base + checking) p->fixed = base + checking;
+    p->need = tal_sat_add(base, clustering + 2 * TAL_SORTER_MIN_BUFFER);
+    if (p->need < base + writing + TAL_SORTER_MIN_BUFFER)
+        p->need = base + writing + TAL_SORTER_MIN_BUFFER;
+    if (p->need < base + checking) p->need = base + checking;
     if (p->need < used + index_need) p->need = used + index_need;
-    room = cap && cap > fixed ? (cap - fixed) / 2 : TAL_SORTER_DEFAULT_BUFFER;
-    p->sort_bytes = low_memory                         ? TAL_SORTER_MIN_BUFFER
+    /* each sorter's share of what clustering leaves, and no more than writing leaves */
+    room = TAL_SORTER_DEFAULT_BUFFER;
+    if (cap) {
+        room = cap > base + clustering ? (cap - base - clustering) / 2 : 0;
+        if (cap < base + writing + room) room = cap > base + writing ? cap - base - writing : 0;
+    }
+    p->sort_bytes = opt->low_memory                    ? TAL_SORTER_MIN_BUFFER
                     : room < TAL_SORTER_DEFAULT_BUFFER ? room
                                                        : TAL_SORTER_DEFAULT_BUFFER;
 }
@@ -103,7 +131,7 @@ int tal_reduction_plan(tal_reduction_t *x, int exact)
         max_len = ESTIMATED_MAX_LENGTH;
         need_index = index_need(x->in, x->opt, b);
     }
-    plan_figures(n, max_len, tal_budget_used(b, TAL_MEM_COMPONENTS) + held, need_index, x->opt, cap,
+    plan_figures(n, max_len, tal_budget_used(b, TAL_MEM_COMPONENTS), held, need_index, x->opt, cap,
                  &p);
     if (cap && p.need > cap)
         return too_small(cap, cap_to_name(p.need),
@@ -111,8 +139,8 @@ int tal_reduction_plan(tal_reduction_t *x, int exact)
                                : "per-record arrays, workers and sort buffers, estimated");
     x->sort_bytes = p.sort_bytes;
     if (exact) {
-        /* the store's lengths and offsets, for the whole run */
-        x->held_input = 16 * (n + 1) + held;
+        /* the store's lengths and the residue starts, for the whole run */
+        x->held_input = input_bytes(n, held);
         if (tal_budget_reserve(b, TAL_MEM_INPUT, x->held_input) < 0) {
             x->held_input = 0;
             return too_small(cap, tal_budget_refused(b) + p.need / 16, "the store's arrays");
@@ -128,7 +156,7 @@ int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt, tal_reduce_p
 {
     struct stat st;
     uint64_t used, cap = opt->budget ? tal_budget_cap(opt->budget) : opt->max_memory;
-    uint64_t max_len = ESTIMATED_MAX_LENGTH, need_index = 0;
+    uint64_t max_len = ESTIMATED_MAX_LENGTH, need_index = 0, held = 0;
     plan_figures_t p;
     tal_rss_t rss;
     if (!input || opt->threads < 1) return TAL_EUSAGE;
@@ -143,7 +171,7 @@ int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt, tal_reduce_p
         int rc = tal_store_open(&s, input);
         if (rc < 0) return rc;
         tal_store_info(s, &info);
-        used += tal_store_held_bytes_(s); /* a compact store's, held for the whole run */
+        held = tal_store_held_bytes_(s); /* a compact store's, held for the whole run */
         tal_store_close(s);
         plan->records = info.records;
         max_len = info.max_length;
@@ -156,7 +184,7 @@ int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt, tal_reduce_p
         plan->records = tal_index_estimate(input);
         need_index = index_need(input, opt, opt->budget);
     }
-    plan_figures(plan->records, max_len, used, need_index, opt, cap, &p);
+    plan_figures(plan->records, max_len, used, held, need_index, opt, cap, &p);
     plan->need = p.need;
     plan->min_cap = cap_to_name(p.need);
     plan->sort_bytes = p.sort_bytes;

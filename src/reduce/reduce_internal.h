@@ -27,6 +27,10 @@ enum {
     TAL_MEMBER_MINUS = 4      /* its delta is against the reference's reverse complement */
 };
 
+/* one residue start kept per this many records (a power of two) */
+#define TAL_STARTS_EVERY          64
+#define TAL_STARTS_BYTES(records) (((records) / TAL_STARTS_EVERY + 2) * 8)
+
 /* member slots read at once while writing */
 #define TAL_MEMBER_SLOTS_READ 4096
 
@@ -44,10 +48,12 @@ typedef struct {
     tal_store_t *store;
     int own_store; /* opened (or built) here: closed at the end */
     tal_store_info_t info;
-    const uint64_t *lens, *offsets, *checksums;
-    uint64_t *own_offsets; /* compressed input: offsets into the decoded file */
-    int seq_fd;            /* the raw residues: read with pread, never mapped */
-    char *buf;             /* the calling thread's read buffer */
+    const uint64_t *lens, *checksums;
+    /* where every TAL_STARTS_EVERY-th record's residues start in seq_fd: the others
+     * follow from the lengths, so the store's offsets are not held */
+    uint64_t *starts;
+    int seq_fd; /* the raw residues: read with pread, never mapped */
+    char *buf;  /* the calling thread's read buffer */
     size_t buf_cap;
     int delta_fd;
     FILE *delta_out;

@@ -241,10 +241,12 @@ int tal_reduction_residues(void *ctx, uint64_t id, char **buf, size_t *cap, cons
 {
     const tal_reduction_t *x = ctx;
     size_t len = (size_t)x->lens[id], at = 0;
+    uint64_t start = x->starts[id / TAL_STARTS_EVERY];
     int rc;
+    for (uint64_t i = id & ~(uint64_t)(TAL_STARTS_EVERY - 1); i < id; i++) start += x->lens[i];
     if ((rc = tal_buf_reserve(buf, cap, len + 1)) < 0) return rc;
     while (at < len) {
-        ssize_t k = pread(x->seq_fd, *buf + at, len - at, (off_t)(x->offsets[id] + at));
+        ssize_t k = pread(x->seq_fd, *buf + at, len - at, (off_t)(start + at));
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) {
             tal_log_error("%s: cannot read record %llu's residues: %s", x->in,
@@ -276,12 +278,16 @@ static int scan_input(tal_reduction_t *x)
         sums_size < n * 8)
         return TAL_EINPUT;
     x->checksums = sums;
+    if (!(x->starts = malloc(TAL_STARTS_BYTES(n)))) return TAL_ENOMEM;
     if (raw) {
-        if ((rc = tal_store_residue_file_(x->store, path, sizeof path, &x->offsets)) < 0) return rc;
-        for (uint64_t i = 0; i < n; i++)
-            if (x->offsets[i + 1] < x->offsets[i] ||
-                x->offsets[i + 1] - x->offsets[i] != x->lens[i])
+        const uint64_t *offsets;
+        if ((rc = tal_store_residue_file_(x->store, path, sizeof path, &offsets)) < 0) return rc;
+        for (uint64_t i = 0; i < n; i++) {
+            if (offsets[i + 1] < offsets[i] || offsets[i + 1] - offsets[i] != x->lens[i])
                 return tal_store_corrupt_(x->store, "record offsets and lengths disagree");
+            if (i % TAL_STARTS_EVERY == 0) x->starts[i / TAL_STARTS_EVERY] = offsets[i];
+        }
+        tal_store_release_(x->store, TAL_SEC_SEQ_OFFSETS);
     } else {
         int fd;
         snprintf(path, sizeof path, "%s/residues", x->scratch);
@@ -292,8 +298,6 @@ static int scan_input(tal_reduction_t *x)
             return TAL_EIO;
         }
         setvbuf(f, NULL, _IOFBF, 1u << 20);
-        if (!(x->own_offsets = malloc((size_t)(n + 1) * sizeof *x->own_offsets))) rc = TAL_ENOMEM;
-        x->offsets = x->own_offsets;
     }
     tal_scan_opt_init(&so);
     so.threads = x->opt->threads > 1 ? 2 : 1;
@@ -305,7 +309,7 @@ static int scan_input(tal_reduction_t *x)
             tal_record_t rec;
             if ((rc = tal_scan_record(scan, &b, i, &rec)) < 0) break;
             if (raw) continue;
-            x->own_offsets[i] = at;
+            if (i % TAL_STARTS_EVERY == 0) x->starts[i / TAL_STARTS_EVERY] = at;
             if (rec.seq_len && fwrite(rec.seq, 1, rec.seq_len, f) != rec.seq_len) {
                 tal_log_error("cannot write %s: %s", path, strerror(errno));
                 rc = TAL_EIO;
@@ -321,7 +325,6 @@ static int scan_input(tal_reduction_t *x)
     tal_reduction_release_headers(x);
     tal_store_release_(x->store, TAL_SEC_RECORD_CHECKSUMS);
     if (!raw) {
-        if (x->own_offsets) x->own_offsets[n] = at;
         if (rc == 0 && fflush(f) != 0) {
             tal_log_error("cannot write %s: %s", path, strerror(errno));
             rc = TAL_EIO;
@@ -631,7 +634,7 @@ out:
     if (rc == TAL_ENOMEM) tal_log_error("out of memory while reducing %s", x->in);
     tal_cluster_free(&c);
     if (x->seq_fd >= 0) close(x->seq_fd);
-    free(x->own_offsets);
+    free(x->starts);
     free(x->buf);
     if (x->store && x->own_store) tal_store_close(x->store);
     if (x->delta_out) fclose(x->delta_out);

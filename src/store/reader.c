@@ -735,6 +735,8 @@ void tal_store_release_(const tal_store_t *s, uint32_t id)
     if (m->data && m->size) madvise((void *)m->data, m->size, MADV_DONTNEED);
 }
 
+int tal_store_random_(const tal_store_t *s) { return s->random; }
+
 int tal_store_header_(const tal_store_t *s, uint64_t id, const char **h, size_t *len)
 {
     return record_header(s, id, h, len);
