@@ -19,7 +19,8 @@ typedef struct tal_scan tal_scan_t;
 typedef struct {
     int threads;          /* 1: everything in the caller's thread; >= 2: an I/O thread */
     size_t block_size;    /* raw stores: residue bytes per block (default 4 MiB) */
-    int headers;          /* the caller reads headers: release their pages too */
+    int headers;          /* the caller reads headers: release their pages too, and end
+                           * a raw store's block at block_size header bytes as well */
     tal_budget_t *budget; /* may be NULL */
 } tal_scan_opt_t;
 

@@ -246,8 +246,9 @@ static int write_records(outputs_t *o)
         }
         if ((rc = tal_dwriter_record(o->dw, &d, doff)) < 0) return rc;
         if (r != i) {
-            tal_record_t rr;
-            if ((rc = tal_store_header_(x->store, r, &rr.header, &rr.header_len)) < 0) return rc;
+            tal_record_t rr; /* the reference's, from anywhere in the store */
+            if ((rc = tal_store_header_pread_(x->store, r, &rr.header, &rr.header_len)) < 0)
+                return rc;
             write_accession(o->members.f, rec.header, rec.header_len);
             fputc('\t', o->members.f);
             write_accession(o->members.f, rr.header, rr.header_len);
@@ -272,12 +273,8 @@ static int write_clstr(outputs_t *o)
     uint32_t *mstart = NULL, *mlist = NULL;
     const char *unit = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE ? "nt" : "aa";
     const char *strand = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE ? "+/" : "";
-    int rc, was_random;
+    int rc;
     if ((rc = tal_budget_reserve(x->budget, TAL_MEM_RECORDS, held)) < 0) return rc;
-    /* members come in cluster order, from all over the headers: read with pread, as
-     * through the mapping each would bring its neighbours' pages into the resident set */
-    was_random = tal_store_random_(x->store);
-    tal_store_set_random_access(x->store, 1);
     if (!(mstart = calloc((size_t)R + 2, sizeof *mstart)) ||
         !(mlist = malloc((size_t)n * sizeof *mlist + 8))) {
         rc = TAL_ENOMEM;
@@ -291,7 +288,8 @@ static int write_clstr(outputs_t *o)
     for (uint64_t i = 0; i < n; i++) {
         tal_record_t rec;
         if (c->ref[i] != i) continue;
-        if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) goto out;
+        /* members come in cluster order, from all over the store */
+        if ((rc = tal_store_header_pread_(x->store, i, &rec.header, &rec.header_len)) < 0) goto out;
         fprintf(o->clstr.f, ">Cluster %llu\n0\t%llu%s, >", (unsigned long long)k,
                 (unsigned long long)x->lens[i], unit);
         write_accession(o->clstr.f, rec.header, rec.header_len);
@@ -299,7 +297,8 @@ static int write_clstr(outputs_t *o)
         for (uint64_t m = mstart[k]; m < mstart[k + 1]; m++) {
             uint64_t id = mlist[m];
             if ((rc = tal_reduction_slots(x, o->slots, 1, id, 0)) < 0) goto out;
-            if ((rc = tal_store_header_(x->store, id, &rec.header, &rec.header_len)) < 0) goto out;
+            if ((rc = tal_store_header_pread_(x->store, id, &rec.header, &rec.header_len)) < 0)
+                goto out;
             fprintf(o->clstr.f, "%llu\t%llu%s, >", (unsigned long long)(m - mstart[k] + 1),
                     (unsigned long long)x->lens[id], unit);
             write_accession(o->clstr.f, rec.header, rec.header_len);
@@ -309,7 +308,6 @@ static int write_clstr(outputs_t *o)
         k++;
     }
 out:
-    tal_store_set_random_access(x->store, was_random);
     free(mstart);
     free(mlist);
     tal_budget_release(x->budget, TAL_MEM_RECORDS, held);

@@ -21,7 +21,6 @@
 
 #define HEADER_WINDOW        ((uint64_t)8 << 20) /* header pages touched between releases */
 #define OUTPUT_BUFFERS       ((uint64_t)8 << 20)
-#define SCAN_WINDOWS         (3 * ((uint64_t)4 << 20))
 /* Before the input is indexed its longest sequence is unknown: planned as long as the
  * largest alignment allowed. */
 #define ESTIMATED_MAX_LENGTH 8192
@@ -49,7 +48,7 @@ static void plan_figures(uint64_t records, uint64_t max_len, uint64_t used, uint
     int threads = opt->threads;
     base = used + input_bytes(records, held);
     /* checking the input: the checksums, streamed, and the scan's windows */
-    checking = 8 * n1 + SCAN_WINDOWS;
+    checking = 8 * n1 + TAL_SCAN_WINDOWS;
     /* clustering: ranks, copies and references by rank and by id; --same-taxon's taxids
      * (read through a header window, released before the sorters start: less than they
      * take); the workers and the largest alignment; then the two sorters */

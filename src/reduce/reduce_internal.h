@@ -31,6 +31,11 @@ enum {
 #define TAL_STARTS_EVERY          64
 #define TAL_STARTS_BYTES(records) (((records) / TAL_STARTS_EVERY + 2) * 8)
 
+/* Checking the input: the scan's three blocks, each of at most TAL_SCAN_BLOCK residues and
+ * TAL_SCAN_BLOCK header bytes (a raw store's pages). */
+#define TAL_SCAN_BLOCK   ((size_t)2 << 20)
+#define TAL_SCAN_WINDOWS (3 * 2 * (uint64_t)TAL_SCAN_BLOCK)
+
 /* member slots read at once while writing */
 #define TAL_MEMBER_SLOTS_READ 4096
 

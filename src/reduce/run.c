@@ -302,6 +302,7 @@ static int scan_input(tal_reduction_t *x)
     tal_scan_opt_init(&so);
     so.threads = x->opt->threads > 1 ? 2 : 1;
     so.headers = 1; /* the checksums read every header: their pages go as well */
+    so.block_size = TAL_SCAN_BLOCK;
     so.budget = x->budget;
     if (rc == 0) rc = tal_scan_open(&scan, x->store, &so);
     while (rc == 0 && (rc = tal_scan_next(scan, &b)) > 0) {
@@ -344,7 +345,7 @@ static int scan_input(tal_reduction_t *x)
 static int check_input(tal_reduction_t *x)
 {
     /* for the scan: the checksums and the scan's windows */
-    uint64_t scan_bytes = 8 * (x->info.records + 1) + 3 * ((uint64_t)4 << 20);
+    uint64_t scan_bytes = 8 * (x->info.records + 1) + TAL_SCAN_WINDOWS;
     int rc;
     if ((rc = tal_budget_reserve(x->budget, TAL_MEM_INPUT, scan_bytes)) < 0) return rc;
     rc = scan_input(x);

@@ -12,7 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH_ROWS      16384
+/* A batch ends at BATCH_ROWS rows or BATCH_TEXT bytes of headers, whichever comes first
+ * (nr's merged headers run to kilobytes): at most QUEUE_DEPTH + 2 batches of 128 KiB of
+ * rows and 512 KiB of text (a longer header grows its batch's) live at once, within the
+ * plan's 4 MiB for them. */
+#define BATCH_ROWS      4096
+#define BATCH_TEXT      ((size_t)256 << 10)
 #define QUEUE_DEPTH     4
 #define ROWS_PER_INSERT 32
 
@@ -221,7 +226,7 @@ static batch_t *batch_new(void)
 {
     batch_t *b = calloc(1, sizeof *b);
     if (!b) return NULL;
-    b->text_cap = 1u << 20;
+    b->text_cap = 2 * BATCH_TEXT;
     b->text = malloc(b->text_cap);
     if (!b->text) {
         free(b);
@@ -366,7 +371,7 @@ int tal_catalog_add(tal_catalog_writer_t *w, uint64_t id, const char *header, si
     r->length = length;
     r->header_len = header_len;
     if ((rc = stash(b, header, header_len, &r->header_off)) < 0) return rc;
-    if (++b->n == BATCH_ROWS) return submit(w);
+    if (++b->n == BATCH_ROWS || b->text_len >= BATCH_TEXT) return submit(w);
     return 0;
 }
 

@@ -66,6 +66,8 @@ struct tal_store {
     int fds[TAL_SEC_LAST + 1]; /* the section files, -1 until opened */
     char *hbuf, *sbuf, *zbuf;  /* a record's header and residues; a stored chunk */
     size_t hcap, scap, zcap;
+    char *pbuf; /* a header read by tal_store_header_pread_ */
+    size_t pcap;
     char *kbuf; /* the header of a key candidate */
     size_t kcap, klen;
     uint64_t kid; /* the record kbuf holds the header of (UINT64_MAX: none) */
@@ -427,6 +429,8 @@ static int check_layout(tal_store_t *s)
 int tal_store_open(tal_store_t **out, const char *path)
 {
     tal_store_t *s = calloc(1, sizeof *s);
+    if (s)
+        for (size_t i = 0; i <= TAL_SEC_LAST; i++) s->fds[i] = -1;
     int rc;
     *out = NULL;
     if (!s) return TAL_ENOMEM;
@@ -454,10 +458,10 @@ fail:
 void tal_store_close(tal_store_t *s)
 {
     if (!s) return;
-    if (s->random)
-        for (size_t i = 0; i <= TAL_SEC_LAST; i++)
-            if (s->fds[i] >= 0) close(s->fds[i]);
+    for (size_t i = 0; i <= TAL_SEC_LAST; i++)
+        if (s->fds[i] >= 0) close(s->fds[i]);
     free(s->hbuf);
+    free(s->pbuf);
     free(s->sbuf);
     free(s->zbuf);
     free(s->kbuf);
@@ -504,8 +508,6 @@ void tal_store_info(const tal_store_t *s, tal_store_info_t *info)
 int tal_store_set_random_access(tal_store_t *s, int on)
 {
     s->kid = UINT64_MAX;
-    if (on && !s->random)
-        for (size_t i = 0; i <= TAL_SEC_LAST; i++) s->fds[i] = -1;
     if (!on && s->random)
         for (size_t i = 0; i <= TAL_SEC_LAST; i++)
             if (s->fds[i] >= 0) close(s->fds[i]), s->fds[i] = -1;
@@ -679,15 +681,15 @@ static int header_lost(const tal_store_t *s, uint64_t id)
            s->bad_hchunk == hchunk_of(s, id) + 1;
 }
 
-/* Header bytes of record id, bounds-checked; no checksum. In random-access mode they are
- * read into *buf (of *cap bytes). */
+/* Header bytes of record id, bounds-checked; no checksum. With by_pread (random-access
+ * mode) they are read into *buf (of *cap bytes). */
 static int header_at(const tal_store_t *s, uint64_t id, const char **h, size_t *len, char **buf,
-                     size_t *cap)
+                     size_t *cap, int by_pread)
 {
     uint64_t a, b, off[2];
     int rc;
     if (id >= s->meta->record_count) return TAL_EINPUT;
-    if (s->random) {
+    if (by_pread) {
         if ((rc = array_pread(s, TAL_SEC_HDR_OFFSETS, id, off, 2)) < 0) return rc;
         a = off[0], b = off[1];
     } else {
@@ -706,7 +708,7 @@ static int header_at(const tal_store_t *s, uint64_t id, const char **h, size_t *
         *h = data + (a - c->raw_offset);
         return 0;
     }
-    if (!s->random) {
+    if (!by_pread) {
         *h = s->headers + a;
         return 0;
     }
@@ -724,7 +726,7 @@ static int record_header(const tal_store_t *cs, uint64_t id, const char **h, siz
         *len = s->klen;
         return 0;
     }
-    return header_at(s, id, h, len, &s->hbuf, &s->hcap);
+    return header_at(s, id, h, len, &s->hbuf, &s->hcap, s->random);
 }
 
 void tal_store_release_(const tal_store_t *s, uint32_t id)
@@ -735,7 +737,11 @@ void tal_store_release_(const tal_store_t *s, uint32_t id)
     if (m->data && m->size) madvise((void *)m->data, m->size, MADV_DONTNEED);
 }
 
-int tal_store_random_(const tal_store_t *s) { return s->random; }
+int tal_store_header_pread_(const tal_store_t *cs, uint64_t id, const char **h, size_t *len)
+{
+    tal_store_t *s = (tal_store_t *)cs; /* its own buffer */
+    return header_at(s, id, h, len, &s->pbuf, &s->pcap, 1);
+}
 
 int tal_store_header_(const tal_store_t *s, uint64_t id, const char **h, size_t *len)
 {
@@ -983,7 +989,7 @@ int tal_store_find(const tal_store_t *s, const char *acc, size_t acc_len, uint64
         alias = s->one_key || (k.ref & TAL_KEY_ALIAS) != 0;
         rid = (k.ref & ~TAL_KEY_ALIAS) - 1;
         ms->kid = UINT64_MAX;
-        if ((rc = header_at(s, rid, &h, &len, &ms->kbuf, &ms->kcap)) < 0) {
+        if ((rc = header_at(s, rid, &h, &len, &ms->kbuf, &ms->kcap, s->random)) < 0) {
             if (rc != TAL_EINPUT || header_lost(s, rid)) return rc;
             continue;
         }

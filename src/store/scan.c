@@ -134,12 +134,16 @@ static int produce(tal_scan_t *sc, slot_t *slot)
     if (sc->next_record >= sc->n_records) return 0;
     {
         uint64_t first = sc->next_record, end = first, start = sc->seq_offsets[first];
-        /* whole records up to block_size residues, at least one */
+        const uint64_t *hdr = sc->opt.headers ? sc->hdr_offsets : NULL;
+        /* whole records up to block_size residues, and as many header bytes when the
+         * caller reads them (nr's merged headers outweigh short sequences), at least one */
         while (end < sc->n_records) {
             uint64_t next = sc->seq_offsets[end + 1];
             if (next < sc->seq_offsets[end] || next > sc->residue_count)
                 return tal_store_corrupt_(sc->s, "the sequence offsets are out of order");
-            if (end > first && next - start > sc->opt.block_size) break;
+            if (end > first && (next - start > sc->opt.block_size ||
+                                (hdr && hdr[end + 1] - hdr[first] > sc->opt.block_size)))
+                break;
             end++;
         }
         b->first_record = first;

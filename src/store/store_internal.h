@@ -45,8 +45,10 @@ int tal_store_layout_(const tal_store_t *s, tal_layout_t *l);
 /* Drops the pages of section id (a TAL_SEC_* value) from this process's resident set;
  * they are read again from the page cache when touched. */
 void tal_store_release_(const tal_store_t *s, uint32_t id);
-/* Whether the store reads in random-access mode (tal_store_set_random_access). */
-int tal_store_random_(const tal_store_t *s);
+/* Record id's header read with pread into a buffer of its own, in either mode: for
+ * headers from all over the store, which through the mapping would each bring their
+ * neighbours' pages into the resident set. Valid until the next call. */
+int tal_store_header_pread_(const tal_store_t *s, uint64_t id, const char **h, size_t *len);
 /* Record id's header, unchecked (the record checksum covers it with the residues). */
 int tal_store_header_(const tal_store_t *s, uint64_t id, const char **h, size_t *len);
 /* The bytes an open store holds in memory for the whole of its use: a compact store's

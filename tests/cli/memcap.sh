@@ -212,6 +212,34 @@ if ! sanitized && ! under_valgrind; then
         fail "reduce -r 0.5 --max-memory $reduce_cap_t1: vmhwm '$vmhwm' is not within the cap"
 fi
 
+# ---- 4b: --clstr under the cap when the headers are larger than it ----
+# The .clstr lists members by cluster, so its headers come from all over the store; read
+# through the mapping, each kept its pages resident (280 MiB under a 154M cap on 2.1M
+# records), as did the scan's blocks and the catalog's batches of short records with long
+# headers. Here 6,000 bytes more a header: 120 MB of headers, more than the named cap.
+if ! sanitized && ! under_valgrind; then
+    pad=$(printf '%06000d' 0)
+    awk -v pad="$pad" '/^>/ { print $0 " " pad; next } { print }' "$T/in.fa" >"$T/long.fa"
+    expect_exit 4 "$TALARIA" reduce -t 2 --max-memory 1M -i "$T/long.fa" -o "$T/cap4/red.fasta" --tmp-dir "$T/scratch"
+    long_cap=$(named_cap)
+    mkdir -p "$T/long"
+    expect_exit 0 in_dir "$T/long" "$TALARIA" reduce -q -t 2 --max-memory "${long_cap:-1M}" --clstr red.clstr \
+        --memory-report ../long.json -i ../long.fa -o red.fasta --tmp-dir "$T/scratch"
+    [ "$(grep -c '^>Cluster' "$T/long/red.clstr")" -lt "$n_in" ] || fail "--clstr: no cluster has a member"
+    vmhwm=$(json_top vmhwm "$T/long.json")
+    awk -v v="$vmhwm" -v c="$((${long_cap%M} * 1048576))" 'BEGIN { exit !(v > 0 && v <= c && c < 120000000) }' ||
+        fail "reduce --clstr --max-memory ${long_cap:-?} of 120 MB of headers: vmhwm '$vmhwm' is not within the cap"
+    nothing_left "$T/scratch" "reduce --clstr of long headers (in --tmp-dir)"
+    expect_exit 4 "$TALARIA" index --max-memory 1M -i "$T/long.fa" -o "$T/cap4/db.tal"
+    long_cap=$(named_cap)
+    expect_exit 0 "$TALARIA" index -q -t 2 --max-memory "${long_cap:-1M}" --memory-report "$T/long.json" \
+        -i "$T/long.fa" -o "$T/long/db.tal"
+    vmhwm=$(json_top vmhwm "$T/long.json")
+    awk -v v="$vmhwm" -v c="$((${long_cap%M} * 1048576))" 'BEGIN { exit !(v > 0 && v <= c && c < 120000000) }' ||
+        fail "index --max-memory ${long_cap:-?} of 120 MB of headers: vmhwm '$vmhwm' is not within the cap"
+    rm -rf "$T/long" "$T/long.fa"
+fi
+
 # ---- 5: a full --tmp-dir is exit 1 naming it, and leaves nothing there or at -o ----
 full="$T/full"
 mkdir -p "$full" "$T/fullout"
