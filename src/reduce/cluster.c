@@ -23,7 +23,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -761,7 +760,9 @@ typedef struct {
     int n_workers;
     uint64_t next;      /* the next batch position to take (atomic) */
     uint8_t *decided;   /* by batch position: decided (atomic; phase 2 waits on it) */
-    int failed;         /* a worker of phase 2 failed: the others stop waiting (atomic) */
+    uint8_t failed;     /* a worker of phase 2 failed: the others stop waiting (atomic) */
+    pthread_mutex_t mu; /* phase 2 sleeps on cv for a decision, not spinning: on a */
+    pthread_cond_t cv;  /* shared node a spin is CPU time taken from other jobs */
     tal_evidence_t *ev; /* the evidence of earlier passes, or NULL */
     int record;         /* keep what this pass evaluates in ev */
     double delta_floor; /* and the deltas of the alignments at or above this identity */
@@ -989,6 +990,31 @@ static int evaluate(batch_t *b, int w, uint64_t r, uint32_t s, uint32_t root, co
     return 0;
 }
 
+/* Waits until flag is set (1) or a worker of phase 2 failed (0). The candidate is often
+ * being decided by another worker right then: a short spin first. */
+static int wait_decided(batch_t *b, const uint8_t *flag)
+{
+    for (int spin = 0; spin < 256; spin++) {
+        if (__atomic_load_n(flag, __ATOMIC_ACQUIRE)) return 1;
+        if (__atomic_load_n(&b->failed, __ATOMIC_RELAXED)) return 0;
+    }
+    pthread_mutex_lock(&b->mu);
+    while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE) &&
+           !__atomic_load_n(&b->failed, __ATOMIC_RELAXED))
+        pthread_cond_wait(&b->cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+    return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+}
+
+/* Sets flag (or b->failed) and wakes the workers waiting for a decision. */
+static void announce(batch_t *b, uint8_t *flag)
+{
+    pthread_mutex_lock(&b->mu);
+    __atomic_store_n(flag, 1, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
 /* Tries rank r's candidates from p->next on, in order, and joins the first reference
  * that passes. A candidate inside the batch is decided in this batch: in the parallel
  * first phase (wait 0) the sequence stops there, to resume in the second; in the second
@@ -1014,10 +1040,7 @@ static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int wait)
                 p->done = 0;
                 return 0;
             }
-            while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE)) {
-                if (__atomic_load_n(&b->failed, __ATOMIC_RELAXED)) return 0; /* p not done */
-                sched_yield();
-            }
+            if (!wait_decided(b, flag)) return 0; /* another worker failed: p not done */
         }
         /* a candidate not before r (itself, where a k-mer repeats) is not decided yet */
         root = cand[c] < r ? root_of(b->refr, cand[c]) : cand[c];
@@ -1067,12 +1090,12 @@ static void *phase2(void *arg)
         if (r >= b->r1) break;
         if (__atomic_load_n(&b->decided[i], __ATOMIC_RELAXED)) continue;
         if ((job->rc = try_candidates(b, job->w, r, p, 1)) < 0) {
-            __atomic_store_n(&b->failed, 1, __ATOMIC_RELAXED);
+            announce(b, &b->failed);
             break;
         }
         if (!p->done) break; /* another worker failed */
         if (p->root != NONE) b->refr[r] = p->root;
-        __atomic_store_n(&b->decided[i], 1, __ATOMIC_RELEASE);
+        announce(b, &b->decided[i]);
     }
     return NULL;
 }
@@ -1195,6 +1218,8 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
                      .workers = workers,
                      .n_workers = n_workers,
                      .decided = decided,
+                     .mu = PTHREAD_MUTEX_INITIALIZER,
+                     .cv = PTHREAD_COND_INITIALIZER,
                      .ev = prep->evidence,
                      .delta_floor = prep->delta_floor};
         /* the pass that writes the outputs needs deltas, so it has no verdicts to keep */
