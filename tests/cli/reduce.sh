@@ -513,6 +513,26 @@ ok = (r["verdicts_reused"] > 0 and
       x["verdicts_reused"] == 0 and x["alignments_computed"] == x["alignments"])
 sys.exit(0 if ok else 1)
 PY
+# ... and reuses an earlier pass's alignment only where its own band would be the same: a
+# member equal to its reference but for 13 residues the reference has in the middle joins
+# in the wide band of 0.65 to 0.9 and not in the narrow band past 0.95, so the search goes
+# on past 0.95, where --identity keeps both (taking 0.65's alignment there keeps one)
+mkdir -p "$T/band"
+printf '>ref\n%s\n>member\n%s\n' \
+    MFPCDVENWCTHCDQQDIDVQCWEIWCWWPCICVFLQFVEWLVGEETQGMFSQCDVWMWWHNEVDWCYHSVQMRWRNLIGIDWLTSMRLYD \
+    MFPCDVENWCTHCDQQDIDVQCWEIWCWWPCICVFLQFVEWLVGEWWHNEVDWCYHSVQMRWRNLIGIDWLTSMRLYD >"$T/band/in.fa"
+for i in 0.65 0.95; do
+    expect_exit 0 "$TALARIA" reduce -q -i "$T/band/in.fa" -o "$T/band/i$i.fasta" --identity $i
+done
+[ "$(grep -c '^>' "$T/band/i0.65.fasta")" = 1 ] && [ "$(grep -c '^>' "$T/band/i0.95.fasta")" = 2 ] ||
+    fail "the band case: --identity 0.65 and 0.95 no longer keep 1 and 2 references"
+expect_exit 0 "$TALARIA" reduce -q -i "$T/band/in.fa" -o "$T/band/r.fasta" -r 1 --summary-json "$T/band/r.json"
+x=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["identity"])' "$T/band/r.json")
+expect_exit 0 "$TALARIA" reduce -q -i "$T/band/in.fa" -o "$T/band/x.fasta" --identity "$x"
+awk -v x="$x" 'BEGIN { exit !(x > 0.95) }' && cmp -s "$T/band/r.fasta" "$T/band/x.fasta" &&
+    cmp -s "$T/band/r.members.tsv" "$T/band/x.members.tsv" ||
+    fail "-r 1 (identity $x) and --identity $x keep different references or members"
+
 # a repeated accession is exit 3 naming the flag; with it the first is kept and counted
 mkdir -p "$T/dup"
 printf '>d1 first\nMKVLAAGICK\n>d2\nMKVLA\n>d1 again\nMKVLAAGICW\n' >"$T/dup/in.fa"
