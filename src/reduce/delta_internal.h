@@ -89,10 +89,11 @@ static inline uint64_t tal_sqrt_up(uint64_t x)
  * it grows with either length, so it also bounds every shorter pair. Its parts, W the
  * widest band (m + r + 1 diagonals), m' <= m the member of a band alignment:
  *  - the band's rows, 9 x (W + 10) int32;
- *  - its traceback: at most TAL_TRACE_LIMIT bytes, or m' x w (no more than 2 x max_cells,
- *    the band rule), or checkpoints and a block, C <= 2 w sqrt(8 m') + 10 sqrt(8 m') +
- *    9 w + 84 bytes (align.c), where w sqrt(8 m') <= W sqrt(8 m) and, as (m' + 1) w <=
- *    2 x max_cells, w sqrt(8 m') <= 4 sqrt(max_cells x W);
+ *  - its traceback: m' x w + 4 bytes (no more than m x W, nor 2 x max_cells, the band
+ *    rule) while that is at most TAL_TRACE_LIMIT or checkpoints take more; else
+ *    checkpoints and a block, C <= 2 w sqrt(8 m') + 10 sqrt(8 m') + 9 w + 84 bytes
+ *    (align.c), where w sqrt(8 m') <= W sqrt(8 m) and, as (m' + 1) w <= 2 x max_cells,
+ *    w sqrt(8 m') <= 4 sqrt(max_cells x W);
  *  - parasail's traceback, 17/4 bytes a cell up to TAL_PARASAIL_CELLS, when a band falls
  *    back to it (the band's buffers are still held);
  *  - the path's operations (16 bytes a residue), the delta (12) and its check (1), and
@@ -111,6 +112,7 @@ static inline uint64_t tal_align_bytes(size_t member_len, size_t ref_len, uint64
     if (trace > tal_sat_add(tal_sat_mul(2, max_cells), 4))
         trace = tal_sat_add(tal_sat_mul(2, max_cells), 4);
     if (trace < TAL_TRACE_LIMIT) trace = TAL_TRACE_LIMIT;
+    if (trace > tal_sat_add(tal_sat_mul(m, W), 4)) trace = tal_sat_add(tal_sat_mul(m, W), 4);
     if (cells > max_cells) cells = max_cells;
     if (cells > TAL_PARASAIL_CELLS) cells = TAL_PARASAIL_CELLS;
     sum = tal_sat_add(tal_sat_add(rows, trace), cells * 17 / 4);

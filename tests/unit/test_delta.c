@@ -500,10 +500,10 @@ static void test_align_bytes_saturate(void **state)
     }
     assert_true(tal_align_bytes(SIZE_MAX, SIZE_MAX, cells) == UINT64_MAX);
     assert_true(tal_align_bytes(SIZE_MAX, 0, cells) == UINT64_MAX);
-    /* a small pair: the band's rows, its traceback limit, parasail's traceback at 17/4
-     * bytes a cell, and 128 bytes a residue */
+    /* a small pair: the band's rows and traceback (one byte a cell of the widest band),
+     * parasail's traceback at 17/4 bytes a cell, and 128 bytes a residue */
     assert_true(tal_align_bytes(100, 200, cells) ==
-                36 * 311 + TAL_TRACE_LIMIT + 20000 * 17 / 4 + 300 * 128 + (1u << 20));
+                36 * 311 + 100 * 301 + 4 + 20000 * 17 / 4 + 300 * 128 + (1u << 20));
 }
 
 static void test_apply_rejects_malformed(void **state)
