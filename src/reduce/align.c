@@ -499,14 +499,13 @@ typedef struct {
     size_t stride;
     int64_t block;  /* rows a block holds */
     int32_t *ckpt;  /* checkpoint c: H then F before row c x block + 1, or NULL */
-    uint8_t *bytes; /* the block's traceback, row first of it first */
+    uint8_t *bytes; /* traceback bytes, w a row, from row first on */
     int64_t first;  /* the row the bytes start at; ml + 1 before any block */
 } band_ctx_t;
 
-/* Rows from to to (H and F of row from - 1 in their slot of a->rows), with their
- * traceback bytes from tr on, w a row (0: each row over the same bytes, as the forward
- * pass of checkpoints keeps none). Checkpoints are saved when b->ckpt is set. The band
- * leaving the matrix returns 1. */
+/* Rows from to to (H and F of row from - 1 in their slot of a->rows), their traceback
+ * bytes from tr on, tr_step a row (0: every row over the same bytes, as the forward pass
+ * keeps none when it saves checkpoints). 1 when the band leaves the matrix. */
 static int band_rows(tal_aligner_t *a, const band_ctx_t *b, int64_t from, int64_t to, uint8_t *tr,
                      size_t tr_step, int save)
 {
@@ -553,7 +552,7 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
     int64_t ml = (int64_t)member_len, rl = (int64_t)ref_len, w;
     int32_t *H, best = NEG_INF;
     int64_t best_k = -1, i, k;
-    size_t stride, need;
+    size_t stride, need, ckpt_bytes = 0;
     uint64_t mpos, rpos, identical = 0, aligned = 0;
     int touched = 0, rc = 0, whole;
     band_ctx_t b;
@@ -582,13 +581,14 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
         /* checkpoints every block rows (sqrt(8 ml) about minimises them and the block),
          * when they take less than the traceback */
         int64_t block = a->block_rows ? (int64_t)a->block_rows : (int64_t)tal_sqrt_up(8 * ml);
-        size_t ckpt_bytes, block_need;
+        size_t points, block_need;
         if (block > ml) block = ml;
-        ckpt_bytes = (size_t)((ml + block - 1) / block) * 2 * stride * sizeof(int32_t);
-        block_need = ckpt_bytes + (size_t)(block * w) + LANES;
+        points = (size_t)((ml + block - 1) / block) * 2 * stride * sizeof(int32_t);
+        block_need = points + (size_t)(block * w) + LANES;
         if (block_need < need || a->block_rows) {
             b.block = block;
             b.first = ml + 1;
+            ckpt_bytes = points;
             need = block_need;
         }
     }
@@ -604,12 +604,8 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
         a->trace = p;
         a->trace_cap = need;
     }
-    if (b.first > 1) {
-        b.ckpt = (int32_t *)(void *)a->trace;
-        b.bytes = a->trace + (size_t)((ml + b.block - 1) / b.block) * 2 * stride * sizeof(int32_t);
-    } else {
-        b.bytes = a->trace;
-    }
+    b.ckpt = ckpt_bytes ? (int32_t *)(void *)a->trace : NULL;
+    b.bytes = a->trace + ckpt_bytes;
     /* one guard cell each side: index k + 1 of a row holds diagonal dlo + k; two rows of
      * H and F (the previous and this one), then the row's scratch */
     for (k = 0; k < (int64_t)(ROWS * stride); k++) a->rows[k] = NEG_INF;
