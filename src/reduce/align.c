@@ -31,9 +31,11 @@ struct tal_aligner {
     uint8_t same[256][256]; /* the pair counts as identical */
     int32_t *rows;
     size_t rows_cap;
+    /* one byte a cell, or (past trace_limit) checkpoint rows and one block's bytes */
     uint8_t *trace;
     size_t trace_cap;
-    uint64_t *ops; /* (count << 2 | op) of the banded path, last column first */
+    size_t trace_limit, block_rows; /* block_rows 0: chosen per alignment */
+    uint64_t *ops;                  /* (count << 2 | op) of the banded path, last column first */
     size_t ops_len, ops_cap;
     int verify; /* check each band's score against the full DP's (score only) */
     /* the last member's 16-bit query profile for that check, kept for its next
@@ -46,6 +48,18 @@ struct tal_aligner {
 #define PROFILE_KEEP 4096
 
 void tal_aligner_verify_bands(tal_aligner_t *a, int on) { a->verify = on; }
+
+void tal_aligner_set_trace_limit(tal_aligner_t *a, size_t bytes, size_t block_rows)
+{
+    a->trace_limit = bytes;
+    a->block_rows = block_rows;
+}
+
+size_t tal_aligner_bytes(const tal_aligner_t *a)
+{
+    return a->delta_cap + a->check_cap + a->rows_cap * sizeof *a->rows + a->trace_cap +
+           a->ops_cap * sizeof *a->ops + a->profile_len;
+}
 
 void tal_aligner_trim(tal_aligner_t *a, size_t keep)
 {
@@ -98,6 +112,7 @@ int tal_aligner_create(tal_aligner_t **out, int nucleotide, uint64_t max_cells)
         a->extend = 1;
     }
     a->max_cells = max_cells ? max_cells : (1ull << 28);
+    a->trace_limit = TAL_TRACE_LIMIT;
     for (int x = 0; x < 256; x++)
         for (int y = 0; y < 256; y++) {
             int mx = a->matrix->mapper[x], my = a->matrix->mapper[y];
@@ -229,7 +244,7 @@ static int align_full(tal_aligner_t *a, const char *member, size_t member_len, c
         (uint64_t)member_len * (uint64_t)ref_len > a->max_cells)
         return TAL_EMEMCAP;
     /* parasail's traceback takes 2-4 bytes a cell: big pairs go to the band code with
-     * the whole matrix as its band, at one byte a cell */
+     * the whole matrix as its band, at one byte a cell or in checkpointed blocks */
     if ((uint64_t)member_len * (uint64_t)ref_len > TAL_PARASAIL_CELLS && member_len && ref_len)
         return tal_align_band(a, member, member_len, ref, ref_len, -(int64_t)member_len,
                               (int64_t)ref_len, out);
@@ -301,7 +316,10 @@ int tal_align(tal_aligner_t *a, const char *member, size_t member_len, const cha
  * per diagonal, so the three moves are: diagonal (i-1, d), along the row (i, d-1: a
  * reference residue skipped) and down (i-1, d+1: a member residue inserted). One
  * traceback byte per cell: bits 0-1 where H came from (0 diagonal, 1 E, 2 F), bit 2 E
- * extended, bit 3 F extended. */
+ * extended, bit 3 F extended. Past trace_limit bytes, the forward pass keeps the H and F
+ * rows every block rows instead, and the traceback recomputes the block it is in from
+ * them (the same calls, so the same bytes): memory about 2 w sqrt(8 ml) rather than
+ * ml x w, for a second pass's time. */
 #define NEG_INF (INT32_MIN / 4)
 
 static int push_op(tal_aligner_t *a, int op, uint64_t n)
@@ -473,16 +491,71 @@ __attribute__((target_clones("avx2", "sse4.1", "default"))) static void band_row
     for (k = khi + 2; k < (int64_t)stride; k++) Hn[k] = Fn[k] = NEG_INF;
 }
 
+/* The band's geometry, and where its traceback bytes live: every row's, or one block's
+ * recomputed from checkpoints (the H and F rows before every block's first row). */
+typedef struct {
+    const unsigned char *m, *r;
+    int64_t ml, rl, dlo, w;
+    size_t stride;
+    int64_t block;  /* rows a block holds */
+    int32_t *ckpt;  /* checkpoint c: H then F before row c x block + 1, or NULL */
+    uint8_t *bytes; /* traceback bytes, w a row, from row first on */
+    int64_t first;  /* the row the bytes start at; ml + 1 before any block */
+} band_ctx_t;
+
+/* Rows from to to (H and F of row from - 1 in their slot of a->rows), their traceback
+ * bytes from tr on, tr_step a row (0: every row over the same bytes, as the forward pass
+ * keeps none when it saves checkpoints). 1 when the band leaves the matrix. */
+static int band_rows(tal_aligner_t *a, const band_ctx_t *b, int64_t from, int64_t to, uint8_t *tr,
+                     size_t tr_step, int save)
+{
+    size_t stride = b->stride;
+    int32_t *H = a->rows + (((from - 1) & 1) ? 2 : 0) * stride, *F = H + stride;
+    for (int64_t i = from; i <= to; i++) {
+        int64_t klo = -i - b->dlo, khi = b->rl - i - b->dlo;
+        int32_t *Hn = a->rows + ((i & 1) ? 2 : 0) * stride, *Fn = Hn + stride;
+        if (klo < 0) klo = 0;
+        if (khi > b->w - 1) khi = b->w - 1;
+        if (klo > khi) return 1;
+        if (save && (i - 1) % b->block == 0) {
+            int32_t *c = b->ckpt + (size_t)((i - 1) / b->block) * 2 * stride;
+            memcpy(c, H, stride * sizeof *c);
+            memcpy(c + stride, F, stride * sizeof *c);
+        }
+        band_row(a, H, F, Hn, Fn, a->rows + 4 * stride, stride, tr + (size_t)(i - from) * tr_step,
+                 a->score[b->m[i - 1]], b->r + (i + b->dlo - 1), klo, khi, i + b->dlo + klo == 0);
+        H = Hn;
+        F = Fn;
+    }
+    return 0;
+}
+
+/* Row i's traceback byte at diagonal k: with checkpoints, a row before the block held
+ * recomputes its block from the checkpoint, as the forward pass computed it. */
+static uint8_t band_trace(tal_aligner_t *a, band_ctx_t *b, int64_t i, int64_t k)
+{
+    if (i < b->first) {
+        int64_t c = (i - 1) / b->block, last;
+        int32_t *H;
+        b->first = c * b->block + 1;
+        last = b->first + b->block - 1 < b->ml ? b->first + b->block - 1 : b->ml;
+        H = a->rows + (((b->first - 1) & 1) ? 2 : 0) * b->stride;
+        memcpy(H, b->ckpt + (size_t)c * 2 * b->stride, 2 * b->stride * sizeof *H);
+        (void)band_rows(a, b, b->first, last, b->bytes, (size_t)b->w, 0);
+    }
+    return b->bytes[(i - b->first) * b->w + k];
+}
+
 int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, const char *ref,
                    size_t ref_len, int64_t dlo, int64_t dhi, tal_alignment_t *out)
 {
-    const unsigned char *m = (const unsigned char *)member, *r = (const unsigned char *)ref;
     int64_t ml = (int64_t)member_len, rl = (int64_t)ref_len, w;
-    int32_t *H, *F, best = NEG_INF;
+    int32_t *H, best = NEG_INF;
     int64_t best_k = -1, i, k;
-    size_t stride;
+    size_t stride, need, ckpt_bytes = 0;
     uint64_t mpos, rpos, identical = 0, aligned = 0;
     int touched = 0, rc = 0, whole;
+    band_ctx_t b;
     memset(out, 0, sizeof *out);
     a->delta_len = 0;
     a->ops_len = 0;
@@ -494,37 +567,53 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
     whole = dlo == -ml && dhi == rl;
     if ((uint64_t)(ml + 1) * (uint64_t)w > 2 * a->max_cells) return TAL_EMEMCAP;
     stride = (size_t)w + 2 + 2 * LANES; /* guards, and room for a last partial vector */
+    b = (band_ctx_t){.m = (const unsigned char *)member,
+                     .r = (const unsigned char *)ref,
+                     .ml = ml,
+                     .rl = rl,
+                     .dlo = dlo,
+                     .w = w,
+                     .stride = stride,
+                     .block = ml,
+                     .first = 1};
+    need = (size_t)(ml * w) + LANES;
+    if (need > a->trace_limit) {
+        /* checkpoints every block rows (sqrt(8 ml) about minimises them and the block),
+         * when they take less than the traceback */
+        int64_t block = a->block_rows ? (int64_t)a->block_rows : (int64_t)tal_sqrt_up(8 * ml);
+        size_t points, block_need;
+        if (block > ml) block = ml;
+        points = (size_t)((ml + block - 1) / block) * 2 * stride * sizeof(int32_t);
+        block_need = points + (size_t)(block * w) + LANES;
+        if (block_need < need || a->block_rows) {
+            b.block = block;
+            b.first = ml + 1;
+            ckpt_bytes = points;
+            need = block_need;
+        }
+    }
     if (ROWS * stride > a->rows_cap) {
         int32_t *p = realloc(a->rows, ROWS * stride * sizeof *p);
         if (!p) return TAL_ENOMEM;
         a->rows = p;
         a->rows_cap = ROWS * stride;
     }
-    if ((size_t)((ml + 1) * w) + LANES > a->trace_cap) {
-        uint8_t *p = realloc(a->trace, (size_t)((ml + 1) * w) + LANES);
+    if (need > a->trace_cap) {
+        uint8_t *p = realloc(a->trace, need);
         if (!p) return TAL_ENOMEM;
         a->trace = p;
-        a->trace_cap = (size_t)((ml + 1) * w) + LANES;
+        a->trace_cap = need;
     }
+    b.ckpt = ckpt_bytes ? (int32_t *)(void *)a->trace : NULL;
+    b.bytes = a->trace + ckpt_bytes;
     /* one guard cell each side: index k + 1 of a row holds diagonal dlo + k; two rows of
      * H and F (the previous and this one), then the row's scratch */
     for (k = 0; k < (int64_t)(ROWS * stride); k++) a->rows[k] = NEG_INF;
-    H = a->rows;
-    F = H + stride;
     for (k = 0; k < w; k++)
-        if (dlo + k >= 0) H[k + 1] = 0; /* row 0: the reference head is free */
-    for (i = 1; i <= ml; i++) {
-        int64_t klo = -i - dlo, khi = rl - i - dlo;
-        int32_t *Hn = a->rows + ((i & 1) ? 2 : 0) * stride, *Fn = Hn + stride;
-        if (klo < 0) klo = 0;
-        if (khi > w - 1) khi = w - 1;
-        if (klo > khi)
-            return tal_align(a, member, member_len, ref, ref_len, out); /* band left the matrix */
-        band_row(a, H, F, Hn, Fn, a->rows + 4 * stride, stride, a->trace + i * w,
-                 a->score[m[i - 1]], r + (i + dlo - 1), klo, khi, i + dlo + klo == 0);
-        H = Hn;
-        F = Fn;
-    }
+        if (dlo + k >= 0) a->rows[k + 1] = 0; /* row 0: the reference head is free */
+    if (band_rows(a, &b, 1, ml, b.bytes, b.ckpt ? 0 : (size_t)w, b.ckpt != NULL))
+        return tal_align(a, member, member_len, ref, ref_len, out); /* band left the matrix */
+    H = a->rows + ((ml & 1) ? 2 : 0) * stride;
     for (k = 0; k < w; k++) {
         int64_t j = ml + dlo + k;
         if (j < 0 || j > rl) continue;
@@ -544,7 +633,7 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
         i = ml;
         k = best_k;
         while (i > 0) {
-            uint8_t t = a->trace[i * w + k];
+            uint8_t t = band_trace(a, &b, i, k);
             if ((k == 0 && dlo > -ml) || (k == w - 1 && dhi < rl)) touched = 1;
             if (state == 0) {
                 int src = t & 3;

@@ -33,10 +33,11 @@ int tal_align(tal_aligner_t *a, const char *member, size_t member_len, const cha
               size_t ref_len, tal_alignment_t *out);
 
 /* The same alignment restricted to the diagonals d = j - i in [dlo, dhi] (j reference,
- * i member position), in O(member length x band) time and memory: for a pair whose
- * shared words put it near one diagonal. A path that touches an edge of the band the
- * caller set (a better path may lie outside), and a band that cannot hold the member,
- * fall back to tal_align, so the result is never worse than the band allows. */
+ * i member position), in O(member length x band) time, its traceback's memory bounded
+ * by checkpoints: for a pair whose shared words put it near one diagonal. A path that
+ * touches an edge of the band the caller set (a better path may lie outside), and a band
+ * that cannot hold the member, fall back to tal_align, so the result is never worse than
+ * the band allows. */
 int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, const char *ref,
                    size_t ref_len, int64_t dlo, int64_t dhi, tal_alignment_t *out);
 
@@ -45,8 +46,17 @@ int tal_align_band(tal_aligner_t *a, const char *member, size_t member_len, cons
 void tal_aligner_verify_bands(tal_aligner_t *a, int on);
 
 /* Pairs of more cells than this are aligned by the band code over the whole matrix
- * (one byte a cell) instead of parasail (two to four). */
+ * (one byte a cell, or checkpoints) instead of parasail (two to four). */
 #define TAL_PARASAIL_CELLS ((uint64_t)1 << 21)
+
+/* A band's traceback bytes past which it keeps checkpoint rows instead (see align.c). */
+#define TAL_TRACE_LIMIT ((uint64_t)2 << 20)
+
+/* For tests: the traceback limit, and the rows between checkpoints (0: about
+ * sqrt(8 x member length), what minimises checkpoints and block together). */
+void tal_aligner_set_trace_limit(tal_aligner_t *a, size_t bytes, size_t block_rows);
+/* The bytes the aligner holds in its own buffers now (parasail's are freed each time). */
+size_t tal_aligner_bytes(const tal_aligner_t *a);
 
 /* a + b and a x b, UINT64_MAX when they overflow */
 static inline uint64_t tal_sat_add(uint64_t a, uint64_t b)
@@ -59,21 +69,54 @@ static inline uint64_t tal_sat_mul(uint64_t a, uint64_t b)
     uint64_t r;
     return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
 }
+/* the smallest s with s x s >= x */
+static inline uint64_t tal_sqrt_up(uint64_t x)
+{
+    uint64_t lo = 0, hi = (uint64_t)1 << 32;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (mid * mid >= x)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
 
-/* The most memory one alignment of a member_len x ref_len pair can take (parasail's
- * traceback at 16 bits, or a band's): what a caller reserves before it. The lengths may
- * come from a store's meta section (the plan's longest sequence): the figure saturates
- * rather than wraps around to a small one. */
+/* The most memory one alignment of a member_len x ref_len pair can take: what a caller
+ * reserves before it. The lengths may come from a store's meta section (the plan's
+ * longest sequence): the figure saturates rather than wraps around to a small one, and
+ * it grows with either length, so it also bounds every shorter pair. Its parts, W the
+ * widest band (m + r + 1 diagonals), m' <= m the member of a band alignment:
+ *  - the band's rows, 9 x (W + 10) int32;
+ *  - its traceback: m' x w + 4 bytes (no more than m x W, nor 2 x max_cells, the band
+ *    rule) while that is at most TAL_TRACE_LIMIT or checkpoints take more; else
+ *    checkpoints and a block, C <= 2 w sqrt(8 m') + 10 sqrt(8 m') + 9 w + 84 bytes
+ *    (align.c), where w sqrt(8 m') <= W sqrt(8 m) and, as (m' + 1) w <= 2 x max_cells,
+ *    w sqrt(8 m') <= 4 sqrt(max_cells x W);
+ *  - parasail's traceback, 17/4 bytes a cell up to TAL_PARASAIL_CELLS, when a band falls
+ *    back to it (the band's buffers are still held);
+ *  - the path's operations (16 bytes a residue), the delta (12) and its check (1), and
+ *    parasail's profiles and score rows, within 128 bytes a residue and 1 MiB. */
 static inline uint64_t tal_align_bytes(size_t member_len, size_t ref_len, uint64_t max_cells)
 {
-    uint64_t m = member_len, r = ref_len, cells = tal_sat_mul(m, r), full, band;
-    band = tal_sat_mul(tal_sat_add(m, 1), tal_sat_add(tal_sat_add(m, r), 3));
+    uint64_t m = member_len, r = ref_len, cells = tal_sat_mul(m, r), W, rows, root, trace, sum,
+             wide;
+    W = tal_sat_add(tal_sat_add(m, r), 1);
+    rows = tal_sat_mul(36, tal_sat_add(W, 10));
+    root = tal_sqrt_up(tal_sat_mul(8, m));
+    wide = tal_sat_mul(4, tal_sqrt_up(tal_sat_mul(max_cells, W)));
+    if (tal_sat_mul(W, root) < wide) wide = tal_sat_mul(W, root);
+    trace = tal_sat_add(tal_sat_add(tal_sat_mul(2, wide), tal_sat_mul(10, root)),
+                        tal_sat_add(tal_sat_mul(9, W), 84));
+    if (trace > tal_sat_add(tal_sat_mul(2, max_cells), 4))
+        trace = tal_sat_add(tal_sat_mul(2, max_cells), 4);
+    if (trace < TAL_TRACE_LIMIT) trace = TAL_TRACE_LIMIT;
+    if (trace > tal_sat_add(tal_sat_mul(m, W), 4)) trace = tal_sat_add(tal_sat_mul(m, W), 4);
     if (cells > max_cells) cells = max_cells;
     if (cells > TAL_PARASAIL_CELLS) cells = TAL_PARASAIL_CELLS;
-    if (band > 2 * max_cells) band = 2 * max_cells;
-    full = cells * 17 / 4;
-    return tal_sat_add(tal_sat_add(full > band ? full : band, tal_sat_mul(tal_sat_add(m, r), 64)),
-                       (uint64_t)1 << 20);
+    sum = tal_sat_add(tal_sat_add(rows, trace), cells * 17 / 4);
+    return tal_sat_add(tal_sat_add(sum, tal_sat_mul(tal_sat_add(m, r), 128)), (uint64_t)1 << 20);
 }
 /* Frees the band's buffers that have grown past keep bytes (after a rare big pair). */
 void tal_aligner_trim(tal_aligner_t *a, size_t keep);

@@ -393,6 +393,103 @@ static void test_band_scores_exactly(void **state)
     assert_true(checked > 2500);
 }
 
+/* A band's traceback through checkpoints (a tiny trace limit) gives the alignment the
+ * whole traceback gives, to the byte: blocks of 1, 2, 3 and 7 rows (a last block shorter
+ * than the others), of the whole member and longer, and the chosen size; whole-matrix
+ * and narrow bands (which retry wider or fall back), both alphabets. */
+static void test_checkpoints_same_alignment(void **state)
+{
+    static const char NT[] = "ACGT";
+    static const size_t blocks[] = {1, 2, 3, 7, 0, 1000};
+    unsigned seed = 7;
+    int compared = 0;
+    (void)state;
+    for (int nt = 0; nt <= 1; nt++) {
+        tal_aligner_t *a, *c;
+        assert_int_equal(tal_aligner_create(&a, nt, 0), 0);
+        assert_int_equal(tal_aligner_create(&c, nt, 0), 0);
+        for (int k = 0; k < 1200; k++) {
+            long rl = 1 + rand_r(&seed) % 300, ml = 1 + rand_r(&seed) % 200;
+            long off = rand_r(&seed) % 21 - 10, width = rand_r(&seed) % 40;
+            long dlo = k % 3 ? off - width / 2 : -ml, dhi = k % 3 ? dlo + width : rl;
+            char *r = malloc((size_t)rl), *m = malloc((size_t)ml);
+            size_t block = blocks[k % 6];
+            tal_alignment_t whole, ckpt;
+            uint8_t *delta;
+            int rc;
+            for (long x = 0; x < rl; x++)
+                r[x] = nt ? NT[rand_r(&seed) % 4] : AA[rand_r(&seed) % 20];
+            for (long x = 0, y = off; x < ml;) {
+                int ev = rand_r(&seed) % 12, n = 1 + rand_r(&seed) % 6;
+                if (ev == 0)
+                    y += n;
+                else if (y < 0 || y >= rl || ev <= 2)
+                    for (y += ev == 2; n > 0 && x < ml; n--)
+                        m[x++] = nt ? NT[rand_r(&seed) % 4] : AA[rand_r(&seed) % 20];
+                else
+                    m[x++] = r[y++];
+            }
+            tal_aligner_set_trace_limit(c, 1, block == 1000 ? (size_t)ml + 5 : block);
+            rc = tal_align_band(a, m, (size_t)ml, r, (size_t)rl, dlo, dhi, &whole);
+            delta = malloc(whole.delta_len + 1);
+            memcpy(delta, whole.delta, whole.delta_len);
+            assert_int_equal(tal_align_band(c, m, (size_t)ml, r, (size_t)rl, dlo, dhi, &ckpt), rc);
+            assert_int_equal(ckpt.delta_len, whole.delta_len);
+            assert_memory_equal(ckpt.delta, delta, whole.delta_len);
+            assert_int_equal(ckpt.identical, whole.identical);
+            assert_int_equal(ckpt.aligned, whole.aligned);
+            assert_true(ckpt.identity == whole.identity && ckpt.coverage == whole.coverage);
+            assert_int_equal(ckpt.minus, whole.minus);
+            compared += rc == 0;
+            free(delta);
+            free(r);
+            free(m);
+        }
+        tal_aligner_free(a);
+        tal_aligner_free(c);
+    }
+    assert_true(compared > 2000);
+}
+
+/* A pair over parasail's cells takes the band over the whole matrix: its buffers stay
+ * within what tal_align_bytes reserves, and the traceback within a few MiB (one byte a
+ * cell was up to 32 MiB), with the alignment of the full traceback; trimming frees
+ * them. */
+static void test_big_pair_within_reserve(void **state)
+{
+    static const size_t shapes[][2] = {{3000, 5000}, {900, 17000}, {4000, 4000}};
+    const uint64_t cells = (uint64_t)1 << 24;
+    unsigned seed = 11;
+    (void)state;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        size_t ml = shapes[s][0], rl = shapes[s][1], shift;
+        char *r = random_protein(rl, &seed), *m = mutate(r, rl, &ml, &shift, &seed);
+        tal_aligner_t *a, *full;
+        tal_alignment_t al, ref;
+        size_t held;
+        if (ml > shapes[s][0]) ml = shapes[s][0];
+        assert_int_equal(tal_aligner_create(&a, 0, cells), 0);
+        assert_int_equal(tal_aligner_create(&full, 0, cells), 0);
+        tal_aligner_set_trace_limit(full, SIZE_MAX, 0);
+        assert_int_equal(tal_align(a, m, ml, r, rl, &al), 0);
+        held = tal_aligner_bytes(a);
+        assert_true(held <= tal_align_bytes(ml, rl, cells));
+        assert_true(held < ((size_t)6 << 20));
+        assert_int_equal(tal_align(full, m, ml, r, rl, &ref), 0);
+        assert_true(tal_aligner_bytes(full) > ml * rl);
+        assert_int_equal(al.delta_len, ref.delta_len);
+        assert_memory_equal(al.delta, ref.delta, al.delta_len);
+        assert_int_equal(al.identical, ref.identical);
+        /* the checkpoints go with the rest of a big pair's buffers */
+        tal_aligner_trim(a, (size_t)256 << 10);
+        assert_true(tal_aligner_bytes(a) < ((size_t)1 << 20));
+        tal_aligner_free(a);
+        tal_aligner_free(full);
+        free(r);
+        free(m);
+    }
+}
+
 /* What an alignment reserves grows with the lengths, which the plan takes from a store's
  * meta section: past 2^32 residues the products once wrapped around to small figures. */
 static void test_align_bytes_saturate(void **state)
@@ -407,8 +504,10 @@ static void test_align_bytes_saturate(void **state)
     }
     assert_true(tal_align_bytes(SIZE_MAX, SIZE_MAX, cells) == UINT64_MAX);
     assert_true(tal_align_bytes(SIZE_MAX, 0, cells) == UINT64_MAX);
-    /* a small pair: parasail's traceback, 17/4 bytes a cell, over the band's */
-    assert_true(tal_align_bytes(100, 200, cells) == 20000 * 17 / 4 + 300 * 64 + (1u << 20));
+    /* a small pair: the band's rows and traceback (one byte a cell of the widest band),
+     * parasail's traceback at 17/4 bytes a cell, and 128 bytes a residue */
+    assert_true(tal_align_bytes(100, 200, cells) ==
+                36 * 311 + 100 * 301 + 4 + 20000 * 17 / 4 + 300 * 128 + (1u << 20));
 }
 
 static void test_apply_rejects_malformed(void **state)
@@ -487,6 +586,8 @@ int main(void)
         cmocka_unit_test(test_random_pairs_lossless),
         cmocka_unit_test(test_band_agrees_with_full),
         cmocka_unit_test(test_band_scores_exactly),
+        cmocka_unit_test(test_checkpoints_same_alignment),
+        cmocka_unit_test(test_big_pair_within_reserve),
         cmocka_unit_test(test_align_bytes_saturate),
         cmocka_unit_test(test_apply_rejects_malformed),
         cmocka_unit_test(test_apply_random_bytes_never_overrun),
