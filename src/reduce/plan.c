@@ -180,8 +180,12 @@ int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt, tal_reduce_p
             tal_log_error("cannot open %s: %m", input);
             return TAL_EIO;
         }
+        tal_budget_t *capped = opt->budget;
         plan->records = tal_index_estimate(input);
-        need_index = index_need(input, opt, opt->budget);
+        /* the indexing's buffers depend on the cap, as in the run */
+        if (!capped && cap && tal_budget_create(&capped, cap) < 0) return TAL_ENOMEM;
+        need_index = index_need(input, opt, capped);
+        if (capped != opt->budget) tal_budget_destroy(capped);
     }
     plan_figures(plan->records, max_len, used, held, need_index, opt, cap, &p);
     plan->need = p.need;
