@@ -163,9 +163,8 @@ static int write_references(outputs_t *o)
         const char *seq;
         uint64_t len = x->lens[i], start = fasta_at;
         long tax;
-        if ((i & 4095) == 0) tal_reduction_release_headers(x);
         if (o->c->ref[i] != i) continue;
-        if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) return rc;
+        if ((rc = tal_reduction_header(x, i, &rec.header, &rec.header_len)) < 0) return rc;
         if ((rc = tal_reduction_residues(x, i, &x->buf, &x->buf_cap, &seq)) < 0) return rc;
         tax = x->opt->aligner == TAL_ALIGNER_KRAKEN ? record_taxid(o, i, rec.header, rec.header_len)
                                                     : -1;
@@ -207,15 +206,12 @@ static int write_records(outputs_t *o)
         uint64_t r = o->c->ref[i], doff = 0;
         const tal_member_slot_t *m = &o->slots[i % TAL_MEMBER_SLOTS_READ];
         if ((i & 65535) == 0) tal_reduction_progress(x, "writing", i, n);
-        if ((i & 4095) == 0) {
-            tal_reduction_release_headers(x);
-            tal_store_release_(x->store, TAL_SEC_RECORD_CHECKSUMS);
-        }
+        if ((i & 4095) == 0) tal_store_release_(x->store, TAL_SEC_RECORD_CHECKSUMS);
         if (i % TAL_MEMBER_SLOTS_READ == 0) {
             size_t count = n - i < TAL_MEMBER_SLOTS_READ ? (size_t)(n - i) : TAL_MEMBER_SLOTS_READ;
             if ((rc = tal_reduction_slots(x, o->slots, count, i, 0)) < 0) return rc;
         }
-        if ((rc = tal_store_header_(x->store, i, &rec.header, &rec.header_len)) < 0) return rc;
+        if ((rc = tal_reduction_header(x, i, &rec.header, &rec.header_len)) < 0) return rc;
         if (o->taxid.f) write_side_line(o, i, rec.header, rec.header_len);
         memset(&d, 0, sizeof d);
         d.header = rec.header;

@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define HEADER_WINDOW        ((uint64_t)8 << 20) /* header pages touched between releases */
 #define OUTPUT_BUFFERS       ((uint64_t)8 << 20)
 /* Before the input is indexed its longest sequence is unknown: planned as long as the
  * largest alignment allowed. */
@@ -35,47 +34,51 @@ typedef struct {
  * TAL_STARTS_EVERY-th record's residues start; a compact store's arrays come in held. */
 static uint64_t input_bytes(uint64_t records, uint64_t held)
 {
-    return 8 * (records + 1) + TAL_STARTS_BYTES(records) + held;
+    return tal_sat_add(
+        tal_sat_add(tal_sat_mul(8, tal_sat_add(records, 1)), TAL_STARTS_BYTES(records)), held);
 }
 
 /* used: what the budget holds already; held: a compact store's arrays and header cache;
- * index_need: a FASTA input's indexing. */
+ * scan_held: what its scan reserves itself (chunk buffers); index_need: a FASTA input's
+ * indexing. Sums saturate: a damaged meta field gives a need no cap meets. */
 static void plan_figures(uint64_t records, uint64_t max_len, uint64_t used, uint64_t held,
-                         uint64_t index_need, const tal_reduce_opt_t *opt, uint64_t cap,
-                         plan_figures_t *p)
+                         uint64_t scan_held, uint64_t index_need, const tal_reduce_opt_t *opt,
+                         uint64_t cap, plan_figures_t *p)
 {
-    uint64_t n1 = records + 1, base, checking, clustering, writing, room;
+    uint64_t n1 = tal_sat_add(records, 1), base, checking, clustering, writing, room, t;
     int threads = opt->threads;
-    base = used + input_bytes(records, held);
-    /* checking the input: the checksums, streamed, and the scan's windows */
-    checking = 8 * n1 + TAL_SCAN_WINDOWS;
+    base = tal_sat_add(used, input_bytes(records, held));
+    /* checking the input: the checksums, streamed, the scan's windows and its own buffers */
+    checking = tal_sat_add(tal_sat_add(tal_sat_mul(8, n1), TAL_SCAN_WINDOWS), scan_held);
     /* clustering: ranks, copies and references by rank and by id; --same-taxon's taxids
      * (read through a header window, released before the sorters start: less than they
      * take); the workers and the largest alignment; then the two sorters */
-    clustering = TAL_CLUSTER_BYTES_PER_RECORD * n1 + (uint64_t)threads * TAL_CLUSTER_WORKER_BYTES +
-                 ((uint64_t)2 << 20);
-    if (opt->same_taxon) clustering += 4 * n1;
-    /* max_len is a store's meta field: a damaged one gives a need no cap meets, not a
-     * small one */
+    clustering = tal_sat_mul(TAL_CLUSTER_BYTES_PER_RECORD + (opt->same_taxon ? 4 : 0), n1);
+    clustering =
+        tal_sat_add(clustering, (uint64_t)threads * TAL_CLUSTER_WORKER_BYTES + ((uint64_t)2 << 20));
     clustering = tal_sat_add(clustering, tal_align_bytes(max_len, max_len, TAL_CLUSTER_MAX_CELLS));
     /* writing: the references by id and the reference index; for --clstr the members by
      * cluster (4 bytes a record and 4 a reference); the member slots read at a time, the
      * header pages and the output buffers; then the key index's sorter */
-    writing =
-        8 * n1 + TAL_MEMBER_SLOTS_READ * sizeof(tal_member_slot_t) + HEADER_WINDOW + OUTPUT_BUFFERS;
-    if (opt->clstr_path) writing += 8 * n1 + 8;
-    p->fixed = base + (clustering > writing ? clustering : writing);
-    if (p->fixed < base + checking) p->fixed = base + checking;
-    p->need = tal_sat_add(base, clustering + 2 * TAL_SORTER_MIN_BUFFER);
-    if (p->need < base + writing + TAL_SORTER_MIN_BUFFER)
-        p->need = base + writing + TAL_SORTER_MIN_BUFFER;
-    if (p->need < base + checking) p->need = base + checking;
-    if (p->need < used + index_need) p->need = used + index_need;
+    writing = tal_sat_add(tal_sat_mul(opt->clstr_path ? 16 : 8, n1),
+                          TAL_MEMBER_SLOTS_READ * sizeof(tal_member_slot_t) + TAL_HEADER_WINDOW +
+                              OUTPUT_BUFFERS + 8);
+    t = clustering > writing ? clustering : writing;
+    p->fixed = tal_sat_add(base, t > checking ? t : checking);
+    p->need = tal_sat_add(base, tal_sat_add(clustering, 2 * TAL_SORTER_MIN_BUFFER));
+    t = tal_sat_add(base, tal_sat_add(writing, TAL_SORTER_MIN_BUFFER));
+    if (p->need < t) p->need = t;
+    t = tal_sat_add(base, checking);
+    if (p->need < t) p->need = t;
+    t = tal_sat_add(used, index_need);
+    if (p->need < t) p->need = t;
     /* each sorter's share of what clustering leaves, and no more than writing leaves */
     room = TAL_SORTER_DEFAULT_BUFFER;
     if (cap) {
-        room = cap > base + clustering ? (cap - base - clustering) / 2 : 0;
-        if (cap < base + writing + room) room = cap > base + writing ? cap - base - writing : 0;
+        t = tal_sat_add(base, clustering);
+        room = cap > t ? (cap - t) / 2 : 0;
+        t = tal_sat_add(base, writing);
+        if (cap < tal_sat_add(t, room)) room = cap > t ? cap - t : 0;
     }
     p->sort_bytes = opt->low_memory                    ? TAL_SORTER_MIN_BUFFER
                     : room < TAL_SORTER_DEFAULT_BUFFER ? room
@@ -115,13 +118,14 @@ static int too_small(uint64_t cap, uint64_t name, const char *why)
 int tal_reduction_plan(tal_reduction_t *x, int exact)
 {
     tal_budget_t *b = x->budget;
-    uint64_t cap = tal_budget_cap(b), n, max_len, need_index = 0, held = 0;
+    uint64_t cap = tal_budget_cap(b), n, max_len, need_index = 0, held = 0, scan_held = 0;
     plan_figures_t p;
     if (exact) {
         n = x->info.records;
         max_len = x->info.max_length;
         /* a compact store's arrays and header cache, in memory since it was opened */
         held = tal_store_held_bytes_(x->store);
+        scan_held = tal_scan_held_bytes_(x->store);
     } else {
         struct stat st;
         if (x->store || (stat(x->in, &st) == 0 && S_ISDIR(st.st_mode)))
@@ -130,8 +134,8 @@ int tal_reduction_plan(tal_reduction_t *x, int exact)
         max_len = ESTIMATED_MAX_LENGTH;
         need_index = index_need(x->in, x->opt, b);
     }
-    plan_figures(n, max_len, tal_budget_used(b, TAL_MEM_COMPONENTS), held, need_index, x->opt, cap,
-                 &p);
+    plan_figures(n, max_len, tal_budget_used(b, TAL_MEM_COMPONENTS), held, scan_held, need_index,
+                 x->opt, cap, &p);
     if (cap && p.need > cap)
         return too_small(cap, cap_to_name(p.need),
                          exact ? "per-record arrays, workers and sort buffers"
@@ -155,7 +159,7 @@ int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt, tal_reduce_p
 {
     struct stat st;
     uint64_t used, cap = opt->budget ? tal_budget_cap(opt->budget) : opt->max_memory;
-    uint64_t max_len = ESTIMATED_MAX_LENGTH, need_index = 0, held = 0;
+    uint64_t max_len = ESTIMATED_MAX_LENGTH, need_index = 0, held = 0, scan_held = 0;
     plan_figures_t p;
     tal_rss_t rss;
     if (!input || opt->threads < 1) return TAL_EUSAGE;
@@ -171,6 +175,7 @@ int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt, tal_reduce_p
         if (rc < 0) return rc;
         tal_store_info(s, &info);
         held = tal_store_held_bytes_(s); /* a compact store's, held for the whole run */
+        scan_held = tal_scan_held_bytes_(s);
         tal_store_close(s);
         plan->records = info.records;
         max_len = info.max_length;
@@ -187,7 +192,7 @@ int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt, tal_reduce_p
         need_index = index_need(input, opt, capped);
         if (capped != opt->budget) tal_budget_destroy(capped);
     }
-    plan_figures(plan->records, max_len, used, held, need_index, opt, cap, &p);
+    plan_figures(plan->records, max_len, used, held, scan_held, need_index, opt, cap, &p);
     plan->need = p.need;
     plan->min_cap = cap_to_name(p.need);
     plan->sort_bytes = p.sort_bytes;

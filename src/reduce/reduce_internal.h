@@ -31,6 +31,9 @@ enum {
 #define TAL_STARTS_EVERY          64
 #define TAL_STARTS_BYTES(records) (((records) / TAL_STARTS_EVERY + 2) * 8)
 
+/* Header pages read in order and resident at once (tal_reduction_header). */
+#define TAL_HEADER_WINDOW ((uint64_t)8 << 20)
+
 /* Checking the input: the scan's three blocks, each of at most TAL_SCAN_BLOCK residues and
  * TAL_SCAN_BLOCK header bytes (a raw store's pages). */
 #define TAL_SCAN_BLOCK   ((size_t)2 << 20)
@@ -69,6 +72,7 @@ typedef struct {
     uint64_t held_input; /* reserved for the store's arrays for the whole run */
     double started;
     tal_reduce_progress_t progress;
+    uintptr_t window; /* where the header pages read since the last release start */
 } tal_reduction_t;
 
 /* Reports progress through opt->progress (stage is a fixed string). */
@@ -89,7 +93,11 @@ int tal_reduction_residues(void *ctx, uint64_t id, char **buf, size_t *cap, cons
 int tal_reduction_slots(const tal_reduction_t *x, tal_member_slot_t *m, size_t count, uint64_t id,
                         int write);
 /* Drops the header pages read so far from the resident set. */
-void tal_reduction_release_headers(const tal_reduction_t *x);
+void tal_reduction_release_headers(tal_reduction_t *x);
+/* Record id's header, for headers read in record order: the pages they span are released
+ * whenever they would pass TAL_HEADER_WINDOW, however long the headers. Valid until the
+ * next call. */
+int tal_reduction_header(tal_reduction_t *x, uint64_t id, const char **h, size_t *len);
 
 /* presets.c: the taxid in a header (the first tag of OX=N, TaxID=N, taxid|N|, taxid=N,
  * tax_id=N, in that order of tags), TAL_TAXID_NONE without one, TAL_TAXID_MALFORMED when

@@ -228,10 +228,28 @@ static int open_input(tal_reduction_t *x)
     return 0;
 }
 
-void tal_reduction_release_headers(const tal_reduction_t *x)
+void tal_reduction_release_headers(tal_reduction_t *x)
 {
     tal_store_release_(x->store, TAL_SEC_HEADERS);
     tal_store_release_(x->store, TAL_SEC_HDR_OFFSETS);
+    x->window = 0;
+}
+
+int tal_reduction_header(tal_reduction_t *x, uint64_t id, const char **h, size_t *len)
+{
+    uintptr_t at, end;
+    int rc = tal_store_header_(x->store, id, h, len);
+    if (rc < 0) return rc;
+    /* a raw store's headers come through its mapping, in order: the pages from the
+     * window's first header to this one's end are resident (a compact store's come from
+     * its chunk cache, where this only releases now and then) */
+    at = (uintptr_t)*h;
+    end = at + *len;
+    if (x->window &&
+        (at < x->window || end - x->window > TAL_HEADER_WINDOW - ((uintptr_t)256 << 10)))
+        tal_reduction_release_headers(x); /* the pages go; *h stays readable, from the cache */
+    if (!x->window) x->window = at;
+    return 0;
 }
 
 /* Residues are read with pread from the store's residue file (raw stores) or from a
@@ -347,9 +365,13 @@ static int check_input(tal_reduction_t *x)
     /* for the scan: the checksums and the scan's windows */
     uint64_t scan_bytes = 8 * (x->info.records + 1) + TAL_SCAN_WINDOWS;
     int rc;
-    if ((rc = tal_budget_reserve(x->budget, TAL_MEM_INPUT, scan_bytes)) < 0) return rc;
-    rc = scan_input(x);
-    tal_budget_release(x->budget, TAL_MEM_INPUT, scan_bytes);
+    if ((rc = tal_budget_reserve(x->budget, TAL_MEM_INPUT, scan_bytes)) == 0) {
+        rc = scan_input(x);
+        tal_budget_release(x->budget, TAL_MEM_INPUT, scan_bytes);
+    }
+    if (rc == TAL_EMEMCAP) /* the plan counts this phase: a bug if it happens */
+        tal_log_error("reduce: the memory cap leaves no room to check %s (its scan's buffers)",
+                      x->in);
     return rc;
 }
 
@@ -481,8 +503,7 @@ static int read_taxids(tal_reduction_t *x, uint32_t *group)
         const char *h;
         size_t len;
         long tax;
-        if ((i & 4095) == 0) tal_reduction_release_headers(x);
-        if ((rc = tal_store_header_(x->store, i, &h, &len)) < 0) return rc;
+        if ((rc = tal_reduction_header(x, i, &h, &len)) < 0) return rc;
         tax = tal_header_taxid(h, len);
         group[i] = tax >= 0 ? (uint32_t)tax : UINT32_MAX;
         none += tax < 0;

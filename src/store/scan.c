@@ -207,6 +207,25 @@ static void cursor_init(drop_cursor_t *c, const tal_store_t *s, uint32_t id)
     }
 }
 
+uint64_t tal_scan_held_bytes_(const tal_store_t *s)
+{
+    uint64_t n_chunks, biggest;
+    const tal_chunk_disk_t *chunks = tal_store_chunks_(s, &n_chunks);
+    const void *data;
+    size_t size;
+    const tal_section_disk_t *residues = tal_store_section_(s, TAL_SEC_RESIDUES, &data, &size);
+    tal_store_info_t info;
+    if (!chunks) return 0;
+    tal_store_info(s, &info);
+    /* each slot's buffer is the pool's, or one of its own for a chunk past the size */
+    biggest = info.chunk_size;
+    for (uint64_t k = 0; k < n_chunks; k++)
+        if (chunks[k].raw_size > biggest) biggest = chunks[k].raw_size;
+    biggest = (biggest + TAL_HUGE_PAGE_BYTES - 1) & ~(uint64_t)(TAL_HUGE_PAGE_BYTES - 1);
+    return SLOTS * biggest +
+           tal_codec_ctx_footprint(residues ? residues->codec : TAL_CODEC_NONE, 0, 0, 0);
+}
+
 int tal_scan_open(tal_scan_t **out, const tal_store_t *s, const tal_scan_opt_t *opt)
 {
     tal_scan_t *sc = calloc(1, sizeof *sc);

@@ -45,6 +45,9 @@ int tal_store_layout_(const tal_store_t *s, tal_layout_t *l);
 /* Drops the pages of section id (a TAL_SEC_* value) from this process's resident set;
  * they are read again from the page cache when touched. */
 void tal_store_release_(const tal_store_t *s, uint32_t id);
+/* What a scan of the store reserves from its budget itself: a compressed store's chunk
+ * buffers and decompression context (0 for a raw store, whose pages are the caller's). */
+uint64_t tal_scan_held_bytes_(const tal_store_t *s);
 /* Record id's header read with pread into a buffer of its own, in either mode: for
  * headers from all over the store, which through the mapping would each bring their
  * neighbours' pages into the resident set. Valid until the next call. */
