@@ -555,20 +555,26 @@ static int array_pread(const tal_store_t *s, uint32_t sec, uint64_t id, uint64_t
 
 /* ---- compressed headers (format 1.3) ---- */
 
-static uint64_t hchunk_of(const tal_store_t *s, uint64_t id)
+/* The chunk of a table of n holding record id: the last whose first record is <= id,
+ * the one last used first (reads go in runs). */
+static uint64_t chunk_holding(const tal_chunk_disk_t *t, uint64_t n, uint64_t last, uint64_t id)
 {
-    uint64_t lo = 0, hi = s->n_hchunks;
-    const tal_chunk_disk_t *c = &s->hchunks[s->last_hchunk < s->n_hchunks ? s->last_hchunk : 0];
-    if (id >= c->first_record && id - c->first_record < c->record_count)
-        return (uint64_t)(c - s->hchunks);
+    uint64_t lo = 0, hi = n;
+    const tal_chunk_disk_t *c = &t[last < n ? last : 0];
+    if (id >= c->first_record && id - c->first_record < c->record_count) return (uint64_t)(c - t);
     while (hi - lo > 1) {
         uint64_t mid = lo + (hi - lo) / 2;
-        if (s->hchunks[mid].first_record <= id)
+        if (t[mid].first_record <= id)
             lo = mid;
         else
             hi = mid;
     }
     return lo;
+}
+
+static uint64_t hchunk_of(const tal_store_t *s, uint64_t id)
+{
+    return chunk_holding(s->hchunks, s->n_hchunks, s->last_hchunk, id);
 }
 
 /* A chunk's name in messages, and whether its stored bytes match its checksum (random
@@ -818,18 +824,7 @@ int tal_store_record(const tal_store_t *s, uint64_t id, tal_record_t *rec)
 
 uint64_t tal_store_chunk_of(const tal_store_t *s, uint64_t id)
 {
-    uint64_t lo = 0, hi = s->n_chunks;
-    const tal_chunk_disk_t *c = &s->chunks[s->last_chunk < s->n_chunks ? s->last_chunk : 0];
-    if (id >= c->first_record && id - c->first_record < c->record_count)
-        return (uint64_t)(c - s->chunks);
-    while (hi - lo > 1) { /* the last chunk whose first record is <= id */
-        uint64_t mid = lo + (hi - lo) / 2;
-        if (s->chunks[mid].first_record <= id)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return lo;
+    return chunk_holding(s->chunks, s->n_chunks, s->last_chunk, id);
 }
 
 void tal_store_chunk_name_(const tal_store_t *s, uint64_t k, char *buf, size_t size)
