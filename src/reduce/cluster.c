@@ -236,11 +236,12 @@ struct tal_cluster_prep {
     tal_cluster_opt_t opt;
     uint64_t n, C;
     const tal_seq_source_t *src;
-    const uint64_t *lens;
+    const tal_lengths_t *lens;
     uint32_t *order; /* by rank: the record id */
-    uint32_t *twin;  /* by rank: the rank of the first exact copy (itself if none) */
+    uint64_t *copy;  /* by rank, a bit each: an exact copy of an earlier rank */
     size_t arrays_bytes;
-    int cand_fd; /* by rank, C candidate ranks each (NONE pads) */
+    int cand_fd;   /* by rank, C candidate ranks each (NONE pads) */
+    int copies_fd; /* the copies, rank << 32 | the rank of their first copy, by rank */
     char tmp_dir[4096];
     tal_evidence_t *evidence; /* what the passes so far evaluated, or NULL */
     double delta_floor;       /* the lowest identity whose deltas the evidence keeps */
@@ -250,10 +251,15 @@ typedef struct {
     const tal_cluster_opt_t *opt;
     uint64_t n;
     const tal_seq_source_t *src;
-    const uint64_t *lens;
-    const uint32_t *rank, *twin_rank;
+    const tal_lengths_t *lens;
+    const uint32_t *rank;
+    uint64_t *copy;
     uint32_t *order;
 } run_t;
+
+static int bit_of(const uint64_t *bits, uint64_t i) { return (int)(bits[i >> 6] >> (i & 63) & 1); }
+
+static void set_bit(uint64_t *bits, uint64_t i) { bits[i >> 6] |= (uint64_t)1 << (i & 63); }
 
 /* A buffer for the source to read into. */
 typedef struct {
@@ -312,9 +318,9 @@ static void *sketch_slice(void *arg)
         uint32_t r = run->rank[i];
         const char *seq;
         size_t k;
-        if (run->twin_rank[r] != r) continue; /* copies follow their first copy */
+        if (bit_of(run->copy, r)) continue; /* copies follow their first copy */
         if ((job->rc = get_seq(run, i, &b, &seq)) < 0) break;
-        k = tal_sketch(&run->opt->sketch, seq, (size_t)run->lens[i], hashes);
+        k = tal_sketch(&run->opt->sketch, seq, (size_t)tal_length(run->lens, i), hashes);
         /* with groups, a group's k-mers are keyed apart: links stay inside the group */
         if (run->opt->group) salt = ((uint64_t)run->opt->group[i] + 1) * 0x9E3779B97F4A7C15u;
         for (size_t j = 0; j < k; j++) batch[used++] = ((hashes[j] ^ salt) >> 32) << 32 | r;
@@ -389,7 +395,8 @@ static int make_ranks(const run_t *run, const char *dir, uint32_t *rank, uint32_
     int rc;
     if ((rc = new_sorter(run->opt, dir, "sequence ranks", run->n, TAL_MEM_SORT, &s)) < 0) return rc;
     for (uint64_t i = 0; i < run->n && rc == 0; i++) {
-        uint64_t len = run->lens[i] > UINT32_MAX ? UINT32_MAX : run->lens[i];
+        uint64_t len = tal_length(run->lens, i);
+        if (len > UINT32_MAX) len = UINT32_MAX;
         buf[used++] = (UINT32_MAX - len) << 32 | i;
         if (used == 4096 || i + 1 == run->n) {
             rc = tal_sorter_add(s, buf, used);
@@ -408,25 +415,48 @@ static int make_ranks(const run_t *run, const char *dir, uint32_t *rank, uint32_
     return rc;
 }
 
-/* Exact duplicates, by content hash, equal bytes checked: twin[r] is the first rank
- * with the same bytes (the lowest record id, as equal sequences have equal length) and,
- * with opt.group, the same group. */
-static int find_twins(const run_t *run, const char *dir, uint32_t *twin)
+/* Writes len bytes at the end of a scratch file (what it holds, for messages). */
+static int write_all(int fd, const void *data, size_t len, const char *dir, const char *what)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t k = write(fd, p, len);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            tal_log_error("cannot write %s to --tmp-dir %s: %s", what, dir,
+                          k < 0 ? strerror(errno) : "no space");
+            return TAL_EIO;
+        }
+        p += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Exact duplicates, by content hash, equal bytes checked: a copy's first copy is the
+ * first rank with the same bytes (the lowest record id, as equal sequences have equal
+ * length) and, with opt.group, the same group. Marks the copies in run->copy and writes
+ * them, by rank, to copies_fd: rank << 32 | first copy's rank (a copy is never a first
+ * copy, so the decisions never need the pairs at random). */
+static int find_twins(const run_t *run, const char *dir, int copies_fd)
 {
     uint64_t n = run->n, buf[4096], group[64], g = 0, ghash = 0;
     seqbuf_t ba = {NULL, 0}, bb = {NULL, 0};
-    tal_sorter_t *s = NULL;
+    tal_sorter_t *s = NULL, *pairs = NULL;
     const void *recs;
     size_t count, used = 0;
     int rc;
     if ((rc = new_sorter(run->opt, dir, "sequence hashes", n, TAL_MEM_SORT, &s)) < 0) return rc;
+    if ((rc = new_sorter(run->opt, dir, "exact copies", n, TAL_MEM_SORT, &pairs)) < 0) {
+        tal_sorter_destroy(s);
+        return rc;
+    }
     /* hashed in record order (the source reads sequentially), keyed by rank */
     for (uint64_t id = 0; id < n && rc == 0; id++) {
         const char *seq;
         uint32_t r = run->rank[id];
         if ((rc = get_seq(run, id, &ba, &seq)) < 0) break;
-        buf[used++] = (XXH3_64bits(seq, (size_t)run->lens[id]) >> 32) << 32 | r;
-        twin[r] = r;
+        buf[used++] = (XXH3_64bits(seq, (size_t)tal_length(run->lens, id)) >> 32) << 32 | r;
         if (used == 4096 || id + 1 == n) {
             rc = tal_sorter_add(s, buf, used);
             used = 0;
@@ -449,39 +479,32 @@ static int find_twins(const run_t *run, const char *dir, uint32_t *twin)
             for (uint64_t q = 0; q < g; q++) {
                 uint32_t rb = (uint32_t)group[q], ib = run->order[rb];
                 const char *sb;
-                if (twin[rb] != rb || run->lens[ia] != run->lens[ib]) continue;
+                if (bit_of(run->copy, rb) || tal_length(run->lens, ia) != tal_length(run->lens, ib))
+                    continue;
                 if (run->opt->group && run->opt->group[ia] != run->opt->group[ib]) continue;
                 if ((rc = get_seq(run, ia, &ba, &sa)) < 0) break;
                 if ((rc = get_seq(run, ib, &bb, &sb)) < 0) break;
-                if (memcmp(sa, sb, (size_t)run->lens[ia])) continue;
-                twin[ra] = rb;
+                if (memcmp(sa, sb, (size_t)tal_length(run->lens, ia))) continue;
+                set_bit(run->copy, ra);
+                buf[used++] = (uint64_t)ra << 32 | rb;
+                if (used == 4096) {
+                    rc = tal_sorter_add(pairs, buf, used);
+                    used = 0;
+                }
                 break;
             }
             if (g < 64) group[g++] = ra;
         }
     }
     tal_sorter_destroy(s);
+    if (rc == 0 && used) rc = tal_sorter_add(pairs, buf, used);
+    if (rc == 0) rc = tal_sorter_finish(pairs);
+    while (rc == 0 && (rc = tal_sorter_read(pairs, &recs, &count)) > 0)
+        rc = write_all(copies_fd, recs, count * 8, dir, "the list of exact copies");
+    tal_sorter_destroy(pairs);
     free(ba.buf);
     free(bb.buf);
     return rc;
-}
-
-/* Writes count bytes at the end of the candidate file. */
-static int write_all(int fd, const void *data, size_t len, const char *dir)
-{
-    const char *p = data;
-    while (len) {
-        ssize_t k = write(fd, p, len);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) {
-            tal_log_error("cannot write the candidate list to --tmp-dir %s: %s", dir,
-                          k < 0 ? strerror(errno) : "no space");
-            return TAL_EIO;
-        }
-        p += k;
-        len -= (size_t)k;
-    }
-    return 0;
 }
 
 /* Candidate rows, written by rank to the candidate file. */
@@ -495,7 +518,8 @@ typedef struct {
 
 static int rows_flush(rows_t *w)
 {
-    int rc = w->used ? write_all(w->fd, w->rows, w->used * w->C * 4, w->dir) : 0;
+    int rc =
+        w->used ? write_all(w->fd, w->rows, w->used * w->C * 4, w->dir, "the candidate list") : 0;
     w->used = 0;
     return rc;
 }
@@ -629,11 +653,25 @@ void tal_cluster_prep_free(tal_cluster_prep_t *p)
     tal_evidence_free(p->evidence);
     tal_budget_free(p->opt.budget, TAL_MEM_RECORDS, p->order, p->arrays_bytes);
     if (p->cand_fd >= 0) close(p->cand_fd);
+    if (p->copies_fd >= 0) close(p->copies_fd);
     free(p);
 }
 
+/* An unnamed scratch file in dir (what it is for, for the message). */
+static int scratch_file(const char *dir, const char *what)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/talaria-scratch-XXXXXX", dir);
+        if ((fd = mkostemp(path, O_CLOEXEC)) >= 0) unlink(path);
+    }
+    if (fd < 0) tal_log_error("cannot create %s in --tmp-dir %s: %s", what, dir, strerror(errno));
+    return fd;
+}
+
 int tal_cluster_prepare(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_source_t *src,
-                        const uint64_t *lens, tal_cluster_prep_t **out)
+                        const tal_lengths_t *lens, tal_cluster_prep_t **out)
 {
     tal_cluster_prep_t *p;
     uint32_t *rank = NULL;
@@ -650,24 +688,30 @@ int tal_cluster_prepare(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_
     p->src = src;
     p->lens = lens;
     p->cand_fd = -1;
+    p->copies_fd = -1;
     if (!dir || !*dir) dir = getenv("TMPDIR");
     if (!dir || !*dir) dir = "/tmp";
     snprintf(p->tmp_dir, sizeof p->tmp_dir, "%s", dir);
-    p->arrays_bytes = ((size_t)n + 1) * 2 * sizeof(uint32_t);
+    /* the order and the copies' bitmap, for every pass */
+    p->arrays_bytes = ((size_t)n + 1) * sizeof(uint32_t) + TAL_BITMAP_BYTES(n);
     if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, p->arrays_bytes, (void **)&p->order)) <
         0)
         goto fail;
-    p->twin = p->order + n + 1;
+    p->copy = (uint64_t *)(p->order + n + 1 + (n + 1) % 2); /* 8-byte aligned */
     if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, ((size_t)n + 1) * sizeof *rank,
                                (void **)&rank)) < 0)
         goto fail;
-    run = (run_t){opt, n, src, lens, rank, p->twin, p->order};
+    run = (run_t){opt, n, src, lens, rank, p->copy, p->order};
 
     /* 1. ranks, longest first */
     if ((rc = make_ranks(&run, p->tmp_dir, rank, p->order)) < 0) goto fail;
     /* 2. exact duplicates */
     progress(opt, "duplicates", 0, n);
-    if ((rc = find_twins(&run, p->tmp_dir, p->twin)) < 0) goto fail;
+    if ((p->copies_fd = scratch_file(p->tmp_dir, "the list of exact copies")) < 0) {
+        rc = TAL_EIO;
+        goto fail;
+    }
+    if ((rc = find_twins(&run, p->tmp_dir, p->copies_fd)) < 0) goto fail;
     /* 3-4. sketches, sorted; candidates, to a file of their own */
     progress(opt, "sketches", 0, n);
     if ((rc = new_sorter(opt, p->tmp_dir, "k-mer keys", n * (uint64_t)opt->sketch.m, TAL_MEM_KMERS,
@@ -678,15 +722,7 @@ int tal_cluster_prepare(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_
     tal_budget_free(opt->budget, TAL_MEM_RECORDS, rank, ((size_t)n + 1) * sizeof *rank);
     rank = NULL;
     progress(opt, "candidates", 0, n);
-    p->cand_fd = open(p->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (p->cand_fd < 0) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/talaria-cand-XXXXXX", p->tmp_dir);
-        if ((p->cand_fd = mkostemp(path, O_CLOEXEC)) >= 0) unlink(path);
-    }
-    if (p->cand_fd < 0) {
-        tal_log_error("cannot create the candidate list in --tmp-dir %s: %s", p->tmp_dir,
-                      strerror(errno));
+    if ((p->cand_fd = scratch_file(p->tmp_dir, "the candidate list")) < 0) {
         rc = TAL_EIO;
         goto fail;
     }
@@ -842,7 +878,8 @@ static int recall(batch_t *b, int w, uint64_t r, uint32_t s, uint32_t root, outc
     const run_t *run = b->run;
     worker_t *wk = &b->workers[w];
     const tal_evidence_entry_t *e;
-    size_t count, ml = (size_t)run->lens[s], rl = (size_t)run->lens[run->order[root]];
+    size_t count, ml = (size_t)tal_length(run->lens, s),
+                  rl = (size_t)tal_length(run->lens, run->order[root]);
     double identity = run->opt->identity;
     int plus, minus, verify = identity < 0.8;
     if (!b->ev || ml + rl + 1 >= NONE) return 0;
@@ -906,15 +943,15 @@ static int evaluate(batch_t *b, int w, uint64_t r, uint32_t s, uint32_t root, co
     tal_evidence_entry_t ev;
     band_t band;
     uint64_t words, mwords = 0;
-    size_t rl = (size_t)run->lens[ref_id];
+    size_t rl = (size_t)tal_length(run->lens, ref_id);
     int rc, minus = 0;
     memset(o, 0, sizeof *o);
     if (recall(b, w, r, s, root, o)) return 0;
     memset(o, 0, sizeof *o);
     if (!*mseq && (rc = get_seq(run, s, &wk->mbuf, mseq)) < 0) return rc;
     if ((rc = get_seq(run, ref_id, &wk->rbuf, &rseq)) < 0) return rc;
-    rc = prefilter(&wk->wf, *mseq, (size_t)run->lens[s], rseq, rl, run->opt->identity, &band,
-                   &words);
+    rc = prefilter(&wk->wf, *mseq, (size_t)tal_length(run->lens, s), rseq, rl, run->opt->identity,
+                   &band, &words);
     if (rc < 0) return rc;
     if (run->opt->both_strands) {
         /* the strand that shares more words (the plus strand on a tie) */
@@ -927,8 +964,8 @@ static int evaluate(batch_t *b, int w, uint64_t r, uint32_t s, uint32_t root, co
             wk->rcbuf.cap = rl;
         }
         tal_revcomp(rseq, rl, wk->rcbuf.buf);
-        mrc = prefilter(&wk->wf, *mseq, (size_t)run->lens[s], wk->rcbuf.buf, rl, run->opt->identity,
-                        &mband, &mwords);
+        mrc = prefilter(&wk->wf, *mseq, (size_t)tal_length(run->lens, s), wk->rcbuf.buf, rl,
+                        run->opt->identity, &mband, &mwords);
         if (mrc < 0) return mrc;
         if (mrc && (!rc || mwords > words)) {
             rc = 1;
@@ -947,7 +984,7 @@ static int evaluate(batch_t *b, int w, uint64_t r, uint32_t s, uint32_t root, co
         if (b->record) tal_evidence_add(b->ev, &ev);
         return 0;
     }
-    rc = align_pair(run, wk, *mseq, (size_t)run->lens[s], rseq, rl, &band, &al);
+    rc = align_pair(run, wk, *mseq, (size_t)tal_length(run->lens, s), rseq, rl, &band, &al);
     if (rc < 0) return rc;
     if (b->record) {
         ev.flags = (rc == 1 ? TAL_EV_TOO_BIG : TAL_EV_ALIGNED) | (minus ? TAL_EV_MINUS : 0u) |
@@ -1071,7 +1108,7 @@ static void *phase1(void *arg)
     for (;;) {
         uint64_t i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED), r = b->r0 + i;
         if (r >= b->r1) break;
-        if (b->run->twin_rank[r] != r) continue;
+        if (bit_of(b->run->copy, r)) continue;
         if ((job->rc = try_candidates(b, job->w, r, &b->picks[i], 0)) < 0) break;
     }
     return NULL;
@@ -1132,7 +1169,7 @@ static int decide_batch(batch_t *b)
     /* those decided are final (copies follow their first copy, after the batch) */
     for (uint64_t r = b->r0; r < b->r1; r++) {
         pick_t *p = &b->picks[r - b->r0];
-        int done = b->run->twin_rank[r] != r || p->done;
+        int done = bit_of(b->run->copy, r) || p->done;
         if (done && p->root != NONE) b->refr[r] = p->root;
         b->decided[r - b->r0] = (uint8_t)done;
     }
@@ -1157,10 +1194,81 @@ static int read_rows(const tal_cluster_prep_t *p, uint64_t r0, uint64_t r1, uint
     return 0;
 }
 
+/* Every rank its own reference but the copies, which start at their first copy. */
+static int seed_refs(const tal_cluster_prep_t *p, uint32_t *refr)
+{
+    uint64_t pairs[4096];
+    off_t at = 0;
+    for (uint64_t r = 0; r < p->n; r++) refr[r] = (uint32_t)r;
+    for (;;) {
+        ssize_t k = pread(p->copies_fd, pairs, sizeof pairs, at);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0 || k % 8) {
+            tal_log_error("cannot read the list of exact copies back from --tmp-dir %s: %s",
+                          p->tmp_dir, k < 0 ? strerror(errno) : "it is shorter than written");
+            return TAL_EIO;
+        }
+        if (k == 0) return 0;
+        for (size_t i = 0; i < (size_t)k / 8; i++) refr[pairs[i] >> 32] = (uint32_t)pairs[i];
+        at += k;
+    }
+}
+
+/* The pass's references by rank (refr, out->ref) to references by record id, in place:
+ * the values first, in rank order (a member's or copy's reference is an earlier rank,
+ * already a record id), then their places, following the permutation's cycles. Fills
+ * twin, identity and coverage for the copies and calls on_copy, in rank order. */
+static int refs_by_id(const tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt,
+                      tal_cluster_t *out)
+{
+    uint64_t n = prep->n, *seen;
+    uint32_t *refr = out->ref;
+    const uint32_t *order = prep->order;
+    float *ident = out->identity, *cover = out->coverage;
+    int rc;
+    for (uint64_t r = 0; r < n; r++) {
+        uint32_t id = order[r], t = refr[r];
+        if (bit_of(prep->copy, r)) {
+            uint32_t first = order[t];
+            int first_is_ref = refr[t] == first; /* refr[t]: already t's reference's id */
+            refr[r] = refr[t];
+            if (ident) {
+                out->twin[id] = first;
+                ident[id] = first_is_ref ? 1.0f : ident[first];
+                cover[id] = first_is_ref ? 1.0f : cover[first];
+            }
+            out->duplicates++;
+            if (opt->on_copy && (rc = opt->on_copy(opt->ctx, id, first, refr[r])) < 0) return rc;
+        } else {
+            if (ident) out->twin[id] = id;
+            out->references += t == r;
+            refr[r] = t == r ? id : refr[t];
+        }
+    }
+    /* ref[order[r]] = refr[r] for every r: each cycle of the permutation carried round */
+    if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, TAL_BITMAP_BYTES(n), (void **)&seen)) <
+        0)
+        return rc;
+    for (uint64_t r0 = 0; r0 < n; r0++) {
+        uint32_t carry;
+        if (bit_of(seen, r0)) continue;
+        carry = refr[r0];
+        for (uint64_t at = order[r0]; !bit_of(seen, at); at = order[at]) {
+            uint32_t was = refr[at];
+            refr[at] = carry;
+            carry = was;
+            set_bit(seen, at);
+        }
+    }
+    tal_budget_free(opt->budget, TAL_MEM_RECORDS, seen, TAL_BITMAP_BYTES(n));
+    return 0;
+}
+
 int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, tal_cluster_t *out)
 {
     uint64_t n = prep->n, C = prep->C;
-    uint32_t *refr = NULL, *order = prep->order, *twin = prep->twin, *cand = NULL;
+    uint32_t *refr, *order = prep->order, *cand = NULL;
+    const uint64_t *copy = prep->copy;
     float *ident, *cover;
     worker_t *workers = NULL;
     pick_t *picks = NULL;
@@ -1168,29 +1276,25 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
     int n_workers = opt->threads > 0 ? (opt->threads > 64 ? 64 : opt->threads) : 1, rc;
     uint64_t worker_bytes = (uint64_t)n_workers * TAL_CLUSTER_WORKER_BYTES;
     uint64_t batch_bytes = BATCH * (C * 4 + sizeof(pick_t) + 1);
-    size_t refr_bytes = ((size_t)n + 1) * sizeof *refr;
-    run_t run = {opt, n, prep->src, prep->lens, NULL, twin, order};
+    run_t run = {opt, n, prep->src, prep->lens, NULL, prep->copy, order};
     memset(out, 0, sizeof *out);
     out->n = n;
     out->budget = opt->budget;
-    /* ref by record id; unless ref_only, twin, identity, coverage by id; and for the pass
-     * only, refr by rank */
+    /* ref (by rank while the pass goes, by record id at its end); unless ref_only, twin,
+     * identity, coverage by id */
     out->block_bytes = ((size_t)n + 1) * (opt->ref_only ? 1 : 4) * 4;
     if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, out->block_bytes, &out->block)) < 0) {
         out->block_bytes = 0;
         return rc;
     }
-    if ((rc = tal_budget_alloc(opt->budget, TAL_MEM_RECORDS, refr_bytes, (void **)&refr)) < 0) {
-        tal_cluster_free(out);
-        return rc;
-    }
-    out->ref = out->block;
+    out->ref = refr = out->block;
     if (!opt->ref_only) {
         out->twin = out->ref + n + 1;
         out->identity = (float *)(out->twin + n + 1);
         out->coverage = out->identity + n + 1;
     }
-    for (uint64_t r = 0; r < n; r++) refr[r] = (uint32_t)r;
+    /* by rank: every rank its own reference, copies their first copy */
+    if ((rc = seed_refs(prep, refr)) < 0) goto fail_early;
     ident = out->identity;
     cover = out->coverage;
     if ((rc = tal_budget_reserve(opt->budget, TAL_MEM_ALIGN, worker_bytes + batch_bytes)) < 0)
@@ -1239,8 +1343,8 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
             for (uint64_t r = b.r0; r < b.r1; r++) {
                 pick_t *p = &picks[r - b.r0];
                 uint32_t s = order[r];
-                if (twin[r] == r && p->root == NONE) out->references++;
-                if (twin[r] != r || p->root == NONE) continue;
+                if (!bit_of(copy, r) && p->root == NONE) out->references++;
+                if (bit_of(copy, r) || p->root == NONE) continue;
                 refr[r] = p->root;
                 if (ident) {
                     ident[s] = p->identity;
@@ -1268,25 +1372,7 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
     out->references = 0; /* counted again below, with the copies' first copies */
     progress(opt, "aligning", n, n);
     /* back to record ids: copies join where their first copy ended */
-    for (uint64_t r = 0; r < n; r++) {
-        uint32_t id = order[r], t = twin[r];
-        if (t != r) {
-            uint32_t first = order[t];
-            out->ref[id] = order[refr[t]];
-            if (ident) {
-                out->twin[id] = first;
-                ident[id] = refr[t] == t ? 1.0f : ident[first];
-                cover[id] = refr[t] == t ? 1.0f : cover[first];
-            }
-            out->duplicates++;
-            if (opt->on_copy && (rc = opt->on_copy(opt->ctx, id, first, out->ref[id])) < 0)
-                goto fail;
-        } else {
-            if (ident) out->twin[id] = id;
-            out->ref[id] = order[refr[r]];
-            out->references += refr[r] == r;
-        }
-    }
+    if ((rc = refs_by_id(prep, opt, out)) < 0) goto fail;
     rc = 0;
 fail:
     tal_budget_release(opt->budget, TAL_MEM_ALIGN, worker_bytes + batch_bytes);
@@ -1310,7 +1396,6 @@ fail_early:
     free(picks);
     free(decided);
     free(cand);
-    tal_budget_free(opt->budget, TAL_MEM_RECORDS, refr, refr_bytes);
     if (rc < 0) tal_cluster_free(out);
     return rc;
 }
@@ -1319,9 +1404,11 @@ int tal_cluster_run_source(const tal_cluster_opt_t *opt, uint64_t n, const tal_s
                            const uint64_t *lens, tal_cluster_t *out)
 {
     tal_cluster_prep_t *prep;
+    tal_lengths_t l;
     int rc;
     memset(out, 0, sizeof *out);
-    if ((rc = tal_cluster_prepare(opt, n, src, lens, &prep)) < 0) return rc;
+    tal_lengths_wrap(&l, n, lens);
+    if ((rc = tal_cluster_prepare(opt, n, src, &l, &prep)) < 0) return rc;
     rc = tal_cluster_decide(prep, opt, out);
     tal_cluster_prep_free(prep);
     return rc;

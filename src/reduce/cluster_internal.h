@@ -72,6 +72,38 @@ typedef struct {
     int stopped; /* opt.stop_above was passed: only references is meaningful */
 } tal_cluster_t;
 
+/* Record lengths as the clustering reads them: 2 bytes a record, the lengths from
+ * TAL_LENGTH_LONG on in a table of their own (record id, length, by id); or a caller's
+ * array of every length. */
+#define TAL_LENGTH_LONG 0xFFFFu
+typedef struct {
+    const uint64_t *whole; /* every length, 8 bytes each; or NULL: shorts and longs */
+    uint16_t *shorts;      /* by record id; TAL_LENGTH_LONG: in longs */
+    uint64_t *longs;       /* record id, length: pairs by record id */
+    uint64_t n, n_long, long_cap;
+} tal_lengths_t;
+
+/* What tal_lengths_create takes for n records of residues residues in all, at most. */
+uint64_t tal_lengths_bytes(uint64_t n, uint64_t residues);
+/* Room for n lengths of residues residues in all, set in record order; not reserved from a
+ * budget (the caller plans tal_lengths_bytes). The table of long lengths takes pages only
+ * as it fills. */
+int tal_lengths_create(tal_lengths_t *l, uint64_t n, uint64_t residues);
+/* Record id's length: ids in ascending order. TAL_EINPUT: more long lengths than
+ * residues allow. */
+int tal_lengths_set(tal_lengths_t *l, uint64_t id, uint64_t len);
+/* The caller's array, used in place. */
+void tal_lengths_wrap(tal_lengths_t *l, uint64_t n, const uint64_t *whole);
+void tal_lengths_free(tal_lengths_t *l);
+uint64_t tal_length_long_(const tal_lengths_t *l, uint64_t id);
+static inline uint64_t tal_length(const tal_lengths_t *l, uint64_t id)
+{
+    uint16_t v;
+    if (l->whole) return l->whole[id];
+    v = l->shorts[id];
+    return v != TAL_LENGTH_LONG ? v : tal_length_long_(l, id);
+}
+
 /* Where the residues come from: points *seq at record id's residues (lens[id] bytes),
  * either into memory the source owns or into *buf (grown to *cap as needed). Called
  * from several threads at once, each with its own buffers. */
@@ -85,9 +117,13 @@ typedef struct {
 #define TAL_CLUSTER_MAX_CELLS        ((uint64_t)1 << 24)
 /* Each worker's own share of alignment memory; bigger alignments reserve theirs. */
 #define TAL_CLUSTER_WORKER_BYTES     ((uint64_t)3 << 20)
-/* Bytes per record the clustering holds at most at once with opt.ref_only (ranks,
- * copies, references by rank and by id), for planning. */
-#define TAL_CLUSTER_BYTES_PER_RECORD 16
+/* Bytes per record the clustering holds at most at once with opt.ref_only (the order and,
+ * while preparing, the ranks; while deciding, the references), for planning; with
+ * TAL_CLUSTER_BITMAPS bitmaps of TAL_BITMAP_BYTES (the copies, and the references' places
+ * as they move from ranks to record ids). */
+#define TAL_CLUSTER_BYTES_PER_RECORD 8
+#define TAL_CLUSTER_BITMAPS          2
+#define TAL_BITMAP_BYTES(n)          (((uint64_t)(n) / 64 + 2) * 8)
 
 void tal_cluster_opt_init(tal_cluster_opt_t *opt, int nucleotide);
 
@@ -95,7 +131,7 @@ void tal_cluster_opt_init(tal_cluster_opt_t *opt, int nucleotide);
  * once and decided on as often as wanted (-r tries several identities). */
 typedef struct tal_cluster_prep tal_cluster_prep_t;
 int tal_cluster_prepare(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_source_t *src,
-                        const uint64_t *lens, tal_cluster_prep_t **out);
+                        const tal_lengths_t *lens, tal_cluster_prep_t **out);
 /* The greedy pass at opt's identity and coverage (the rest of opt as at prepare). */
 int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, tal_cluster_t *out);
 void tal_cluster_prep_free(tal_cluster_prep_t *prep);

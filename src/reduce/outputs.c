@@ -56,7 +56,7 @@ static int hold_temporary(const char *path)
     return 0;
 }
 
-static uint64_t input_length(void *ctx, uint64_t i) { return ((const uint64_t *)ctx)[i]; }
+static uint64_t input_length(void *ctx, uint64_t i) { return tal_length(ctx, i); }
 
 /* The input's line layout (store format 1.2), checked whole before the delta store keeps
  * it; none for older stores. */
@@ -65,7 +65,7 @@ static int line_layout(tal_reduction_t *x, const void **data, size_t *size)
     tal_layout_t l;
     const char *bad;
     if (!tal_store_layout_(x->store, &l)) return 0;
-    if ((bad = tal_layout_check(&l, input_length, (void *)x->lens))) {
+    if ((bad = tal_layout_check(&l, input_length, (void *)&x->lengths))) {
         tal_log_error("%s: the line layout section is damaged: %s", x->in, bad);
         return TAL_EINPUT;
     }
@@ -161,7 +161,7 @@ static int write_references(outputs_t *o)
         tal_record_t rec;
         tal_dref_t dref;
         const char *seq;
-        uint64_t len = x->lens[i], start = fasta_at;
+        uint64_t len = tal_length(&x->lengths, i), start = fasta_at;
         long tax;
         if (o->c->ref[i] != i) continue;
         if ((rc = tal_reduction_header(x, i, &rec.header, &rec.header_len)) < 0) return rc;
@@ -216,7 +216,7 @@ static int write_records(outputs_t *o)
         memset(&d, 0, sizeof d);
         d.header = rec.header;
         d.header_len = rec.header_len;
-        d.length = x->lens[i];
+        d.length = tal_length(&x->lengths, i);
         d.checksum = x->checksums[i]; /* tal_record_checksum, checked by the first pass */
         d.ref = o->ref_index[r];
         if (r == i) {
@@ -287,7 +287,7 @@ static int write_clstr(outputs_t *o)
         /* members come in cluster order, from all over the store */
         if ((rc = tal_store_header_pread_(x->store, i, &rec.header, &rec.header_len)) < 0) goto out;
         fprintf(o->clstr.f, ">Cluster %llu\n0\t%llu%s, >", (unsigned long long)k,
-                (unsigned long long)x->lens[i], unit);
+                (unsigned long long)tal_length(&x->lengths, i), unit);
         write_accession(o->clstr.f, rec.header, rec.header_len);
         fputs("... *\n", o->clstr.f);
         for (uint64_t m = mstart[k]; m < mstart[k + 1]; m++) {
@@ -296,7 +296,7 @@ static int write_clstr(outputs_t *o)
             if ((rc = tal_store_header_pread_(x->store, id, &rec.header, &rec.header_len)) < 0)
                 goto out;
             fprintf(o->clstr.f, "%llu\t%llu%s, >", (unsigned long long)(m - mstart[k] + 1),
-                    (unsigned long long)x->lens[id], unit);
+                    (unsigned long long)tal_length(&x->lengths, id), unit);
             write_accession(o->clstr.f, rec.header, rec.header_len);
             if (*strand) strand = o->slots[0].flags & TAL_MEMBER_MINUS ? "-/" : "+/";
             fprintf(o->clstr.f, "... at %s%.2f%%\n", strand, 100.0 * (double)o->slots[0].identity);

@@ -30,30 +30,39 @@ typedef struct {
     uint64_t sort_bytes; /* each sort buffer under the cap */
 } plan_figures_t;
 
-/* What the whole run holds of the input: its lengths (mapped or copied) and where every
- * TAL_STARTS_EVERY-th record's residues start; a compact store's arrays come in held. */
-static uint64_t input_bytes(uint64_t records, uint64_t held)
+/* What the whole run holds of the input: its lengths, 2 bytes a record (tal_lengths_t;
+ * residues bounds the long ones), and where every TAL_STARTS_EVERY-th record's residues
+ * start; a compact store's arrays come in held, its lengths among them (lengths_held). */
+typedef struct {
+    uint64_t records, residues, held;
+    int lengths_held;
+} input_t;
+
+static uint64_t input_bytes(const input_t *in)
 {
-    return tal_sat_add(
-        tal_sat_add(tal_sat_mul(8, tal_sat_add(records, 1)), TAL_STARTS_BYTES(records)), held);
+    uint64_t lengths = in->lengths_held ? 0 : tal_lengths_bytes(in->records, in->residues);
+    return tal_sat_add(tal_sat_add(lengths, TAL_STARTS_BYTES(in->records)), in->held);
 }
 
 /* used: what the budget holds already; held: a compact store's arrays and header cache;
  * scan_held: what its scan reserves itself (chunk buffers); index_need: a FASTA input's
  * indexing. Sums saturate: a damaged meta field gives a need no cap meets. */
-static void plan_figures(uint64_t records, uint64_t max_len, uint64_t used, uint64_t held,
-                         uint64_t scan_held, uint64_t index_need, const tal_reduce_opt_t *opt,
-                         uint64_t cap, plan_figures_t *p)
+static void plan_figures(const input_t *in, uint64_t max_len, uint64_t used, uint64_t scan_held,
+                         uint64_t index_need, const tal_reduce_opt_t *opt, uint64_t cap,
+                         plan_figures_t *p)
 {
-    uint64_t n1 = tal_sat_add(records, 1), base, checking, clustering, writing, room, t;
+    uint64_t records = in->records, n1 = tal_sat_add(records, 1), base, checking, clustering,
+             writing, room, t;
     int threads = opt->threads;
-    base = tal_sat_add(used, input_bytes(records, held));
+    base = tal_sat_add(used, input_bytes(in));
     /* checking the input: the checksums, streamed, the scan's windows and its own buffers */
     checking = tal_sat_add(tal_sat_add(tal_sat_mul(8, n1), TAL_SCAN_WINDOWS), scan_held);
-    /* clustering: ranks, copies and references by rank and by id; --same-taxon's taxids
+    /* clustering: the order and the ranks or references, and the bitmaps; --same-taxon's taxids
      * (read through a header window, released before the sorters start: less than they
      * take); the workers and the largest alignment; then the two sorters */
-    clustering = tal_sat_mul(TAL_CLUSTER_BYTES_PER_RECORD + (opt->same_taxon ? 4 : 0), n1);
+    clustering =
+        tal_sat_add(tal_sat_mul(TAL_CLUSTER_BYTES_PER_RECORD + (opt->same_taxon ? 4 : 0), n1),
+                    tal_sat_mul(TAL_CLUSTER_BITMAPS, TAL_BITMAP_BYTES(records)));
     clustering =
         tal_sat_add(clustering, (uint64_t)threads * TAL_CLUSTER_WORKER_BYTES + ((uint64_t)2 << 20));
     clustering = tal_sat_add(clustering, tal_align_bytes(max_len, max_len, TAL_CLUSTER_MAX_CELLS));
@@ -83,6 +92,17 @@ static void plan_figures(uint64_t records, uint64_t max_len, uint64_t used, uint
     p->sort_bytes = opt->low_memory                    ? TAL_SORTER_MIN_BUFFER
                     : room < TAL_SORTER_DEFAULT_BUFFER ? room
                                                        : TAL_SORTER_DEFAULT_BUFFER;
+}
+
+/* An open store's figures for the plan. */
+static void store_input(const tal_store_t *s, input_t *in)
+{
+    tal_store_info_t info;
+    tal_store_info(s, &info);
+    in->records = info.records;
+    in->residues = info.residues;
+    in->held = tal_store_held_bytes_(s); /* a compact store's, held for the whole run */
+    in->lengths_held = tal_store_lengths_held_(s);
 }
 
 static uint64_t index_need(const char *fasta, const tal_reduce_opt_t *opt, tal_budget_t *budget)
@@ -118,23 +138,23 @@ static int too_small(uint64_t cap, uint64_t name, const char *why)
 int tal_reduction_plan(tal_reduction_t *x, int exact)
 {
     tal_budget_t *b = x->budget;
-    uint64_t cap = tal_budget_cap(b), n, max_len, need_index = 0, held = 0, scan_held = 0;
+    uint64_t cap = tal_budget_cap(b), max_len, need_index = 0, scan_held = 0;
+    input_t in = {0, 0, 0, 0};
     plan_figures_t p;
     if (exact) {
-        n = x->info.records;
+        store_input(x->store, &in);
         max_len = x->info.max_length;
-        /* a compact store's arrays and header cache, in memory since it was opened */
-        held = tal_store_held_bytes_(x->store);
         scan_held = tal_scan_held_bytes_(x->store);
     } else {
         struct stat st;
-        if (x->store || (stat(x->in, &st) == 0 && S_ISDIR(st.st_mode)))
-            return 0; /* a store: planned once open */
-        n = tal_index_estimate(x->in);
+        if (x->store || stat(x->in, &st) < 0 || S_ISDIR(st.st_mode))
+            return 0; /* a store: planned once open (a missing input fails there) */
+        in.records = tal_index_estimate(x->in);
+        in.residues = (uint64_t)st.st_size;
         max_len = ESTIMATED_MAX_LENGTH;
         need_index = index_need(x->in, x->opt, b);
     }
-    plan_figures(n, max_len, tal_budget_used(b, TAL_MEM_COMPONENTS), held, scan_held, need_index,
+    plan_figures(&in, max_len, tal_budget_used(b, TAL_MEM_COMPONENTS), scan_held, need_index,
                  x->opt, cap, &p);
     if (cap && p.need > cap)
         return too_small(cap, cap_to_name(p.need),
@@ -143,13 +163,13 @@ int tal_reduction_plan(tal_reduction_t *x, int exact)
     x->sort_bytes = p.sort_bytes;
     if (exact) {
         /* the store's lengths and the residue starts, for the whole run */
-        x->held_input = input_bytes(n, held);
+        x->held_input = input_bytes(&in);
         if (tal_budget_reserve(b, TAL_MEM_INPUT, x->held_input) < 0) {
             x->held_input = 0;
             return too_small(cap, tal_budget_refused(b) + p.need / 16, "the store's arrays");
         }
         tal_log_debug("memory plan: %llu records, fixed %llu MiB, sort buffers 2 x %llu MiB",
-                      (unsigned long long)n, (unsigned long long)(p.fixed >> 20),
+                      (unsigned long long)in.records, (unsigned long long)(p.fixed >> 20),
                       (unsigned long long)(p.sort_bytes >> 20));
     }
     return 0;
@@ -159,7 +179,8 @@ int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt, tal_reduce_p
 {
     struct stat st;
     uint64_t used, cap = opt->budget ? tal_budget_cap(opt->budget) : opt->max_memory;
-    uint64_t max_len = ESTIMATED_MAX_LENGTH, need_index = 0, held = 0, scan_held = 0;
+    uint64_t max_len = ESTIMATED_MAX_LENGTH, need_index = 0, scan_held = 0;
+    input_t in = {0, 0, 0, 0};
     plan_figures_t p;
     tal_rss_t rss;
     if (!input || opt->threads < 1) return TAL_EUSAGE;
@@ -174,7 +195,7 @@ int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt, tal_reduce_p
         int rc = tal_store_open(&s, input);
         if (rc < 0) return rc;
         tal_store_info(s, &info);
-        held = tal_store_held_bytes_(s); /* a compact store's, held for the whole run */
+        store_input(s, &in);
         scan_held = tal_scan_held_bytes_(s);
         tal_store_close(s);
         plan->records = info.records;
@@ -186,13 +207,14 @@ int tal_reduce_plan(const char *input, const tal_reduce_opt_t *opt, tal_reduce_p
             return TAL_EIO;
         }
         tal_budget_t *capped = opt->budget;
-        plan->records = tal_index_estimate(input);
+        plan->records = in.records = tal_index_estimate(input);
+        in.residues = (uint64_t)st.st_size;
         /* the indexing's buffers depend on the cap, as in the run */
         if (!capped && cap && tal_budget_create(&capped, cap) < 0) return TAL_ENOMEM;
         need_index = index_need(input, opt, capped);
         if (capped != opt->budget) tal_budget_destroy(capped);
     }
-    plan_figures(plan->records, max_len, used, held, scan_held, need_index, opt, cap, &p);
+    plan_figures(&in, max_len, used, scan_held, need_index, opt, cap, &p);
     plan->need = p.need;
     plan->min_cap = cap_to_name(p.need);
     plan->sort_bytes = p.sort_bytes;

@@ -56,7 +56,8 @@ typedef struct {
     tal_store_t *store;
     int own_store; /* opened (or built) here: closed at the end */
     tal_store_info_t info;
-    const uint64_t *lens, *checksums;
+    tal_lengths_t lengths; /* 2 bytes a record, or the compact store's own array */
+    const uint64_t *checksums;
     /* where every TAL_STARTS_EVERY-th record's residues start in seq_fd: the others
      * follow from the lengths, so the store's offsets are not held */
     uint64_t *starts;

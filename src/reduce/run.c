@@ -258,10 +258,11 @@ int tal_reduction_header(tal_reduction_t *x, uint64_t id, const char **h, size_t
 int tal_reduction_residues(void *ctx, uint64_t id, char **buf, size_t *cap, const char **seq)
 {
     const tal_reduction_t *x = ctx;
-    size_t len = (size_t)x->lens[id], at = 0;
+    size_t len = (size_t)tal_length(&x->lengths, id), at = 0;
     uint64_t start = x->starts[id / TAL_STARTS_EVERY];
     int rc;
-    for (uint64_t i = id & ~(uint64_t)(TAL_STARTS_EVERY - 1); i < id; i++) start += x->lens[i];
+    for (uint64_t i = id & ~(uint64_t)(TAL_STARTS_EVERY - 1); i < id; i++)
+        start += tal_length(&x->lengths, i);
     if ((rc = tal_buf_reserve(buf, cap, len + 1)) < 0) return rc;
     while (at < len) {
         ssize_t k = pread(x->seq_fd, *buf + at, len - at, (off_t)(start + at));
@@ -278,6 +279,38 @@ int tal_reduction_residues(void *ctx, uint64_t id, char **buf, size_t *cap, cons
     return 0;
 }
 
+/* The store's lengths, 2 bytes a record (a compact store's own array is used in place),
+ * and for a raw store every TAL_STARTS_EVERY-th residue start from its offsets, which are
+ * checked against the lengths. The mapped pages go as they are read. */
+static int take_lengths(tal_reduction_t *x, const uint64_t *lens, const uint64_t *offsets)
+{
+    uint64_t n = x->info.records, window = (uint64_t)1 << 16;
+    int rc, held = tal_store_lengths_held_(x->store);
+    if (held)
+        tal_lengths_wrap(&x->lengths, n, lens);
+    else if ((rc = tal_lengths_create(&x->lengths, n, x->info.residues)) < 0)
+        return rc;
+    if (held && !offsets) return 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (offsets) {
+            if (offsets[i + 1] < offsets[i] || offsets[i + 1] - offsets[i] != lens[i])
+                return tal_store_corrupt_(x->store, "record offsets and lengths disagree");
+            if (i % TAL_STARTS_EVERY == 0) x->starts[i / TAL_STARTS_EVERY] = offsets[i];
+        }
+        if (!held && tal_lengths_set(&x->lengths, i, lens[i]) < 0)
+            return tal_store_corrupt_(x->store, "record lengths exceed the residue count");
+        if ((i + 1) % window == 0 && !held) {
+            tal_store_release_range_(x->store, TAL_SEC_LENGTHS, (i + 1 - window) * 8, (i + 1) * 8);
+            if (offsets)
+                tal_store_release_range_(x->store, TAL_SEC_SEQ_OFFSETS, (i + 1 - window) * 8,
+                                         (i + 1) * 8);
+        }
+    }
+    if (!held) tal_store_release_(x->store, TAL_SEC_LENGTHS);
+    if (offsets) tal_store_release_(x->store, TAL_SEC_SEQ_OFFSETS);
+    return 0;
+}
+
 /* Every record's checksum checked in one streaming pass; a compressed store's residues
  * decoded into the scratch directory on the way. */
 static int scan_input(tal_reduction_t *x)
@@ -291,22 +324,16 @@ static int scan_input(tal_reduction_t *x)
     tal_scan_t *scan = NULL;
     tal_scan_opt_t so;
     tal_scan_block_t b;
-    if (tal_store_lengths(x->store, &x->lens) < 0) return TAL_EINPUT;
+    const uint64_t *lens, *offsets = NULL;
+    if (tal_store_lengths(x->store, &lens) < 0) return TAL_EINPUT;
     if (!tal_store_section_(x->store, TAL_SEC_RECORD_CHECKSUMS, &sums, &sums_size) ||
         sums_size < n * 8)
         return TAL_EINPUT;
     x->checksums = sums;
     if (!(x->starts = malloc(TAL_STARTS_BYTES(n)))) return TAL_ENOMEM;
-    if (raw) {
-        const uint64_t *offsets;
-        if ((rc = tal_store_residue_file_(x->store, path, sizeof path, &offsets)) < 0) return rc;
-        for (uint64_t i = 0; i < n; i++) {
-            if (offsets[i + 1] < offsets[i] || offsets[i + 1] - offsets[i] != x->lens[i])
-                return tal_store_corrupt_(x->store, "record offsets and lengths disagree");
-            if (i % TAL_STARTS_EVERY == 0) x->starts[i / TAL_STARTS_EVERY] = offsets[i];
-        }
-        tal_store_release_(x->store, TAL_SEC_SEQ_OFFSETS);
-    } else {
+    if (raw && (rc = tal_store_residue_file_(x->store, path, sizeof path, &offsets)) < 0) return rc;
+    if ((rc = take_lengths(x, lens, offsets)) < 0) return rc;
+    if (!raw) {
         int fd;
         snprintf(path, sizeof path, "%s/residues", x->scratch);
         fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -557,7 +584,7 @@ static int cluster(tal_reduction_t *x, tal_cluster_t *c)
         opt.group = group;
     }
     /* ranks, copies and candidates do not depend on the thresholds: once */
-    if ((rc = tal_cluster_prepare(&opt, n, &src, x->lens, &prep)) < 0) goto out;
+    if ((rc = tal_cluster_prepare(&opt, n, &src, &x->lengths, &prep)) < 0) goto out;
     /* -r: the passes share their evidence (a pair's words do not depend on the identity,
      * nor its alignment but through the band), in the room one sorter had (planned, and
      * free while deciding) */
@@ -607,7 +634,7 @@ static void fill_result(const tal_reduction_t *x, const tal_cluster_t *c, tal_re
     r->minus = x->minus;
     r->residues = x->info.residues;
     for (uint64_t i = 0; i < c->n; i++)
-        if (c->ref[i] == i) r->reference_residues += x->lens[i];
+        if (c->ref[i] == i) r->reference_residues += tal_length(&x->lengths, i);
     r->alignments = c->alignments;
     r->banded = c->banded;
     r->filtered = c->filtered;
@@ -660,6 +687,7 @@ out:
     tal_cluster_free(&c);
     if (x->seq_fd >= 0) close(x->seq_fd);
     free(x->starts);
+    tal_lengths_free(&x->lengths);
     free(x->buf);
     if (x->store && x->own_store) tal_store_close(x->store);
     if (x->delta_out) fclose(x->delta_out);

@@ -743,6 +743,23 @@ void tal_store_release_(const tal_store_t *s, uint32_t id)
     if (m->data && m->size) madvise((void *)m->data, m->size, MADV_DONTNEED);
 }
 
+void tal_store_release_range_(const tal_store_t *s, uint32_t id, uint64_t from, uint64_t to)
+{
+    const section_map_t *m;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo, hi;
+    if (id > TAL_SEC_LAST) return;
+    m = &s->maps[id];
+    if (!m->data || !m->size) return;
+    if (to > m->size) to = m->size;
+    if (from >= to) return;
+    lo = ((uintptr_t)m->data + (uintptr_t)from + page - 1) & ~(page - 1);
+    hi = ((uintptr_t)m->data + (uintptr_t)to) & ~(page - 1);
+    if (to == m->size) hi = ((uintptr_t)m->data + (uintptr_t)to + page - 1) & ~(page - 1);
+    if (lo < hi) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+int tal_store_lengths_held_(const tal_store_t *s) { return s->own[TAL_SEC_LENGTHS] != NULL; }
+
 int tal_store_header_pread_(const tal_store_t *cs, uint64_t id, const char **h, size_t *len)
 {
     tal_store_t *s = (tal_store_t *)cs; /* its own buffer */

@@ -45,6 +45,12 @@ int tal_store_layout_(const tal_store_t *s, tal_layout_t *l);
 /* Drops the pages of section id (a TAL_SEC_* value) from this process's resident set;
  * they are read again from the page cache when touched. */
 void tal_store_release_(const tal_store_t *s, uint32_t id);
+/* The same for the pages of section id's bytes [from, to) (clamped to the section; the
+ * pages partly outside the range stay). */
+void tal_store_release_range_(const tal_store_t *s, uint32_t id, uint64_t from, uint64_t to);
+/* 1 if the store holds its lengths in memory (a compact store decodes them at open), 0 if
+ * tal_store_lengths maps them from the file. */
+int tal_store_lengths_held_(const tal_store_t *s);
 /* What a scan of the store reserves from its budget itself: a compressed store's chunk
  * buffers and decompression context (0 for a raw store, whose pages are the caller's). */
 uint64_t tal_scan_held_bytes_(const tal_store_t *s);

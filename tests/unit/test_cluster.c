@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "reduce/cluster_internal.h"
+#include "talaria/error.h"
 #include "reduce/delta_internal.h"
 
 static const char AA[] = "ACDEFGHIKLMNPQRSTVWY";
@@ -300,6 +301,30 @@ static int sum_member(void *ctx, uint64_t member, uint64_t ref, const void *alig
     return 0;
 }
 
+/* Lengths at 2 bytes a record: the long ones come back from their table, and more long
+ * ones than the residues allow are refused (a damaged store). */
+static void test_lengths(void **state)
+{
+    static const uint64_t lens[] = {0, 65534, 65535, 7, 1000000, 65536, 3};
+    const uint64_t n = sizeof lens / sizeof *lens;
+    uint64_t residues = 0;
+    tal_lengths_t l;
+    (void)state;
+    for (uint64_t i = 0; i < n; i++) residues += lens[i];
+    assert_int_equal(tal_lengths_create(&l, n, residues), 0);
+    for (uint64_t i = 0; i < n; i++) assert_int_equal(tal_lengths_set(&l, i, lens[i]), 0);
+    for (uint64_t i = 0; i < n; i++) assert_int_equal(tal_length(&l, i), lens[i]);
+    assert_int_equal(l.n_long, 3);
+    assert_true(tal_lengths_bytes(n, residues) >= 2 * n + 16 * l.n_long);
+    tal_lengths_free(&l);
+    /* 70,000 residues: room for two long lengths (residues / 65,535, plus one) */
+    assert_int_equal(tal_lengths_create(&l, 3, 70000), 0);
+    assert_int_equal(tal_lengths_set(&l, 0, 65535), 0);
+    assert_int_equal(tal_lengths_set(&l, 1, 65535), 0);
+    assert_int_equal(tal_lengths_set(&l, 2, 65535), TAL_EINPUT);
+    tal_lengths_free(&l);
+}
+
 /* -r's evidence: passes at several identities decide exactly as passes without it (the
  * same references, identities, coverages and counts), align less, and a pass at an
  * identity seen before computes nothing, not even the deltas it hands out */
@@ -313,11 +338,18 @@ static void test_evidence(void **state)
     tal_cluster_t a, b;
     delta_sum_t da = {0, 0}, db = {0, 0};
     uint64_t computed_plain = 0, computed_kept = 0, reused = 0;
-    (void)state;
     tal_cluster_opt_init(&opt, 0);
     opt.threads = 2;
-    assert_int_equal(tal_cluster_prepare(&opt, s.n, &src, s.lens, &plain), 0);
-    assert_int_equal(tal_cluster_prepare(&opt, s.n, &src, s.lens, &kept), 0);
+    uint64_t residues = 0;
+    tal_lengths_t whole, compact;
+    (void)state;
+    /* one prep reads the caller's lengths, the other 2-byte copies of them */
+    for (uint64_t i = 0; i < s.n; i++) residues += s.lens[i];
+    tal_lengths_wrap(&whole, s.n, s.lens);
+    assert_int_equal(tal_lengths_create(&compact, s.n, residues), 0);
+    for (uint64_t i = 0; i < s.n; i++) assert_int_equal(tal_lengths_set(&compact, i, s.lens[i]), 0);
+    assert_int_equal(tal_cluster_prepare(&opt, s.n, &src, &whole, &plain), 0);
+    assert_int_equal(tal_cluster_prepare(&opt, s.n, &src, &compact, &kept), 0);
     assert_int_equal(tal_cluster_keep_evidence(kept, (uint64_t)64 << 20, 0.3), 0);
     for (size_t k = 0; k < sizeof ids / sizeof *ids; k++) {
         opt.identity = ids[k];
@@ -362,6 +394,7 @@ static void test_evidence(void **state)
     tal_cluster_free(&b);
     tal_cluster_prep_free(plain);
     tal_cluster_prep_free(kept);
+    tal_lengths_free(&compact);
     free_set(&s);
 }
 
@@ -371,7 +404,7 @@ int main(void)
         cmocka_unit_test(test_identity_90),    cmocka_unit_test(test_identity_70),
         cmocka_unit_test(test_ref_only),       cmocka_unit_test(test_stop_above),
         cmocka_unit_test(test_empty_and_tiny), cmocka_unit_test(test_groups),
-        cmocka_unit_test(test_evidence),
+        cmocka_unit_test(test_lengths),        cmocka_unit_test(test_evidence),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }

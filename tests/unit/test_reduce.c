@@ -167,6 +167,50 @@ static void test_plan(void **state)
     assert_int_equal(tal_reduce_plan(tal_test_join(dir, "missing.fa"), &opt, &one), TAL_EIO);
 }
 
+/* A store of n short records (10 to 40 residues), for the plan's growth per record. */
+static void tiny_store(uint64_t n, const char *name)
+{
+    char fa[PATH_MAX + 16];
+    tal_index_opt_t io;
+    FILE *f;
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    snprintf(fa, sizeof fa, "%s/%s.fa", dir, name);
+    assert_non_null(f = fopen(fa, "w"));
+    for (uint64_t i = 0; i < n; i++) {
+        int len;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        len = 10 + (int)(x % 31);
+        fprintf(f, ">t%llu\n", (unsigned long long)i);
+        for (int k = 0; k < len; k++) fputc("ACDEFGHIKLMNPQRSTVWY"[(x >> (k % 48)) % 20], f);
+        fputc('\n', f);
+    }
+    assert_int_equal(fclose(f), 0);
+    tal_index_opt_init(&io);
+    assert_int_equal(tal_store_build(fa, tal_test_join(dir, name), &io, NULL), 0);
+}
+
+/* The smallest workable cap grows by about 10 bytes a record (lengths 2, order 4, the
+ * references 4, bitmaps and residue starts), not by the 24 to 32 of the whole arrays:
+ * twice the records need at most 11 bytes a record more. */
+static void test_plan_per_record(void **state)
+{
+    tal_reduce_opt_t opt;
+    tal_reduce_plan_t small, big;
+    const uint64_t n = 50000;
+    (void)state;
+    tiny_store(n, "tiny1.tal");
+    tiny_store(2 * n, "tiny2.tal");
+    tal_reduce_opt_init(&opt);
+    opt.threads = 2;
+    assert_int_equal(tal_budget_create(&opt.budget, 0), 0);
+    assert_int_equal(tal_reduce_plan(tal_test_join(dir, "tiny1.tal"), &opt, &small), 0);
+    assert_int_equal(tal_reduce_plan(tal_test_join(dir, "tiny2.tal"), &opt, &big), 0);
+    assert_true(big.exact && big.records == 2 * n);
+    assert_true(big.need > small.need);
+    assert_true(big.need - small.need <= 11 * n);
+    tal_budget_destroy(opt.budget);
+}
+
 typedef struct {
     int calls, writing, passes_seen;
     const char *last;
@@ -356,9 +400,10 @@ static void test_failures_leave_nothing(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_opt_init_and_presets), cmocka_unit_test(test_plan),
-        cmocka_unit_test(test_run_and_result),       cmocka_unit_test(test_run_store_matches_fasta),
-        cmocka_unit_test(test_ratio_search),         cmocka_unit_test(test_failures_leave_nothing),
+        cmocka_unit_test(test_opt_init_and_presets),    cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_plan_per_record),         cmocka_unit_test(test_run_and_result),
+        cmocka_unit_test(test_run_store_matches_fasta), cmocka_unit_test(test_ratio_search),
+        cmocka_unit_test(test_failures_leave_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
