@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "reduce_internal.h"
 #include "dstore_internal.h"
+#include "mem/sorter_internal.h"
 #include "store/format_internal.h"
 #include "store/store_internal.h"
 #include "talaria/error.h"
@@ -260,54 +261,90 @@ static int write_records(outputs_t *o)
     return 0;
 }
 
-/* CD-HIT's .clstr: clusters in reference order, the reference first, members by id. */
+/* One member line of a .clstr: its place in the cluster, length, accession, identity. */
+static int clstr_member(outputs_t *o, uint64_t id, uint64_t place, const char **strand)
+{
+    tal_reduction_t *x = o->x;
+    const char *unit = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE ? "nt" : "aa";
+    tal_record_t rec;
+    int rc;
+    if ((rc = tal_reduction_slots(x, o->slots, 1, id, 0)) < 0) return rc;
+    if ((rc = tal_store_header_pread_(x->store, id, &rec.header, &rec.header_len)) < 0) return rc;
+    fprintf(o->clstr.f, "%llu\t%llu%s, >", (unsigned long long)place,
+            (unsigned long long)tal_length(&x->lengths, id), unit);
+    write_accession(o->clstr.f, rec.header, rec.header_len);
+    if (**strand) *strand = o->slots[0].flags & TAL_MEMBER_MINUS ? "-/" : "+/";
+    fprintf(o->clstr.f, "... at %s%.2f%%\n", *strand, 100.0 * (double)o->slots[0].identity);
+    return 0;
+}
+
+/* CD-HIT's .clstr: clusters in reference order, the reference first, members by id. The
+ * members come through a sorter keyed by their cluster (no memory by record), and their
+ * headers from all over the store by pread. */
 static int write_clstr(outputs_t *o)
 {
     tal_reduction_t *x = o->x;
     const tal_cluster_t *c = o->c;
-    uint64_t n = x->info.records, R = c->references, k = 0, held = 4 * (R + 2 + n + 1);
-    uint32_t *mstart = NULL, *mlist = NULL;
+    uint64_t n = x->info.records, k = 0, buf[4096], pending = UINT64_MAX;
     const char *unit = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE ? "nt" : "aa";
     const char *strand = x->info.alphabet == TAL_ALPHABET_NUCLEOTIDE ? "+/" : "";
-    int rc;
-    if ((rc = tal_budget_reserve(x->budget, TAL_MEM_RECORDS, held)) < 0) return rc;
-    if (!(mstart = calloc((size_t)R + 2, sizeof *mstart)) ||
-        !(mlist = malloc((size_t)n * sizeof *mlist + 8))) {
-        rc = TAL_ENOMEM;
-        goto out;
+    const uint64_t *recs = NULL;
+    size_t used = 0, count = 0, at = 0;
+    tal_sorter_t *s = NULL;
+    tal_sorter_opt_t so;
+    int rc, ended = 0;
+    memset(&so, 0, sizeof so);
+    so.record_size = 8;
+    so.buffer_bytes = x->sort_bytes ? x->sort_bytes : TAL_SORTER_DEFAULT_BUFFER;
+    so.expected = n;
+    so.tmp_dir = x->scratch;
+    so.what = "cluster members";
+    so.budget = x->budget;
+    so.component = TAL_MEM_SORT;
+    if ((rc = tal_sorter_create(&s, &so)) < 0) return rc;
+    /* cluster << 32 | member: by cluster, then by id */
+    for (uint64_t i = 0; i < n && rc == 0; i++) {
+        if (c->ref[i] == i) continue;
+        buf[used++] = (uint64_t)o->ref_index[c->ref[i]] << 32 | i;
+        if (used == sizeof buf / sizeof *buf) {
+            rc = tal_sorter_add(s, buf, used);
+            used = 0;
+        }
     }
-    for (uint64_t i = 0; i < n; i++)
-        if (c->ref[i] != i) mstart[o->ref_index[c->ref[i]] + 2]++;
-    for (uint64_t q = 0; q < R; q++) mstart[q + 2] += mstart[q + 1];
-    for (uint64_t i = 0; i < n; i++)
-        if (c->ref[i] != i) mlist[mstart[o->ref_index[c->ref[i]] + 1]++] = (uint32_t)i;
-    for (uint64_t i = 0; i < n; i++) {
+    if (rc == 0 && used) rc = tal_sorter_add(s, buf, used);
+    if (rc == 0) rc = tal_sorter_finish(s);
+    for (uint64_t i = 0; i < n && rc == 0; i++) {
         tal_record_t rec;
+        uint64_t place = 1;
         if (c->ref[i] != i) continue;
-        /* members come in cluster order, from all over the store */
-        if ((rc = tal_store_header_pread_(x->store, i, &rec.header, &rec.header_len)) < 0) goto out;
+        if ((rc = tal_store_header_pread_(x->store, i, &rec.header, &rec.header_len)) < 0) break;
         fprintf(o->clstr.f, ">Cluster %llu\n0\t%llu%s, >", (unsigned long long)k,
                 (unsigned long long)tal_length(&x->lengths, i), unit);
         write_accession(o->clstr.f, rec.header, rec.header_len);
         fputs("... *\n", o->clstr.f);
-        for (uint64_t m = mstart[k]; m < mstart[k + 1]; m++) {
-            uint64_t id = mlist[m];
-            if ((rc = tal_reduction_slots(x, o->slots, 1, id, 0)) < 0) goto out;
-            if ((rc = tal_store_header_pread_(x->store, id, &rec.header, &rec.header_len)) < 0)
-                goto out;
-            fprintf(o->clstr.f, "%llu\t%llu%s, >", (unsigned long long)(m - mstart[k] + 1),
-                    (unsigned long long)tal_length(&x->lengths, id), unit);
-            write_accession(o->clstr.f, rec.header, rec.header_len);
-            if (*strand) strand = o->slots[0].flags & TAL_MEMBER_MINUS ? "-/" : "+/";
-            fprintf(o->clstr.f, "... at %s%.2f%%\n", strand, 100.0 * (double)o->slots[0].identity);
+        for (;;) {
+            if (pending == UINT64_MAX) {
+                if (at == count) {
+                    const void *r;
+                    if (ended || (rc = tal_sorter_read(s, &r, &count)) <= 0) {
+                        ended = 1;
+                        break;
+                    }
+                    rc = 0;
+                    recs = r;
+                    at = 0;
+                }
+                pending = recs[at++];
+            }
+            if (pending >> 32 != k) break;
+            if ((rc = clstr_member(o, (uint32_t)pending, place++, &strand)) < 0) break;
+            pending = UINT64_MAX;
         }
+        if (rc < 0) break;
         k++;
     }
-out:
-    free(mstart);
-    free(mlist);
-    tal_budget_release(x->budget, TAL_MEM_RECORDS, held);
-    return rc;
+    tal_sorter_destroy(s);
+    return rc < 0 ? rc : 0;
 }
 
 /* Everything is complete: into place all together (a failure puts back what was there). */

@@ -66,12 +66,11 @@ static void plan_figures(const input_t *in, uint64_t max_len, uint64_t used, uin
     clustering =
         tal_sat_add(clustering, (uint64_t)threads * TAL_CLUSTER_WORKER_BYTES + ((uint64_t)2 << 20));
     clustering = tal_sat_add(clustering, tal_align_bytes(max_len, max_len, TAL_CLUSTER_MAX_CELLS));
-    /* writing: the references by id and the reference index; for --clstr the members by
-     * cluster (4 bytes a record and 4 a reference); the member slots read at a time, the
-     * header pages and the output buffers; then the key index's sorter */
-    writing = tal_sat_add(tal_sat_mul(opt->clstr_path ? 16 : 8, n1),
-                          TAL_MEMBER_SLOTS_READ * sizeof(tal_member_slot_t) + TAL_HEADER_WINDOW +
-                              OUTPUT_BUFFERS + 8);
+    /* writing: the references by id and the reference index; the member slots read at a
+     * time, the header pages and the output buffers; then one sorter, the delta store's
+     * key index's and, once that is done, --clstr's members by cluster */
+    writing = tal_sat_add(tal_sat_mul(8, n1), TAL_MEMBER_SLOTS_READ * sizeof(tal_member_slot_t) +
+                                                  TAL_HEADER_WINDOW + OUTPUT_BUFFERS + 8);
     t = clustering > writing ? clustering : writing;
     p->fixed = tal_sat_add(base, t > checking ? t : checking);
     p->need = tal_sat_add(base, tal_sat_add(clustering, 2 * TAL_SORTER_MIN_BUFFER));
