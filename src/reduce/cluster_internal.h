@@ -78,6 +78,7 @@ typedef struct {
 #define TAL_LENGTH_LONG 0xFFFFu
 typedef struct {
     const uint64_t *whole; /* every length, 8 bytes each; or NULL: shorts and longs */
+    uint64_t *owned;       /* whole, when tal_lengths_create chose it (many long records) */
     uint16_t *shorts;      /* by record id; TAL_LENGTH_LONG: in longs */
     uint64_t *longs;       /* record id, length: pairs by record id */
     uint64_t n, n_long, long_cap;
@@ -87,7 +88,8 @@ typedef struct {
 uint64_t tal_lengths_bytes(uint64_t n, uint64_t residues);
 /* Room for n lengths of residues residues in all, set in record order; not reserved from a
  * budget (the caller plans tal_lengths_bytes). The table of long lengths takes pages only
- * as it fills. */
+ * as it fills; where long records may be so many that 8 bytes a record cost less, one
+ * array of them. */
 int tal_lengths_create(tal_lengths_t *l, uint64_t n, uint64_t residues);
 /* Record id's length: ids in ascending order. TAL_EINPUT: more long lengths than
  * residues allow. */

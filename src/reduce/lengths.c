@@ -15,8 +15,16 @@ static uint64_t long_bound(uint64_t n, uint64_t residues)
     return b < n ? b : n;
 }
 
+/* Where long records may be many (genomes, long reads), 8 bytes a record in one array
+ * cost less than 2 a record and 16 a long one. */
+static int whole_is_smaller(uint64_t n, uint64_t residues)
+{
+    return tal_sat_mul(16, long_bound(n, residues)) >= tal_sat_mul(6, tal_sat_add(n, 1));
+}
+
 uint64_t tal_lengths_bytes(uint64_t n, uint64_t residues)
 {
+    if (whole_is_smaller(n, residues)) return tal_sat_mul(8, tal_sat_add(n, 1));
     return tal_sat_add(tal_sat_mul(2, tal_sat_add(n, 1)), tal_sat_mul(16, long_bound(n, residues)));
 }
 
@@ -24,6 +32,11 @@ int tal_lengths_create(tal_lengths_t *l, uint64_t n, uint64_t residues)
 {
     memset(l, 0, sizeof *l);
     l->n = n;
+    if (whole_is_smaller(n, residues)) {
+        if (!(l->owned = malloc(((size_t)n + 1) * sizeof *l->owned))) return TAL_ENOMEM;
+        l->whole = l->owned;
+        return 0;
+    }
     l->long_cap = long_bound(n, residues);
     if (!(l->shorts = malloc(((size_t)n + 1) * sizeof *l->shorts))) return TAL_ENOMEM;
     if (l->long_cap) {
@@ -41,6 +54,10 @@ int tal_lengths_create(tal_lengths_t *l, uint64_t n, uint64_t residues)
 
 int tal_lengths_set(tal_lengths_t *l, uint64_t id, uint64_t len)
 {
+    if (l->owned) {
+        l->owned[id] = len;
+        return 0;
+    }
     if (len < TAL_LENGTH_LONG) {
         l->shorts[id] = (uint16_t)len;
         return 0;
@@ -63,6 +80,7 @@ void tal_lengths_wrap(tal_lengths_t *l, uint64_t n, const uint64_t *whole)
 void tal_lengths_free(tal_lengths_t *l)
 {
     if (!l) return;
+    free(l->owned);
     free(l->shorts);
     if (l->longs) munmap(l->longs, (size_t)l->long_cap * 16);
     memset(l, 0, sizeof *l);

@@ -302,26 +302,40 @@ static int sum_member(void *ctx, uint64_t member, uint64_t ref, const void *alig
 }
 
 /* Lengths at 2 bytes a record: the long ones come back from their table, and more long
- * ones than the residues allow are refused (a damaged store). */
+ * ones than the residues allow are refused (a damaged store); where long records may be
+ * many, one array of 8 bytes a record. */
 static void test_lengths(void **state)
 {
-    static const uint64_t lens[] = {0, 65534, 65535, 7, 1000000, 65536, 3};
-    const uint64_t n = sizeof lens / sizeof *lens;
-    uint64_t residues = 0;
+    const uint64_t n = 1000;
+    uint64_t residues = 0, lens[1000];
     tal_lengths_t l;
     (void)state;
+    for (uint64_t i = 0; i < n; i++) lens[i] = i % 500;
+    lens[5] = 65535;
+    lens[400] = 1000000;
+    lens[999] = 65536;
+    lens[7] = 65534;
     for (uint64_t i = 0; i < n; i++) residues += lens[i];
     assert_int_equal(tal_lengths_create(&l, n, residues), 0);
+    assert_null(l.whole);
     for (uint64_t i = 0; i < n; i++) assert_int_equal(tal_lengths_set(&l, i, lens[i]), 0);
     for (uint64_t i = 0; i < n; i++) assert_int_equal(tal_length(&l, i), lens[i]);
     assert_int_equal(l.n_long, 3);
     assert_true(tal_lengths_bytes(n, residues) >= 2 * n + 16 * l.n_long);
+    assert_true(tal_lengths_bytes(n, residues) < 8 * n);
     tal_lengths_free(&l);
     /* 70,000 residues: room for two long lengths (residues / 65,535, plus one) */
-    assert_int_equal(tal_lengths_create(&l, 3, 70000), 0);
+    assert_int_equal(tal_lengths_create(&l, n, 70000), 0);
     assert_int_equal(tal_lengths_set(&l, 0, 65535), 0);
     assert_int_equal(tal_lengths_set(&l, 1, 65535), 0);
     assert_int_equal(tal_lengths_set(&l, 2, 65535), TAL_EINPUT);
+    tal_lengths_free(&l);
+    /* three genomes: every length in one array */
+    assert_int_equal(tal_lengths_create(&l, 3, 3000000), 0);
+    assert_non_null(l.whole);
+    assert_int_equal(tal_lengths_bytes(3, 3000000), 8 * 4);
+    for (uint64_t i = 0; i < 3; i++) assert_int_equal(tal_lengths_set(&l, i, 1000000 - i), 0);
+    for (uint64_t i = 0; i < 3; i++) assert_int_equal(tal_length(&l, i), 1000000 - i);
     tal_lengths_free(&l);
 }
 
