@@ -4,6 +4,7 @@
  * the same buffer is cut into the merge's read windows. */
 #define _GNU_SOURCE
 #include "sorter_internal.h"
+#include "util/files_internal.h"
 
 #include "talaria/error.h"
 #include "talaria/log.h"
@@ -217,15 +218,7 @@ int tal_sorter_create(tal_sorter_t **out, const tal_sorter_opt_t *opt)
 static int open_spill(tal_sorter_t *s)
 {
     if (s->fd >= 0) return 0;
-    s->fd = open(s->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (s->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-        /* a file system without unnamed files: a named one, unlinked at once */
-        char path[4200];
-        snprintf(path, sizeof path, "%s/talaria-spill-XXXXXX", s->tmp_dir);
-        s->fd = mkostemp(path, O_CLOEXEC);
-        if (s->fd >= 0) unlink(path);
-    }
-    if (s->fd < 0) {
+    if ((s->fd = tal_unnamed_file(s->tmp_dir)) < 0) {
         tal_log_error("cannot spill %s to --tmp-dir %s: %s",
                       s->opt.what ? s->opt.what : "sort runs", s->tmp_dir, strerror(errno));
         return TAL_EIO;

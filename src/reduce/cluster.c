@@ -19,6 +19,7 @@
 #include "mem/sorter_internal.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
+#include "util/files_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -660,12 +661,7 @@ void tal_cluster_prep_free(tal_cluster_prep_t *p)
 /* An unnamed scratch file in dir (what it is for, for the message). */
 static int scratch_file(const char *dir, const char *what)
 {
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/talaria-scratch-XXXXXX", dir);
-        if ((fd = mkostemp(path, O_CLOEXEC)) >= 0) unlink(path);
-    }
+    int fd = tal_unnamed_file(dir);
     if (fd < 0) tal_log_error("cannot create %s in --tmp-dir %s: %s", what, dir, strerror(errno));
     return fd;
 }
@@ -1408,7 +1404,7 @@ int tal_cluster_run_source(const tal_cluster_opt_t *opt, uint64_t n, const tal_s
     tal_lengths_t l;
     int rc;
     memset(out, 0, sizeof *out);
-    tal_lengths_wrap(&l, n, lens);
+    tal_lengths_wrap(&l, lens);
     if ((rc = tal_cluster_prepare(opt, n, src, &l, &prep)) < 0) return rc;
     rc = tal_cluster_decide(prep, opt, out);
     tal_cluster_prep_free(prep);

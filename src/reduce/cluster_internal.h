@@ -81,7 +81,7 @@ typedef struct {
     uint64_t *owned;       /* whole, when tal_lengths_create chose it (many long records) */
     uint16_t *shorts;      /* by record id; TAL_LENGTH_LONG: in longs */
     uint64_t *longs;       /* record id, length: pairs by record id */
-    uint64_t n, n_long, long_cap;
+    uint64_t n_long, long_cap;
 } tal_lengths_t;
 
 /* What tal_lengths_create takes for n records of residues residues in all, at most. */
@@ -95,7 +95,7 @@ int tal_lengths_create(tal_lengths_t *l, uint64_t n, uint64_t residues);
  * residues allow. */
 int tal_lengths_set(tal_lengths_t *l, uint64_t id, uint64_t len);
 /* The caller's array, used in place. */
-void tal_lengths_wrap(tal_lengths_t *l, uint64_t n, const uint64_t *whole);
+void tal_lengths_wrap(tal_lengths_t *l, const uint64_t *whole);
 void tal_lengths_free(tal_lengths_t *l);
 uint64_t tal_length_long_(const tal_lengths_t *l, uint64_t id);
 static inline uint64_t tal_length(const tal_lengths_t *l, uint64_t id)

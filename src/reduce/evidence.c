@@ -6,6 +6,7 @@
  * the pass's working memory); the file holds the rest, in the scratch directory. */
 #define _GNU_SOURCE
 #include "evidence_internal.h"
+#include "util/files_internal.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
 
@@ -43,13 +44,7 @@ struct tal_evidence {
 /* An unlinked file in dir. */
 static int scratch_file(const char *dir, int *fd)
 {
-    *fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (*fd < 0) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/talaria-evidence-XXXXXX", dir);
-        if ((*fd = mkostemp(path, O_CLOEXEC)) >= 0) unlink(path);
-    }
-    if (*fd >= 0) return 0;
+    if ((*fd = tal_unnamed_file(dir)) >= 0) return 0;
     tal_log_error("cannot create the evidence file in --tmp-dir %s: %s", dir, strerror(errno));
     return TAL_EIO;
 }

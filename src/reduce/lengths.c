@@ -31,7 +31,6 @@ uint64_t tal_lengths_bytes(uint64_t n, uint64_t residues)
 int tal_lengths_create(tal_lengths_t *l, uint64_t n, uint64_t residues)
 {
     memset(l, 0, sizeof *l);
-    l->n = n;
     if (whole_is_smaller(n, residues)) {
         if (!(l->owned = malloc(((size_t)n + 1) * sizeof *l->owned))) return TAL_ENOMEM;
         l->whole = l->owned;
@@ -70,10 +69,9 @@ int tal_lengths_set(tal_lengths_t *l, uint64_t id, uint64_t len)
     return 0;
 }
 
-void tal_lengths_wrap(tal_lengths_t *l, uint64_t n, const uint64_t *whole)
+void tal_lengths_wrap(tal_lengths_t *l, const uint64_t *whole)
 {
     memset(l, 0, sizeof *l);
-    l->n = n;
     l->whole = whole;
 }
 

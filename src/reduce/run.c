@@ -287,7 +287,7 @@ static int take_lengths(tal_reduction_t *x, const uint64_t *lens, const uint64_t
     uint64_t n = x->info.records, window = (uint64_t)1 << 16;
     int rc, held = tal_store_lengths_held_(x->store);
     if (held)
-        tal_lengths_wrap(&x->lengths, n, lens);
+        tal_lengths_wrap(&x->lengths, lens);
     else if ((rc = tal_lengths_create(&x->lengths, n, x->info.residues)) < 0)
         return rc;
     if (held && !offsets) return 0;

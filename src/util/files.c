@@ -283,6 +283,17 @@ void tal_sweep_beside(const char *path)
     free(prefix);
 }
 
+int tal_unnamed_file(const char *dir)
+{
+    char path[4200];
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0) return fd;
+    /* mkostemp's template (the six Xs become the unique part) */
+    snprintf(path, sizeof path, "%s/talaria-scratch-XXXXXX", dir);
+    if ((fd = mkostemp(path, O_CLOEXEC)) >= 0) unlink(path);
+    return fd;
+}
+
 int tal_temp_lock(int fd)
 {
     struct stat st;

@@ -95,6 +95,11 @@ void tal_outfile_committed(tal_outfile_t *o);
  * letters or digits that belong to this user and that no live run holds;
  * tal_sweep_beside(PATH) those named PATH.tmp-*. */
 int tal_temp_lock(int fd);
+
+/* An unnamed read-write scratch file in dir (O_TMPFILE; on a file system without those, a
+ * named one unlinked at once): nothing is left behind, even after a kill. -1 with errno
+ * set if neither can be made; the caller names what it was for. */
+int tal_unnamed_file(const char *dir);
 void tal_sweep_temporaries(const char *dir, const char *prefix);
 void tal_sweep_beside(const char *path);
 

@@ -359,7 +359,7 @@ static void test_evidence(void **state)
     (void)state;
     /* one prep reads the caller's lengths, the other 2-byte copies of them */
     for (uint64_t i = 0; i < s.n; i++) residues += s.lens[i];
-    tal_lengths_wrap(&whole, s.n, s.lens);
+    tal_lengths_wrap(&whole, s.lens);
     assert_int_equal(tal_lengths_create(&compact, s.n, residues), 0);
     for (uint64_t i = 0; i < s.n; i++) assert_int_equal(tal_lengths_set(&compact, i, s.lens[i]), 0);
     assert_int_equal(tal_cluster_prepare(&opt, s.n, &src, &whole, &plain), 0);
