@@ -40,6 +40,30 @@ typedef struct {
     double seconds; /* since the run started */
 } tal_reduce_progress_t;
 
+/* Several processes sharing one reduction (MPI ranks, or any transport the caller
+ * provides): every rank runs tal_reduce_run with the same input and options, each with
+ * the same comm but for rank; the sequences of each batch are dealt round the ranks, each
+ * rank tells the others its decisions as it makes them, and rank 0 writes the outputs,
+ * byte for byte those of one process. The operations are collective: every
+ * rank calls them in the same order. A rank that fails returns its error without
+ * calling them again: the caller then stops every rank (MPI_Abort), or the others wait
+ * for ever. */
+typedef struct {
+    int rank, size; /* this process, of size (rank 0 writes the outputs) */
+    void *ctx;
+    /* Rank 0 receives every rank's len bytes (its own first): *all holds them back to
+     * back (the caller frees it) and lens[r] rank r's count; other ranks get nothing. */
+    int (*gather)(void *ctx, const void *data, size_t len, void **all, size_t *lens);
+    /* Rank 0's len bytes into every rank's data. */
+    int (*bcast)(void *ctx, void *data, size_t len);
+    /* Not collective, from the calling thread only: post sends len bytes to every other
+     * rank without waiting (data may be reused at once); poll takes one message posted by
+     * any rank if one has come (1, *data malloc'd for the caller to free), else 0. The
+     * messages of one rank come in the order posted. */
+    int (*post)(void *ctx, const void *data, size_t len);
+    int (*poll)(void *ctx, void **data, size_t *len);
+} tal_reduce_comm_t;
+
 typedef struct {
     double identity;     /* identical residues / member length, (0, 1] (0.9) */
     double coverage;     /* aligned member residues / member length, (0, 1] (0.8) */
@@ -76,6 +100,8 @@ typedef struct {
     /* Called from the calling thread as the work goes on; NULL: no progress. */
     void (*progress)(void *ctx, const tal_reduce_progress_t *progress);
     void *ctx;
+    /* The ranks sharing this run; NULL: this process alone. */
+    const tal_reduce_comm_t *comm;
 } tal_reduce_opt_t;
 
 /* Defaults: identity 0.9, coverage 0.8, generic, one thread, no cap. */

@@ -4,6 +4,7 @@
 
 #include "talaria/config.h"
 #include "talaria/mem.h"
+#include "talaria/reduce.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +30,15 @@ int cli_parse_threads(const char *cmd, const char *text, int *threads);
 /* The exit code for a library error (tal_exit_code), after saying "out of memory" for an
  * allocation failure that nothing has explained yet. */
 int cli_exit(int err);
+
+#ifdef HAVE_MPI
+/* Started as one of several MPI ranks (mpirun, srun): MPI initialised and *comm set for
+ * tal_reduce_opt_t.comm, returning the rank count; started alone: 0, MPI untouched. */
+int cli_mpi_begin(int *argc, char ***argv, tal_reduce_comm_t *comm);
+/* The run's exit status code: a failure with several ranks stops them all (MPI_Abort)
+ * with it; else MPI is finalised. Returns code. */
+int cli_mpi_end(const tal_reduce_comm_t *comm, int code);
+#endif
 void cli_quieter(void);
 void cli_louder(void);
 

@@ -1,5 +1,7 @@
 /* talaria reduce: flags into a tal_reduce_opt_t, the run through libtalaria (reduce.h),
  * progress on the terminal and the summary on stderr (and as JSON with --summary-json). */
+#include "config.h"
+
 #include "cli.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
@@ -231,7 +233,11 @@ int cmd_reduce(int argc, char **argv)
     const char *in = NULL, *out = NULL, *aligner = NULL, *summary_json = NULL, *tmp_dir = NULL;
     const char *identity_text = NULL, *coverage_text = NULL, *strand = NULL;
     double identity = 0, coverage = 0;
-    int c, rc, threads = 0, same_taxon = 0;
+    int c, rc, threads = 0, same_taxon = 0, code;
+#ifdef HAVE_MPI
+    tal_reduce_comm_t comm;
+    memset(&comm, 0, sizeof comm);
+#endif
     tal_reduce_opt_init(&opt);
     memset(&mem, 0, sizeof mem);
     memset(&display, 0, sizeof display);
@@ -317,6 +323,18 @@ int cmd_reduce(int argc, char **argv)
         rc = TAL_EEXIST;
         goto out;
     }
+#ifdef HAVE_MPI
+    /* under mpirun or srun: one reduction across the ranks, rank 0 writing and reporting */
+    if ((rc = cli_mpi_begin(&argc, &argv, &comm)) < 0) goto out;
+    if (comm.size > 1) {
+        opt.comm = &comm;
+        if (comm.rank != 0) { /* their warnings are rank 0's too; their errors their own */
+            display.quiet = 1;
+            summary_json = NULL;
+            cli_quieter();
+        }
+    }
+#endif
     if ((rc = cli_mem_begin("reduce", &mem)) < 0) goto out;
     cli_progress_init(&display.bar, display.quiet);
     opt.budget = mem.budget;
@@ -332,5 +350,9 @@ int cmd_reduce(int argc, char **argv)
 out:
     free(provenance);
     cli_config_end(&conf);
-    return rc < 0 ? cli_exit(rc) : 0;
+    code = rc < 0 ? cli_exit(rc) : 0;
+#ifdef HAVE_MPI
+    code = cli_mpi_end(&comm, code);
+#endif
+    return code;
 }

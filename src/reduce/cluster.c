@@ -19,6 +19,7 @@
 #include "mem/sorter_internal.h"
 #include "talaria/error.h"
 #include "talaria/log.h"
+#include "talaria/util.h"
 #include "util/files_internal.h"
 
 #include <errno.h>
@@ -798,7 +799,23 @@ typedef struct {
     tal_evidence_t *ev; /* the evidence of earlier passes, or NULL */
     int record;         /* keep what this pass evaluates in ev */
     double delta_floor; /* and the deltas of the alignments at or above this identity */
+    /* several ranks: phase 1 takes the batch positions p with p % size == rank; rank 0
+     * gathers the picks (the deltas into workers[n_workers]'s arena), decides the rest
+     * and hands every rank the batch's decisions */
+    const tal_reduce_comm_t *comm;
+    uint8_t *outq; /* this rank's decisions not yet posted (DECISION_WIRE each, room for a
+                      batch; mu) */
+    size_t outq_len, outq_cap;
+    uint64_t n_decided;                    /* positions decided, here or on other ranks (mu) */
+    double phase1_s, phase2_s, exchange_s; /* wall time, for the debug log */
 } batch_t;
+
+#ifndef NAP_MAX
+#define NAP_MAX 1000000
+#endif
+
+/* A decision as it travels between ranks: rank, root, minus, identity, coverage. */
+#define DECISION_WIRE 20
 
 typedef struct {
     batch_t *b;
@@ -1097,6 +1114,291 @@ static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int wait)
     return 0;
 }
 
+/* Batch positions are dealt round the ranks this many at a time: neighbours in rank are
+ * often kin, and a decision one needs from another rank waits for a message. */
+#ifndef DEAL
+#define DEAL 32
+#endif
+
+/* Whether batch position i is this rank's. */
+static int mine(const batch_t *b, uint64_t i)
+{
+    return !b->comm || b->comm->size < 2 ||
+           (int)(i / DEAL % (uint64_t)b->comm->size) == b->comm->rank;
+}
+
+static void put32(uint8_t **at, uint32_t v)
+{
+    memcpy(*at, &v, 4);
+    *at += 4;
+}
+
+static uint32_t get32(const uint8_t **at)
+{
+    uint32_t v;
+    memcpy(&v, *at, 4);
+    *at += 4;
+    return v;
+}
+
+/* A pick as it travels: position, root, next | done << 8 | minus << 16, identity,
+ * coverage, delta length; the deltas follow the picks. */
+#define PICK_WIRE 24
+
+/* Phase 1's picks to rank 0, with this rank's code (rc): rank 0 puts the other ranks'
+ * picks in place, their deltas in workers[n_workers]'s arena. Returns the first error of
+ * any rank on rank 0, rc elsewhere. */
+static int gather_picks(batch_t *b, int rc)
+{
+    const tal_reduce_comm_t *cm = b->comm;
+    uint64_t count = 0, deltas = 0, total = 0;
+    size_t *lens = NULL, len;
+    uint8_t *msg, *at;
+    void *all = NULL;
+    worker_t *in = &b->workers[b->n_workers];
+    int grc;
+    for (uint64_t i = 0; cm->rank != 0 && i < b->r1 - b->r0; i++) {
+        if (bit_of(b->run->copy, b->r0 + i) || !mine(b, i)) continue;
+        count++;
+        deltas += b->picks[i].root != NONE ? b->picks[i].delta_len : 0;
+    }
+    len = 8 + (size_t)count * PICK_WIRE + (size_t)deltas;
+    if (!(msg = malloc(len)) || !(lens = calloc((size_t)cm->size, sizeof *lens))) {
+        free(msg);
+        return TAL_ENOMEM; /* the caller stops every rank */
+    }
+    at = msg;
+    put32(&at, (uint32_t)(int32_t)rc);
+    put32(&at, (uint32_t)count);
+    for (uint64_t i = 0; count && i < b->r1 - b->r0; i++) {
+        const pick_t *p = &b->picks[i];
+        float f[2] = {p->identity, p->coverage};
+        if (bit_of(b->run->copy, b->r0 + i) || !mine(b, i)) continue;
+        put32(&at, (uint32_t)i);
+        put32(&at, p->root);
+        put32(&at, (uint32_t)p->next | (uint32_t)p->done << 8 | (uint32_t)p->minus << 16);
+        memcpy(at, f, 8);
+        at += 8;
+        put32(&at, p->root != NONE ? (uint32_t)p->delta_len : 0);
+    }
+    for (uint64_t i = 0; count && i < b->r1 - b->r0; i++) {
+        const pick_t *p = &b->picks[i];
+        if (bit_of(b->run->copy, b->r0 + i) || !mine(b, i) || p->root == NONE) continue;
+        memcpy(at, b->workers[p->worker].arena + p->delta_off, p->delta_len);
+        at += p->delta_len;
+    }
+    grc = cm->gather(cm->ctx, msg, len, &all, lens);
+    free(msg);
+    if (grc < 0 || cm->rank != 0) {
+        free(lens);
+        free(all);
+        return grc < 0 ? grc : rc;
+    }
+    in->arena_used = 0;
+    at = all;
+    for (int k = 0; k < cm->size; k++) {
+        const uint8_t *m = at, *d;
+        int32_t krc = (int32_t)get32(&m);
+        uint32_t kcount = get32(&m);
+        if (krc < 0 && rc == 0) rc = krc;
+        total = 0;
+        d = m + (size_t)kcount * PICK_WIRE;
+        for (uint32_t e = 0; e < kcount && k > 0; e++) {
+            uint32_t i = get32(&m), root = get32(&m), flags = get32(&m), dl;
+            pick_t *p = &b->picks[i];
+            float f[2];
+            memcpy(f, m, 8);
+            m += 8;
+            dl = get32(&m);
+            *p = (pick_t){.root = root,
+                          .next = (uint8_t)flags,
+                          .done = (uint8_t)(flags >> 8),
+                          .minus = (uint8_t)(flags >> 16),
+                          .worker = (uint8_t)b->n_workers,
+                          .identity = f[0],
+                          .coverage = f[1]};
+            if (root != NONE && dl) {
+                if (arena_reserve(in, dl) < 0) {
+                    rc = TAL_ENOMEM;
+                    break;
+                }
+                memcpy(in->arena + in->arena_used, d + total, dl);
+                p->delta_off = in->arena_used;
+                p->delta_len = dl;
+                in->arena_used += dl;
+            }
+            total += dl;
+        }
+        at += lens[k];
+    }
+    free(lens);
+    free(all);
+    return rc;
+}
+
+/* Rank 0's decisions on the batch (and its code: the first error of any rank) to every
+ * rank: each position's root, identity and coverage. */
+static int bcast_decisions(batch_t *b, int rc)
+{
+    const tal_reduce_comm_t *cm = b->comm;
+    uint64_t count = b->r1 - b->r0;
+    size_t len = 4 + (size_t)count * 12;
+    uint8_t *msg = malloc(len), *at = msg;
+    const uint8_t *in;
+    int brc;
+    if (!msg) return TAL_ENOMEM;
+    if (cm->rank == 0) {
+        put32(&at, (uint32_t)(int32_t)rc);
+        for (uint64_t i = 0; i < count; i++) {
+            float f[2] = {b->picks[i].identity, b->picks[i].coverage};
+            put32(&at, b->picks[i].root);
+            memcpy(at, f, 8);
+            at += 8;
+        }
+    }
+    if ((brc = cm->bcast(cm->ctx, msg, len)) < 0) {
+        free(msg);
+        return brc;
+    }
+    in = msg;
+    rc = (int32_t)get32(&in);
+    for (uint64_t i = 0; cm->rank != 0 && i < count; i++) {
+        float f[2];
+        b->picks[i].root = get32(&in);
+        memcpy(f, in, 8);
+        in += 8;
+        b->picks[i].identity = f[0];
+        b->picks[i].coverage = f[1];
+        b->picks[i].done = 1;
+    }
+    free(msg);
+    return rc;
+}
+
+/* Position i decided here: queued for the other ranks, and announced. */
+static int publish(batch_t *b, uint64_t i)
+{
+    const pick_t *p = &b->picks[i];
+    uint8_t *at;
+    float f[2] = {p->identity, p->coverage};
+    pthread_mutex_lock(&b->mu);
+    if (b->outq_len + DECISION_WIRE > b->outq_cap) { /* room for a whole batch */
+        pthread_mutex_unlock(&b->mu);
+        return TAL_EUSAGE;
+    }
+    at = b->outq + b->outq_len;
+    put32(&at, (uint32_t)(b->r0 + i));
+    put32(&at, p->root);
+    put32(&at, p->minus);
+    memcpy(at, f, 8);
+    b->outq_len += DECISION_WIRE;
+    __atomic_store_n(&b->decided[i], 1, __ATOMIC_RELEASE);
+    b->n_decided++;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    return 0;
+}
+
+/* Another rank's decisions, len bytes of them. */
+static int take_decisions(batch_t *b, const uint8_t *m, size_t len)
+{
+    if (len % DECISION_WIRE) return TAL_EIO;
+    for (size_t k = 0; k < len / DECISION_WIRE; k++) {
+        uint32_t r = get32(&m), root = get32(&m), minus = get32(&m);
+        float f[2];
+        pick_t *p;
+        memcpy(f, m, 8);
+        m += 8;
+        if (r < b->r0 || r >= b->r1) return TAL_EIO; /* every rank is in the same batch */
+        p = &b->picks[r - b->r0];
+        p->root = root;
+        p->minus = (uint8_t)minus;
+        p->identity = f[0];
+        p->coverage = f[1];
+        p->done = 1;
+        if (root != NONE) b->refr[r] = root;
+        pthread_mutex_lock(&b->mu);
+        __atomic_store_n(&b->decided[r - b->r0], 1, __ATOMIC_RELEASE);
+        b->n_decided++;
+        pthread_cond_broadcast(&b->cv);
+        pthread_mutex_unlock(&b->mu);
+    }
+    return 0;
+}
+
+static void *phase2(void *arg);
+
+/* Several ranks: the batch's positions dealt round the ranks, each rank's workers decide
+ * theirs in rank order (phase 2's way, waiting for the earlier decisions they need, from
+ * here or from other ranks), while this thread posts this rank's decisions and takes the
+ * others'. Ends when every position of the batch is decided here. */
+static int dataflow(batch_t *b, int threads)
+{
+    const tal_reduce_comm_t *cm = b->comm;
+    phase_job_t jobs[64];
+    pthread_t tids[64];
+    int started[64] = {0}, rc = 0;
+    uint64_t size = b->r1 - b->r0;
+    uint8_t *send = NULL;
+    size_t send_cap = 0;
+    long nap = 5000;
+    b->next = 0;
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (phase_job_t){b, t, 0};
+        if (pthread_create(&tids[t], NULL, phase2, &jobs[t]) == 0)
+            started[t] = 1;
+        else
+            rc = TAL_ENOMEM;
+    }
+    while (rc == 0) {
+        size_t n_out;
+        int all, failed, got = 0, k;
+        void *msg;
+        size_t len;
+        pthread_mutex_lock(&b->mu);
+        n_out = b->outq_len;
+        if (n_out > send_cap) {
+            uint8_t *q = realloc(send, n_out);
+            if (!q) {
+                pthread_mutex_unlock(&b->mu);
+                rc = TAL_ENOMEM;
+                break;
+            }
+            send = q;
+            send_cap = n_out;
+        }
+        if (n_out) memcpy(send, b->outq, n_out);
+        b->outq_len = 0;
+        all = b->n_decided == size;
+        failed = b->failed;
+        pthread_mutex_unlock(&b->mu);
+        if (failed) break;
+        if (n_out && (rc = cm->post(cm->ctx, send, n_out)) < 0) break;
+        while ((k = cm->poll(cm->ctx, &msg, &len)) > 0) {
+            rc = take_decisions(b, msg, len);
+            free(msg);
+            got = 1;
+            if (rc < 0) break;
+        }
+        if (k < 0) rc = k;
+        if (rc < 0 || (all && !n_out)) break;
+        if (n_out || got) {
+            nap = 5000;
+        } else {
+            struct timespec ts = {0, nap};
+            nanosleep(&ts, NULL);
+            if (nap < NAP_MAX) nap *= 2;
+        }
+    }
+    if (rc < 0) announce(b, &b->failed);
+    for (int t = 0; t < threads; t++) {
+        if (started[t]) pthread_join(tids[t], NULL);
+        if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
+    }
+    free(send);
+    return rc;
+}
+
 static void *phase1(void *arg)
 {
     phase_job_t *job = arg;
@@ -1104,7 +1406,7 @@ static void *phase1(void *arg)
     for (;;) {
         uint64_t i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED), r = b->r0 + i;
         if (r >= b->r1) break;
-        if (bit_of(b->run->copy, r)) continue;
+        if (bit_of(b->run->copy, r) || !mine(b, i)) continue;
         if ((job->rc = try_candidates(b, job->w, r, &b->picks[i], 0)) < 0) break;
     }
     return NULL;
@@ -1121,14 +1423,21 @@ static void *phase2(void *arg)
         uint64_t i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED), r = b->r0 + i;
         pick_t *p = &b->picks[i];
         if (r >= b->r1) break;
-        if (__atomic_load_n(&b->decided[i], __ATOMIC_RELAXED)) continue;
+        if (__atomic_load_n(&b->decided[i], __ATOMIC_RELAXED) || !mine(b, i)) continue;
         if ((job->rc = try_candidates(b, job->w, r, p, 1)) < 0) {
             announce(b, &b->failed);
             break;
         }
         if (!p->done) break; /* another worker failed */
         if (p->root != NONE) b->refr[r] = p->root;
-        announce(b, &b->decided[i]);
+        if (b->comm && b->comm->size > 1) {
+            if ((job->rc = publish(b, i)) < 0) {
+                announce(b, &b->failed);
+                break;
+            }
+        } else {
+            announce(b, &b->decided[i]);
+        }
     }
     return NULL;
 }
@@ -1154,23 +1463,56 @@ static int run_phase(batch_t *b, int threads, void *(*fn)(void *))
 
 static int decide_batch(batch_t *b)
 {
-    int rc, threads = b->n_workers;
+    int rc, threads = b->n_workers, distributed = b->comm && b->comm->size > 1;
     for (int t = 0; t < threads; t++) b->workers[t].arena_used = 0;
     for (uint64_t r = b->r0; r < b->r1; r++)
         b->picks[r - b->r0] = (pick_t){.root = NONE, .done = 1};
     b->failed = 0;
     if (threads > 1 && b->r1 - b->r0 < 64) threads = 1; /* not worth a thread */
-    /* phase 1: each sequence as far as the references decided before the batch go */
-    if ((rc = run_phase(b, threads, phase1)) < 0) return rc;
-    /* those decided are final (copies follow their first copy, after the batch) */
-    for (uint64_t r = b->r0; r < b->r1; r++) {
-        pick_t *p = &b->picks[r - b->r0];
-        int done = bit_of(b->run->copy, r) || p->done;
-        if (done && p->root != NONE) b->refr[r] = p->root;
-        b->decided[r - b->r0] = (uint8_t)done;
+    if (distributed) {
+        /* no phases: a flow of decisions between the ranks; then rank 0 gathers the
+         * deltas, and every rank leaves the batch together, with rank 0's code */
+        double t0 = tal_now_seconds();
+        b->n_decided = 0;
+        b->outq_len = 0;
+        for (uint64_t r = b->r0; r < b->r1; r++) {
+            b->decided[r - b->r0] = (uint8_t)bit_of(b->run->copy, r);
+            b->n_decided += b->decided[r - b->r0];
+        }
+        rc = dataflow(b, threads);
+        b->phase2_s += tal_now_seconds() - t0;
+        t0 = tal_now_seconds();
+        rc = gather_picks(b, rc);
+        rc = bcast_decisions(b, rc);
+        b->exchange_s += tal_now_seconds() - t0;
+        return rc;
     }
-    /* phase 2: the rest, in rank order, each after the candidates it needs */
-    return run_phase(b, threads, phase2);
+    /* phase 1: each sequence as far as the references decided before the batch go */
+    double t0 = tal_now_seconds(), t1;
+    rc = run_phase(b, threads, phase1);
+    t1 = tal_now_seconds();
+    b->phase1_s += t1 - t0;
+    if (distributed) rc = gather_picks(b, rc);
+    b->exchange_s += tal_now_seconds() - t1;
+    if (rc < 0 && !distributed) return rc;
+    if (rc == 0 && (!distributed || b->comm->rank == 0)) {
+        /* those decided are final (copies follow their first copy, after the batch) */
+        for (uint64_t r = b->r0; r < b->r1; r++) {
+            pick_t *p = &b->picks[r - b->r0];
+            int done = bit_of(b->run->copy, r) || p->done;
+            if (done && p->root != NONE) b->refr[r] = p->root;
+            b->decided[r - b->r0] = (uint8_t)done;
+        }
+        /* phase 2: the rest, in rank order, each after the candidates it needs */
+        t1 = tal_now_seconds();
+        rc = run_phase(b, threads, phase2);
+        b->phase2_s += tal_now_seconds() - t1;
+    }
+    if (!distributed) return rc;
+    t1 = tal_now_seconds();
+    rc = bcast_decisions(b, rc);
+    b->exchange_s += tal_now_seconds() - t1;
+    return rc;
 }
 
 static int read_rows(const tal_cluster_prep_t *p, uint64_t r0, uint64_t r1, uint32_t *rows)
@@ -1188,6 +1530,36 @@ static int read_rows(const tal_cluster_prep_t *p, uint64_t r0, uint64_t r1, uint
         done += (size_t)k;
     }
     return 0;
+}
+
+/* Whether this process hands out the results (rank 0 of several, or the only one). */
+static int writer(const tal_cluster_opt_t *opt) { return !opt->comm || opt->comm->rank == 0; }
+
+/* Rank 0 sums every rank's alignment counts. */
+static int sum_counts(const tal_cluster_opt_t *opt, tal_cluster_t *out)
+{
+    const tal_reduce_comm_t *cm = opt->comm;
+    uint64_t mine[5] = {out->alignments, out->filtered, out->banded, out->computed, out->reused};
+    size_t *lens;
+    void *all = NULL;
+    int rc;
+    if (!cm || cm->size < 2) return 0;
+    if (!(lens = calloc((size_t)cm->size, sizeof *lens))) return TAL_ENOMEM;
+    rc = cm->gather(cm->ctx, mine, sizeof mine, &all, lens);
+    if (rc == 0 && cm->rank == 0) {
+        const uint64_t *v = all;
+        memset(mine, 0, sizeof mine);
+        for (int k = 0; k < cm->size; k++)
+            for (int j = 0; j < 5; j++) mine[j] += v[5 * k + j];
+        out->alignments = mine[0];
+        out->filtered = mine[1];
+        out->banded = mine[2];
+        out->computed = mine[3];
+        out->reused = mine[4];
+    }
+    free(lens);
+    free(all);
+    return rc;
 }
 
 /* Every rank its own reference but the copies, which start at their first copy. */
@@ -1235,7 +1607,9 @@ static int refs_by_id(const tal_cluster_prep_t *prep, const tal_cluster_opt_t *o
                 cover[id] = first_is_ref ? 1.0f : cover[first];
             }
             out->duplicates++;
-            if (opt->on_copy && (rc = opt->on_copy(opt->ctx, id, first, refr[r])) < 0) return rc;
+            if (opt->on_copy && writer(opt) &&
+                (rc = opt->on_copy(opt->ctx, id, first, refr[r])) < 0)
+                return rc;
         } else {
             if (ident) out->twin[id] = id;
             out->references += t == r;
@@ -1269,7 +1643,7 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
     float *ident, *cover;
     worker_t *workers = NULL;
     pick_t *picks = NULL;
-    uint8_t *decided = NULL;
+    uint8_t *decided = NULL, *outq = NULL;
     int n_workers = opt->threads > 0 ? (opt->threads > 64 ? 64 : opt->threads) : 1, rc;
     uint64_t worker_bytes = (uint64_t)n_workers * TAL_CLUSTER_WORKER_BYTES;
     uint64_t batch_bytes = BATCH * (C * 4 + sizeof(pick_t) + 1);
@@ -1296,9 +1670,11 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
     cover = out->coverage;
     if ((rc = tal_budget_reserve(opt->budget, TAL_MEM_ALIGN, worker_bytes + batch_bytes)) < 0)
         goto fail_early;
-    if (!(workers = calloc((size_t)n_workers, sizeof *workers)) ||
+    /* and one more: the arena of the deltas other ranks send */
+    if (!(workers = calloc((size_t)n_workers + 1, sizeof *workers)) ||
         !(picks = malloc(BATCH * sizeof *picks)) || !(cand = malloc(BATCH * C * sizeof *cand)) ||
-        !(decided = malloc(BATCH))) {
+        !(decided = malloc(BATCH)) ||
+        (opt->comm && opt->comm->size > 1 && !(outq = malloc((size_t)BATCH * DECISION_WIRE)))) {
         rc = TAL_ENOMEM;
         goto fail;
     }
@@ -1322,7 +1698,10 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
                      .mu = PTHREAD_MUTEX_INITIALIZER,
                      .cv = PTHREAD_COND_INITIALIZER,
                      .ev = prep->evidence,
-                     .delta_floor = prep->delta_floor};
+                     .delta_floor = prep->delta_floor,
+                     .comm = opt->comm,
+                     .outq = outq,
+                     .outq_cap = outq ? (size_t)BATCH * DECISION_WIRE : 0};
         /* the pass that writes the outputs needs deltas, so it has no verdicts to keep */
         b.record = b.ev && !opt->on_member;
         for (uint64_t r0 = 0; r0 < n; r0 += BATCH) {
@@ -1347,7 +1726,7 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
                     ident[s] = p->identity;
                     cover[s] = p->coverage;
                 }
-                if (opt->on_member) {
+                if (opt->on_member && writer(opt)) {
                     tal_alignment_t al;
                     memset(&al, 0, sizeof al);
                     al.identity = p->identity;
@@ -1365,6 +1744,8 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
                 goto fail;
             }
         }
+        tal_log_debug("pass at %.4f: phase 1 %.2f s, phase 2 %.2f s, between ranks %.2f s",
+                      opt->identity, b.phase1_s, b.phase2_s, b.exchange_s);
     }
     out->references = 0; /* counted again below, with the copies' first copies */
     progress(opt, "aligning", n, n);
@@ -1380,6 +1761,7 @@ fail:
         out->computed += workers[t].computed;
         out->reused += workers[t].reused;
     }
+    if (rc == 0) rc = sum_counts(opt, out);
 fail_early:
     for (int t = 0; workers && t < n_workers; t++) {
         tal_aligner_free(workers[t].aligner);
@@ -1389,9 +1771,11 @@ fail_early:
         free(workers[t].rcbuf.buf);
         free(workers[t].arena);
     }
+    if (workers) free(workers[n_workers].arena);
     free(workers);
     free(picks);
     free(decided);
+    free(outq);
     free(cand);
     if (rc < 0) tal_cluster_free(out);
     return rc;

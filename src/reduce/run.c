@@ -191,6 +191,30 @@ static int make_scratch(tal_reduction_t *x)
     }
 }
 
+/* Several ranks share this run (opt.comm): rank 0 writes the outputs. */
+static int distributed(const tal_reduction_t *x) { return x->opt->comm && x->opt->comm->size > 1; }
+
+static int writes_outputs(const tal_reduction_t *x)
+{
+    return !distributed(x) || x->opt->comm->rank == 0;
+}
+
+/* Rank 0's code (and, with path, the path of size bytes it names) to every rank. */
+static int share_code(const tal_reduction_t *x, int rc, char *path, size_t size)
+{
+    const tal_reduce_comm_t *cm = x->opt->comm;
+    char msg[4 + 4096];
+    int32_t v = rc;
+    if (!distributed(x)) return rc;
+    memset(msg, 0, sizeof msg);
+    memcpy(msg, &v, 4);
+    if (path && size) snprintf(msg + 4, sizeof msg - 4, "%s", path);
+    if (cm->bcast(cm->ctx, msg, path ? sizeof msg : 4) < 0) return TAL_EIO;
+    memcpy(&v, msg, 4);
+    if (path && size) snprintf(path, size, "%s", msg + 4);
+    return v;
+}
+
 static int open_input(tal_reduction_t *x)
 {
     struct stat st;
@@ -199,6 +223,12 @@ static int open_input(tal_reduction_t *x)
         rc = 0;
     } else if (stat(x->in, &st) == 0 && S_ISDIR(st.st_mode)) {
         rc = tal_store_open(&x->store, x->in);
+        x->own_store = rc == 0;
+    } else if (!writes_outputs(x)) {
+        /* rank 0 indexes the FASTA into its scratch directory (on storage every rank
+         * sees: --tmp-dir), the others open that store */
+        char path[4096] = "";
+        if ((rc = share_code(x, 0, path, sizeof path)) == 0) rc = tal_store_open(&x->store, path);
         x->own_store = rc == 0;
     } else {
         tal_index_opt_t opt;
@@ -216,6 +246,7 @@ static int open_input(tal_reduction_t *x)
         rc = tal_store_build(x->in, path, &opt, &bs);
         if (rc == 0) rc = tal_store_open(&x->store, path);
         x->own_store = rc == 0;
+        rc = share_code(x, rc, path, strlen(path) + 1);
         free(path);
         if (rc == 0 && bs.duplicates_skipped)
             tal_log_warn(
@@ -577,6 +608,7 @@ static int cluster(tal_reduction_t *x, tal_cluster_t *c)
     opt.tmp_dir = x->scratch;
     opt.sort_bytes = x->sort_bytes;
     opt.ref_only = 1;
+    opt.comm = x->opt->comm;
     if (x->opt->same_taxon) {
         if ((rc = tal_budget_alloc(x->budget, TAL_MEM_RECORDS, group_bytes, (void **)&group)) < 0)
             return rc;
@@ -680,7 +712,8 @@ static int reduce(tal_reduction_t *x, tal_reduce_result_t *result)
     if ((rc = tal_reduction_plan(x, 1)) < 0) goto out;
     if ((rc = check_input(x)) < 0) goto out;
     if ((rc = cluster(x, &c)) < 0) goto out;
-    if ((rc = tal_reduction_write(x, &c)) < 0) goto out;
+    if (writes_outputs(x)) rc = tal_reduction_write(x, &c);
+    if ((rc = share_code(x, rc, NULL, 0)) < 0) goto out;
     if (result) fill_result(x, &c, result);
 out:
     if (rc == TAL_ENOMEM) tal_log_error("out of memory while reducing %s", x->in);
