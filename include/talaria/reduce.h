@@ -42,12 +42,12 @@ typedef struct {
 
 /* Several processes sharing one reduction (MPI ranks, or any transport the caller
  * provides): every rank runs tal_reduce_run with the same input and options, each with
- * the same comm but for rank; the sequences of each batch are dealt round the ranks, each
- * rank tells the others its decisions as it makes them, and rank 0 writes the outputs,
- * byte for byte those of one process. The operations are collective: every
- * rank calls them in the same order. A rank that fails returns its error without
- * calling them again: the caller then stops every rank (MPI_Abort), or the others wait
- * for ever. */
+ * the same comm but for rank. The workers of every rank claim the sequences of each batch
+ * through a shared counter, each rank tells the others its decisions as it makes them,
+ * and rank 0 writes the outputs, byte for byte those of one process. gather and bcast are
+ * collective: every rank calls them in the same order. A rank that fails returns its
+ * error without calling them again: the caller then stops every rank (MPI_Abort), or the
+ * others wait for ever. */
 typedef struct {
     int rank, size; /* this process, of size (rank 0 writes the outputs) */
     void *ctx;
@@ -56,12 +56,16 @@ typedef struct {
     int (*gather)(void *ctx, const void *data, size_t len, void **all, size_t *lens);
     /* Rank 0's len bytes into every rank's data. */
     int (*bcast)(void *ctx, void *data, size_t len);
-    /* Not collective, from the calling thread only: post sends len bytes to every other
-     * rank without waiting (data may be reused at once); poll takes one message posted by
-     * any rank if one has come (1, *data malloc'd for the caller to free), else 0. The
-     * messages of one rank come in the order posted. */
+    /* Not collective, from any thread (the transport serialises them): post sends len
+     * bytes to every other rank without waiting (data may be reused at once); poll takes
+     * one message posted by any rank if one has come (1, *data malloc'd for the caller to
+     * free), else 0. The messages of one rank come in the order posted. */
     int (*post)(void *ctx, const void *data, size_t len);
     int (*poll)(void *ctx, void **data, size_t *len);
+    /* Not collective, from any thread: counter k (0 or 1, one for all ranks, both 0 at
+     * the start) grows by add, *before its value before, atomically; set makes it value. */
+    int (*fetch_add)(void *ctx, int k, uint64_t add, uint64_t *before);
+    int (*set)(void *ctx, int k, uint64_t value);
 } tal_reduce_comm_t;
 
 typedef struct {

@@ -36,8 +36,9 @@ int cli_exit(int err);
  * tal_reduce_opt_t.comm, returning the rank count; started alone: 0, MPI untouched. */
 int cli_mpi_begin(int *argc, char ***argv, tal_reduce_comm_t *comm);
 /* The run's exit status code: a failure with several ranks stops them all (MPI_Abort)
- * with it; else MPI is finalised. Returns code. */
-int cli_mpi_end(const tal_reduce_comm_t *comm, int code);
+ * with it; else rank 0 says (unless quiet) what the ranks sent each other and their peak
+ * resident sets, and MPI is finalised. Returns code. */
+int cli_mpi_end(const tal_reduce_comm_t *comm, int code, int quiet);
 #endif
 void cli_quieter(void);
 void cli_louder(void);

@@ -352,7 +352,7 @@ out:
     cli_config_end(&conf);
     code = rc < 0 ? cli_exit(rc) : 0;
 #ifdef HAVE_MPI
-    code = cli_mpi_end(&comm, code);
+    code = cli_mpi_end(&comm, code, display.quiet);
 #endif
     return code;
 }

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,7 @@ void tal_cluster_free(tal_cluster_t *c)
 
 struct tal_cluster_prep {
     tal_cluster_opt_t opt;
+    uint64_t batches; /* decided so far, in every pass (several ranks: their counters) */
     uint64_t n, C;
     const tal_seq_source_t *src;
     const tal_lengths_t *lens;
@@ -799,15 +801,14 @@ typedef struct {
     tal_evidence_t *ev; /* the evidence of earlier passes, or NULL */
     int record;         /* keep what this pass evaluates in ev */
     double delta_floor; /* and the deltas of the alignments at or above this identity */
-    /* several ranks: phase 1 takes the batch positions p with p % size == rank; rank 0
-     * gathers the picks (the deltas into workers[n_workers]'s arena), decides the rest
-     * and hands every rank the batch's decisions */
+    /* several ranks: every rank's workers claim positions (flow) and post their
+     * decisions; at the batch's end rank 0 gathers the picks (the deltas into
+     * workers[n_workers]'s arena) and hands every rank its decisions and code */
     const tal_reduce_comm_t *comm;
-    uint8_t *outq; /* this rank's decisions not yet posted (DECISION_WIRE each, room for a
-                      batch; mu) */
-    size_t outq_len, outq_cap;
     uint64_t n_decided;                    /* positions decided, here or on other ranks (mu) */
     double phase1_s, phase2_s, exchange_s; /* wall time, for the debug log */
+    uint64_t waits, wait_ns;               /* for another rank's decision (atomic) */
+    int slot;                              /* the shared counter of this batch's claims */
 } batch_t;
 
 #ifndef NAP_MAX
@@ -1065,6 +1066,8 @@ static void announce(batch_t *b, uint8_t *flag)
     pthread_mutex_unlock(&b->mu);
 }
 
+static int wait_posted(batch_t *b, const uint8_t *flag);
+
 /* Tries rank r's candidates from p->next on, in order, and joins the first reference
  * that passes. A candidate inside the batch is decided in this batch: in the parallel
  * first phase (wait 0) the sequence stops there, to resume in the second; in the second
@@ -1090,7 +1093,8 @@ static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int wait)
                 p->done = 0;
                 return 0;
             }
-            if (!wait_decided(b, flag)) return 0; /* another worker failed: p not done */
+            if (!(b->comm && b->comm->size > 1 ? wait_posted(b, flag) : wait_decided(b, flag)))
+                return 0; /* another worker failed: p not done */
         }
         /* a candidate not before r (itself, where a k-mer repeats) is not decided yet */
         root = cand[c] < r ? root_of(b->refr, cand[c]) : cand[c];
@@ -1114,18 +1118,14 @@ static int try_candidates(batch_t *b, int w, uint64_t r, pick_t *p, int wait)
     return 0;
 }
 
-/* Batch positions are dealt round the ranks this many at a time: neighbours in rank are
- * often kin, and a decision one needs from another rank waits for a message. */
+/* With several ranks, a worker claims this many batch positions at a time: neighbours in
+ * rank are often kin, and a decision one needs from another rank waits for a message. */
 #ifndef DEAL
-#define DEAL 32
+#define DEAL 1
 #endif
 
-/* Whether batch position i is this rank's. */
-static int mine(const batch_t *b, uint64_t i)
-{
-    return !b->comm || b->comm->size < 2 ||
-           (int)(i / DEAL % (uint64_t)b->comm->size) == b->comm->rank;
-}
+/* decided[i] of a position decided by this rank's workers (1: a copy, or another rank's) */
+#define DECIDED_HERE 2
 
 static void put32(uint8_t **at, uint32_t v)
 {
@@ -1145,8 +1145,8 @@ static uint32_t get32(const uint8_t **at)
  * coverage, delta length; the deltas follow the picks. */
 #define PICK_WIRE 24
 
-/* Phase 1's picks to rank 0, with this rank's code (rc): rank 0 puts the other ranks'
- * picks in place, their deltas in workers[n_workers]'s arena. Returns the first error of
+/* The picks this rank decided to rank 0, with this rank's code (rc): rank 0 puts the
+ * other ranks' picks in place, their deltas in workers[n_workers]'s arena. Returns the first error of
  * any rank on rank 0, rc elsewhere. */
 static int gather_picks(batch_t *b, int rc)
 {
@@ -1158,7 +1158,7 @@ static int gather_picks(batch_t *b, int rc)
     worker_t *in = &b->workers[b->n_workers];
     int grc;
     for (uint64_t i = 0; cm->rank != 0 && i < b->r1 - b->r0; i++) {
-        if (bit_of(b->run->copy, b->r0 + i) || !mine(b, i)) continue;
+        if (b->decided[i] != DECIDED_HERE) continue;
         count++;
         deltas += b->picks[i].root != NONE ? b->picks[i].delta_len : 0;
     }
@@ -1173,7 +1173,7 @@ static int gather_picks(batch_t *b, int rc)
     for (uint64_t i = 0; count && i < b->r1 - b->r0; i++) {
         const pick_t *p = &b->picks[i];
         float f[2] = {p->identity, p->coverage};
-        if (bit_of(b->run->copy, b->r0 + i) || !mine(b, i)) continue;
+        if (b->decided[i] != DECIDED_HERE) continue;
         put32(&at, (uint32_t)i);
         put32(&at, p->root);
         put32(&at, (uint32_t)p->next | (uint32_t)p->done << 8 | (uint32_t)p->minus << 16);
@@ -1183,7 +1183,7 @@ static int gather_picks(batch_t *b, int rc)
     }
     for (uint64_t i = 0; count && i < b->r1 - b->r0; i++) {
         const pick_t *p = &b->picks[i];
-        if (bit_of(b->run->copy, b->r0 + i) || !mine(b, i) || p->root == NONE) continue;
+        if (b->decided[i] != DECIDED_HERE || p->root == NONE) continue;
         memcpy(at, b->workers[p->worker].arena + p->delta_off, p->delta_len);
         at += p->delta_len;
     }
@@ -1275,24 +1275,20 @@ static int bcast_decisions(batch_t *b, int rc)
     return rc;
 }
 
-/* Position i decided here: queued for the other ranks, and announced. */
+/* Position i decided here: posted to the other ranks, and announced. */
 static int publish(batch_t *b, uint64_t i)
 {
     const pick_t *p = &b->picks[i];
-    uint8_t *at;
+    uint8_t msg[DECISION_WIRE], *at = msg;
     float f[2] = {p->identity, p->coverage};
-    pthread_mutex_lock(&b->mu);
-    if (b->outq_len + DECISION_WIRE > b->outq_cap) { /* room for a whole batch */
-        pthread_mutex_unlock(&b->mu);
-        return TAL_EUSAGE;
-    }
-    at = b->outq + b->outq_len;
+    int rc;
     put32(&at, (uint32_t)(b->r0 + i));
     put32(&at, p->root);
     put32(&at, p->minus);
     memcpy(at, f, 8);
-    b->outq_len += DECISION_WIRE;
-    __atomic_store_n(&b->decided[i], 1, __ATOMIC_RELEASE);
+    if ((rc = b->comm->post(b->comm->ctx, msg, sizeof msg)) < 0) return rc;
+    pthread_mutex_lock(&b->mu);
+    __atomic_store_n(&b->decided[i], DECIDED_HERE, __ATOMIC_RELEASE);
     b->n_decided++;
     pthread_cond_broadcast(&b->cv);
     pthread_mutex_unlock(&b->mu);
@@ -1328,74 +1324,129 @@ static int take_decisions(batch_t *b, const uint8_t *m, size_t len)
 
 static void *phase2(void *arg);
 
-/* Several ranks: the batch's positions dealt round the ranks, each rank's workers decide
- * theirs in rank order (phase 2's way, waiting for the earlier decisions they need, from
- * here or from other ranks), while this thread posts this rank's decisions and takes the
- * others'. Ends when every position of the batch is decided here. */
-static int dataflow(batch_t *b, int threads)
+/* Takes the decisions other ranks posted, if any: 1 if some came, 0 if none, or an
+ * error. */
+static int take_posted(batch_t *b)
 {
     const tal_reduce_comm_t *cm = b->comm;
-    phase_job_t jobs[64];
-    pthread_t tids[64];
-    int started[64] = {0}, rc = 0;
-    uint64_t size = b->r1 - b->r0;
-    uint8_t *send = NULL;
-    size_t send_cap = 0;
-    long nap = 5000;
-    b->next = 0;
-    for (int t = 0; t < threads; t++) {
-        jobs[t] = (phase_job_t){b, t, 0};
-        if (pthread_create(&tids[t], NULL, phase2, &jobs[t]) == 0)
-            started[t] = 1;
-        else
-            rc = TAL_ENOMEM;
+    void *msg;
+    size_t len;
+    int k, got = 0, rc;
+    while ((k = cm->poll(cm->ctx, &msg, &len)) > 0) {
+        rc = take_decisions(b, msg, len);
+        free(msg);
+        if (rc < 0) return rc;
+        got = 1;
     }
-    while (rc == 0) {
-        size_t n_out;
-        int all, failed, got = 0, k;
-        void *msg;
-        size_t len;
-        pthread_mutex_lock(&b->mu);
-        n_out = b->outq_len;
-        if (n_out > send_cap) {
-            uint8_t *q = realloc(send, n_out);
-            if (!q) {
-                pthread_mutex_unlock(&b->mu);
-                rc = TAL_ENOMEM;
-                break;
+    return k < 0 ? k : got;
+}
+
+/* Several ranks: waits until flag is set (1) or a worker failed (0), taking the other
+ * ranks' decisions meanwhile. A decision is usually a few alignments away: spins that
+ * yield the core first, then naps of up to NAP_MAX ns. */
+static int wait_posted(batch_t *b, const uint8_t *flag)
+{
+    long nap = 2000;
+    int spins = 0, got;
+    double t0 = 0;
+    for (;;) {
+        if (__atomic_load_n(flag, __ATOMIC_ACQUIRE)) {
+            if (t0 > 0) {
+                __atomic_add_fetch(&b->waits, 1, __ATOMIC_RELAXED);
+                __atomic_add_fetch(&b->wait_ns, (uint64_t)((tal_now_seconds() - t0) * 1e9),
+                                   __ATOMIC_RELAXED);
             }
-            send = q;
-            send_cap = n_out;
+            return 1;
         }
-        if (n_out) memcpy(send, b->outq, n_out);
-        b->outq_len = 0;
-        all = b->n_decided == size;
-        failed = b->failed;
-        pthread_mutex_unlock(&b->mu);
-        if (failed) break;
-        if (n_out && (rc = cm->post(cm->ctx, send, n_out)) < 0) break;
-        while ((k = cm->poll(cm->ctx, &msg, &len)) > 0) {
-            rc = take_decisions(b, msg, len);
-            free(msg);
-            got = 1;
-            if (rc < 0) break;
+        if (t0 == 0) t0 = tal_now_seconds();
+        if (__atomic_load_n(&b->failed, __ATOMIC_RELAXED)) return 0;
+        if ((got = take_posted(b)) < 0) {
+            announce(b, &b->failed);
+            return 0;
         }
-        if (k < 0) rc = k;
-        if (rc < 0 || (all && !n_out)) break;
-        if (n_out || got) {
-            nap = 5000;
+        if (got) {
+            nap = 2000;
+            spins = 0;
+        } else if (spins < 64) {
+            spins++;
+            sched_yield();
         } else {
             struct timespec ts = {0, nap};
             nanosleep(&ts, NULL);
             if (nap < NAP_MAX) nap *= 2;
         }
     }
+}
+
+/* Several ranks: a worker claims DEAL batch positions at a time through the batch's
+ * shared counter and decides them in rank order (phase 2's way: each after the
+ * candidates it needs, here or on other ranks), posting each decision to the others. The
+ * claims go in rank order, so the first undecided position is always claimed by a worker
+ * that can decide it. */
+static void *flow(void *arg)
+{
+    phase_job_t *job = arg;
+    batch_t *b = job->b;
+    const tal_reduce_comm_t *cm = b->comm;
+    uint64_t size = b->r1 - b->r0, chunk;
+    while (!__atomic_load_n(&b->failed, __ATOMIC_RELAXED)) {
+        if ((job->rc = cm->fetch_add(cm->ctx, b->slot, 1, &chunk)) < 0) break;
+        if (chunk >= (size + DEAL - 1) / DEAL) return NULL;
+        for (uint64_t i = chunk * DEAL; i < size && i < (chunk + 1) * DEAL; i++) {
+            uint64_t r = b->r0 + i;
+            pick_t *p = &b->picks[i];
+            if (__atomic_load_n(&b->decided[i], __ATOMIC_RELAXED)) continue; /* a copy */
+            if ((job->rc = try_candidates(b, job->w, r, p, 1)) < 0) break;
+            if (!p->done) return NULL; /* another worker failed */
+            if (p->root != NONE) b->refr[r] = p->root;
+            if ((job->rc = publish(b, i)) < 0) break;
+        }
+        if (job->rc < 0) break;
+    }
+    if (job->rc < 0) announce(b, &b->failed);
+    return NULL;
+}
+
+/* Several ranks: this rank's workers take their share of the batch (flow), then this
+ * thread takes the rest of the other ranks' decisions: it ends when every position of
+ * the batch is decided here. */
+static int dataflow(batch_t *b, int threads)
+{
+    phase_job_t jobs[64];
+    pthread_t tids[64];
+    int started[64] = {0}, rc = 0, all = 0;
+    uint64_t size = b->r1 - b->r0;
+    long nap = 2000;
+    b->next = 0;
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (phase_job_t){b, t, 0};
+        if (pthread_create(&tids[t], NULL, flow, &jobs[t]) == 0)
+            started[t] = 1;
+        else
+            rc = TAL_ENOMEM;
+    }
     if (rc < 0) announce(b, &b->failed);
     for (int t = 0; t < threads; t++) {
         if (started[t]) pthread_join(tids[t], NULL);
         if (jobs[t].rc < 0 && rc == 0) rc = jobs[t].rc;
     }
-    free(send);
+    while (rc == 0 && !b->failed) {
+        int got;
+        pthread_mutex_lock(&b->mu);
+        all = b->n_decided == size;
+        pthread_mutex_unlock(&b->mu);
+        if (all) break;
+        if ((got = take_posted(b)) < 0) {
+            rc = got;
+        } else if (got) {
+            nap = 2000;
+        } else {
+            struct timespec ts = {0, nap};
+            nanosleep(&ts, NULL);
+            if (nap < NAP_MAX) nap *= 2;
+        }
+    }
+    if (rc == 0 && !all) rc = TAL_EIO; /* a worker failed to take the others' decisions */
     return rc;
 }
 
@@ -1406,7 +1457,7 @@ static void *phase1(void *arg)
     for (;;) {
         uint64_t i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED), r = b->r0 + i;
         if (r >= b->r1) break;
-        if (bit_of(b->run->copy, r) || !mine(b, i)) continue;
+        if (bit_of(b->run->copy, r)) continue;
         if ((job->rc = try_candidates(b, job->w, r, &b->picks[i], 0)) < 0) break;
     }
     return NULL;
@@ -1423,21 +1474,14 @@ static void *phase2(void *arg)
         uint64_t i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED), r = b->r0 + i;
         pick_t *p = &b->picks[i];
         if (r >= b->r1) break;
-        if (__atomic_load_n(&b->decided[i], __ATOMIC_RELAXED) || !mine(b, i)) continue;
+        if (__atomic_load_n(&b->decided[i], __ATOMIC_RELAXED)) continue;
         if ((job->rc = try_candidates(b, job->w, r, p, 1)) < 0) {
             announce(b, &b->failed);
             break;
         }
         if (!p->done) break; /* another worker failed */
         if (p->root != NONE) b->refr[r] = p->root;
-        if (b->comm && b->comm->size > 1) {
-            if ((job->rc = publish(b, i)) < 0) {
-                announce(b, &b->failed);
-                break;
-            }
-        } else {
-            announce(b, &b->decided[i]);
-        }
+        announce(b, &b->decided[i]);
     }
     return NULL;
 }
@@ -1463,55 +1507,47 @@ static int run_phase(batch_t *b, int threads, void *(*fn)(void *))
 
 static int decide_batch(batch_t *b)
 {
-    int rc, threads = b->n_workers, distributed = b->comm && b->comm->size > 1;
+    int rc, threads = b->n_workers;
+    double t0 = tal_now_seconds(), t1;
     for (int t = 0; t < threads; t++) b->workers[t].arena_used = 0;
     for (uint64_t r = b->r0; r < b->r1; r++)
         b->picks[r - b->r0] = (pick_t){.root = NONE, .done = 1};
     b->failed = 0;
     if (threads > 1 && b->r1 - b->r0 < 64) threads = 1; /* not worth a thread */
-    if (distributed) {
+    if (b->comm && b->comm->size > 1) {
+        const tal_reduce_comm_t *cm = b->comm;
         /* no phases: a flow of decisions between the ranks; then rank 0 gathers the
-         * deltas, and every rank leaves the batch together, with rank 0's code */
-        double t0 = tal_now_seconds();
+         * deltas, and every rank leaves the batch together, with rank 0's code. Rank 0
+         * readies the next batch's counter now: every rank has left the one before, and
+         * none starts the next before this batch's broadcast. */
+        rc = cm->rank == 0 ? cm->set(cm->ctx, 1 - b->slot, 0) : 0;
         b->n_decided = 0;
-        b->outq_len = 0;
         for (uint64_t r = b->r0; r < b->r1; r++) {
             b->decided[r - b->r0] = (uint8_t)bit_of(b->run->copy, r);
             b->n_decided += b->decided[r - b->r0];
         }
-        rc = dataflow(b, threads);
-        b->phase2_s += tal_now_seconds() - t0;
-        t0 = tal_now_seconds();
+        if (rc == 0) rc = dataflow(b, threads);
+        t1 = tal_now_seconds();
+        b->phase2_s += t1 - t0;
         rc = gather_picks(b, rc);
         rc = bcast_decisions(b, rc);
-        b->exchange_s += tal_now_seconds() - t0;
+        b->exchange_s += tal_now_seconds() - t1;
         return rc;
     }
     /* phase 1: each sequence as far as the references decided before the batch go */
-    double t0 = tal_now_seconds(), t1;
-    rc = run_phase(b, threads, phase1);
+    if ((rc = run_phase(b, threads, phase1)) < 0) return rc;
     t1 = tal_now_seconds();
     b->phase1_s += t1 - t0;
-    if (distributed) rc = gather_picks(b, rc);
-    b->exchange_s += tal_now_seconds() - t1;
-    if (rc < 0 && !distributed) return rc;
-    if (rc == 0 && (!distributed || b->comm->rank == 0)) {
-        /* those decided are final (copies follow their first copy, after the batch) */
-        for (uint64_t r = b->r0; r < b->r1; r++) {
-            pick_t *p = &b->picks[r - b->r0];
-            int done = bit_of(b->run->copy, r) || p->done;
-            if (done && p->root != NONE) b->refr[r] = p->root;
-            b->decided[r - b->r0] = (uint8_t)done;
-        }
-        /* phase 2: the rest, in rank order, each after the candidates it needs */
-        t1 = tal_now_seconds();
-        rc = run_phase(b, threads, phase2);
-        b->phase2_s += tal_now_seconds() - t1;
+    /* those decided are final (copies follow their first copy, after the batch) */
+    for (uint64_t r = b->r0; r < b->r1; r++) {
+        pick_t *p = &b->picks[r - b->r0];
+        int done = bit_of(b->run->copy, r) || p->done;
+        if (done && p->root != NONE) b->refr[r] = p->root;
+        b->decided[r - b->r0] = (uint8_t)done;
     }
-    if (!distributed) return rc;
-    t1 = tal_now_seconds();
-    rc = bcast_decisions(b, rc);
-    b->exchange_s += tal_now_seconds() - t1;
+    /* phase 2: the rest, in rank order, each after the candidates it needs */
+    rc = run_phase(b, threads, phase2);
+    b->phase2_s += tal_now_seconds() - t1;
     return rc;
 }
 
@@ -1643,7 +1679,7 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
     float *ident, *cover;
     worker_t *workers = NULL;
     pick_t *picks = NULL;
-    uint8_t *decided = NULL, *outq = NULL;
+    uint8_t *decided = NULL;
     int n_workers = opt->threads > 0 ? (opt->threads > 64 ? 64 : opt->threads) : 1, rc;
     uint64_t worker_bytes = (uint64_t)n_workers * TAL_CLUSTER_WORKER_BYTES;
     uint64_t batch_bytes = BATCH * (C * 4 + sizeof(pick_t) + 1);
@@ -1673,8 +1709,7 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
     /* and one more: the arena of the deltas other ranks send */
     if (!(workers = calloc((size_t)n_workers + 1, sizeof *workers)) ||
         !(picks = malloc(BATCH * sizeof *picks)) || !(cand = malloc(BATCH * C * sizeof *cand)) ||
-        !(decided = malloc(BATCH)) ||
-        (opt->comm && opt->comm->size > 1 && !(outq = malloc((size_t)BATCH * DECISION_WIRE)))) {
+        !(decided = malloc(BATCH))) {
         rc = TAL_ENOMEM;
         goto fail;
     }
@@ -1699,9 +1734,7 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
                      .cv = PTHREAD_COND_INITIALIZER,
                      .ev = prep->evidence,
                      .delta_floor = prep->delta_floor,
-                     .comm = opt->comm,
-                     .outq = outq,
-                     .outq_cap = outq ? (size_t)BATCH * DECISION_WIRE : 0};
+                     .comm = opt->comm};
         /* the pass that writes the outputs needs deltas, so it has no verdicts to keep */
         b.record = b.ev && !opt->on_member;
         for (uint64_t r0 = 0; r0 < n; r0 += BATCH) {
@@ -1710,6 +1743,7 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
             progress(opt, "aligning", r0, n);
             if ((rc = read_rows(prep, b.r0, b.r1, cand)) < 0) goto fail;
             if (b.ev && (rc = tal_evidence_begin(b.ev, r0 / BATCH)) < 0) goto fail;
+            b.slot = (int)(prep->batches++ % 2);
             rc = decide_batch(&b);
             if (b.ev) {
                 int erc = tal_evidence_end(b.ev, rc == 0 && b.record);
@@ -1744,8 +1778,10 @@ int tal_cluster_decide(tal_cluster_prep_t *prep, const tal_cluster_opt_t *opt, t
                 goto fail;
             }
         }
-        tal_log_debug("pass at %.4f: phase 1 %.2f s, phase 2 %.2f s, between ranks %.2f s",
-                      opt->identity, b.phase1_s, b.phase2_s, b.exchange_s);
+        tal_log_debug("pass at %.4f: phase 1 %.2f s, phase 2 %.2f s, between ranks %.2f s; "
+                      "waited %llu times %.2f s for another rank's decisions",
+                      opt->identity, b.phase1_s, b.phase2_s, b.exchange_s,
+                      (unsigned long long)b.waits, (double)b.wait_ns / 1e9);
     }
     out->references = 0; /* counted again below, with the copies' first copies */
     progress(opt, "aligning", n, n);
@@ -1775,7 +1811,6 @@ fail_early:
     free(workers);
     free(picks);
     free(decided);
-    free(outq);
     free(cand);
     if (rc < 0) tal_cluster_free(out);
     return rc;
