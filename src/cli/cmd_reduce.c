@@ -70,6 +70,10 @@ static const char help[] =
     "  kraken   0.95 / 0.90, headers tagged '|kraken:taxid|N' for kraken2-build\n"
     "  generic  0.90 / 0.80, no side file\n"
     "\n"
+    "Under mpirun or srun (talaria built with MPI): one reduction across the ranks, the\n"
+    "same outputs, written by rank 0. Give every rank the same store on shared storage;\n"
+    "-t, --max-memory and --monitor-memory are per rank (see talaria-reduce(1)).\n"
+    "\n"
     "Exit codes: 0 done, 1 runtime or I/O failure, 2 usage, 3 invalid input,\n"
     "4 memory cap too small.\n";
 
@@ -234,8 +238,10 @@ int cmd_reduce(int argc, char **argv)
     const char *identity_text = NULL, *coverage_text = NULL, *strand = NULL;
     double identity = 0, coverage = 0;
     int c, rc, threads = 0, same_taxon = 0, code;
+    char mem_name[32] = "reduce";
 #ifdef HAVE_MPI
     tal_reduce_comm_t comm;
+    char report_path[4096];
     memset(&comm, 0, sizeof comm);
 #endif
     tal_reduce_opt_init(&opt);
@@ -333,9 +339,16 @@ int cmd_reduce(int argc, char **argv)
             summary_json = NULL;
             cli_quieter();
         }
+        /* --monitor-memory names the rank; --memory-report FILE is rank 0's, FILE.rankN
+         * the others' */
+        snprintf(mem_name, sizeof mem_name, "reduce[rank %d]", comm.rank);
+        if (mem.report && comm.rank != 0) {
+            snprintf(report_path, sizeof report_path, "%s.rank%d", mem.report, comm.rank);
+            mem.report = report_path;
+        }
     }
 #endif
-    if ((rc = cli_mem_begin("reduce", &mem)) < 0) goto out;
+    if ((rc = cli_mem_begin(mem_name, &mem)) < 0) goto out;
     cli_progress_init(&display.bar, display.quiet);
     opt.budget = mem.budget;
     opt.low_memory = mem.low_memory;

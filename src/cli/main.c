@@ -1,5 +1,7 @@
 /* The talaria program: a table of commands, one function per file, from which the usage
  * text and `talaria help COMMAND` come. */
+#include "config.h"
+
 #include "cli.h"
 #include "talaria/api.h"
 #include "talaria/error.h"
@@ -81,6 +83,11 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
         printf("talaria %s\n", tal_version());
+#ifdef HAVE_MPI
+        printf("reduce runs across MPI ranks under mpirun or srun (Open MPI)\n");
+#else
+        printf("built without MPI (./configure --with-mpi for reduce across ranks)\n");
+#endif
         return 0;
     }
     if ((k = find_command(cmd)) < 0) return unknown_command(cmd);
