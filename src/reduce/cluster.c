@@ -298,6 +298,15 @@ static int new_sorter(const tal_cluster_opt_t *opt, const char *dir, const char 
 
 /* ---- sketches, one thread per slice of record ids, into one sorter ---- */
 
+/* Several ranks: rank k keeps the k-mer keys whose hash is k modulo the rank count, so a
+ * group of equal hashes is whole on one rank, which sorts a share of the keys and finds
+ * the links of its groups (share_links then gives every rank every link). */
+static int my_key(const tal_cluster_opt_t *opt, uint64_t key)
+{
+    const tal_reduce_comm_t *cm = opt->comm;
+    return !cm || cm->size < 2 || (int)((key >> 32) % (uint64_t)cm->size) == cm->rank;
+}
+
 #define SKETCH_BATCH 65536
 
 typedef struct {
@@ -327,7 +336,10 @@ static void *sketch_slice(void *arg)
         k = tal_sketch(&run->opt->sketch, seq, (size_t)tal_length(run->lens, i), hashes);
         /* with groups, a group's k-mers are keyed apart: links stay inside the group */
         if (run->opt->group) salt = ((uint64_t)run->opt->group[i] + 1) * 0x9E3779B97F4A7C15u;
-        for (size_t j = 0; j < k; j++) batch[used++] = ((hashes[j] ^ salt) >> 32) << 32 | r;
+        for (size_t j = 0; j < k; j++) {
+            uint64_t key = ((hashes[j] ^ salt) >> 32) << 32 | r;
+            if (my_key(run->opt, key)) batch[used++] = key;
+        }
         if (used >= SKETCH_BATCH || i + 1 == job->hi) {
             pthread_mutex_lock(job->mu);
             job->rc = tal_sorter_add(job->sorter, batch, used);
@@ -567,26 +579,114 @@ static int rows_emit(rows_t *w, uint64_t rank, const uint32_t *list, size_t len)
     return 0;
 }
 
+/* Links from all ranks together per round: 512 KiB of them, and as much again twice for
+ * rank 0's gathered copy and every rank's broadcast one (the workers' room, idle while
+ * preparing, holds them). */
+#define ROUND_LINKS 65536
+#define ROUND_BYTES (3 * (ROUND_LINKS * 8 + 4096))
+
+/* Several ranks: every rank's links (mine, finished) into every rank's ls, in rounds of
+ * at most ROUND_LINKS from all ranks together; each rank's part says whether it has more.
+ * A rank that fails returns without calling the others again (the caller stops them). */
+static int share_links(const tal_cluster_opt_t *opt, tal_sorter_t *mine, tal_sorter_t *ls)
+{
+    const tal_reduce_comm_t *cm = opt->comm;
+    uint64_t per = ROUND_LINKS / (uint64_t)cm->size, total;
+    uint64_t *own;
+    size_t *lens, count = 0, at = 0;
+    const void *recs = NULL;
+    int rc, more = 1, anyone = 1;
+    if (per == 0) per = 1;
+    if ((rc = tal_budget_reserve(opt->budget, TAL_MEM_SORT, ROUND_BYTES)) < 0) return rc;
+    own = malloc((size_t)(per + 1) * 8);
+    lens = calloc((size_t)cm->size, sizeof *lens);
+    if (!own || !lens) rc = TAL_ENOMEM;
+    while (rc == 0 && anyone) {
+        uint64_t k = 0;
+        void *all = NULL;
+        uint8_t *msg = NULL;
+        /* this rank's part: how many, whether more come, then the links */
+        while (more && k < per) {
+            size_t take;
+            if (at == count) {
+                if ((rc = tal_sorter_read(mine, &recs, &count)) < 0) break;
+                at = 0;
+                if (rc == 0) {
+                    more = 0;
+                    count = 0;
+                    break;
+                }
+                rc = 0;
+            }
+            take = count - at < per - k ? count - at : (size_t)(per - k);
+            memcpy(own + 1 + k, (const uint64_t *)recs + at, take * 8);
+            at += take;
+            k += take;
+        }
+        if (rc < 0) break;
+        own[0] = k << 1 | (uint64_t)more;
+        if ((rc = cm->gather(cm->ctx, own, (size_t)(k + 1) * 8, &all, lens)) < 0) break;
+        /* rank 0 hands out every part: their length first */
+        total = 0;
+        if (cm->rank == 0)
+            for (int r = 0; r < cm->size; r++) total += lens[r];
+        if ((rc = cm->bcast(cm->ctx, &total, sizeof total)) < 0 ||
+            !(msg = cm->rank == 0 ? all : malloc(total ? (size_t)total : 1))) {
+            free(all);
+            rc = rc < 0 ? rc : TAL_ENOMEM;
+            break;
+        }
+        if ((rc = cm->bcast(cm->ctx, msg, (size_t)total)) < 0) {
+            free(msg);
+            break;
+        }
+        anyone = 0;
+        for (uint64_t off = 0; off + 8 <= total && rc == 0;) {
+            uint64_t head;
+            memcpy(&head, msg + off, 8);
+            if (off + 8 + (head >> 1) * 8 > total) {
+                rc = TAL_EIO;
+                break;
+            }
+            anyone |= (int)(head & 1);
+            if (head >> 1) rc = tal_sorter_add(ls, msg + off + 8, (size_t)(head >> 1));
+            off += 8 + (head >> 1) * 8;
+        }
+        free(msg);
+    }
+    free(own);
+    free(lens);
+    tal_budget_release(opt->budget, TAL_MEM_SORT, ROUND_BYTES);
+    return rc;
+}
+
 /* Candidates: the sorted keys give groups of equal hashes; inside a group each member
  * links to the group's first few (longest) sequences; the links, sorted by member, are
- * counted per member into its row. */
-static int make_candidates(tal_cluster_prep_t *p, const run_t *run, tal_sorter_t *keys)
+ * counted per member into its row. With several ranks, each finds the links of its own
+ * groups, and every rank then sorts them all (share_links): every rank has every row.
+ * Destroys *keys once read. */
+static int make_candidates(tal_cluster_prep_t *p, const run_t *run, tal_sorter_t **keys_p)
 {
+    tal_sorter_t *keys = *keys_p, *mine = NULL;
+    int distributed = run->opt->comm && run->opt->comm->size > 1;
     uint64_t per = (uint64_t)run->opt->per_group, ghash = 0, gcount = 0, cur = UINT64_MAX;
     uint64_t near = (uint64_t)run->opt->near_links;
     uint64_t links[4096], rows_bytes;
     uint32_t group[64], last[8], list[4096];
     size_t used = 0, list_len = 0;
     rows_t w = {NULL, 0, 8192, p->C, 0, -1, NULL};
-    tal_sorter_t *ls = NULL;
+    tal_sorter_t *ls = NULL, *out;
     const void *recs;
     size_t count;
     int rc;
     if (per > 64) per = 64;
     if (near > 8) near = 8;
-    if ((rc = new_sorter(run->opt, p->tmp_dir, "candidate links", run->n * 20, TAL_MEM_SORT, &ls)) <
-        0)
+    /* several ranks: this rank's links first, every rank's after the keys are gone (two
+     * sorters at a time, as alone) */
+    if ((rc = new_sorter(run->opt, p->tmp_dir, "candidate links", run->n * 20, TAL_MEM_SORT,
+                         distributed ? &mine : &ls)) < 0)
         return rc;
+    out = distributed ? mine : ls;
     while ((rc = tal_sorter_read(keys, &recs, &count)) > 0) {
         rc = 0;
         for (size_t k = 0; k < count && rc == 0; k++) {
@@ -599,7 +699,7 @@ static int make_candidates(tal_cluster_prep_t *p, const run_t *run, tal_sorter_t
             for (uint64_t b = 0; b < gcount && b < per && rc == 0; b++) {
                 links[used++] = (uint64_t)member << 32 | group[b];
                 if (used == 4096) {
-                    rc = tal_sorter_add(ls, links, used);
+                    rc = tal_sorter_add(out, links, used);
                     used = 0;
                 }
             }
@@ -607,7 +707,7 @@ static int make_candidates(tal_cluster_prep_t *p, const run_t *run, tal_sorter_t
             for (uint64_t b = 0; b < near && per + b < gcount && rc == 0; b++) {
                 links[used++] = (uint64_t)member << 32 | last[(gcount - 1 - b) % 8];
                 if (used == 4096) {
-                    rc = tal_sorter_add(ls, links, used);
+                    rc = tal_sorter_add(out, links, used);
                     used = 0;
                 }
             }
@@ -617,7 +717,17 @@ static int make_candidates(tal_cluster_prep_t *p, const run_t *run, tal_sorter_t
         }
         if (rc < 0) break;
     }
-    if (rc == 0 && used) rc = tal_sorter_add(ls, links, used);
+    if (rc == 0 && used) rc = tal_sorter_add(out, links, used);
+    if (distributed) {
+        tal_sorter_destroy(keys);
+        *keys_p = NULL;
+        if (rc == 0) rc = tal_sorter_finish(mine);
+        if (rc == 0)
+            rc =
+                new_sorter(run->opt, p->tmp_dir, "candidate links", run->n * 20, TAL_MEM_SORT, &ls);
+        if (rc == 0) rc = share_links(run->opt, mine, ls);
+        tal_sorter_destroy(mine);
+    }
     if (rc == 0) rc = tal_sorter_finish(ls);
     w.fd = p->cand_fd;
     w.dir = p->tmp_dir;
@@ -725,7 +835,7 @@ int tal_cluster_prepare(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_
         rc = TAL_EIO;
         goto fail;
     }
-    if ((rc = make_candidates(p, &run, keys)) < 0) goto fail;
+    if ((rc = make_candidates(p, &run, &keys)) < 0) goto fail;
     tal_sorter_destroy(keys);
     *out = p;
     return 0;

@@ -380,8 +380,10 @@ static int scan_input(tal_reduction_t *x)
     so.headers = 1; /* the checksums read every header: their pages go as well */
     so.block_size = TAL_SCAN_BLOCK;
     so.budget = x->budget;
-    if (rc == 0) rc = tal_scan_open(&scan, x->store, &so);
-    while (rc == 0 && (rc = tal_scan_next(scan, &b)) > 0) {
+    /* with several ranks, rank 0 checks a raw store for all: it alone writes, and its
+     * failure stops every rank */
+    if (rc == 0 && (!raw || writes_outputs(x))) rc = tal_scan_open(&scan, x->store, &so);
+    while (rc == 0 && scan && (rc = tal_scan_next(scan, &b)) > 0) {
         for (uint64_t i = b.first_record; i < b.first_record + b.record_count && rc >= 0; i++) {
             tal_record_t rec;
             if ((rc = tal_scan_record(scan, &b, i, &rec)) < 0) break;
