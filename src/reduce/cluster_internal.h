@@ -46,10 +46,12 @@ typedef struct {
      * only the count matters and it only grows as the pass goes on. */
     uint64_t stop_above;
     tal_budget_t *budget; /* every large buffer is reserved from it; NULL: none */
-    /* Several ranks deciding together (tal_cluster_decide), each with the same prep: the
-     * result is the same on every rank, and only rank 0 calls on_member and on_copy (the
-     * others still compute the deltas, for rank 0). Each rank keeps the evidence of the
-     * positions it decides, which are its own in every pass. NULL: this process. */
+    /* Several ranks clustering together, each with the same input and options: each
+     * sorts its share of the k-mer keys, every rank gets every candidate, the ranks'
+     * workers share the decisions, and the result is the same on every rank. Only rank
+     * 0 calls on_member and on_copy (the others still compute the deltas, for rank 0).
+     * Each rank keeps the evidence of the positions it decides (a later pass may give
+     * them to another rank, which computes them again). NULL: this process. */
     const tal_reduce_comm_t *comm;
     const char *tmp_dir; /* sort runs and the candidate file; NULL: $TMPDIR, else /tmp */
     uint64_t sort_bytes; /* the most each sorter's buffer holds (two at a time); 0: 128 MiB */

@@ -1,13 +1,15 @@
 /* Unit tests for reference selection (src/reduce/cluster.c) on synthetic families with
  * known membership: members join a reference of their own family at or above the
  * thresholds (rechecked with a fresh alignment), duplicates collapse, unrelated
- * sequences stay references, and the result is the same on every run. */
+ * sequences stay references, and the result is the same on every run, and with several
+ * ranks (threads standing in for MPI processes) the same as one process's. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -412,6 +414,199 @@ static void test_evidence(void **state)
     free_set(&s);
 }
 
+/* ---- several ranks through tal_reduce_comm_t: threads standing in for processes ---- */
+
+#define MAX_RANKS 4
+
+typedef struct message {
+    void *data;
+    size_t len;
+    struct message *next;
+} message_t;
+
+typedef struct {
+    int size;
+    pthread_mutex_t mu;
+    pthread_barrier_t bar;
+    const void *part[MAX_RANKS]; /* gather: each rank's data, until rank 0 copied it */
+    size_t part_len[MAX_RANKS];
+    void *shared; /* bcast: rank 0's data */
+    message_t *head[MAX_RANKS], *tail[MAX_RANKS];
+    uint64_t counter[2];
+    uint64_t posted; /* messages, for the test */
+} world_t;
+
+typedef struct {
+    world_t *w;
+    int rank;
+    tal_reduce_comm_t comm;
+    tal_cluster_opt_t opt;
+    const set_t *set;
+    tal_cluster_t out;
+    int rc;
+} rank_t;
+
+static int w_gather(void *ctx, const void *data, size_t len, void **all, size_t *lens)
+{
+    rank_t *me = ctx;
+    world_t *w = me->w;
+    w->part[me->rank] = data;
+    w->part_len[me->rank] = len;
+    *all = NULL;
+    pthread_barrier_wait(&w->bar);
+    if (me->rank == 0) {
+        size_t total = 0, at = 0;
+        for (int r = 0; r < w->size; r++) total += w->part_len[r];
+        *all = malloc(total ? total : 1);
+        for (int r = 0; r < w->size; r++) {
+            memcpy((char *)*all + at, w->part[r], w->part_len[r]);
+            lens[r] = w->part_len[r];
+            at += w->part_len[r];
+        }
+    }
+    pthread_barrier_wait(&w->bar); /* the parts are the callers' again */
+    return 0;
+}
+
+static int w_bcast(void *ctx, void *data, size_t len)
+{
+    rank_t *me = ctx;
+    world_t *w = me->w;
+    if (me->rank == 0) w->shared = data;
+    pthread_barrier_wait(&w->bar);
+    if (me->rank != 0) memcpy(data, w->shared, len);
+    pthread_barrier_wait(&w->bar);
+    return 0;
+}
+
+static int w_post(void *ctx, const void *data, size_t len)
+{
+    rank_t *me = ctx;
+    world_t *w = me->w;
+    pthread_mutex_lock(&w->mu);
+    for (int r = 0; r < w->size; r++) {
+        message_t *m;
+        if (r == me->rank) continue;
+        m = calloc(1, sizeof *m);
+        m->data = malloc(len ? len : 1);
+        memcpy(m->data, data, len);
+        m->len = len;
+        if (w->tail[r])
+            w->tail[r]->next = m;
+        else
+            w->head[r] = m;
+        w->tail[r] = m;
+        w->posted++;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+static int w_poll(void *ctx, void **data, size_t *len)
+{
+    rank_t *me = ctx;
+    world_t *w = me->w;
+    message_t *m;
+    pthread_mutex_lock(&w->mu);
+    if ((m = w->head[me->rank]) != NULL) {
+        w->head[me->rank] = m->next;
+        if (!m->next) w->tail[me->rank] = NULL;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (!m) return 0;
+    *data = m->data;
+    *len = m->len;
+    free(m);
+    return 1;
+}
+
+static int w_fetch_add(void *ctx, int k, uint64_t add, uint64_t *before)
+{
+    rank_t *me = ctx;
+    *before = __atomic_fetch_add(&me->w->counter[k], add, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static int w_set(void *ctx, int k, uint64_t value)
+{
+    rank_t *me = ctx;
+    __atomic_store_n(&me->w->counter[k], value, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static void *rank_main(void *arg)
+{
+    rank_t *me = arg;
+    me->rc = tal_cluster_run(&me->opt, me->set->n, (const char *const *)me->set->seqs,
+                             me->set->lens, &me->out);
+    return NULL;
+}
+
+static int count_member(void *ctx, uint64_t member, uint64_t ref, const void *alignment)
+{
+    (void)member;
+    (void)ref;
+    (void)alignment;
+    ++*(uint64_t *)ctx;
+    return 0;
+}
+
+/* Two and three ranks, one or two workers each, over more than one batch of 4,096: every
+ * rank's result is one process's, only rank 0 reports members, and the ranks did talk. */
+static void test_ranks(void **state)
+{
+    set_t s = make_set(220, 20, 0.12, 60, 29);
+    tal_cluster_opt_t opt;
+    tal_cluster_t one;
+    uint64_t one_members = 0;
+    (void)state;
+    assert_true(s.n > 4096);
+    tal_cluster_opt_init(&opt, 0);
+    opt.identity = 0.8;
+    opt.threads = 2;
+    opt.on_member = count_member;
+    opt.ctx = &one_members;
+    assert_int_equal(tal_cluster_run(&opt, s.n, (const char *const *)s.seqs, s.lens, &one), 0);
+    assert_true(one.references < s.n / 2);
+    for (int size = 2; size <= 3; size++) {
+        world_t w;
+        rank_t ranks[MAX_RANKS];
+        pthread_t tids[MAX_RANKS];
+        uint64_t members[MAX_RANKS] = {0};
+        memset(&w, 0, sizeof w);
+        w.size = size;
+        pthread_mutex_init(&w.mu, NULL);
+        pthread_barrier_init(&w.bar, NULL, (unsigned)size);
+        for (int r = 0; r < size; r++) {
+            ranks[r] = (rank_t){.w = &w, .rank = r, .opt = opt, .set = &s};
+            ranks[r].comm = (tal_reduce_comm_t){r,      size,   &ranks[r],   w_gather, w_bcast,
+                                                w_post, w_poll, w_fetch_add, w_set};
+            ranks[r].opt.comm = &ranks[r].comm;
+            ranks[r].opt.threads = 1 + r % 2;
+            ranks[r].opt.ctx = &members[r];
+            assert_int_equal(pthread_create(&tids[r], NULL, rank_main, &ranks[r]), 0);
+        }
+        for (int r = 0; r < size; r++) pthread_join(tids[r], NULL);
+        for (int r = 0; r < size; r++) {
+            assert_int_equal(ranks[r].rc, 0);
+            assert_int_equal(ranks[r].out.references, one.references);
+            assert_memory_equal(ranks[r].out.ref, one.ref, s.n * sizeof *one.ref);
+            assert_memory_equal(ranks[r].out.identity, one.identity, s.n * sizeof *one.identity);
+            assert_memory_equal(ranks[r].out.coverage, one.coverage, s.n * sizeof *one.coverage);
+            assert_int_equal(members[r], r == 0 ? one_members : 0);
+            tal_cluster_free(&ranks[r].out);
+        }
+        /* every decision but the copies' went to every other rank */
+        assert_true(w.posted >= (s.n - one.duplicates) * (uint64_t)(size - 1));
+        for (int r = 0; r < size; r++) assert_null(w.head[r]); /* and was taken */
+        assert_int_equal(w.counter[0] + w.counter[1] > 0, 1);
+        pthread_barrier_destroy(&w.bar);
+        pthread_mutex_destroy(&w.mu);
+    }
+    tal_cluster_free(&one);
+    free_set(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +614,7 @@ int main(void)
         cmocka_unit_test(test_ref_only),       cmocka_unit_test(test_stop_above),
         cmocka_unit_test(test_empty_and_tiny), cmocka_unit_test(test_groups),
         cmocka_unit_test(test_lengths),        cmocka_unit_test(test_evidence),
+        cmocka_unit_test(test_ranks),
     };
     return cmocka_run_group_tests_name("cluster", tests, NULL, NULL);
 }
