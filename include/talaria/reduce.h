@@ -42,9 +42,10 @@ typedef struct {
 
 /* Several processes sharing one reduction (MPI ranks, or any transport the caller
  * provides): every rank runs tal_reduce_run with the same input and options, each with
- * the same comm but for rank. The workers of every rank claim the sequences of each batch
- * through a shared counter, each rank tells the others its decisions as it makes them,
- * and rank 0 writes the outputs, byte for byte those of one process. gather and bcast are
+ * the same comm but for rank. Each rank sorts its share of the k-mer keys (by hash) and
+ * every rank gets every candidate link; the workers of every rank claim the sequences of
+ * each batch through a shared counter, each rank tells the others its decisions as it
+ * makes them, and rank 0 writes the outputs, byte for byte those of one process. gather and bcast are
  * collective: every rank calls them in the same order. A rank that fails returns its
  * error without calling them again: the caller then stops every rank (MPI_Abort), or the
  * others wait for ever. */
