@@ -1,8 +1,9 @@
 # reduce across MPI ranks (issue 17): with -np 2 and -np 3 the outputs are byte for byte
 # those of one process, at 0.9 and 0.5, for proteins (the 20,000 UniProt proteins of
 # Debian's mmseqs2-examples when installed, else synthetic families) and nucleotides; a
-# bad input or a cap too small stops every rank with the same exit status, leaving no
-# output and no scratch. Skipped when talaria is built without MPI.
+# bad input, a cap too small or a read error on rank 1 halfway stops every rank with the
+# same exit status, leaving no output and no scratch. Skipped when talaria is built
+# without MPI.
 . "$(dirname "$0")/lib.sh"
 
 if [ "${TAL_MPI:-no}" != yes ] || ! command -v mpirun >/dev/null; then
@@ -12,6 +13,8 @@ fi
 # Open MPI refuses root unless told; the ranks may outnumber the cores
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
+# containers often forbid the cross-memory attach of Open MPI's shared-memory transport
+export OMPI_MCA_btl_vader_single_copy_mechanism=none
 # ASan's leak report at exit does not know MPI's allocations
 export ASAN_OPTIONS=${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0
 
@@ -77,5 +80,27 @@ code=$?
 grep -q 'smallest cap that works' "$T/cap.log" || fail "the small cap's message is missing"
 [ -z "$(ls -A "$T/cap/tmp")" ] || fail "a cap too small left scratch"
 [ ! -e "$T/cap/r.fa" ] || fail "a cap too small left outputs"
+
+# a rank other than 0 failing mid-run (a read error on rank 1, from the fault library of
+# tests/cli/faults.sh: its 1,000th call of the C library fails) stops every rank with its
+# status; the sanitizers and valgrind do not allow the preload
+if ! sanitized && [ -z "${TAL_UNDER_VALGRIND-}" ] &&
+    ${TAL_CC:-cc} -shared -fPIC -O1 -o "$T/fault.so" "$TAL_SRCDIR/tests/fault/fault.c" -ldl \
+        2>"$T/cc.err"; then
+    cat >"$T/rank1.sh" <<EOF
+#!/bin/sh
+[ "\$OMPI_COMM_WORLD_RANK" = 1 ] && export LD_PRELOAD=$T/fault.so TAL_FAULT=1000
+exec "\$@"
+EOF
+    chmod +x "$T/rank1.sh"
+    mkdir -p "$T/mid/tmp"
+    (cd "$T/mid" && mpirun -np 2 "$T/rank1.sh" "$TALARIA" reduce -q --tmp-dir tmp -i "$proteins" \
+        --identity 0.5 -t 1 -o r.fa) >"$T/mid.log" 2>&1
+    code=$?
+    [ "$code" -eq 1 ] || fail "a read error on rank 1 exited $code, expected 1: $(head -3 "$T/mid.log")"
+    grep -q 'rank 1.*error' "$T/mid.log" || fail "rank 1's failure is not named: $(head -3 "$T/mid.log")"
+    [ -z "$(ls -A "$T/mid/tmp")" ] || fail "a failure on rank 1 left scratch: $(ls "$T/mid/tmp")"
+    [ ! -e "$T/mid/r.fa" ] && [ ! -e "$T/mid/r.deltas.tal" ] || fail "a failure on rank 1 left outputs"
+fi
 
 finish
