@@ -63,8 +63,9 @@ typedef struct {
      * free), else 0. The messages of one rank come in the order posted. */
     int (*post)(void *ctx, const void *data, size_t len);
     int (*poll)(void *ctx, void **data, size_t *len);
-    /* Not collective, from any thread: counter k (0 or 1, one for all ranks, both 0 at
-     * the start) grows by add, *before its value before, atomically; set makes it value. */
+    /* Not collective, from any thread: counter k (0 or 1, one for all ranks; rank 0 sets
+     * both to 0 at the start of each run) grows by add, *before its value before,
+     * atomically; set makes it value. */
     int (*fetch_add)(void *ctx, int k, uint64_t add, uint64_t *before);
     int (*set)(void *ctx, int k, uint64_t value);
 } tal_reduce_comm_t;

@@ -60,6 +60,17 @@ static int wait_for(MPI_Request *req)
     }
 }
 
+/* MPI counts bytes in an int: a message past 2 GiB (a batch of 4,096 members whose deltas
+ * are that big) is refused with a message, not cut. */
+static int too_big(unsigned long long len)
+{
+    if (len <= (unsigned long long)INT32_MAX) return 0;
+    tal_log_error("reduce: %llu bytes to send between ranks in one message, over MPI's 2 GiB; "
+                  "run this input as one process",
+                  len);
+    return 1;
+}
+
 static int gather(void *ctx, const void *data, size_t len, void **all, size_t *lens)
 {
     tal_reduce_comm_t *cm = ctx;
@@ -67,8 +78,8 @@ static int gather(void *ctx, const void *data, size_t len, void **all, size_t *l
     int *counts = NULL, *displs = NULL, rc = 0;
     char *buf = NULL;
     MPI_Request req;
-    if (len > (size_t)INT32_MAX) return TAL_EUSAGE;
     *all = NULL;
+    if (too_big(len)) return TAL_EIO;
     if (cm->rank == 0 && (!(each = calloc((size_t)cm->size, sizeof *each)) ||
                           !(counts = calloc((size_t)cm->size, sizeof *counts)) ||
                           !(displs = calloc((size_t)cm->size, sizeof *displs)))) {
@@ -86,8 +97,8 @@ static int gather(void *ctx, const void *data, size_t len, void **all, size_t *l
     if (cm->rank == 0) {
         unsigned long long total = 0;
         for (int r = 0; r < cm->size; r++) {
-            if (total + each[r] > (unsigned long long)INT32_MAX) {
-                rc = TAL_EUSAGE;
+            if (too_big(total + each[r])) {
+                rc = TAL_EIO;
                 goto out;
             }
             displs[r] = (int)total;
@@ -126,7 +137,7 @@ static int bcast(void *ctx, void *data, size_t len)
     tal_reduce_comm_t *cm = ctx;
     MPI_Request req;
     int rc;
-    if (len > (size_t)INT32_MAX) return TAL_EUSAGE;
+    if (too_big(len)) return TAL_EIO;
     pthread_mutex_lock(&lock);
     rc = MPI_Ibcast(data, (int)len, MPI_BYTE, 0, MPI_COMM_WORLD, &req);
     if (cm->rank == 0) { /* counted as sent from rank 0 to each (the tree may relay) */
@@ -193,7 +204,7 @@ static int post(void *ctx, const void *data, size_t len)
 {
     tal_reduce_comm_t *cm = ctx;
     int rc = 0;
-    if (len > (size_t)INT32_MAX) return TAL_EUSAGE;
+    if (too_big(len)) return TAL_EIO;
     pthread_mutex_lock(&lock);
     reap(0);
     for (int r = 0; r < cm->size && rc == 0; r++) {
@@ -305,7 +316,7 @@ int cli_mpi_begin(int *argc, char ***argv, tal_reduce_comm_t *comm)
         tal_log_error("reduce: this MPI library does not allow calls from several threads "
                       "(MPI_THREAD_SERIALIZED)");
         MPI_Finalize();
-        return TAL_EUSAGE;
+        return TAL_EIO;
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &comm->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &comm->size);

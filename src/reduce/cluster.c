@@ -812,6 +812,12 @@ int tal_cluster_prepare(const tal_cluster_opt_t *opt, uint64_t n, const tal_seq_
         goto fail;
     run = (run_t){opt, n, src, lens, rank, p->copy, p->order};
 
+    /* several ranks: rank 0 readies the shared counters of the decisions (a comm may serve
+     * several runs); every rank passes share_links's collectives before its first claim */
+    if (opt->comm && opt->comm->size > 1 && opt->comm->rank == 0 &&
+        ((rc = opt->comm->set(opt->comm->ctx, 0, 0)) < 0 ||
+         (rc = opt->comm->set(opt->comm->ctx, 1, 0)) < 0))
+        goto fail;
     /* 1. ranks, longest first */
     if ((rc = make_ranks(&run, p->tmp_dir, rank, p->order)) < 0) goto fail;
     /* 2. exact duplicates */
@@ -1639,8 +1645,10 @@ static int decide_batch(batch_t *b)
         if (rc == 0) rc = dataflow(b, threads);
         t1 = tal_now_seconds();
         b->phase2_s += t1 - t0;
-        rc = gather_picks(b, rc);
-        rc = bcast_decisions(b, rc);
+        /* a rank that failed calls nothing collective again: it returns its error, and
+         * the caller stops every rank (the others may be waiting for its decisions) */
+        if (rc == 0) rc = gather_picks(b, 0);
+        if (rc == 0) rc = bcast_decisions(b, 0);
         b->exchange_s += tal_now_seconds() - t1;
         return rc;
     }

@@ -155,6 +155,14 @@ static void indexing_progress(void *ctx, uint64_t records, uint64_t residues, do
     tal_reduction_progress(ctx, "reading the input", records, 0);
 }
 
+/* Several ranks share this run (opt.comm): rank 0 writes the outputs. */
+static int distributed(const tal_reduction_t *x) { return x->opt->comm && x->opt->comm->size > 1; }
+
+static int writes_outputs(const tal_reduction_t *x)
+{
+    return !distributed(x) || x->opt->comm->rank == 0;
+}
+
 static int make_scratch(tal_reduction_t *x)
 {
     const char *dir = x->opt->tmp_dir ? x->opt->tmp_dir : getenv("TMPDIR");
@@ -164,8 +172,9 @@ static int make_scratch(tal_reduction_t *x)
         tal_log_error("--tmp-dir %s is not a directory", dir);
         return TAL_EIO;
     }
-    /* scratch directories of killed runs go first (files_internal.h) */
-    tal_sweep_temporaries(dir, "talaria-reduce-");
+    /* scratch directories of killed runs go first (files_internal.h); not with several
+     * ranks, which may share --tmp-dir across nodes, where a lock may hold on one node only */
+    if (!distributed(x)) tal_sweep_temporaries(dir, "talaria-reduce-");
     for (;;) {
         int fd;
         if (asprintf(&x->scratch, "%s/talaria-reduce-XXXXXX", dir) < 0) return TAL_ENOMEM;
@@ -191,14 +200,6 @@ static int make_scratch(tal_reduction_t *x)
     }
 }
 
-/* Several ranks share this run (opt.comm): rank 0 writes the outputs. */
-static int distributed(const tal_reduction_t *x) { return x->opt->comm && x->opt->comm->size > 1; }
-
-static int writes_outputs(const tal_reduction_t *x)
-{
-    return !distributed(x) || x->opt->comm->rank == 0;
-}
-
 /* Rank 0's code (and, with path, the path of size bytes it names) to every rank. */
 static int share_code(const tal_reduction_t *x, int rc, char *path, size_t size)
 {
@@ -215,21 +216,45 @@ static int share_code(const tal_reduction_t *x, int rc, char *path, size_t size)
     return v;
 }
 
+/* Several ranks: every rank must see rank 0's store (a different or damaged copy on a
+ * node would change the outputs); its records and residues are compared. */
+static int same_store(const tal_reduction_t *x)
+{
+    const tal_reduce_comm_t *cm = x->opt->comm;
+    uint64_t v[2] = {x->info.records, x->info.residues};
+    int rc;
+    if (!distributed(x)) return 0;
+    if ((rc = cm->bcast(cm->ctx, v, sizeof v)) < 0) return rc;
+    if (v[0] == x->info.records && v[1] == x->info.residues) return 0;
+    tal_log_error("%s: this rank's store has %llu records and %llu residues, rank 0's %llu and "
+                  "%llu: every rank must open the same store",
+                  x->in, (unsigned long long)x->info.records, (unsigned long long)x->info.residues,
+                  (unsigned long long)v[0], (unsigned long long)v[1]);
+    return TAL_EINPUT;
+}
+
 static int open_input(tal_reduction_t *x)
 {
     struct stat st;
     int rc;
     if (x->store) {
         rc = 0;
+    } else if (!writes_outputs(x)) {
+        /* rank 0 says which store it opened: INPUT, or the store it indexed the FASTA into
+         * (in its scratch directory, on storage every rank sees: --tmp-dir) */
+        char path[4096] = "";
+        if ((rc = share_code(x, 0, path, sizeof path)) == 0 &&
+            (rc = tal_store_open(&x->store, path)) < 0)
+            tal_log_error("cannot open %s, the store rank 0 reduces: every rank must see it at "
+                          "the same path",
+                          path);
+        x->own_store = rc == 0;
     } else if (stat(x->in, &st) == 0 && S_ISDIR(st.st_mode)) {
+        char path[4096];
         rc = tal_store_open(&x->store, x->in);
         x->own_store = rc == 0;
-    } else if (!writes_outputs(x)) {
-        /* rank 0 indexes the FASTA into its scratch directory (on storage every rank
-         * sees: --tmp-dir), the others open that store */
-        char path[4096] = "";
-        if ((rc = share_code(x, 0, path, sizeof path)) == 0) rc = tal_store_open(&x->store, path);
-        x->own_store = rc == 0;
+        snprintf(path, sizeof path, "%s", x->in);
+        rc = share_code(x, rc, path, sizeof path);
     } else {
         tal_index_opt_t opt;
         tal_build_stats_t bs;
@@ -256,7 +281,7 @@ static int open_input(tal_reduction_t *x)
     }
     if (rc < 0) return rc;
     tal_store_info(x->store, &x->info);
-    return 0;
+    return same_store(x);
 }
 
 void tal_reduction_release_headers(tal_reduction_t *x)

@@ -1,8 +1,8 @@
 # reduce across MPI ranks (issue 17): with -np 2 and -np 3 the outputs are byte for byte
 # those of one process, at 0.9 and 0.5, for proteins (the 20,000 UniProt proteins of
 # Debian's mmseqs2-examples when installed, else synthetic families) and nucleotides; a
-# bad input, a cap too small or a read error on rank 1 halfway stops every rank with the
-# same exit status, leaving no output and no scratch. Skipped when talaria is built
+# bad input, a cap too small or a failure on rank 1 (while checking, or while deciding)
+# stops every rank with the same exit status, leaving no output and no scratch. Skipped when talaria is built
 # without MPI.
 . "$(dirname "$0")/lib.sh"
 
@@ -81,26 +81,42 @@ grep -q 'smallest cap that works' "$T/cap.log" || fail "the small cap's message 
 [ -z "$(ls -A "$T/cap/tmp")" ] || fail "a cap too small left scratch"
 [ ! -e "$T/cap/r.fa" ] || fail "a cap too small left outputs"
 
-# a rank other than 0 failing mid-run (a read error on rank 1, from the fault library of
-# tests/cli/faults.sh: its 1,000th call of the C library fails) stops every rank with its
-# status; the sanitizers and valgrind do not allow the preload
+# a rank other than 0 failing (the fault library of tests/cli/faults.sh makes rank 1's
+# N-th call of the C library fail: a read, an allocation) stops every rank with its status,
+# without output or scratch, and never hangs: once during the checks, and once while the
+# ranks decide, where the others wait for rank 1's decisions (N grows until a failure
+# lands there). The sanitizers and valgrind do not allow the preload.
 if ! sanitized && [ -z "${TAL_UNDER_VALGRIND-}" ] &&
     ${TAL_CC:-cc} -shared -fPIC -O1 -o "$T/fault.so" "$TAL_SRCDIR/tests/fault/fault.c" -ldl \
         2>"$T/cc.err"; then
     cat >"$T/rank1.sh" <<EOF
 #!/bin/sh
-[ "\$OMPI_COMM_WORLD_RANK" = 1 ] && export LD_PRELOAD=$T/fault.so TAL_FAULT=1000
+[ "\$OMPI_COMM_WORLD_RANK" = 1 ] && export LD_PRELOAD=$T/fault.so TAL_FAULT=\$FAULT_N
 exec "\$@"
 EOF
     chmod +x "$T/rank1.sh"
-    mkdir -p "$T/mid/tmp"
-    (cd "$T/mid" && mpirun -np 2 "$T/rank1.sh" "$TALARIA" reduce -q --tmp-dir tmp -i "$proteins" \
-        --identity 0.5 -t 1 -o r.fa) >"$T/mid.log" 2>&1
-    code=$?
-    [ "$code" -eq 1 ] || fail "a read error on rank 1 exited $code, expected 1: $(head -3 "$T/mid.log")"
-    grep -q 'rank 1.*error' "$T/mid.log" || fail "rank 1's failure is not named: $(head -3 "$T/mid.log")"
-    [ -z "$(ls -A "$T/mid/tmp")" ] || fail "a failure on rank 1 left scratch: $(ls "$T/mid/tmp")"
-    [ ! -e "$T/mid/r.fa" ] && [ ! -e "$T/mid/r.deltas.tal" ] || fail "a failure on rank 1 left outputs"
+    "$TALARIA" index -q -i "$proteins" -o "$T/proteins.tal" || fail "index of the proteins failed"
+    deciding=0
+    for n in 1000 20000 30000 40000 50000 60000 80000 120000; do
+        d=$T/fault-$n
+        mkdir -p "$d/tmp"
+        (cd "$d" && FAULT_N=$n timeout 300 mpirun -x FAULT_N -np 2 "$T/rank1.sh" "$TALARIA" \
+            reduce -v --tmp-dir tmp -i "$T/proteins.tal" --identity 0.5 -t 1 -o r.fa) \
+            >"$d.log" 2>&1
+        code=$?
+        [ "$code" -ne 124 ] || { fail "rank 1 failing at call $n: the ranks hung"; break; }
+        [ "$code" -eq 0 ] && continue # a failure absorbed (a fallback), or past the end
+        [ "$code" -eq 1 ] || fail "rank 1 failing at call $n: exit $code, expected 1"
+        grep -q 'rank 1.*error' "$d.log" || fail "rank 1's failure at call $n is not named"
+        [ -z "$(ls -A "$d/tmp")" ] || fail "rank 1 failing at call $n left scratch: $(ls "$d/tmp")"
+        [ ! -e "$d/r.fa" ] && [ ! -e "$d/r.deltas.tal" ] || fail "rank 1 failing at call $n left outputs"
+        # after rank 0 began aligning: the failure came while the ranks decide
+        if [ "$n" -gt 1000 ] && grep -q 'rank 0\]: aligning' "$d.log"; then
+            echo "rank 1 failing at call $n, while the ranks decide: every rank stopped"
+            deciding=1
+            break
+        fi
+    done
+    [ "$deciding" -eq 1 ] || fail "no failure of rank 1 landed while the ranks decide"
 fi
-
 finish
