@@ -58,6 +58,13 @@ for set in proteins dna; do
         done
     done
 done
+# -r: several passes, each rank keeping the evidence of what it decided
+run "$T/ratio-1" 0 -i "$T/dna.fa" -r 0.5 -t 2 || fail "one process: reduce -r 0.5 failed"
+run "$T/ratio-np2" 2 -i "$T/dna.fa" -r 0.5 -t 1 >"$T/ratio.log" 2>&1 ||
+    fail "mpirun -np 2: reduce -r 0.5 failed: $(tail -3 "$T/ratio.log")"
+for f in r.fa r.deltas.tal r.members.tsv r.clstr; do
+    cmp -s "$T/ratio-1/$f" "$T/ratio-np2/$f" || fail "mpirun -np 2: $f of -r 0.5 differs from one process's"
+done
 refs=$(grep -c '>' "$T/dna-0.9-1/r.fa")
 [ "$refs" -lt 1500 ] || fail "the nucleotide families did not reduce ($refs references)"
 
