@@ -372,8 +372,15 @@ int cli_mpi_end(const tal_reduce_comm_t *comm, int code, int quiet)
 {
     if (!comm->size) return code;
     /* a failed rank may have left the others inside a collective call: stop them all, with
-     * its exit status (their scratch goes with the signal, as on any kill) */
-    if (code != 0 && comm->size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+     * its exit status (their scratch goes with the signal, as on any kill). mpirun relays
+     * each rank's stderr and may drop what is still on its way when the job is killed:
+     * the message saying what went wrong gets a moment to arrive first. */
+    if (code != 0 && comm->size > 1) {
+        struct timespec ts = {0, 300000000};
+        fflush(stderr);
+        nanosleep(&ts, NULL);
+        MPI_Abort(MPI_COMM_WORLD, code);
+    }
     pthread_mutex_lock(&lock);
     reap(1);
     pthread_mutex_unlock(&lock);

@@ -925,6 +925,7 @@ typedef struct {
     double phase1_s, phase2_s, exchange_s; /* wall time, for the debug log */
     uint64_t waits, wait_ns;               /* for another rank's decision (atomic) */
     int slot;                              /* the shared counter of this batch's claims */
+    int error; /* the first error of a worker taking other ranks' decisions (atomic) */
 } batch_t;
 
 #ifndef NAP_MAX
@@ -1477,6 +1478,9 @@ static int wait_posted(batch_t *b, const uint8_t *flag)
         if (t0 == 0) t0 = tal_now_seconds();
         if (__atomic_load_n(&b->failed, __ATOMIC_RELAXED)) return 0;
         if ((got = take_posted(b)) < 0) {
+            int none = 0;
+            __atomic_compare_exchange_n(&b->error, &none, got, 0, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED);
             announce(b, &b->failed);
             return 0;
         }
@@ -1562,7 +1566,11 @@ static int dataflow(batch_t *b, int threads)
             if (nap < NAP_MAX) nap *= 2;
         }
     }
-    if (rc == 0 && !all) rc = TAL_EIO; /* a worker failed to take the others' decisions */
+    if (rc == 0) rc = __atomic_load_n(&b->error, __ATOMIC_RELAXED);
+    if (rc == 0 && !all) { /* not expected: every failure above has its code */
+        tal_log_error("reduce: a worker stopped before the batch was decided");
+        rc = TAL_EIO;
+    }
     return rc;
 }
 
@@ -1638,6 +1646,7 @@ static int decide_batch(batch_t *b)
          * none starts the next before this batch's broadcast. */
         rc = cm->rank == 0 ? cm->set(cm->ctx, 1 - b->slot, 0) : 0;
         b->n_decided = 0;
+        b->error = 0;
         for (uint64_t r = b->r0; r < b->r1; r++) {
             b->decided[r - b->r0] = (uint8_t)bit_of(b->run->copy, r);
             b->n_decided += b->decided[r - b->r0];
